@@ -1,0 +1,122 @@
+// The nfbench command end to end: what it prints on the bundled data, and
+// that bad input gives `nfbench: FILE:LINE:COL: ...` (or a file offset) on
+// stderr and a non-zero exit.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "tests/netns.h"
+
+namespace nfb {
+namespace {
+
+std::string source_root() {
+  const char* root = std::getenv("NFB_SOURCE_ROOT");
+  return root != nullptr ? root : ".";
+}
+
+CommandResult nfbench(std::vector<std::string> args) {
+  const char* build = std::getenv("NFB_BUILD_ROOT");
+  args.insert(args.begin(), std::string(build != nullptr ? build : ".") + "/tools/nfbench");
+  return run_command(args);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::string write_temp(const std::string& name, const std::string& content) {
+  const std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream(path, std::ios::binary) << content;
+  return path;
+}
+
+TEST(NfbenchRules, PrintsBundledRulesetCanonically) {
+  const CommandResult r = nfbench({"rules", source_root() + "/data/rulesets/docker-28.save"});
+  ASSERT_TRUE(r.ok()) << r.describe();
+  EXPECT_NE(r.out.find("*nat\n"), std::string::npos);
+  EXPECT_NE(r.out.find("-A DOCKER ! -i docker0 -p tcp -m tcp --dport 10000 -j DNAT --to-destination 172.17.0.2:6379\n"),
+            std::string::npos);
+  EXPECT_TRUE(r.err.empty()) << r.err;
+}
+
+TEST(NfbenchRules, ReportsWhereTheInputIsWrong) {
+  const std::string path = write_temp("bad.save", "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j NOSUCHCHAIN\nCOMMIT\n");
+  const CommandResult r = nfbench({"rules", path});
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  EXPECT_EQ(r.err.rfind("nfbench: " + path + ":3:", 0), 0U) << r.err;
+  EXPECT_NE(r.err.find("NOSUCHCHAIN"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty());
+}
+
+TEST(NfbenchRules, MissingFileIsAnError) {
+  const CommandResult r = nfbench({"rules", "/nonexistent/rules.save"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "nfbench: /nonexistent/rules.save: cannot open: No such file or directory\n");
+}
+
+TEST(NfbenchRules, ClassBenchInputIsDetectedAndWrittenBack) {
+  const std::string path = source_root() + "/data/classbench/neurocuts_fw1_1k.rules";
+  const CommandResult r = nfbench({"rules", path});
+  ASSERT_TRUE(r.ok()) << r.describe();
+  EXPECT_EQ(r.out.substr(0, r.out.find('\n') + 1),
+            "@37.184.89.216/29\t37.184.85.16/29\t7648 : 7648\t24032 : 24032\t0x11/0xFF\t0x0000/0x0000\t\n");
+  size_t lines = 0;
+  for (char c : r.out) lines += c == '\n';
+  EXPECT_EQ(lines, 857U);
+}
+
+TEST(NfbenchRules, ClassBenchErrorNamesLineAndColumn) {
+  const std::string path = write_temp("bad.rules", "@1.0.0.0/8\t2.0.0.0/8\t0 : 1\t0 : 1\t0x06/0x0F\n");
+  const CommandResult r = nfbench({"rules", path});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "nfbench: " + path + ":1:39: expected a protocol mask of 0x00 (any) or 0xFF (exact)\n");
+}
+
+TEST(NfbenchParse, CountsEveryFrameOfTheBundledCapture) {
+  const CommandResult r = nfbench({"parse", "--json", source_root() + "/data/captures/docker-host-eth0.pcap"});
+  ASSERT_TRUE(r.ok()) << r.describe();
+  // 154 frames: 150 well-formed IPv4, then ARP, IPv6, an IP total length
+  // beyond the frame and an IP header length of 16 (see tools/gen_sample_capture.py).
+  EXPECT_NE(r.out.find("\"packets\":154"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"parsed\":150"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"invalid\":4"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"invalid_by_reason\":{\"bad_ip_header_length\":1,\"ip_total_length_beyond_frame\":1,"
+                       "\"ipv6_not_handled\":1,\"not_ip\":1}"),
+            std::string::npos)
+      << r.out;
+}
+
+TEST(NfbenchParse, NotACaptureIsAnError) {
+  const std::string path = write_temp("not-a-capture.pcap", "hello, this is text\n");
+  const CommandResult r = nfbench({"parse", path});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("nfbench: " + path + ": offset 0: not a readable pcap or pcapng capture: ", 0), 0U) << r.err;
+}
+
+TEST(NfbenchParse, TruncatedRecordNamesItsOffset) {
+  std::string capture = read_file(source_root() + "/data/captures/docker-host-eth0.pcap");
+  ASSERT_GT(capture.size(), 200U);
+  // 24-byte file header, then the first record: 16-byte header + 60+ bytes. Cut
+  // inside the second record's header.
+  const uint32_t first_len = static_cast<uint8_t>(capture[24 + 8]) | static_cast<uint32_t>(static_cast<uint8_t>(capture[24 + 9])) << 8;
+  const size_t second = 24 + 16 + first_len;
+  const std::string path = write_temp("cut.pcap", capture.substr(0, second + 5));
+  const CommandResult r = nfbench({"parse", path});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("nfbench: " + path + ": offset " + std::to_string(second) + ": bad capture record: ", 0), 0U)
+      << r.err;
+}
+
+TEST(Nfbench, UnknownSubcommandFails) {
+  const CommandResult r = nfbench({"frobnicate"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_FALSE(r.err.empty());
+}
+
+}  // namespace
+}  // namespace nfb
