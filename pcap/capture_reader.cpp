@@ -1,92 +1,248 @@
 #include "pcap/capture_reader.h"
 
-#include <pcap/pcap.h>
+#include <fmt/format.h>
 
-#include <cstdio>
 #include <cstring>
 
+#include "classifier/byte_order.h"
+#include "classifier/input_file.h"
 #include "classifier/load_error.h"
 
 namespace nfb {
-
-struct CaptureReader::PcapHandle {
-  pcap_t* p = nullptr;
-  ~PcapHandle() {
-    if (p != nullptr) pcap_close(p);
-  }
-};
-
 namespace {
 
-// pcap_datalink() answers with DLT_ values; report LINKTYPE_ values, which is
-// what the files hold and what the frame parser takes.
-uint32_t linktype_of(int dlt) {
-  switch (dlt) {
-    case DLT_RAW: return 101;
-#ifdef DLT_IPV4
-    case DLT_IPV4: return 228;
-#endif
-    default: return static_cast<uint32_t>(dlt);
-  }
+constexpr uint32_t kPcapMagicUs = 0xa1b2c3d4;
+constexpr uint32_t kPcapMagicNs = 0xa1b23c4d;
+constexpr uint32_t kPcapngSection = 0x0a0d0d0a;
+constexpr uint32_t kPcapngByteOrder = 0x1a2b3c4d;
+constexpr uint32_t kBlockInterface = 0x00000001;
+constexpr uint32_t kBlockPacketObsolete = 0x00000002;
+constexpr uint32_t kBlockSimplePacket = 0x00000003;
+constexpr uint32_t kBlockEnhancedPacket = 0x00000006;
+constexpr uint32_t kMaxFrame = 262144;  // larger records are taken as corruption
+
+uint32_t load_host32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
 }
 
 }  // namespace
 
-CaptureReader::CaptureReader(const std::string& path) : path_(path), pcap_(std::make_unique<PcapHandle>()) {
-  char errbuf[PCAP_ERRBUF_SIZE] = {};
-  pcap_->p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, errbuf);
-  if (pcap_->p == nullptr) {
-    throw LoadError(SourceLocation{path, 0, 0, 0, true},
-                    std::string("not a readable pcap or pcapng capture: ") + errbuf);
+CaptureReader::CaptureReader(const std::string& path) : path_(path) {
+  const std::string bytes = read_input_file(path);
+  data_.assign(bytes.begin(), bytes.end());
+  if (data_.size() < 4) fail(0, "a pcap or pcapng header, the file is too short");
+  const uint32_t magic = load_host32(data_.data());
+  if (magic == kPcapngSection) {
+    pcapng_ = true;
+    if (data_.size() < 12) fail(0, "a pcapng section header block, the file is too short");
+    const uint32_t bom = load_host32(data_.data() + 8);
+    if (bom == kPcapngByteOrder) {
+      swapped_ = false;
+    } else if (bom == byteswap32(kPcapngByteOrder)) {
+      swapped_ = true;
+    } else {
+      fail(8, "pcapng byte-order magic 0x1a2b3c4d");
+    }
+    first_record_ = 0;
+  } else {
+    swapped_ = magic == byteswap32(kPcapMagicUs) || magic == byteswap32(kPcapMagicNs);
+    const uint32_t m = swapped_ ? byteswap32(magic) : magic;
+    if (m != kPcapMagicUs && m != kPcapMagicNs) {
+      fail(0, fmt::format("pcap magic (a1b2c3d4 or a1b23c4d) or pcapng section header (0a0d0d0a), found {:08x}",
+                          magic));
+    }
+    if (data_.size() < 24) fail(0, "the 24-byte pcap file header, the file is too short");
+    nanosecond_ = m == kPcapMagicNs;
+    const uint16_t major = u16(4);
+    if (major != 2) fail(4, fmt::format("pcap version 2, found {}", major));
+    CaptureInterface iface;
+    iface.snaplen = u32(16);
+    iface.link_type = u32(20) & 0x0fffffffU;  // upper bits: FCS length flags
+    ifaces_.push_back(iface);
+    first_record_ = 24;
   }
-  nanosecond_ = pcap_get_tstamp_precision(pcap_->p) == PCAP_TSTAMP_PRECISION_NANO;
-  link_type_ = linktype_of(pcap_datalink(pcap_->p));
-  // One arena for a burst, never reallocated: a burst ends early when less
-  // than one maximal record (the file's snapshot length) would still fit.
-  const int snap = pcap_snapshot(pcap_->p);
-  max_record_ = snap > 0 && snap < 262144 ? static_cast<uint32_t>(snap) : 262144U;
-  arena_.reserve(8U << 20);
+  pos_ = first_record_;
 }
 
-CaptureReader::~CaptureReader() = default;
+void CaptureReader::fail(uint64_t at, const std::string& what) const {
+  throw LoadError(SourceLocation{path_, 0, 0, at, true}, "expected " + what);
+}
 
-uint64_t CaptureReader::offset() const noexcept {
-  FILE* f = pcap_file(pcap_->p);
-  if (f == nullptr) return 0;
-  long pos = std::ftell(f);
-  return pos < 0 ? 0 : static_cast<uint64_t>(pos);
+uint16_t CaptureReader::u16(uint64_t at) const noexcept {
+  uint16_t v;
+  std::memcpy(&v, data_.data() + at, 2);
+  return swapped_ ? byteswap16(v) : v;
+}
+
+uint32_t CaptureReader::u32(uint64_t at) const noexcept {
+  uint32_t v;
+  std::memcpy(&v, data_.data() + at, 4);
+  return swapped_ ? byteswap32(v) : v;
+}
+
+void CaptureReader::rewind() noexcept { pos_ = first_record_; }
+
+bool CaptureReader::next_pcap(CaptureFrame& f) {
+  if (pos_ == data_.size()) return false;
+  const uint64_t at = pos_;
+  if (data_.size() - at < 16) {
+    fail(at, fmt::format("a 16-byte record header, only {} bytes left (truncated file)", data_.size() - at));
+  }
+  const uint32_t sec = u32(at);
+  const uint32_t frac = u32(at + 4);
+  const uint32_t caplen = u32(at + 8);
+  const uint32_t wirelen = u32(at + 12);
+  if (caplen > kMaxFrame) fail(at, fmt::format("a record length of at most {}, found {}", kMaxFrame, caplen));
+  if (data_.size() - at - 16 < caplen) {
+    fail(at, fmt::format("{} bytes of frame data, only {} left (truncated file)", caplen, data_.size() - at - 16));
+  }
+  f.data = data_.data() + at + 16;
+  f.caplen = caplen;
+  f.wirelen = wirelen < caplen ? caplen : wirelen;
+  f.ts_ns = uint64_t{sec} * 1'000'000'000ULL + (nanosecond_ ? frac : uint64_t{frac} * 1000ULL);
+  f.iface = 0;
+  f.offset = at;
+  pos_ = at + 16 + caplen;
+  return true;
+}
+
+void CaptureReader::read_section_header(uint64_t at, uint32_t block_len) {
+  if (block_len < 28) fail(at, "a section header block of at least 28 bytes");
+  const uint32_t bom = load_host32(data_.data() + at + 8);
+  if (bom == kPcapngByteOrder) {
+    swapped_ = false;
+  } else if (bom == byteswap32(kPcapngByteOrder)) {
+    swapped_ = true;
+  } else {
+    fail(at + 8, "pcapng byte-order magic 0x1a2b3c4d");
+  }
+  const uint16_t major = u16(at + 12);
+  if (major != 1) fail(at + 12, fmt::format("pcapng major version 1, found {}", major));
+  // A new section: interface numbers start again.
+  ng_ifaces_.clear();
+  section_base_ = static_cast<uint32_t>(ifaces_.size());
+}
+
+void CaptureReader::read_interface_block(uint64_t at, uint32_t block_len) {
+  if (block_len < 20) fail(at, "an interface description block of at least 20 bytes");
+  CaptureInterface iface;
+  iface.link_type = u16(at + 8);
+  iface.snaplen = u32(at + 12);
+  PcapngIface ng;
+  // Options: code(2) length(2) value padded to 4, until opt_endofopt or the block's end.
+  uint64_t o = at + 16;
+  const uint64_t end = at + block_len - 4;
+  while (o + 4 <= end) {
+    const uint16_t code = u16(o);
+    const uint16_t len = u16(o + 2);
+    if (code == 0) break;
+    if (o + 4 + len > end) fail(o, "an option that fits inside its interface description block");
+    const uint8_t* v = data_.data() + o + 4;
+    if (code == 2) {  // if_name
+      iface.name.assign(reinterpret_cast<const char*>(v), len);
+      while (!iface.name.empty() && iface.name.back() == '\0') iface.name.pop_back();
+    } else if (code == 9 && len >= 1) {  // if_tsresol
+      const uint8_t r = v[0];
+      const unsigned exp = r & 0x7fU;
+      const bool base2 = (r & 0x80U) != 0;
+      if ((base2 && exp > 63) || (!base2 && exp > 19)) fail(o, "an if_tsresol of at most 10^-19 or 2^-63");
+      uint64_t units = 1;
+      for (unsigned i = 0; i < exp; ++i) units *= base2 ? 2 : 10;
+      ng.units_per_sec = units;
+    } else if (code == 14 && len == 8) {  // if_tsoffset, seconds
+      uint64_t off = uint64_t{u32(o + 4)} | uint64_t{u32(o + 8)} << 32;
+      if (swapped_) off = uint64_t{u32(o + 8)} | uint64_t{u32(o + 4)} << 32;
+      ng.offset_s = static_cast<int64_t>(off);
+    }
+    o += 4 + ((len + 3U) & ~3U);
+  }
+  ifaces_.push_back(std::move(iface));
+  ng_ifaces_.push_back(ng);
+}
+
+bool CaptureReader::next_pcapng(CaptureFrame& f) {
+  while (pos_ < data_.size()) {
+    const uint64_t at = pos_;
+    if (data_.size() - at < 12) fail(at, "a pcapng block of at least 12 bytes (truncated file)");
+    uint32_t type = load_host32(data_.data() + at);
+    if (type != kPcapngSection) type = u32(at);
+    const uint32_t block_len =
+        type == kPcapngSection ? (load_host32(data_.data() + at + 8) == kPcapngByteOrder
+                                      ? load_host32(data_.data() + at + 4)
+                                      : byteswap32(load_host32(data_.data() + at + 4)))
+                               : u32(at + 4);
+    if (block_len < 12 || block_len % 4 != 0) {
+      fail(at + 4, fmt::format("a block length that is a multiple of 4 and at least 12, found {}", block_len));
+    }
+    if (block_len > data_.size() - at) {
+      fail(at, fmt::format("a block of {} bytes, only {} left (truncated file)", block_len, data_.size() - at));
+    }
+    if (type == kPcapngSection) {
+      read_section_header(at, block_len);
+    }
+    if (u32(at + block_len - 4) != block_len) {
+      fail(at + block_len - 4, "the block's trailing length to repeat its leading length");
+    }
+    pos_ = at + block_len;
+    if (type == kPcapngSection) continue;
+    if (type == kBlockInterface) {
+      read_interface_block(at, block_len);
+      continue;
+    }
+    if (type != kBlockEnhancedPacket && type != kBlockSimplePacket && type != kBlockPacketObsolete) continue;
+
+    uint32_t local_iface = 0;
+    uint64_t ts_units = 0;
+    uint32_t caplen = 0;
+    uint32_t wirelen = 0;
+    uint64_t data_at = 0;
+    if (type == kBlockSimplePacket) {
+      if (block_len < 16) fail(at, "a simple packet block of at least 16 bytes");
+      wirelen = u32(at + 8);
+      caplen = wirelen;
+      if (!ng_ifaces_.empty() && ifaces_[section_base_].snaplen != 0 && caplen > ifaces_[section_base_].snaplen) {
+        caplen = ifaces_[section_base_].snaplen;
+      }
+      data_at = at + 12;
+    } else {
+      if (block_len < 32) fail(at, "a packet block of at least 32 bytes");
+      local_iface = type == kBlockEnhancedPacket ? u32(at + 8) : u16(at + 8);
+      ts_units = uint64_t{u32(at + 12)} << 32 | u32(at + 16);
+      caplen = u32(at + 20);
+      wirelen = u32(at + 24);
+      data_at = at + 28;
+    }
+    if (local_iface >= ng_ifaces_.size()) {
+      fail(at + 8, fmt::format("a packet of a declared interface (the section has {}), found interface {}",
+                               ng_ifaces_.size(), local_iface));
+    }
+    if (caplen > kMaxFrame) fail(at + 20, fmt::format("a captured length of at most {}, found {}", kMaxFrame, caplen));
+    if (data_at + caplen > at + block_len - 4) {
+      fail(at + 20, fmt::format("a captured length that fits its block, found {}", caplen));
+    }
+    const PcapngIface& ng = ng_ifaces_[local_iface];
+    const uint64_t secs = ts_units / ng.units_per_sec;
+    const uint64_t rem = ts_units % ng.units_per_sec;
+    // rem * 1e9 / units without overflow for the resolutions that occur.
+    const uint64_t frac_ns = ng.units_per_sec <= 1'000'000'000ULL
+                                 ? rem * (1'000'000'000ULL / ng.units_per_sec)
+                                 : rem / (ng.units_per_sec / 1'000'000'000ULL);
+    f.data = data_.data() + data_at;
+    f.caplen = caplen;
+    f.wirelen = wirelen < caplen ? caplen : wirelen;
+    f.ts_ns = static_cast<uint64_t>(static_cast<int64_t>(secs) + ng.offset_s) * 1'000'000'000ULL + frac_ns;
+    f.iface = section_base_ + local_iface;
+    f.offset = at;
+    return true;
+  }
+  return false;
 }
 
 size_t CaptureReader::next_burst(std::span<CaptureFrame> out) {
-  arena_.clear();
   size_t n = 0;
-  // Offsets into the arena first: it may grow (and move) while the burst fills.
-  size_t starts[1024];
-  const size_t max = out.size() < 1024 ? out.size() : 1024;
-  while (n < max && arena_.capacity() - arena_.size() >= max_record_) {
-    const uint64_t record_offset = offset();
-    pcap_pkthdr* header = nullptr;
-    const u_char* bytes = nullptr;
-    const int rc = pcap_next_ex(pcap_->p, &header, &bytes);
-    if (rc == PCAP_ERROR_BREAK) break;  // end of file
-    if (rc != 1) {
-      throw LoadError(SourceLocation{path_, 0, 0, record_offset, true},
-                      std::string("bad capture record: ") + pcap_geterr(pcap_->p));
-    }
-    if (header->caplen > max_record_) {
-      throw LoadError(SourceLocation{path_, 0, 0, record_offset, true},
-                      "capture record longer than the file's snapshot length");
-    }
-    starts[n] = arena_.size();
-    arena_.insert(arena_.end(), bytes, bytes + header->caplen);
-    CaptureFrame& f = out[n];
-    f.caplen = header->caplen;
-    f.wirelen = header->len;
-    const uint64_t frac = static_cast<uint64_t>(header->ts.tv_usec);
-    f.ts_ns = static_cast<uint64_t>(header->ts.tv_sec) * 1'000'000'000ULL + (nanosecond_ ? frac : frac * 1000);
-    ++n;
-  }
-  for (size_t i = 0; i < n; ++i) out[i].data = arena_.data() + starts[i];
+  while (n < out.size() && (pcapng_ ? next_pcapng(out[n]) : next_pcap(out[n]))) ++n;
   return n;
 }
 

@@ -1,59 +1,85 @@
-// Reading capture files (pcap, pcapng) frame by frame, in bursts.
+// Reading capture files: classic pcap (micro- and nanosecond, either byte
+// order) and pcapng (several interfaces with their names, link types and
+// timestamp resolutions; comments, statistics and unknown blocks skipped).
 //
-// Control plane opens the file (throws LoadError with the file name and, for a
-// malformed record, the byte offset); next_burst() then hands out frames whose
-// bytes stay valid until the following call. Frames are copied into one arena
-// per burst so a whole burst can be parsed in one staged pass.
+// The whole file is read into memory once (like tcpreplay -K), checked as it
+// is walked, and handed out in bursts of frames that point into that memory,
+// so a replay can loop over it without copying. Why not libpcap: it reads
+// pcapng but does not say which interface a packet came in on, and the
+// pipeline needs that to know a frame's ingress interface.
 //
-// Built on libpcap, which reads pcap (micro- and nanosecond) and pcapng files
-// whose interfaces share one link type.
+// Errors throw LoadError with the file name and the byte offset of the block
+// or record at fault, saying what was expected.
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 namespace nfb {
 
-/// One frame of a capture. data points into the reader's arena.
+/// One interface of a capture. Classic pcap files have exactly one, unnamed.
+struct CaptureInterface {
+  std::string name;        // pcapng if_name, "" when absent
+  uint32_t link_type = 0;  // LINKTYPE_ number (1 Ethernet, 101 raw, 113 SLL, 276 SLL2, ...)
+  uint32_t snaplen = 0;
+};
+
+/// One frame of a capture; data points into the reader's copy of the file.
 struct CaptureFrame {
   const uint8_t* data = nullptr;
   uint32_t caplen = 0;   // bytes captured (what data holds)
   uint32_t wirelen = 0;  // bytes on the wire (caplen < wirelen: cut by snaplen)
-  uint64_t ts_ns = 0;    // timestamp, nanoseconds since the epoch
+  uint64_t ts_ns = 0;    // nanoseconds since the epoch
+  uint32_t iface = 0;    // index into interfaces()
+  uint64_t offset = 0;   // file offset of the record
 };
 
 class CaptureReader {
  public:
-  /// Opens PATH. Throws LoadError when the file is missing or not a capture.
+  /// Reads PATH into memory and checks its header. Throws LoadError.
   explicit CaptureReader(const std::string& path);
-  ~CaptureReader();
-  CaptureReader(const CaptureReader&) = delete;
-  CaptureReader& operator=(const CaptureReader&) = delete;
 
-  /// The capture's link type as a pcap LINKTYPE_ number (1 Ethernet, 101 raw
-  /// IP, 113 Linux SLL, 276 Linux SLL2, 228 IPv4).
-  uint32_t link_type() const noexcept { return link_type_; }
   const std::string& path() const noexcept { return path_; }
+  bool is_pcapng() const noexcept { return pcapng_; }
+  /// Interfaces seen so far (pcapng may declare more as it goes; all of a
+  /// section's interfaces precede its packets that use them).
+  const std::vector<CaptureInterface>& interfaces() const noexcept { return ifaces_; }
+  /// Link type of the first interface (0 before any is declared).
+  uint32_t link_type() const noexcept { return ifaces_.empty() ? 0 : ifaces_[0].link_type; }
 
-  /// Fills up to out.size() frames; returns how many (0 at the end of the
-  /// file). Throws LoadError naming the file offset if a record is truncated
-  /// or malformed. Frames stay valid until the next call.
+  /// Fills up to out.size() frames; 0 at the end. Throws LoadError on a
+  /// malformed record. Frames stay valid as long as the reader lives.
   size_t next_burst(std::span<CaptureFrame> out);
-
-  /// Byte offset in the file of the next record (for error messages).
-  uint64_t offset() const noexcept;
+  /// Starts again from the first frame (for --loop).
+  void rewind() noexcept;
+  /// Byte offset of the next block or record.
+  uint64_t offset() const noexcept { return pos_; }
 
  private:
+  struct PcapngIface {
+    uint64_t units_per_sec = 1'000'000;  // if_tsresol, default microseconds
+    int64_t offset_s = 0;                // if_tsoffset
+  };
+  [[noreturn]] void fail(uint64_t at, const std::string& what) const;
+  uint16_t u16(uint64_t at) const noexcept;
+  uint32_t u32(uint64_t at) const noexcept;
+  bool next_pcap(CaptureFrame& f);
+  bool next_pcapng(CaptureFrame& f);
+  void read_section_header(uint64_t at, uint32_t block_len);
+  void read_interface_block(uint64_t at, uint32_t block_len);
+
   std::string path_;
-  struct PcapHandle;
-  std::unique_ptr<PcapHandle> pcap_;
-  uint32_t link_type_ = 0;
-  bool nanosecond_ = false;
-  uint32_t max_record_ = 0;
-  std::vector<uint8_t> arena_;
+  std::vector<uint8_t> data_;
+  bool pcapng_ = false;
+  bool swapped_ = false;      // file byte order differs from the machine's
+  bool nanosecond_ = false;   // classic pcap
+  uint64_t first_record_ = 0;
+  uint64_t pos_ = 0;
+  std::vector<CaptureInterface> ifaces_;
+  std::vector<PcapngIface> ng_ifaces_;  // per interface of the current section
+  uint32_t section_base_ = 0;           // index in ifaces_ of the section's first interface
 };
 
 }  // namespace nfb

@@ -344,7 +344,7 @@ CommandResult NetnsSandbox::run(const std::vector<std::string>& argv, std::strin
 }
 
 void NetnsSandbox::restore(std::string_view ruleset, bool counters) const {
-  std::vector<std::string> argv{"iptables-legacy-restore"};
+  std::vector<std::string> argv{"iptables-legacy-restore", "--wait=30"};
   if (counters) argv.emplace_back("--counters");
   const CommandResult r = run(argv, ruleset);
   if (!r.ok()) throw std::runtime_error("iptables-legacy-restore in " + name_ + ": " + r.describe());
@@ -368,7 +368,7 @@ std::optional<std::string> NetnsSandbox::unavailable_reason() {
     }
     try {
       const NetnsSandbox probe;
-      const CommandResult r = probe.run({"iptables-legacy-restore"}, "*filter\nCOMMIT\n");
+      const CommandResult r = probe.run({"iptables-legacy-restore", "--wait=30"}, "*filter\nCOMMIT\n");
       if (!r.ok()) return "iptables-legacy-restore fails inside a network namespace: " + r.describe();
       const CommandResult s = probe.run({"iptables-legacy-save"});
       if (!s.ok() || s.out.find("*filter") == std::string::npos) {

@@ -95,7 +95,9 @@ TEST(NfbenchParse, NotACaptureIsAnError) {
   const std::string path = write_temp("not-a-capture.pcap", "hello, this is text\n");
   const CommandResult r = nfbench({"parse", path});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.err.rfind("nfbench: " + path + ": offset 0: not a readable pcap or pcapng capture: ", 0), 0U) << r.err;
+  EXPECT_EQ(r.err, "nfbench: " + path +
+                       ": offset 0: expected pcap magic (a1b2c3d4 or a1b23c4d) or pcapng section header "
+                       "(0a0d0d0a), found 6c6c6568\n");
 }
 
 TEST(NfbenchParse, TruncatedRecordNamesItsOffset) {
@@ -108,8 +110,8 @@ TEST(NfbenchParse, TruncatedRecordNamesItsOffset) {
   const std::string path = write_temp("cut.pcap", capture.substr(0, second + 5));
   const CommandResult r = nfbench({"parse", path});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.err.rfind("nfbench: " + path + ": offset " + std::to_string(second) + ": bad capture record: ", 0), 0U)
-      << r.err;
+  EXPECT_EQ(r.err, "nfbench: " + path + ": offset " + std::to_string(second) +
+                       ": expected a 16-byte record header, only 5 bytes left (truncated file)\n");
 }
 
 TEST(Nfbench, UnknownSubcommandFails) {

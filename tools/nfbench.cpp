@@ -57,14 +57,14 @@ int cmd_parse(const std::string& path, bool json) {
   ParseCounters counters;
   uint64_t bytes = 0;
   uint64_t cut_by_snaplen = 0;
-  const auto link = static_cast<LinkType>(reader.link_type());
   while (size_t n = reader.next_burst(frames)) {
     for (size_t i = 0; i < n; ++i) {
-      refs[i] = FrameRef{frames[i].data, frames[i].caplen, 0, link};
+      const auto link = static_cast<LinkType>(reader.interfaces()[frames[i].iface].link_type);
+      refs[i] = FrameRef{frames[i].data, frames[i].caplen, static_cast<uint16_t>(frames[i].iface), link};
       bytes += frames[i].wirelen;
       cut_by_snaplen += frames[i].caplen < frames[i].wirelen;
     }
-    parse_burst(std::span(refs.data(), n), link, keys, status, counters);
+    parse_burst(std::span(refs.data(), n), keys, status, counters);
   }
   if (json) {
     nlohmann::json j;
