@@ -97,7 +97,7 @@ TEST(NfbenchParse, NotACaptureIsAnError) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "nfbench: " + path +
                        ": offset 0: expected pcap magic (a1b2c3d4 or a1b23c4d) or pcapng section header "
-                       "(0a0d0d0a), found 6c6c6568\n");
+                       "(0a0d0d0a), found bytes 68 65 6c 6c\n");
 }
 
 TEST(NfbenchParse, TruncatedRecordNamesItsOffset) {

@@ -101,7 +101,7 @@ def main():
     # Frames that are not IPv4 or are malformed: counted, never lost.
     frames.append(eth(bytes(28), ethertype=0x0806))                       # ARP
     frames.append(eth(bytes.fromhex("6000000000083a40") + bytes(40), ethertype=0x86DD))  # IPv6
-    frames.append(eth(tcp("203.0.113.40", HOST_IP, 1, 2, 0x02)[:30]))      # IP total length beyond frame
+    frames.append(eth(tcp("203.0.113.40", HOST_IP, 1, 2, 0x18, payload=bytes(100))[:30]))  # total length beyond frame
     bad = bytearray(tcp("203.0.113.41", HOST_IP, 1, 2, 0x02)); bad[0] = 0x44
     frames.append(eth(bytes(bad)))                                         # header length 16 < 20
     with open(out, "wb") as f:
