@@ -7,15 +7,21 @@
 #include <nlohmann/json.hpp>
 
 #include <array>
+#include <cstring>
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include <chrono>
+#include <fstream>
+
 #include "classifier/classbench.h"
 #include "classifier/frame_parser.h"
+#include "classifier/host.h"
 #include "classifier/input_file.h"
 #include "classifier/iptables_save.h"
 #include "classifier/load_error.h"
+#include "classifier/pipeline.h"
 #include "pcap/capture_reader.h"
 
 namespace nfb {
@@ -95,6 +101,163 @@ int cmd_parse(const std::string& path, bool json) {
   return 0;
 }
 
+struct ReplayOptions {
+  std::string rules;
+  std::string capture;
+  std::string host_addrs;
+  std::string host_routes;
+  std::string in_iface = "eth0";
+  std::string save_counters;
+  bool trace = false;
+  bool conntrack = false;
+  bool fast_path = true;
+  bool json = false;
+};
+
+void write_text_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  if (!out) throw LoadError(SourceLocation{path}, "cannot write the file");
+}
+
+// Replays a capture through the netfilter pipeline of a host. Every frame
+// read is in exactly one bucket: invalid (did not parse), or one of the
+// pipeline's fates (emitted: forwarded or delivered; or dropped, by reason).
+int cmd_replay(const ReplayOptions& o) {
+  const Ruleset rules = load_iptables_save_file(o.rules);
+  if (o.host_addrs.empty() != o.host_routes.empty()) {
+    throw std::invalid_argument("--host-addrs and --host-routes go together");
+  }
+  const HostModel host = o.host_addrs.empty() ? default_docker_host() : load_host(o.host_addrs, o.host_routes);
+  PipelineConfig config;
+  config.fast_path = o.fast_path && !o.trace;
+  auto pipeline = Pipeline::build(rules, host, config);
+  std::string trace;
+  if (o.trace) pipeline->set_trace(&trace);
+
+  CaptureReader reader(o.capture);
+  // Ingress interface of every capture interface: its pcapng name, or
+  // --in-iface for frames whose interface has no name (classic pcap).
+  std::vector<uint16_t> ingress;
+  const auto ingress_of = [&](uint32_t capture_iface) -> uint16_t {
+    while (ingress.size() < reader.interfaces().size()) {
+      const CaptureInterface& ci = reader.interfaces()[ingress.size()];
+      const std::string& name = ci.name.empty() ? o.in_iface : ci.name;
+      const auto id = host.iface_id(name);
+      if (!id) {
+        throw LoadError(SourceLocation{o.capture},
+                        fmt::format("capture interface {} is \"{}\", which the host does not have", ingress.size(),
+                                    name));
+      }
+      ingress.push_back(*id);
+    }
+    return ingress[capture_iface];
+  };
+
+  constexpr size_t kBurst = 32;
+  constexpr size_t kMaxFrame = 65535 + 64;
+  std::array<CaptureFrame, kBurst> frames;
+  std::array<FrameRef, kBurst> refs;
+  std::array<PacketKey, kBurst> keys;
+  std::array<ParseStatus, kBurst> status;
+  std::array<PacketIn, kBurst> in;
+  std::array<PacketOut, kBurst> out;
+  std::vector<uint8_t> buffers(kBurst * kMaxFrame);  // frames are rewritten by NAT: work on copies
+  ParseCounters parse;
+  uint64_t packets = 0, bytes = 0, last_ts = 0, first_ts = 0;
+  const auto start = std::chrono::steady_clock::now();
+  while (size_t n = reader.next_burst(frames)) {
+    size_t m = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const CaptureFrame& f = frames[i];
+      const uint32_t len = f.caplen < kMaxFrame ? f.caplen : static_cast<uint32_t>(kMaxFrame);
+      uint8_t* copy = buffers.data() + i * kMaxFrame;
+      std::memcpy(copy, f.data, len);
+      const auto link = static_cast<LinkType>(reader.interfaces()[f.iface].link_type);
+      refs[i] = FrameRef{copy, len, ingress_of(f.iface), link};
+      if (packets == 0) first_ts = f.ts_ns;
+      ++packets;
+      bytes += f.wirelen;
+      last_ts = f.ts_ns;
+    }
+    parse_burst(std::span(refs.data(), n), keys, status, parse);
+    for (size_t i = 0; i < n; ++i) {
+      if (status[i] != ParseStatus::Ok) continue;
+      in[m] = PacketIn{keys[i], buffers.data() + i * kMaxFrame, refs[i].len, refs[i].ifindex, frames[i].ts_ns};
+      ++m;
+    }
+    pipeline->process(std::span(in.data(), m), std::span(out.data(), m));
+    if (o.trace && !trace.empty()) {
+      std::fputs(trace.c_str(), stdout);
+      trace.clear();
+    }
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const PipelineStats& st = pipeline->stats();
+  uint64_t emitted = 0, dropped = 0;
+  for (size_t f = 0; f < kFateCount; ++f) {
+    (fate_emitted(static_cast<Fate>(f)) ? emitted : dropped) += st.by_fate[f];
+  }
+  const uint64_t invalid = parse.rejected();
+
+  if (!o.save_counters.empty()) {
+    WriteOptions wo;
+    wo.counters = true;
+    write_text_file(o.save_counters, write_iptables_save(pipeline->counters_ruleset(), wo));
+  }
+  if (o.conntrack) {
+    std::string table;
+    pipeline->conntrack().dump(table, last_ts);
+    std::fputs(table.c_str(), stdout);
+    std::fprintf(stderr, "conntrack v1.4.7 (conntrack-tools): %zu flow entries have been shown.\n",
+                 pipeline->conntrack().size());
+  }
+  const double mpps = seconds > 0 ? static_cast<double>(packets) / seconds / 1e6 : 0;
+  if (o.json) {
+    nlohmann::json j;
+    j["packets"] = packets;
+    j["bytes"] = bytes;
+    j["seconds"] = seconds;
+    j["mpps"] = mpps;
+    j["emitted"] = emitted;
+    j["dropped"] = dropped;
+    j["invalid"] = invalid;
+    j["fast_path_packets"] = st.fast_path_packets;
+    nlohmann::json fates = nlohmann::json::object();
+    for (size_t f = 0; f < kFateCount; ++f) {
+      if (st.by_fate[f] != 0) fates[fate_name(static_cast<Fate>(f))] = st.by_fate[f];
+    }
+    j["fates"] = fates;
+    nlohmann::json reasons = nlohmann::json::object();
+    for (size_t i = 1; i < kParseStatusCount; ++i) {
+      if (parse.by_status[i] != 0) reasons[parse_status_name(static_cast<ParseStatus>(i))] = parse.by_status[i];
+    }
+    j["invalid_by_reason"] = reasons;
+    j["conntrack_entries"] = pipeline->conntrack().size();
+    fmt::print("{}\n", j.dump());
+    return 0;
+  }
+  const double capture_s = last_ts > first_ts ? static_cast<double>(last_ts - first_ts) / 1e9 : 0;
+  fmt::print("Actual: {} packets ({} bytes) replayed in {:.6f} seconds (capture spans {:.6f} s)\n", packets, bytes,
+             seconds, capture_s);
+  fmt::print("Rated: {:.1f} Bps, {:.3f} Mbps, {:.3f} Mpps\n", seconds > 0 ? static_cast<double>(bytes) / seconds : 0,
+             seconds > 0 ? static_cast<double>(bytes) * 8 / seconds / 1e6 : 0, mpps);
+  fmt::print("Flows: {} conntrack entries at the end\n", pipeline->conntrack().size());
+  fmt::print("Verdicts: {} emitted, {} dropped, {} invalid (fast path: {} packets)\n", emitted, dropped, invalid,
+             st.fast_path_packets);
+  for (size_t f = 0; f < kFateCount; ++f) {
+    if (st.by_fate[f] == 0) continue;
+    const auto fate = static_cast<Fate>(f);
+    fmt::print("  {:>8}  {:<22} {}\n", st.by_fate[f], fate_name(fate), fate_description(fate));
+  }
+  for (size_t i = 1; i < kParseStatusCount; ++i) {
+    if (parse.by_status[i] == 0) continue;
+    const auto s = static_cast<ParseStatus>(i);
+    fmt::print("  {:>8}  {:<22} invalid: {}\n", parse.by_status[i], parse_status_name(s), parse_status_description(s));
+  }
+  return 0;
+}
+
 }  // namespace
 }  // namespace nfb
 
@@ -125,11 +288,29 @@ int main(int argc, char** argv) {
   parse->add_option("CAPTURE", capture_file, "pcap or pcapng file")->required();
   parse->add_flag("--json", parse_json, "print one JSON object");
 
+  ReplayOptions replay_opts;
+  bool no_fast_path = false;
+  CLI::App* replay = app.add_subcommand(
+      "replay", "Replay a capture through the host's netfilter pipeline (raw, conntrack, nat, routing, filter)");
+  replay->add_option("CAPTURE", replay_opts.capture, "pcap or pcapng file")->required();
+  replay->add_option("--rules", replay_opts.rules, "iptables-save file of the host")->required();
+  replay->add_option("--host-addrs", replay_opts.host_addrs, "the host's `ip -j addr` (default: the Docker host)");
+  replay->add_option("--host-routes", replay_opts.host_routes, "the host's `ip -j route`");
+  replay->add_option("--in-iface", replay_opts.in_iface,
+                     "ingress interface of frames whose capture interface has no name (default eth0)");
+  replay->add_option("--save-counters", replay_opts.save_counters, "write the counters as iptables-save -c");
+  replay->add_flag("--trace", replay_opts.trace, "print every packet's path as kernel TRACE lines");
+  replay->add_flag("--conntrack", replay_opts.conntrack, "print the conntrack table at the end (conntrack -L)");
+  replay->add_flag("--no-fast-path", no_fast_path, "walk the chains for every packet");
+  replay->add_flag("--json", replay_opts.json, "print one JSON object");
+
   CLI11_PARSE(app, argc, argv);
+  replay_opts.fast_path = !no_fast_path;
 
   try {
     if (*rules) return cmd_rules(rules_file, rules_in, rules_out, rules_counters);
     if (*parse) return cmd_parse(capture_file, parse_json);
+    if (*replay) return cmd_replay(replay_opts);
   } catch (const LoadError& e) {
     std::fprintf(stderr, "nfbench: %s\n", e.what());
     return 1;

@@ -1,0 +1,356 @@
+#include "classifier/pipeline.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "classifier/nat.h"
+
+namespace nfb {
+
+const char* fate_name(Fate f) noexcept {
+  switch (f) {
+#define NFB_FATE_NAME(name, str, desc) \
+  case Fate::name:                     \
+    return str;
+    NFB_FATE_LIST(NFB_FATE_NAME)
+#undef NFB_FATE_NAME
+  }
+  return "invalid";
+}
+
+const char* fate_description(Fate f) noexcept {
+  switch (f) {
+#define NFB_FATE_DESC(name, str, desc) \
+  case Fate::name:                     \
+    return desc;
+    NFB_FATE_LIST(NFB_FATE_DESC)
+#undef NFB_FATE_DESC
+  }
+  return "invalid";
+}
+
+namespace {
+
+constexpr size_t table_index(TableId t) noexcept { return static_cast<size_t>(t); }
+
+// What a recorded path is keyed by, besides the entry and direction: the
+// packet's ctstate bits and the entry's status bits. Rules that look only at
+// those (and at the entry's tuples, which never change) cannot take a packet
+// of the same key down another path; anything else they look at can.
+constexpr uint32_t kVaryCoveredByKey = kVaryCtState | kVaryCtDir | kVaryCtStatus;
+constexpr uint32_t kVaryBlocksFastPath = kVaryAll & ~kVaryCoveredByKey;
+
+uint8_t status_key(const CtEntry& e) noexcept { return static_cast<uint8_t>(e.status & 0x0fU); }
+
+Fate fate_of(const WalkResult& r) noexcept {
+  if (r.hotdrop) return Fate::DroppedByMatch;
+  if (r.verdict == WalkResult::Reject) return Fate::RejectedByRule;
+  return r.by_policy ? Fate::DroppedByPolicy : Fate::DroppedByRule;
+}
+
+// The matches' view of a conntrack tuple uses the kernel's layout: for ICMP
+// the id sits in sport and (type << 8 | code) in dport.
+CtTupleView view_of(const Tuple& t) noexcept {
+  const uint16_t dport =
+      t.proto == kProtoIcmp ? static_cast<uint16_t>((t.icmp_type << 8) | t.icmp_code) : t.dport;
+  return CtTupleView{t.src, t.dst, t.sport, dport, t.proto};
+}
+
+}  // namespace
+
+// Per-packet bookkeeping of the walks: the counters the packet incremented
+// (for the fast path), what the tested rules look at, and whether anything
+// happened that a replayed path could not reproduce. Lives on the stack.
+struct Pipeline::Walked {
+  static constexpr uint32_t kMaxPath = 64;
+  static constexpr uint32_t kMaxEvents = 256;
+  std::array<uint32_t, kMaxPath> path_storage{};
+  std::array<WalkEvent, kMaxEvents> event_storage{};
+  PathBuffer path{path_storage.data(), kMaxPath, 0, 0};
+  EventBuffer events{event_storage.data(), kMaxEvents, 0, 0};
+  uint32_t counter[kMaxFastPath]{};
+  uint8_t table_of[kMaxFastPath]{};
+  uint32_t length = 0;
+  bool overflow = false;
+  uint32_t vary = 0;
+  bool side_effects = false;
+  uint8_t ct_status = 0;  // the entry's status bits the walks saw
+};
+
+Pipeline::Pipeline(const Ruleset& ruleset, const HostModel& host, const PipelineConfig& config)
+    : host_(host), config_(config), ruleset_(ruleset), ct_(config.conntrack), nat_(ct_) {
+  WalkOptions opts;
+  opts.match = config.match;
+  opts.initial_counters_from_table = config.counters_from_ruleset;
+  for (const Table& t : ruleset_.tables) {
+    walkers_[table_index(t.id)] = std::make_unique<ChainWalker>(ChainWalker::build(t, host_, opts));
+  }
+  if (config_.fast_path) paths_.resize(ct_.capacity() * 2);
+}
+
+std::unique_ptr<Pipeline> Pipeline::build(const Ruleset& ruleset, const HostModel& host,
+                                          const PipelineConfig& config) {
+  return std::unique_ptr<Pipeline>(new Pipeline(ruleset, host, config));
+}
+
+Ruleset Pipeline::counters_ruleset() const {
+  Ruleset out = ruleset_;
+  for (const auto& w : walkers_) {
+    if (w) w->store_counters(out);
+  }
+  return out;
+}
+
+WalkResult Pipeline::walk(TableId table, Hook hook, MatchContext& ctx, Walked& w) noexcept {
+  ChainWalker* walker = walkers_[table_index(table)].get();
+  if (walker == nullptr) return WalkResult{};  // no such table: nothing to walk, accept
+  w.path.clear();
+  w.events.clear();
+  const WalkSinks sinks{trace_ != nullptr ? &w.events : nullptr, &w.path};
+  WalkResult r = walker->walk(hook, ctx, sinks);
+  stats_.rules_tested += r.rules_tested;
+  w.vary |= r.vary;
+  if (r.nat != nullptr || r.untrack || r.trace || r.mark_changed || r.connmark_changed ||
+      r.ct_template != nullptr) {
+    w.side_effects = true;
+  }
+  if (w.path.dropped != 0) w.overflow = true;
+  for (uint32_t index : w.path.items()) {
+    if (w.length == kMaxFastPath) {
+      w.overflow = true;
+      break;
+    }
+    w.counter[w.length] = index;
+    w.table_of[w.length] = static_cast<uint8_t>(table);
+    ++w.length;
+  }
+  if (trace_ != nullptr) {
+    for (const WalkEvent& ev : w.events.items()) {
+      if (ev.kind == WalkEvent::Kind::Log) {
+        w.side_effects = true;
+        continue;
+      }
+      const char* kind = ev.kind == WalkEvent::Kind::TraceRule     ? "rule"
+                         : ev.kind == WalkEvent::Kind::TraceReturn ? "return"
+                                                                   : "policy";
+      const PacketKey& k = *ctx.key;
+      const auto iface = [&](uint16_t id) -> std::string {
+        return id == kNoIface || id >= host_.iface_count() ? std::string() : host_.iface(id).name;
+      };
+      fmt::format_to(std::back_inserter(*trace_), "TRACE: {}:{}:{}:{} IN={} OUT={} SRC={} DST={} LEN={} ",
+                     table_name(table), walker->chain_name(ev.chain), kind, ev.rulenum, iface(ctx.in_iface),
+                     iface(ctx.out_iface), format_ipv4(k.src_ip), format_ipv4(k.dst_ip), k.l3_len);
+      if (k.proto == kProtoTcp || k.proto == kProtoUdp) {
+        fmt::format_to(std::back_inserter(*trace_), "PROTO={} SPT={} DPT={}\n", k.proto == kProtoTcp ? "TCP" : "UDP",
+                       k.src_port, k.dst_port);
+      } else if (k.proto == kProtoIcmp) {
+        fmt::format_to(std::back_inserter(*trace_), "PROTO=ICMP TYPE={} CODE={}\n", k.icmp_type, k.icmp_code);
+      } else {
+        fmt::format_to(std::back_inserter(*trace_), "PROTO={}\n", k.proto);
+      }
+    }
+  }
+  return r;
+}
+
+void Pipeline::fill_ct_view(MatchContext& ctx, const CtResult& r) const noexcept {
+  CtView v;
+  v.state_bits = ct_.state_bits(r);
+  v.reply_dir = r.dir == CtDir::Reply;
+  const CtEntry* e = r.has_entry() ? ct_.entry(r.entry) : nullptr;
+  if (e != nullptr) {
+    v.present = true;
+    v.status_bits = static_cast<uint8_t>(e->status & 0x0fU);  // the kernel's low IPS_* bits
+    v.ctmark = e->mark;
+    v.expire_s = e->has(ct_status::kConfirmed) && e->deadline_ns > ctx.now_ns
+                     ? static_cast<uint32_t>((e->deadline_ns - ctx.now_ns) / 1'000'000'000ULL)
+                     : e->timeout_s;
+    v.orig = view_of(e->tuple[dir_index(CtDir::Original)]);
+    v.reply = view_of(e->tuple[dir_index(CtDir::Reply)]);
+  }
+  ctx.ct = v;
+}
+
+bool Pipeline::try_fast_path(PacketIn& p, PacketOut& out, const CtResult& r) noexcept {
+  const CtEntry* e = ct_.entry(r.entry);
+  if (e == nullptr) return false;
+  FlowPath& fp = paths_[static_cast<size_t>(r.entry) * 2 + dir_index(r.dir)];
+  const uint8_t state = ct_.state_bits(r);
+  if (fp.entry_id != e->id || fp.ct_state != state || fp.ct_status != status_key(*e)) return false;
+  for (uint32_t i = 0; i < fp.length; ++i) {
+    walkers_[fp.table_of[i]]->count(fp.counter[i], p.key.l3_len);
+  }
+  const auto fate = static_cast<Fate>(fp.fate);
+  if (fate_emitted(fate)) {
+    // The same rewrites as the walked path: destination at PREROUTING, source
+    // at POSTROUTING/INPUT, both from the entry's bindings.
+    if (!nat_apply(*e, r.dir, NatManip::Dst, p.key, p.frame, p.len) ||
+        !nat_apply(*e, r.dir, NatManip::Src, p.key, p.frame, p.len)) {
+      return false;  // the walked path decides how such a packet dies
+    }
+  }
+  out.fate = fate;
+  out.out_iface = fp.out_iface;
+  out.ct_state = state;
+  out.fast_path = true;
+  return true;
+}
+
+void Pipeline::record_fast_path(const CtResult& r, const Walked& w, Fate fate, uint16_t out_iface) noexcept {
+  if (!config_.fast_path || !r.has_entry() || w.overflow || w.side_effects) return;
+  if ((w.vary & kVaryBlocksFastPath) != 0) return;
+  const CtEntry* e = ct_.entry(r.entry);
+  if (e == nullptr) return;
+  FlowPath& fp = paths_[static_cast<size_t>(r.entry) * 2 + dir_index(r.dir)];
+  fp.entry_id = e->id;
+  fp.ct_state = ct_.state_bits(r);
+  fp.ct_status = w.ct_status;
+  fp.length = static_cast<uint8_t>(w.length);
+  std::copy_n(w.counter, w.length, fp.counter);
+  std::copy_n(w.table_of, w.length, fp.table_of);
+  fp.fate = static_cast<uint8_t>(fate);
+  fp.out_iface = out_iface;
+}
+
+Fate Pipeline::run_one(PacketIn& p, PacketOut& out) noexcept {
+  PacketKey& key = p.key;
+  // The kernel reassembles fragments before raw PREROUTING (nf_defrag_ipv4);
+  // the model does not yet, so a fragment is counted apart, never walked.
+  if (key.is_fragment()) return Fate::DroppedFragment;
+
+  MatchContext ctx;
+  ctx.key = &key;
+  ctx.frame = p.frame;
+  ctx.frame_len = p.len;
+  ctx.in_iface = p.in_iface;
+  ctx.out_iface = kNoIface;
+  ctx.hook = Hook::Prerouting;
+  ctx.now_ns = p.ts_ns;
+  ctx.host = &host_;
+  ctx.nf_trace = trace_ != nullptr;
+  Walked w;
+
+  // raw PREROUTING: before conntrack, so no entry is attached yet.
+  WalkResult r = walk(TableId::Raw, Hook::Prerouting, ctx, w);
+  if (r.verdict != WalkResult::Accept) return fate_of(r);
+  // Every packet walks raw (it comes before conntrack, so before the fast
+  // path can know the flow): a recorded path starts after it.
+  w.length = 0;
+  w.vary = 0;
+  w.overflow = false;
+  w.side_effects = r.trace;  // a TRACE rule in raw: this packet is traced, walk it
+
+  CtResult ct;
+  if (r.untrack) {
+    ctx.ct = CtView{};
+    ctx.ct.state_bits = kCtUntracked;
+  } else {
+    ct = ct_.process(key, p.frame, p.len, p.ts_ns, true);
+    if (ct.verdict == CtVerdict::Drop) return Fate::DroppedByConntrack;
+    fill_ct_view(ctx, ct);
+    w.ct_status = ctx.ct.status_bits;
+  }
+  out.ct_state = ctx.ct.state_bits;
+  const auto dropped = [&](Fate f) {
+    ct_.discard(ct);
+    return f;
+  };
+
+  if (config_.fast_path && trace_ == nullptr && ct.has_entry() && !ct.created && try_fast_path(p, out, ct)) {
+    ++stats_.fast_path_packets;
+    if (!ct_.confirm(ct, p.ts_ns)) return Fate::DroppedByConntrack;
+    return out.fate;
+  }
+  ++stats_.walked_packets;
+
+  r = walk(TableId::Mangle, Hook::Prerouting, ctx, w);
+  if (r.verdict != WalkResult::Accept) return dropped(fate_of(r));
+
+  // nat PREROUTING: only a connection's first packet walks it (INVALID and
+  // untracked packets never do); every packet then gets the binding's rewrite.
+  if (ct.has_entry()) {
+    CtEntry* e = ct_.entry(ct.entry);
+    if (ct.state == kCtNew && !e->has(ct_status::kDstNatDone)) {
+      r = walk(TableId::Nat, Hook::Prerouting, ctx, w);
+      w.side_effects = true;
+      if (r.verdict != WalkResult::Accept) return dropped(fate_of(r));
+      const NatContext nctx{Hook::Prerouting, p.in_iface, kNoIface, 0, &host_, &nat_};
+      const bool bound = r.nat != nullptr ? nat_bind(ct_, ct.entry, NatManip::Dst, *r.nat, nctx)
+                                          : nat_null_binding(ct_, ct.entry, NatManip::Dst, nctx);
+      if (!bound) return dropped(Fate::DroppedByNat);
+    }
+    if (!nat_apply(*e, ct.dir, NatManip::Dst, key, p.frame, p.len)) return dropped(Fate::DroppedByNat);
+    fill_ct_view(ctx, ct);
+  }
+
+  // Routing on the (post-DNAT) destination.
+  const RouteDecision route = host_.route_input(key.dst_ip, key.src_ip, p.in_iface);
+  if (route.to_input()) {
+    ctx.hook = Hook::Input;
+    r = walk(TableId::Mangle, Hook::Input, ctx, w);
+    if (r.verdict != WalkResult::Accept) return dropped(fate_of(r));
+    r = walk(TableId::Filter, Hook::Input, ctx, w);
+    if (r.verdict != WalkResult::Accept) return dropped(fate_of(r));
+    if (ct.has_entry()) {
+      CtEntry* e = ct_.entry(ct.entry);
+      if (ct.state == kCtNew && !e->has(ct_status::kSrcNatDone)) {
+        r = walk(TableId::Nat, Hook::Input, ctx, w);
+        w.side_effects = true;
+        if (r.verdict != WalkResult::Accept) return dropped(fate_of(r));
+        const NatContext nctx{Hook::Input, p.in_iface, kNoIface, 0, &host_, &nat_};
+        const bool bound = r.nat != nullptr ? nat_bind(ct_, ct.entry, NatManip::Src, *r.nat, nctx)
+                                            : nat_null_binding(ct_, ct.entry, NatManip::Src, nctx);
+        if (!bound) return dropped(Fate::DroppedByNat);
+      }
+      if (!nat_apply(*e, ct.dir, NatManip::Src, key, p.frame, p.len)) return dropped(Fate::DroppedByNat);
+    }
+    record_fast_path(ct, w, Fate::Delivered, kNoIface);  // before confirm(), which lets go of the entry
+    if (!ct_.confirm(ct, p.ts_ns)) return Fate::DroppedByConntrack;
+    return Fate::Delivered;
+  }
+  if (!route.to_forward()) return dropped(Fate::DroppedByRouting);
+
+  ctx.hook = Hook::Forward;
+  ctx.out_iface = route.out_iface;
+  out.out_iface = route.out_iface;
+  r = walk(TableId::Mangle, Hook::Forward, ctx, w);
+  if (r.verdict != WalkResult::Accept) return dropped(fate_of(r));
+  r = walk(TableId::Filter, Hook::Forward, ctx, w);
+  if (r.verdict != WalkResult::Accept) return dropped(fate_of(r));
+
+  // POSTROUTING has no input interface in the kernel's hook state.
+  ctx.hook = Hook::Postrouting;
+  ctx.in_iface = kNoIface;
+  r = walk(TableId::Mangle, Hook::Postrouting, ctx, w);
+  if (r.verdict != WalkResult::Accept) return dropped(fate_of(r));
+  if (ct.has_entry()) {
+    CtEntry* e = ct_.entry(ct.entry);
+    if (ct.state == kCtNew && !e->has(ct_status::kSrcNatDone)) {
+      r = walk(TableId::Nat, Hook::Postrouting, ctx, w);
+      w.side_effects = true;
+      if (r.verdict != WalkResult::Accept) return dropped(fate_of(r));
+      const NatContext nctx{Hook::Postrouting, p.in_iface, route.out_iface, route.next_hop, &host_, &nat_};
+      const bool bound = r.nat != nullptr ? nat_bind(ct_, ct.entry, NatManip::Src, *r.nat, nctx)
+                                          : nat_null_binding(ct_, ct.entry, NatManip::Src, nctx);
+      if (!bound) return dropped(Fate::DroppedByNat);
+    }
+    if (!nat_apply(*e, ct.dir, NatManip::Src, key, p.frame, p.len)) return dropped(Fate::DroppedByNat);
+  }
+  record_fast_path(ct, w, Fate::Forwarded, route.out_iface);  // before confirm(), which lets go of the entry
+  if (!ct_.confirm(ct, p.ts_ns)) return Fate::DroppedByConntrack;
+  return Fate::Forwarded;
+}
+
+void Pipeline::process(std::span<PacketIn> packets, std::span<PacketOut> results) noexcept {
+  const size_t n = std::min(packets.size(), results.size());
+  for (size_t i = 0; i < n; ++i) {
+    results[i] = PacketOut{};
+    const Fate f = run_one(packets[i], results[i]);
+    results[i].fate = f;
+    if (f != Fate::Forwarded) results[i].out_iface = kNoIface;
+    ++stats_.by_fate[static_cast<size_t>(f)];
+  }
+}
+
+}  // namespace nfb

@@ -1,0 +1,184 @@
+// The netfilter pipeline: one IPv4 packet through the kernel's hooks, in the
+// kernel's order, with conntrack and NAT.
+//
+//   raw PREROUTING -> conntrack -> mangle PREROUTING -> nat PREROUTING (DNAT,
+//   first packet of a connection only) -> routing on the post-DNAT
+//   destination -> INPUT (mangle, filter, nat)            -> confirm
+//                  -> FORWARD (mangle, filter) -> POSTROUTING (mangle, nat
+//                     (SNAT/MASQUERADE, first packet only))  -> confirm
+//
+// Each table is walked by a ChainWalker (classifier/chain_walk.h): rule by
+// rule, with the kernel's jump/goto/RETURN/policy semantics and per-rule
+// counters. nat chains run only while the connection has no binding for the
+// hook's manip type; every later packet, both directions, is rewritten from
+// the conntrack entry (classifier/nat.h). INVALID and untracked packets skip
+// nat, as in the kernel.
+//
+// Fast path: a packet of a known connection whose way through the chains
+// cannot change replays the counter indices recorded for its flow and
+// direction instead of walking the chains. A recorded path is used only if
+//   - it was recorded for the same conntrack entry (slot and id) and
+//     direction, with the same ctstate bits and the same entry status bits
+//     (a state change -- NEW to ESTABLISHED, SEEN_REPLY, ASSURED -- records
+//     anew), so rules on ctstate, ctstatus, ctdir and the entry's tuples are
+//     covered by the key;
+//   - no rule the packet was tested against looks at anything else that can
+//     change within a flow (FlowVary bits of rule_match.h: TCP flags and
+//     options, length, payload, fragment bits, marks, connmark, ctexpire,
+//     pkttype, MAC, ICMP type) and none is stateful (limit, statistic);
+//   - no walk ran a target with side effects beyond counting and the verdict
+//     (MARK, CONNMARK, NOTRACK, CT, TRACE, LOG, a NAT target) and no nat
+//     chain was walked (a packet that walked nat is a connection's first);
+//   - the path fits the fixed per-flow record (kMaxFastPath counters).
+// Counters come out identical with the fast path on or off; a test checks it.
+//
+// Control plane: build() compiles the ruleset for a host (may throw
+// LoadError). Packet path: process() is noexcept and never allocates, except
+// that a trace string, when asked for, grows as it is written.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "classifier/chain_walk.h"
+#include "classifier/conntrack.h"
+#include "classifier/host.h"
+#include "classifier/nat.h"
+#include "classifier/packet_key.h"
+#include "classifier/rule.h"
+
+namespace nfb {
+
+// What became of a packet, one list:  X(enumerator, name, description)
+#define NFB_FATE_LIST(X)                                                                      \
+  X(Forwarded, "forwarded", "routed through FORWARD and POSTROUTING out an interface")        \
+  X(Delivered, "delivered", "accepted for the host itself through INPUT")                     \
+  X(DroppedByRule, "dropped_by_rule", "a DROP rule")                                          \
+  X(RejectedByRule, "rejected_by_rule", "a REJECT rule (the host answers with ICMP or RST)")  \
+  X(DroppedByPolicy, "dropped_by_policy", "a built-in chain's DROP policy")                   \
+  X(DroppedByMatch, "dropped_by_match", "a match dropped it (hotdrop: e.g. tcp on fragment 1)") \
+  X(DroppedByConntrack, "dropped_by_conntrack", "conntrack: table full, or a clash at confirm") \
+  X(DroppedByRouting, "dropped_by_routing", "martian, no route, unreachable, or not joined")  \
+  X(DroppedByNat, "dropped_by_nat", "NAT found no free tuple")                                \
+  X(DroppedFragment, "dropped_fragment", "IPv4 fragment: reassembly is not modelled yet")
+
+enum class Fate : uint8_t {
+#define NFB_FATE_ENUM(name, str, desc) name,
+  NFB_FATE_LIST(NFB_FATE_ENUM)
+#undef NFB_FATE_ENUM
+};
+inline constexpr size_t kFateCount = 0
+#define NFB_FATE_COUNT(name, str, desc) +1
+    NFB_FATE_LIST(NFB_FATE_COUNT)
+#undef NFB_FATE_COUNT
+    ;
+const char* fate_name(Fate f) noexcept;
+const char* fate_description(Fate f) noexcept;
+constexpr bool fate_emitted(Fate f) noexcept { return f == Fate::Forwarded || f == Fate::Delivered; }
+
+struct PipelineConfig {
+  CtConfig conntrack;
+  MatchOptions match;
+  bool fast_path = true;
+  /// Start rule counters from the ruleset's `[p:b]` (iptables-restore -c).
+  bool counters_from_ruleset = false;
+};
+
+/// One packet in: its parsed key (status Ok), its frame (rewritten in place
+/// by NAT), its ingress interface (HostModel id) and timestamp.
+struct PacketIn {
+  PacketKey key;
+  uint8_t* frame = nullptr;
+  uint32_t len = 0;
+  uint16_t in_iface = kNoIface;
+  uint64_t ts_ns = 0;
+};
+
+struct PacketOut {
+  Fate fate = Fate::DroppedByRule;
+  uint16_t out_iface = kNoIface;  // Forwarded: the egress interface
+  uint8_t ct_state = 0;           // the packet's ctstate bits (CtStateBit)
+  bool fast_path = false;         // counted through a recorded path
+};
+
+struct PipelineStats {
+  std::array<uint64_t, kFateCount> by_fate{};
+  uint64_t fast_path_packets = 0;
+  uint64_t walked_packets = 0;
+  uint64_t rules_tested = 0;  // rule evaluations on the walked packets
+  uint64_t packets() const noexcept {
+    uint64_t n = 0;
+    for (uint64_t c : by_fate) n += c;
+    return n;
+  }
+};
+
+class Pipeline {
+ public:
+  /// Compiles every table of `ruleset` for `host`. Throws LoadError.
+  static std::unique_ptr<Pipeline> build(const Ruleset& ruleset, const HostModel& host,
+                                         const PipelineConfig& config = {});
+
+  /// Runs each packet through the hooks; results[i] says what became of
+  /// packets[i]. Packets must come in timestamp order. noexcept; allocates
+  /// only to append to the trace string when one is set.
+  void process(std::span<PacketIn> packets, std::span<PacketOut> results) noexcept;
+
+  /// Append a kernel-style TRACE line for every rule, return and policy each
+  /// packet passes (as if every packet had -j TRACE); nullptr turns it off.
+  void set_trace(std::string* out) noexcept { trace_ = out; }
+
+  /// The ruleset with every rule's and policy's counters as they are now:
+  /// write_iptables_save(counters_ruleset(), {.counters = true}) prints what
+  /// `iptables-save -c` would.
+  Ruleset counters_ruleset() const;
+
+  const ConntrackTable& conntrack() const noexcept { return ct_; }
+  const PipelineStats& stats() const noexcept { return stats_; }
+  const HostModel& host() const noexcept { return host_; }
+
+ private:
+  Pipeline(const Ruleset& ruleset, const HostModel& host, const PipelineConfig& config);
+
+  static constexpr uint32_t kMaxFastPath = 14;
+  /// A recorded way through the chains, per conntrack slot and direction.
+  struct FlowPath {
+    uint64_t entry_id = 0;  // CtEntry::id it was recorded for; 0 = none
+    uint8_t ct_state = 0;
+    uint8_t ct_status = 0;  // the entry's low status bits (SEEN_REPLY, ASSURED, ...)
+    uint8_t length = 0;
+    uint8_t fate = 0;
+    uint8_t table_of[kMaxFastPath]{};  // TableId of each counter
+    uint32_t counter[kMaxFastPath]{};
+    uint16_t out_iface = kNoIface;
+  };
+
+  struct Walked;  // per-packet walk bookkeeping (pipeline.cpp)
+
+  Fate run_one(PacketIn& p, PacketOut& out) noexcept;
+  WalkResult walk(TableId table, Hook hook, MatchContext& ctx, Walked& w) noexcept;
+  void fill_ct_view(MatchContext& ctx, const CtResult& r) const noexcept;
+  bool try_fast_path(PacketIn& p, PacketOut& out, const CtResult& r) noexcept;
+  void record_fast_path(const CtResult& r, const Walked& w, Fate fate, uint16_t out_iface) noexcept;
+  void trace_events(const Walked& w, const MatchContext& ctx) noexcept;
+
+  HostModel host_;
+  PipelineConfig config_;
+  Ruleset ruleset_;  // layout for counters_ruleset()
+  std::array<std::unique_ptr<ChainWalker>, kTableCount> walkers_;
+  ConntrackTable ct_;
+  NatTable nat_;
+  std::vector<FlowPath> paths_;  // [slot * 2 + dir]
+  PipelineStats stats_;
+  std::string* trace_ = nullptr;
+  std::vector<WalkEvent> event_storage_;
+  std::vector<uint32_t> path_storage_;
+};
+
+}  // namespace nfb
