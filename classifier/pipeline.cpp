@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "classifier/byte_order.h"
 #include "classifier/nat.h"
 
 namespace nfb {
@@ -58,6 +59,25 @@ CtTupleView view_of(const Tuple& t) noexcept {
 }
 
 }  // namespace
+
+// ip_forward(): a packet that would leave with TTL 0 is dropped (the host
+// sends time-exceeded) before the FORWARD hook; the others go on with the TTL
+// decremented, in the key and in the frame (header checksum updated
+// incrementally).
+bool Pipeline::forward_ttl(PacketIn& p) noexcept {
+  if (p.key.ttl <= 1) return false;
+  const uint8_t ttl = p.key.ttl;
+  p.key.ttl = static_cast<uint8_t>(ttl - 1);
+  const uint32_t at = p.key.l3_off;
+  if (p.frame != nullptr && at + 12U <= p.len) {
+    const auto before = static_cast<uint16_t>(ttl << 8 | p.frame[at + 9]);
+    const auto after = static_cast<uint16_t>((ttl - 1) << 8 | p.frame[at + 9]);
+    p.frame[at + 8] = static_cast<uint8_t>(ttl - 1);
+    const uint16_t check = load_be16(p.frame + at + 10);
+    store_be16(p.frame + at + 10, checksum_replace16(check, before, after));
+  }
+  return true;
+}
 
 // Per-packet bookkeeping of the walks: the counters the packet incremented
 // (for the fast path), what the tested rules look at, and whether anything
@@ -175,22 +195,29 @@ void Pipeline::fill_ct_view(MatchContext& ctx, const CtResult& r) const noexcept
 bool Pipeline::try_fast_path(PacketIn& p, PacketOut& out, const CtResult& r) noexcept {
   const CtEntry* e = ct_.entry(r.entry);
   if (e == nullptr) return false;
+  // ICMP errors carry a quoted packet that NAT rewrites too, and may be
+  // refused by it: they always take the full walk.
+  if (p.key.has(key_flag::kInner)) return false;
   FlowPath& fp = paths_[static_cast<size_t>(r.entry) * 2 + dir_index(r.dir)];
   const uint8_t state = ct_.state_bits(r);
   if (fp.entry_id != e->id || fp.ct_state != state || fp.ct_status != status_key(*e)) return false;
+  const auto fate = static_cast<Fate>(fp.fate);
+  if (fate == Fate::Forwarded && p.key.ttl <= 1) return false;  // the walk drops it before FORWARD
+  // From here on the packet is the recorded path's: count it, then rewrite it
+  // as the walk would (destination at PREROUTING, source at POSTROUTING or
+  // INPUT, TTL when forwarded). The parser guarantees the L4 header NAT needs.
   for (uint32_t i = 0; i < fp.length; ++i) {
     walkers_[fp.table_of[i]]->count(fp.counter[i], p.key.l3_len);
   }
-  const auto fate = static_cast<Fate>(fp.fate);
+  out.fate = fate;
   if (fate_emitted(fate)) {
-    // The same rewrites as the walked path: destination at PREROUTING, source
-    // at POSTROUTING/INPUT, both from the entry's bindings.
     if (!nat_apply(*e, r.dir, NatManip::Dst, p.key, p.frame, p.len) ||
         !nat_apply(*e, r.dir, NatManip::Src, p.key, p.frame, p.len)) {
-      return false;  // the walked path decides how such a packet dies
+      out.fate = Fate::DroppedByNat;
+    } else if (fate == Fate::Forwarded) {
+      forward_ttl(p);
     }
   }
-  out.fate = fate;
   out.out_iface = fp.out_iface;
   out.ct_state = state;
   out.fast_path = true;
@@ -259,6 +286,10 @@ Fate Pipeline::run_one(PacketIn& p, PacketOut& out) noexcept {
 
   if (config_.fast_path && trace_ == nullptr && ct.has_entry() && !ct.created && try_fast_path(p, out, ct)) {
     ++stats_.fast_path_packets;
+    if (!fate_emitted(out.fate)) {
+      ct_.discard(ct);
+      return out.fate;
+    }
     if (!ct_.confirm(ct, p.ts_ns)) return Fate::DroppedByConntrack;
     return out.fate;
   }
@@ -310,6 +341,7 @@ Fate Pipeline::run_one(PacketIn& p, PacketOut& out) noexcept {
     return Fate::Delivered;
   }
   if (!route.to_forward()) return dropped(Fate::DroppedByRouting);
+  if (!forward_ttl(p)) return dropped(Fate::DroppedTtlExceeded);
 
   ctx.hook = Hook::Forward;
   ctx.out_iface = route.out_iface;

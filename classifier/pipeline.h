@@ -4,8 +4,10 @@
 //   raw PREROUTING -> conntrack -> mangle PREROUTING -> nat PREROUTING (DNAT,
 //   first packet of a connection only) -> routing on the post-DNAT
 //   destination -> INPUT (mangle, filter, nat)            -> confirm
-//                  -> FORWARD (mangle, filter) -> POSTROUTING (mangle, nat
-//                     (SNAT/MASQUERADE, first packet only))  -> confirm
+//                  -> TTL check and decrement (ip_forward: a TTL of 1 dies
+//                     here, before FORWARD) -> FORWARD (mangle, filter)
+//                  -> POSTROUTING (mangle, nat (SNAT/MASQUERADE, first
+//                     packet only))  -> confirm
 //
 // Each table is walked by a ChainWalker (classifier/chain_walk.h): rule by
 // rule, with the kernel's jump/goto/RETURN/policy semantics and per-rule
@@ -65,6 +67,7 @@ namespace nfb {
   X(DroppedByMatch, "dropped_by_match", "a match dropped it (hotdrop: e.g. tcp on fragment 1)") \
   X(DroppedByConntrack, "dropped_by_conntrack", "conntrack: table full, or a clash at confirm") \
   X(DroppedByRouting, "dropped_by_routing", "martian, no route, unreachable, or not joined")  \
+  X(DroppedTtlExceeded, "dropped_ttl_exceeded", "forwarding a packet whose TTL is 1 or 0")      \
   X(DroppedByNat, "dropped_by_nat", "NAT found no free tuple")                                \
   X(DroppedFragment, "dropped_fragment", "IPv4 fragment: reassembly is not modelled yet")
 
@@ -162,6 +165,7 @@ class Pipeline {
   struct Walked;  // per-packet walk bookkeeping (pipeline.cpp)
 
   Fate run_one(PacketIn& p, PacketOut& out) noexcept;
+  static bool forward_ttl(PacketIn& p) noexcept;
   WalkResult walk(TableId table, Hook hook, MatchContext& ctx, Walked& w) noexcept;
   void fill_ct_view(MatchContext& ctx, const CtResult& r) const noexcept;
   bool try_fast_path(PacketIn& p, PacketOut& out, const CtResult& r) noexcept;

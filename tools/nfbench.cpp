@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 
 #include "classifier/classbench.h"
@@ -23,6 +24,7 @@
 #include "classifier/load_error.h"
 #include "classifier/pipeline.h"
 #include "pcap/capture_reader.h"
+#include "pcap/capture_writer.h"
 
 namespace nfb {
 namespace {
@@ -108,6 +110,7 @@ struct ReplayOptions {
   std::string host_routes;
   std::string in_iface = "eth0";
   std::string save_counters;
+  std::string out_dir;
   bool trace = false;
   bool conntrack = false;
   bool fast_path = true;
@@ -136,6 +139,11 @@ int cmd_replay(const ReplayOptions& o) {
   if (o.trace) pipeline->set_trace(&trace);
 
   CaptureReader reader(o.capture);
+  if (!o.out_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.out_dir, ec);
+    if (ec) throw LoadError(SourceLocation{o.out_dir}, "cannot create the output directory: " + ec.message());
+  }
   // Ingress interface of every capture interface: its pcapng name, or
   // --in-iface for frames whose interface has no name (classic pcap).
   std::vector<uint16_t> ingress;
@@ -165,6 +173,35 @@ int cmd_replay(const ReplayOptions& o) {
   std::vector<uint8_t> buffers(kBurst * kMaxFrame);  // frames are rewritten by NAT: work on copies
   ParseCounters parse;
   uint64_t packets = 0, bytes = 0, last_ts = 0, first_ts = 0;
+  std::array<size_t, kBurst> parsed_index{};  // in[] slot -> frames[] slot
+  // -o DIR: one pcapng per egress interface, opened at its first frame, with
+  // one interface block per link type seen on it.
+  struct Egress {
+    std::unique_ptr<PcapngWriter> writer;
+    std::vector<std::pair<uint32_t, uint32_t>> link_iface;  // link type -> interface in the file
+  };
+  std::vector<Egress> egress(host.iface_count());
+  const auto emit = [&](uint16_t out_iface, uint32_t link, uint64_t ts, uint8_t* frame, uint32_t len,
+                        uint32_t wirelen) {
+    Egress& e = egress[out_iface];
+    const Interface& ifc = host.iface(out_iface);
+    if (!e.writer) e.writer = std::make_unique<PcapngWriter>(o.out_dir + "/" + ifc.name + ".pcapng");
+    uint32_t file_iface = UINT32_MAX;
+    for (const auto& [lt, fi] : e.link_iface) {
+      if (lt == link) file_iface = fi;
+    }
+    if (file_iface == UINT32_MAX) {
+      file_iface = e.writer->add_interface(ifc.name, link);
+      e.link_iface.emplace_back(link, file_iface);
+    }
+    // The host sends from its interface's MAC; its neighbour table is not
+    // modelled, so the destination MAC is left zero.
+    if (link == static_cast<uint32_t>(LinkType::Ethernet) && len >= 12) {
+      std::memset(frame, 0, 6);
+      if (ifc.has_mac) std::memcpy(frame + 6, ifc.mac.data(), 6);
+    }
+    e.writer->write(file_iface, ts, std::span<const uint8_t>(frame, len), wirelen);
+  };
   const auto start = std::chrono::steady_clock::now();
   while (size_t n = reader.next_burst(frames)) {
     size_t m = 0;
@@ -184,15 +221,28 @@ int cmd_replay(const ReplayOptions& o) {
     for (size_t i = 0; i < n; ++i) {
       if (status[i] != ParseStatus::Ok) continue;
       in[m] = PacketIn{keys[i], buffers.data() + i * kMaxFrame, refs[i].len, refs[i].ifindex, frames[i].ts_ns};
+      parsed_index[m] = i;
       ++m;
     }
     pipeline->process(std::span(in.data(), m), std::span(out.data(), m));
+    if (!o.out_dir.empty()) {
+      for (size_t j = 0; j < m; ++j) {
+        if (out[j].fate != Fate::Forwarded) continue;
+        const CaptureFrame& f = frames[parsed_index[j]];
+        const uint32_t grown = f.wirelen > f.caplen ? f.wirelen - f.caplen : 0;
+        emit(out[j].out_iface, static_cast<uint32_t>(refs[parsed_index[j]].link), f.ts_ns, in[j].frame, in[j].len,
+             in[j].len + grown);
+      }
+    }
     if (o.trace && !trace.empty()) {
       std::fputs(trace.c_str(), stdout);
       trace.clear();
     }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (Egress& e : egress) {
+    if (e.writer) e.writer->close();
+  }
   const PipelineStats& st = pipeline->stats();
   uint64_t emitted = 0, dropped = 0;
   for (size_t f = 0; f < kFateCount; ++f) {
@@ -203,7 +253,12 @@ int cmd_replay(const ReplayOptions& o) {
   if (!o.save_counters.empty()) {
     WriteOptions wo;
     wo.counters = true;
-    write_text_file(o.save_counters, write_iptables_save(pipeline->counters_ruleset(), wo));
+    const std::string text = write_iptables_save(pipeline->counters_ruleset(), wo);
+    if (o.save_counters == "-") {
+      std::fputs(text.c_str(), stdout);
+    } else {
+      write_text_file(o.save_counters, text);
+    }
   }
   if (o.conntrack) {
     std::string table;
@@ -298,7 +353,10 @@ int main(int argc, char** argv) {
   replay->add_option("--host-routes", replay_opts.host_routes, "the host's `ip -j route`");
   replay->add_option("--in-iface", replay_opts.in_iface,
                      "ingress interface of frames whose capture interface has no name (default eth0)");
-  replay->add_option("--save-counters", replay_opts.save_counters, "write the counters as iptables-save -c");
+  replay->add_option("--save-counters", replay_opts.save_counters,
+                     "write the counters as iptables-save -c to FILE (- for standard output)");
+  replay->add_option("-o,--output-dir", replay_opts.out_dir,
+                     "write the frames the host sends, after NAT, as DIR/IFACE.pcapng per egress interface");
   replay->add_flag("--trace", replay_opts.trace, "print every packet's path as kernel TRACE lines");
   replay->add_flag("--conntrack", replay_opts.conntrack, "print the conntrack table at the end (conntrack -L)");
   replay->add_flag("--no-fast-path", no_fast_path, "walk the chains for every packet");

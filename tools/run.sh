@@ -19,7 +19,7 @@ packages=(
   libbenchmark-dev libgtest-dev libgmock-dev googletest
   libfmt-dev nlohmann-json3-dev libcli11-dev liblzma-dev
   clang libclang-rt-14-dev
-  iptables iproute2 xz-utils
+  iptables iproute2 netbase xz-utils python3
 )
 
 install_packages() {
@@ -64,7 +64,29 @@ install_packages
 case "$mode" in
   demo)
     build build
-    ./build/tools/nfbench demo --data data
+    nfb=./build/tools/nfbench
+    out=build/demo
+    mkdir -p "$out"
+    echo "== A Docker 28 host publishes redis as 10000 -> 172.17.0.2:6379. Someone adds"
+    echo "==   iptables -I DOCKER-USER -p tcp --dport 10000 -j DROP"
+    echo "== and three outside clients connect to port 10000 (data/captures/seed-case.pcapng):"
+    echo
+    "$nfb" replay --rules data/rulesets/docker-28-seed-naive.save data/captures/seed-case.pcapng \
+      --save-counters "$out/naive.save" -o "$out/naive"
+    echo
+    echo "== Counters (iptables-save -c) of the rules that matter:"
+    grep -E -- '(-A DOCKER-USER|DNAT --to-destination 172.17.0.2|--dport 6379 -j ACCEPT)' "$out/naive.save"
+    echo
+    echo "== The DROP rule saw 0 packets: nat PREROUTING had already rewritten the destination"
+    echo "== to 172.17.0.2:6379 before filter FORWARD ran. The fix matches the original tuple:"
+    echo "==   iptables -I DOCKER-USER -p tcp -m conntrack --ctorigdstport 10000 --ctdir ORIGINAL -j DROP"
+    echo
+    "$nfb" replay --rules data/rulesets/docker-28-seed-fixed.save data/captures/seed-case.pcapng \
+      --save-counters "$out/fixed.save" >/dev/null
+    grep -E -- '(-A DOCKER-USER|DNAT --to-destination 172.17.0.2|--dport 6379 -j ACCEPT)' "$out/fixed.save"
+    echo
+    echo "== Now the fix counts the blocked packets and nothing reaches the container."
+    echo "== Full counters: $out/naive.save, $out/fixed.save; frames the host sent: $out/naive/*.pcapng"
     ;;
   test)
     jobs=$(nproc)
