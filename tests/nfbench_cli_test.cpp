@@ -114,6 +114,86 @@ TEST(NfbenchParse, TruncatedRecordNamesItsOffset) {
                        ": expected a 16-byte record header, only 5 bytes left (truncated file)\n");
 }
 
+// The seed case: the naive rule counts nothing, the fix counts the blocked
+// packets (the same numbers the kernel gives; see tests/data/scenarios).
+TEST(NfbenchReplay, SeedCaseCountersToStandardOutput) {
+  const std::string root = source_root();
+  const CommandResult naive = nfbench({"replay", "--rules", root + "/data/rulesets/docker-28-seed-naive.save",
+                                       root + "/data/captures/seed-case.pcapng", "--json", "--save-counters", "-"});
+  ASSERT_TRUE(naive.ok()) << naive.describe();
+  EXPECT_NE(naive.out.find("[0:0] -A DOCKER-USER -p tcp -m tcp --dport 10000 -j DROP\n"), std::string::npos)
+      << naive.out;
+  EXPECT_NE(naive.out.find("[3:180] -A DOCKER ! -i docker0 -p tcp -m tcp --dport 10000 -j DNAT"), std::string::npos);
+  EXPECT_NE(naive.out.find("\"packets\":30,"), std::string::npos) << naive.out;
+  EXPECT_NE(naive.out.find("\"emitted\":30,"), std::string::npos) << naive.out;
+  const CommandResult fixed = nfbench({"replay", "--rules", root + "/data/rulesets/docker-28-seed-fixed.save",
+                                       root + "/data/captures/seed-case.pcapng", "--save-counters", "-"});
+  ASSERT_TRUE(fixed.ok()) << fixed.describe();
+  EXPECT_NE(fixed.out.find("[15:870] -A DOCKER-USER -p tcp -m conntrack --ctorigdstport 10000 --ctdir ORIGINAL -j DROP"),
+            std::string::npos)
+      << fixed.out;
+  EXPECT_NE(fixed.out.find("Verdicts: 15 emitted, 15 dropped, 0 invalid"), std::string::npos) << fixed.out;
+}
+
+TEST(NfbenchReplay, EveryPacketIsAccountedFor) {
+  const CommandResult r = nfbench({"replay", "--rules", source_root() + "/data/rulesets/docker-28.save",
+                                   source_root() + "/data/captures/docker-host-eth0.pcap", "--json"});
+  ASSERT_TRUE(r.ok()) << r.describe();
+  // 154 frames: 4 do not parse, 2 are fragments (not reassembled yet), the
+  // rest are emitted (forwarded or delivered).
+  EXPECT_NE(r.out.find("\"packets\":154,"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"invalid\":4,"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"dropped\":2,"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"emitted\":148,"), std::string::npos) << r.out;
+}
+
+TEST(NfbenchReplay, TraceConntrackAndEgressFiles) {
+  const std::string root = source_root();
+  const std::string dir = ::testing::TempDir() + "/replay-out";
+  const CommandResult r = nfbench({"replay", "--rules", root + "/data/rulesets/docker-28-seed-naive.save",
+                                   root + "/data/captures/seed-case.pcapng", "--trace", "--conntrack", "-o", dir});
+  ASSERT_TRUE(r.ok()) << r.describe();
+  // The first SYN: DNAT by nat DOCKER rule 3, then FORWARD sees 172.17.0.2:6379.
+  EXPECT_NE(r.out.find("TRACE: nat:DOCKER:rule:3 IN=eth0 OUT= SRC=203.0.113.10 DST=198.51.100.1 LEN=60 PROTO=TCP "
+                       "SPT=41862 DPT=10000\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("TRACE: filter:FORWARD:rule:1 IN=eth0 OUT=docker0 SRC=203.0.113.10 DST=172.17.0.2 LEN=60 "
+                       "PROTO=TCP SPT=41862 DPT=6379\n"),
+            std::string::npos);
+  EXPECT_NE(r.out.find("tcp      6 119 TIME_WAIT src=203.0.113.10 dst=198.51.100.1 sport=41862 dport=10000 "
+                       "src=172.17.0.2 dst=203.0.113.10 sport=6379 dport=41862 [ASSURED] mark=0 use=1\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.err.find("3 flow entries have been shown."), std::string::npos) << r.err;
+  // What the host sent: client packets out of docker0 (DNATed), the
+  // container's replies out of eth0 (source restored to 198.51.100.1:10000).
+  const CommandResult to_container = nfbench({"parse", "--json", dir + "/docker0.pcapng"});
+  ASSERT_TRUE(to_container.ok()) << to_container.describe();
+  EXPECT_NE(to_container.out.find("\"parsed\":18"), std::string::npos) << to_container.out;
+  const CommandResult to_outside = nfbench({"parse", "--json", dir + "/eth0.pcapng"});
+  ASSERT_TRUE(to_outside.ok()) << to_outside.describe();
+  EXPECT_NE(to_outside.out.find("\"parsed\":12"), std::string::npos) << to_outside.out;
+}
+
+TEST(NfbenchReplay, BadRulesetStopsBeforeReplaying) {
+  const std::string path = write_temp("bad-replay.save", "*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j DNAT\nCOMMIT\n");
+  const CommandResult r =
+      nfbench({"replay", "--rules", path, source_root() + "/data/captures/seed-case.pcapng"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("nfbench: " + path + ":3:", 0), 0U) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
+TEST(NfbenchReplay, CaptureInterfaceTheHostLacks) {
+  const CommandResult r = nfbench({"replay", "--rules", source_root() + "/data/rulesets/docker-28.save", "--in-iface",
+                                   "wlan0", source_root() + "/data/captures/docker-host-eth0.pcap"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "nfbench: " + source_root() +
+                       "/data/captures/docker-host-eth0.pcap: capture interface 0 is \"wlan0\", which the host does "
+                       "not have\n");
+}
+
 TEST(Nfbench, UnknownSubcommandFails) {
   const CommandResult r = nfbench({"frobnicate"});
   EXPECT_NE(r.exit_code, 0);
