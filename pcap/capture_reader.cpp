@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <utility>
 
 #include "classifier/byte_order.h"
 #include "classifier/input_file.h"
@@ -20,6 +21,9 @@ constexpr uint32_t kBlockPacketObsolete = 0x00000002;
 constexpr uint32_t kBlockSimplePacket = 0x00000003;
 constexpr uint32_t kBlockEnhancedPacket = 0x00000006;
 constexpr uint32_t kMaxFrame = 262144;  // larger records are taken as corruption
+constexpr uint64_t kNsPerSec = 1'000'000'000ULL;
+
+__extension__ typedef unsigned __int128 Uint128;
 
 uint32_t load_host32(const uint8_t* p) {
   uint32_t v;
@@ -27,42 +31,61 @@ uint32_t load_host32(const uint8_t* p) {
   return v;
 }
 
+constexpr uint64_t byteswap64(uint64_t v) noexcept {
+  return uint64_t{byteswap32(static_cast<uint32_t>(v))} << 32 | byteswap32(static_cast<uint32_t>(v >> 32));
+}
+
+bool is_packet_block(uint32_t type) {
+  return type == kBlockEnhancedPacket || type == kBlockSimplePacket || type == kBlockPacketObsolete;
+}
+
 }  // namespace
 
 CaptureReader::CaptureReader(const std::string& path) : path_(path) {
   const std::string bytes = read_input_file(path);
   data_.assign(bytes.begin(), bytes.end());
+  read_file_header();
+}
+
+CaptureReader::CaptureReader(std::string name, std::vector<uint8_t> bytes)
+    : path_(std::move(name)), data_(std::move(bytes)) {
+  read_file_header();
+}
+
+CaptureReader CaptureReader::from_bytes(std::string name, std::vector<uint8_t> bytes) {
+  return CaptureReader(std::move(name), std::move(bytes));
+}
+
+void CaptureReader::read_file_header() {
   if (data_.size() < 4) fail(0, "a pcap or pcapng header, the file is too short");
   const uint32_t magic = load_host32(data_.data());
   if (magic == kPcapngSection) {
     pcapng_ = true;
     if (data_.size() < 12) fail(0, "a pcapng section header block, the file is too short");
-    const uint32_t bom = load_host32(data_.data() + 8);
-    if (bom == kPcapngByteOrder) {
-      swapped_ = false;
-    } else if (bom == byteswap32(kPcapngByteOrder)) {
-      swapped_ = true;
-    } else {
-      fail(8, "pcapng byte-order magic 0x1a2b3c4d");
-    }
     first_record_ = 0;
-  } else {
-    swapped_ = magic == byteswap32(kPcapMagicUs) || magic == byteswap32(kPcapMagicNs);
-    const uint32_t m = swapped_ ? byteswap32(magic) : magic;
-    if (m != kPcapMagicUs && m != kPcapMagicNs) {
-      fail(0, fmt::format("pcap magic (a1b2c3d4 or a1b23c4d) or pcapng section header (0a0d0d0a), found {:08x}",
-                          magic));
-    }
-    if (data_.size() < 24) fail(0, "the 24-byte pcap file header, the file is too short");
-    nanosecond_ = m == kPcapMagicNs;
-    const uint16_t major = u16(4);
-    if (major != 2) fail(4, fmt::format("pcap version 2, found {}", major));
-    CaptureInterface iface;
-    iface.snaplen = u32(16);
-    iface.link_type = u32(20) & 0x0fffffffU;  // upper bits: FCS length flags
-    ifaces_.push_back(iface);
-    first_record_ = 24;
+    pos_ = 0;
+    // The leading section header and interface descriptions, so that
+    // interfaces() is known before the first packet is asked for.
+    next_pcapng(nullptr);
+    return;
   }
+  swapped_ = magic == byteswap32(kPcapMagicUs) || magic == byteswap32(kPcapMagicNs);
+  const uint32_t m = swapped_ ? byteswap32(magic) : magic;
+  if (m != kPcapMagicUs && m != kPcapMagicNs) {
+    const uint8_t* b = data_.data();
+    fail(0, fmt::format("pcap magic (a1b2c3d4 or a1b23c4d) or pcapng section header (0a0d0d0a), "
+                        "found bytes {:02x} {:02x} {:02x} {:02x}",
+                        b[0], b[1], b[2], b[3]));
+  }
+  if (data_.size() < 24) fail(0, "the 24-byte pcap file header, the file is too short");
+  nanosecond_ = m == kPcapMagicNs;
+  const uint16_t major = u16(4);
+  if (major != 2) fail(4, fmt::format("pcap version 2, found {}", major));
+  CaptureInterface iface;
+  iface.snaplen = u32(16);
+  iface.link_type = u32(20) & 0x03ffffffU;  // bits 26-31: FCS-present flag and FCS length
+  ifaces_.push_back(iface);
+  first_record_ = 24;
   pos_ = first_record_;
 }
 
@@ -82,7 +105,21 @@ uint32_t CaptureReader::u32(uint64_t at) const noexcept {
   return swapped_ ? byteswap32(v) : v;
 }
 
-void CaptureReader::rewind() noexcept { pos_ = first_record_; }
+uint64_t CaptureReader::u64(uint64_t at) const noexcept {
+  uint64_t v;
+  std::memcpy(&v, data_.data() + at, 8);
+  return swapped_ ? byteswap64(v) : v;
+}
+
+void CaptureReader::rewind() noexcept {
+  pos_ = first_record_;
+  if (pcapng_) {
+    // Walking again re-reads the same interface blocks into the same slots.
+    ng_ifaces_.clear();
+    section_base_ = 0;
+    next_iface_ = 0;
+  }
+}
 
 bool CaptureReader::next_pcap(CaptureFrame& f) {
   if (pos_ == data_.size()) return false;
@@ -94,51 +131,45 @@ bool CaptureReader::next_pcap(CaptureFrame& f) {
   const uint32_t frac = u32(at + 4);
   const uint32_t caplen = u32(at + 8);
   const uint32_t wirelen = u32(at + 12);
-  if (caplen > kMaxFrame) fail(at, fmt::format("a record length of at most {}, found {}", kMaxFrame, caplen));
+  if (caplen > kMaxFrame) fail(at + 8, fmt::format("a record length of at most {}, found {}", kMaxFrame, caplen));
   if (data_.size() - at - 16 < caplen) {
     fail(at, fmt::format("{} bytes of frame data, only {} left (truncated file)", caplen, data_.size() - at - 16));
   }
   f.data = data_.data() + at + 16;
   f.caplen = caplen;
   f.wirelen = wirelen < caplen ? caplen : wirelen;
-  f.ts_ns = uint64_t{sec} * 1'000'000'000ULL + (nanosecond_ ? frac : uint64_t{frac} * 1000ULL);
+  f.ts_ns = uint64_t{sec} * kNsPerSec + (nanosecond_ ? frac : uint64_t{frac} * 1000ULL);
   f.iface = 0;
   f.offset = at;
   pos_ = at + 16 + caplen;
   return true;
 }
 
-void CaptureReader::read_section_header(uint64_t at, uint32_t block_len) {
-  if (block_len < 28) fail(at, "a section header block of at least 28 bytes");
-  const uint32_t bom = load_host32(data_.data() + at + 8);
-  if (bom == kPcapngByteOrder) {
-    swapped_ = false;
-  } else if (bom == byteswap32(kPcapngByteOrder)) {
-    swapped_ = true;
-  } else {
-    fail(at + 8, "pcapng byte-order magic 0x1a2b3c4d");
-  }
+void CaptureReader::read_section_header(uint64_t at) {
   const uint16_t major = u16(at + 12);
   if (major != 1) fail(at + 12, fmt::format("pcapng major version 1, found {}", major));
   // A new section: interface numbers start again.
   ng_ifaces_.clear();
-  section_base_ = static_cast<uint32_t>(ifaces_.size());
+  section_base_ = next_iface_;
 }
 
 void CaptureReader::read_interface_block(uint64_t at, uint32_t block_len) {
-  if (block_len < 20) fail(at, "an interface description block of at least 20 bytes");
   CaptureInterface iface;
   iface.link_type = u16(at + 8);
   iface.snaplen = u32(at + 12);
   PcapngIface ng;
-  // Options: code(2) length(2) value padded to 4, until opt_endofopt or the block's end.
+  // Options: code(2) length(2) value padded to 4, until opt_endofopt or the
+  // block's end. Blocks start 4-aligned and are a multiple of 4 long, so an
+  // option that fits also fits with its padding.
   uint64_t o = at + 16;
   const uint64_t end = at + block_len - 4;
   while (o + 4 <= end) {
     const uint16_t code = u16(o);
     const uint16_t len = u16(o + 2);
     if (code == 0) break;
-    if (o + 4 + len > end) fail(o, "an option that fits inside its interface description block");
+    if (o + 4 + len > end) {
+      fail(o, fmt::format("an option that fits inside its interface description block, found length {}", len));
+    }
     const uint8_t* v = data_.data() + o + 4;
     if (code == 2) {  // if_name
       iface.name.assign(reinterpret_cast<const char*>(v), len);
@@ -147,94 +178,130 @@ void CaptureReader::read_interface_block(uint64_t at, uint32_t block_len) {
       const uint8_t r = v[0];
       const unsigned exp = r & 0x7fU;
       const bool base2 = (r & 0x80U) != 0;
-      if ((base2 && exp > 63) || (!base2 && exp > 19)) fail(o, "an if_tsresol of at most 10^-19 or 2^-63");
+      if ((base2 && exp > 63) || (!base2 && exp > 19)) {
+        fail(o, fmt::format("an if_tsresol of at most 10^-19 or 2^-63, found 0x{:02x}", r));
+      }
       uint64_t units = 1;
       for (unsigned i = 0; i < exp; ++i) units *= base2 ? 2 : 10;
       ng.units_per_sec = units;
-    } else if (code == 14 && len == 8) {  // if_tsoffset, seconds
-      uint64_t off = uint64_t{u32(o + 4)} | uint64_t{u32(o + 8)} << 32;
-      if (swapped_) off = uint64_t{u32(o + 8)} | uint64_t{u32(o + 4)} << 32;
-      ng.offset_s = static_cast<int64_t>(off);
+    } else if (code == 14 && len == 8) {  // if_tsoffset: signed seconds, section byte order
+      ng.offset_s = static_cast<int64_t>(u64(o + 4));
     }
     o += 4 + ((len + 3U) & ~3U);
   }
-  ifaces_.push_back(std::move(iface));
+  // The file does not change, so a walk after rewind() finds the same block.
+  if (next_iface_ == ifaces_.size()) ifaces_.push_back(std::move(iface));
+  ++next_iface_;
   ng_ifaces_.push_back(ng);
 }
 
-bool CaptureReader::next_pcapng(CaptureFrame& f) {
+bool CaptureReader::next_pcapng(CaptureFrame* f) {
   while (pos_ < data_.size()) {
     const uint64_t at = pos_;
     if (data_.size() - at < 12) fail(at, "a pcapng block of at least 12 bytes (truncated file)");
-    uint32_t type = load_host32(data_.data() + at);
-    if (type != kPcapngSection) type = u32(at);
-    const uint32_t block_len =
-        type == kPcapngSection ? (load_host32(data_.data() + at + 8) == kPcapngByteOrder
-                                      ? load_host32(data_.data() + at + 4)
-                                      : byteswap32(load_host32(data_.data() + at + 4)))
-                               : u32(at + 4);
+    uint32_t type = load_host32(data_.data() + at);  // a section header reads the same either way
+    if (type == kPcapngSection) {
+      // The section's byte order decides how its own length reads.
+      const uint32_t bom = load_host32(data_.data() + at + 8);
+      if (bom == kPcapngByteOrder) {
+        swapped_ = false;
+      } else if (bom == byteswap32(kPcapngByteOrder)) {
+        swapped_ = true;
+      } else {
+        fail(at + 8, "pcapng byte-order magic 0x1a2b3c4d");
+      }
+    } else {
+      type = u32(at);
+    }
+    const uint32_t block_len = u32(at + 4);
     if (block_len < 12 || block_len % 4 != 0) {
       fail(at + 4, fmt::format("a block length that is a multiple of 4 and at least 12, found {}", block_len));
     }
     if (block_len > data_.size() - at) {
       fail(at, fmt::format("a block of {} bytes, only {} left (truncated file)", block_len, data_.size() - at));
     }
+    if (type == kPcapngSection && block_len < 28) {
+      fail(at + 4, fmt::format("a section header block of at least 28 bytes, found {}", block_len));
+    }
+    if (type == kBlockInterface && block_len < 20) {
+      fail(at + 4, fmt::format("an interface description block of at least 20 bytes, found {}", block_len));
+    }
+    if (type == kBlockSimplePacket && block_len < 16) {
+      fail(at + 4, fmt::format("a simple packet block of at least 16 bytes, found {}", block_len));
+    }
+    if ((type == kBlockEnhancedPacket || type == kBlockPacketObsolete) && block_len < 32) {
+      fail(at + 4, fmt::format("a packet block of at least 32 bytes, found {}", block_len));
+    }
+    const uint32_t trailing = u32(at + block_len - 4);
+    if (trailing != block_len) {
+      fail(at + block_len - 4,
+           fmt::format("the block's trailing length to repeat its leading length {}, found {}", block_len, trailing));
+    }
     if (type == kPcapngSection) {
-      read_section_header(at, block_len);
-    }
-    if (u32(at + block_len - 4) != block_len) {
-      fail(at + block_len - 4, "the block's trailing length to repeat its leading length");
-    }
-    pos_ = at + block_len;
-    if (type == kPcapngSection) continue;
-    if (type == kBlockInterface) {
-      read_interface_block(at, block_len);
+      read_section_header(at);
+      pos_ = at + block_len;
       continue;
     }
-    if (type != kBlockEnhancedPacket && type != kBlockSimplePacket && type != kBlockPacketObsolete) continue;
+    if (type == kBlockInterface) {
+      read_interface_block(at, block_len);
+      pos_ = at + block_len;
+      continue;
+    }
+    if (!is_packet_block(type)) {  // name resolution, statistics, custom, ...: skipped
+      pos_ = at + block_len;
+      continue;
+    }
+    if (f == nullptr) return true;  // stop in front of the first packet
 
     uint32_t local_iface = 0;
     uint64_t ts_units = 0;
     uint32_t caplen = 0;
     uint32_t wirelen = 0;
     uint64_t data_at = 0;
+    uint64_t caplen_at = 0;  // where the captured length comes from, for errors
     if (type == kBlockSimplePacket) {
-      if (block_len < 16) fail(at, "a simple packet block of at least 16 bytes");
+      // Captured length: the original length cut to interface 0's snaplen.
+      if (ng_ifaces_.empty()) {
+        fail(at, "a simple packet block after an interface description block (the section has none)");
+      }
       wirelen = u32(at + 8);
       caplen = wirelen;
-      if (!ng_ifaces_.empty() && ifaces_[section_base_].snaplen != 0 && caplen > ifaces_[section_base_].snaplen) {
-        caplen = ifaces_[section_base_].snaplen;
-      }
+      const uint32_t snaplen = ifaces_[section_base_].snaplen;
+      if (snaplen != 0 && caplen > snaplen) caplen = snaplen;
       data_at = at + 12;
+      caplen_at = at + 8;
     } else {
-      if (block_len < 32) fail(at, "a packet block of at least 32 bytes");
       local_iface = type == kBlockEnhancedPacket ? u32(at + 8) : u16(at + 8);
       ts_units = uint64_t{u32(at + 12)} << 32 | u32(at + 16);
       caplen = u32(at + 20);
       wirelen = u32(at + 24);
       data_at = at + 28;
+      caplen_at = at + 20;
+      if (local_iface >= ng_ifaces_.size()) {
+        fail(at + 8, fmt::format("a packet of a declared interface (the section has {}), found interface {}",
+                                 ng_ifaces_.size(), local_iface));
+      }
     }
-    if (local_iface >= ng_ifaces_.size()) {
-      fail(at + 8, fmt::format("a packet of a declared interface (the section has {}), found interface {}",
-                               ng_ifaces_.size(), local_iface));
+    if (caplen > kMaxFrame) {
+      fail(caplen_at, fmt::format("a captured length of at most {}, found {}", kMaxFrame, caplen));
     }
-    if (caplen > kMaxFrame) fail(at + 20, fmt::format("a captured length of at most {}, found {}", kMaxFrame, caplen));
     if (data_at + caplen > at + block_len - 4) {
-      fail(at + 20, fmt::format("a captured length that fits its block, found {}", caplen));
+      fail(caplen_at, fmt::format("a captured length that fits its block ({} bytes), found {}",
+                                  at + block_len - 4 - data_at, caplen));
     }
     const PcapngIface& ng = ng_ifaces_[local_iface];
     const uint64_t secs = ts_units / ng.units_per_sec;
     const uint64_t rem = ts_units % ng.units_per_sec;
-    // rem * 1e9 / units without overflow for the resolutions that occur.
-    const uint64_t frac_ns = ng.units_per_sec <= 1'000'000'000ULL
-                                 ? rem * (1'000'000'000ULL / ng.units_per_sec)
-                                 : rem / (ng.units_per_sec / 1'000'000'000ULL);
-    f.data = data_.data() + data_at;
-    f.caplen = caplen;
-    f.wirelen = wirelen < caplen ? caplen : wirelen;
-    f.ts_ns = static_cast<uint64_t>(static_cast<int64_t>(secs) + ng.offset_s) * 1'000'000'000ULL + frac_ns;
-    f.iface = section_base_ + local_iface;
-    f.offset = at;
+    // rem < units_per_sec <= 10^19, so rem * 10^9 needs 128 bits; the quotient is < 10^9.
+    const auto frac_ns = static_cast<uint64_t>(Uint128{rem} * kNsPerSec / ng.units_per_sec);
+    f->data = data_.data() + data_at;
+    f->caplen = caplen;
+    f->wirelen = wirelen < caplen ? caplen : wirelen;
+    // Unsigned arithmetic: wraps modulo 2^64 instead of overflowing.
+    f->ts_ns = (secs + static_cast<uint64_t>(ng.offset_s)) * kNsPerSec + frac_ns;
+    f->iface = section_base_ + local_iface;
+    f->offset = at;
+    pos_ = at + block_len;
     return true;
   }
   return false;
@@ -242,7 +309,18 @@ bool CaptureReader::next_pcapng(CaptureFrame& f) {
 
 size_t CaptureReader::next_burst(std::span<CaptureFrame> out) {
   size_t n = 0;
-  while (n < out.size() && (pcapng_ ? next_pcapng(out[n]) : next_pcap(out[n]))) ++n;
+  while (n < out.size()) {
+    if (n == 0) {
+      if (!(pcapng_ ? next_pcapng(&out[0]) : next_pcap(out[0]))) break;
+    } else {
+      try {
+        if (!(pcapng_ ? next_pcapng(&out[n]) : next_pcap(out[n]))) break;
+      } catch (const LoadError&) {
+        return n;  // hand out the good frames; the error is sticky, the next call throws it
+      }
+    }
+    ++n;
+  }
   return n;
 }
 

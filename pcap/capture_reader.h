@@ -9,7 +9,15 @@
 // pipeline needs that to know a frame's ingress interface.
 //
 // Errors throw LoadError with the file name and the byte offset of the block
-// or record at fault, saying what was expected.
+// or record at fault, saying what was expected. An error is sticky: the
+// reader stays at the block at fault, so calling next_burst() again throws
+// the same error.
+//
+// Timestamps: classic pcap seconds + micro/nanoseconds; pcapng units of the
+// interface's if_tsresol (10^-n or 2^-n s, default 10^-6) plus its
+// if_tsoffset seconds, converted to nanoseconds rounding down, modulo 2^64
+// (a time before 1970 or after 2554 wraps). A record whose wire length is
+// below its captured length is handed out with wirelen = caplen.
 #pragma once
 
 #include <cstdint>
@@ -38,19 +46,28 @@ struct CaptureFrame {
 
 class CaptureReader {
  public:
-  /// Reads PATH into memory and checks its header. Throws LoadError.
+  /// Reads PATH (".xz" is decompressed) into memory and checks its header;
+  /// for pcapng also the blocks before the first packet (section header,
+  /// interface descriptions), so interfaces() already lists those. Throws
+  /// LoadError.
   explicit CaptureReader(const std::string& path);
+  /// The same for a capture already in memory; NAME stands for the file in
+  /// error messages. Throws LoadError.
+  static CaptureReader from_bytes(std::string name, std::vector<uint8_t> bytes);
 
   const std::string& path() const noexcept { return path_; }
   bool is_pcapng() const noexcept { return pcapng_; }
-  /// Interfaces seen so far (pcapng may declare more as it goes; all of a
-  /// section's interfaces precede its packets that use them).
+  /// Interfaces seen so far, in file order over all sections (pcapng may
+  /// declare more as it goes; an interface precedes the packets that use it).
+  /// A rewind() does not change it: walking the file again finds the same.
   const std::vector<CaptureInterface>& interfaces() const noexcept { return ifaces_; }
   /// Link type of the first interface (0 before any is declared).
   uint32_t link_type() const noexcept { return ifaces_.empty() ? 0 : ifaces_[0].link_type; }
 
   /// Fills up to out.size() frames; 0 at the end. Throws LoadError on a
-  /// malformed record. Frames stay valid as long as the reader lives.
+  /// malformed record; the frames before it in the same burst are handed
+  /// out first and the next call throws. Frames stay valid as long as the
+  /// reader lives (rewind() included).
   size_t next_burst(std::span<CaptureFrame> out);
   /// Starts again from the first frame (for --loop).
   void rewind() noexcept;
@@ -62,12 +79,17 @@ class CaptureReader {
     uint64_t units_per_sec = 1'000'000;  // if_tsresol, default microseconds
     int64_t offset_s = 0;                // if_tsoffset
   };
+  CaptureReader(std::string name, std::vector<uint8_t> bytes);
+  void read_file_header();
   [[noreturn]] void fail(uint64_t at, const std::string& what) const;
   uint16_t u16(uint64_t at) const noexcept;
   uint32_t u32(uint64_t at) const noexcept;
+  uint64_t u64(uint64_t at) const noexcept;
   bool next_pcap(CaptureFrame& f);
-  bool next_pcapng(CaptureFrame& f);
-  void read_section_header(uint64_t at, uint32_t block_len);
+  // Walks blocks from pos_ to the next packet block and fills *f from it;
+  // with f == nullptr stops in front of that block instead. false at the end.
+  bool next_pcapng(CaptureFrame* f);
+  void read_section_header(uint64_t at);
   void read_interface_block(uint64_t at, uint32_t block_len);
 
   std::string path_;
@@ -80,6 +102,7 @@ class CaptureReader {
   std::vector<CaptureInterface> ifaces_;
   std::vector<PcapngIface> ng_ifaces_;  // per interface of the current section
   uint32_t section_base_ = 0;           // index in ifaces_ of the section's first interface
+  uint32_t next_iface_ = 0;             // index in ifaces_ of the next interface block
 };
 
 }  // namespace nfb
