@@ -1,0 +1,159 @@
+// The packet classifier interface: every algorithm (linear, dtree, tuple,
+// acl) answers the same question the same way.
+//
+// Geometry. A rule is a box in a space of kDims dimensions, each an inclusive
+// range of unsigned integers (field_bits(d) wide): source and destination
+// address, source and destination port, protocol, input and output
+// interface id, and the packet's conntrack state as a one-hot number. A
+// chain's rule that cannot be said as one box (inverted matches, interface
+// wildcards that leave holes, -m multiport, ...) becomes several boxes with
+// the same priority; anything that is not a range at all (string, limit,
+// statistic, marks, TCP flags, ...) is left out of the box and flagged
+// `residual`: the classifier reports such a rule as a CANDIDATE and the
+// caller (the chain walk) checks the residual matches and, if they fail,
+// asks again from the next position. A ClassBench rule is exactly one box.
+//
+// Priority. Rule priority is its position in the chain: lower wins. Boxes
+// carry the position of the rule they came from.
+//
+// Lookup. For each key i of a burst: the smallest position p >= start[i]
+// such that some box of position p contains key i, or kNoMatch. That is the
+// linear walk's answer, always; tests check every algorithm against
+// LinearClassifier.
+//
+// Two phases: build (may allocate, may fail with std::invalid_argument
+// naming the reason) then lookup (const, noexcept, no allocation). A
+// virtual call is made per burst, never per packet.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace nfb {
+
+/// The dimensions, in the order boxes and keys store them.
+enum Dim : uint8_t {
+  kDimSrcIp,
+  kDimDstIp,
+  kDimSrcPort,
+  kDimDstPort,
+  kDimProto,
+  kDimInIface,
+  kDimOutIface,
+  kDimCtState,
+  kDims,
+};
+
+/// Width of each dimension in bits (32 for addresses, 16 ports and interface
+/// ids, 8 protocol and conntrack state).
+constexpr unsigned field_bits(Dim d) noexcept {
+  switch (d) {
+    case kDimSrcIp:
+    case kDimDstIp:
+      return 32;
+    case kDimSrcPort:
+    case kDimDstPort:
+    case kDimInIface:
+    case kDimOutIface:
+      return 16;
+    default:
+      return 8;
+  }
+}
+constexpr uint32_t field_max(Dim d) noexcept {
+  return field_bits(d) == 32 ? 0xffffffffU : (1U << field_bits(d)) - 1U;
+}
+const char* dim_name(Dim d) noexcept;
+
+struct Range {
+  uint32_t lo = 0;
+  uint32_t hi = 0xffffffffU;
+  constexpr bool contains(uint32_t v) const noexcept { return lo <= v && v <= hi; }
+  friend constexpr bool operator==(const Range&, const Range&) noexcept = default;
+};
+
+/// One box: a rule (or a piece of one) as ranges. A dimension the rule does
+/// not restrict spans its whole field.
+struct Box {
+  std::array<Range, kDims> r{};
+  uint32_t position = 0;  // the rule's position in its chain (priority: lower wins)
+  bool residual = false;  // the rule has matches outside the box: a candidate only
+
+  /// The box that matches everything in every dimension.
+  static Box any(uint32_t position) noexcept;
+  bool contains(const std::array<uint32_t, kDims>& key) const noexcept {
+    for (unsigned d = 0; d < kDims; ++d) {
+      if (!r[d].contains(key[d])) return false;
+    }
+    return true;
+  }
+};
+
+/// A packet as the classifiers see it: one value per dimension.
+struct ClassifierKey {
+  std::array<uint32_t, kDims> v{};
+};
+
+inline constexpr uint32_t kNoMatch = 0xffffffffU;
+
+/// The rules a classifier is built from: boxes sorted by position (several
+/// boxes may share one), and the number of rules (positions run 0..rules-1).
+struct RuleBoxes {
+  std::vector<Box> boxes;
+  uint32_t rules = 0;
+  /// Which dimensions any box restricts (bit d = dimension d): an algorithm
+  /// may ignore the others.
+  uint32_t used_dims() const noexcept;
+};
+
+class Classifier {
+ public:
+  virtual ~Classifier() = default;
+  /// For i < keys.size(): result[i] = the smallest position >= start[i] of a
+  /// box that contains keys[i], or kNoMatch. start may be empty (all 0).
+  /// result.size() >= keys.size().
+  virtual void lookup(std::span<const ClassifierKey> keys, std::span<const uint32_t> start,
+                      std::span<uint32_t> result) const noexcept = 0;
+  /// Bytes of memory the built structure holds (what a benchmark reports).
+  virtual size_t memory_bytes() const noexcept = 0;
+  virtual std::string_view name() const noexcept = 0;
+};
+
+/// The reference: every box in position order, first that contains the key.
+/// O(boxes) per key.
+class LinearClassifier final : public Classifier {
+ public:
+  explicit LinearClassifier(const RuleBoxes& rules);
+  void lookup(std::span<const ClassifierKey> keys, std::span<const uint32_t> start,
+              std::span<uint32_t> result) const noexcept override;
+  size_t memory_bytes() const noexcept override;
+  std::string_view name() const noexcept override { return "linear"; }
+
+ private:
+  std::vector<Box> boxes_;
+  std::vector<uint32_t> first_box_;  // per position: index of its first box (boxes_.size() at the end)
+};
+
+}  // namespace nfb
+
+namespace nfb {
+
+struct Chain;
+struct PacketKey;
+
+/// The boxes of a ClassBench chain (classbench.h): one per rule, from its
+/// -s/-d prefixes, protocol and PortsMatch. Throws std::invalid_argument
+/// naming the rule when it holds anything else.
+RuleBoxes classbench_boxes(const Chain& chain);
+
+/// A ClassBench header as a classifier key (addresses, ports, protocol; the
+/// other dimensions 0).
+ClassifierKey classbench_key(const PacketKey& key) noexcept;
+
+}  // namespace nfb
