@@ -101,74 +101,8 @@ void l4_ports(std::string& out, const char* name, const PortRange& r, bool inver
   put(out, " {}{}:{}{}", name, r.lo == r.hi ? "" : "s", invert ? "!" : "", range(r.lo, r.hi, ':'));
 }
 
-/// avg (1/10000 s between packets) back to "N/unit": from `day` down, the
-/// smallest unit whose per-unit count still divides into it with a quotient
-/// at least as large as the remainder.
-std::string limit_rate(uint32_t avg) {
-  struct Unit {
-    const char* name;
-    uint64_t scaled;  // unit length in 1/10000 s
-  };
-  static constexpr Unit kUnits[] = {
-      {"day", 86400ULL * LimitMatch::kScale},
-      {"hour", 3600ULL * LimitMatch::kScale},
-      {"min", 60ULL * LimitMatch::kScale},
-      {"sec", 1ULL * LimitMatch::kScale},
-  };
-  if (avg == 0) return "0/sec";  // not loadable; keeps the division defined
-  size_t u = 0;
-  while (u + 1 < std::size(kUnits)) {
-    uint64_t next = kUnits[u + 1].scaled;
-    if (avg > next || next / avg < next % avg) break;
-    ++u;
-  }
-  return fmt::format("{}/{}", kUnits[u].scaled / avg, kUnits[u].name);
-}
 
-/// The string match pattern: `"|hex|"` (lowercase, no spaces) when a byte is
-/// not printable ASCII or the last byte is a backslash, else double-quoted
-/// with `"` and `\` escaped.
-std::string string_pattern(const std::string& p) {
-  bool as_hex = !p.empty() && p.back() == '\\';
-  for (char c : p) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u > 0x7e) as_hex = true;
-  }
-  std::string out = "\"";
-  if (as_hex) {
-    out += '|';
-    for (char c : p) put(out, "{:02x}", static_cast<unsigned char>(c));
-    out += '|';
-  } else {
-    for (char c : p) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-  }
-  out += '"';
-  return out;
-}
 
-/// DNAT/SNAT ranges: `A[-B]` then `:P[-Q][/BASE]`, each part only when set.
-std::string nat_range(const NatRange& r) {
-  std::string out;
-  if (r.has_addr) {
-    out += format_ipv4(r.addr_lo);
-    if (r.addr_hi != r.addr_lo) {
-      out += '-';
-      out += format_ipv4(r.addr_hi);
-    }
-  }
-  if (r.has_ports) {
-    out += ':';
-    out += range(r.port_lo, r.port_hi, '-');
-    if (r.has_base) {
-      out += '/';
-      out += std::to_string(r.base);
-    }
-  }
-  return out;
-}
 
 /// MARK and CONNMARK --set-xmark value/mask in the kernel's words, the first
 /// that fits: and (value 0), or (value == mask), xor (mask 0), set (mask all
@@ -271,13 +205,13 @@ void list_match(std::string& out, const Rule& rule, const Match& match) {
                   format_ipv4(m.dst_hi));
           },
           [&](const StringMatch& m) {
-            put(out, " STRING match {} {} ALGO name {}", m.invert ? "!" : "", string_pattern(m.pattern),
+            put(out, " STRING match {} {} ALGO name {}", m.invert ? "!" : "", format_string_pattern(m.pattern),
                 m.algo == StringMatch::Algo::Bm ? "bm" : "kmp");
             if (m.from != 0) put(out, " FROM {}", m.from);
             if (m.to != 65535) put(out, " TO {}", m.to);
             if (m.icase) out += " ICASE";
           },
-          [&](const LimitMatch& m) { put(out, " limit: avg {} burst {}", limit_rate(m.avg), m.burst); },
+          [&](const LimitMatch& m) { put(out, " limit: avg {} burst {}", format_limit_rate(m.avg), m.burst); },
           [&](const StatisticMatch& m) {
             if (m.mode == StatisticMatch::Mode::Random) {
               double p = static_cast<double>(m.probability) / static_cast<double>(StatisticMatch::kProbabilityOne);
@@ -328,12 +262,12 @@ void list_target(std::string& out, const Target& target) {
           [&](const TraceTarget&) {},
           [&](const RejectTarget& t) { put(out, " reject-with {}", reject_with_name(t.with)); },
           [&](const DnatTarget& t) {
-            put(out, " to:{}", nat_range(t.range));
+            put(out, " to:{}", format_nat_range(t.range));
             if (t.range.random) out += " random";
             if (t.range.persistent) out += " persistent";
           },
           [&](const SnatTarget& t) {
-            put(out, " to:{}", nat_range(t.range));
+            put(out, " to:{}", format_nat_range(t.range));
             if (t.range.random) out += " random";
             if (t.range.random_fully) out += " random-fully";
             if (t.range.persistent) out += " persistent";

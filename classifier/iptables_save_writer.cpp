@@ -98,64 +98,8 @@ std::string mark_mask(uint32_t value, uint32_t mask) {
   return fmt::format("0x{:x}/0x{:x}", value, mask);
 }
 
-/// The kernel's limit rate back to "N/unit": the largest unit that still
-/// divides evenly enough (iptables' print rule, reproduced from its output).
-std::string limit_rate(uint32_t period) {
-  struct Unit {
-    const char* name;
-    uint64_t mult;
-  };
-  static constexpr Unit kUnits[] = {
-      {"day", 86400ULL * LimitMatch::kScale},
-      {"hour", 3600ULL * LimitMatch::kScale},
-      {"min", 60ULL * LimitMatch::kScale},
-      {"sec", 1ULL * LimitMatch::kScale},
-  };
-  if (period == 0) return "0/sec";
-  size_t i = 1;
-  for (; i < std::size(kUnits); ++i) {
-    uint64_t m = kUnits[i].mult;
-    if (period > m || m / period < m % period) break;
-  }
-  return fmt::format("{}/{}", kUnits[i - 1].mult / period, kUnits[i - 1].name);
-}
 
-std::string string_pattern(const StringMatch& s, bool& hex) {
-  hex = s.pattern.empty() ? false : s.pattern.back() == '\\';
-  for (char c : s.pattern) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u > 0x7e) hex = true;
-  }
-  std::string out;
-  if (hex) {
-    out = "\"|";
-    for (char c : s.pattern) out += fmt::format("{:02x}", static_cast<unsigned char>(c));
-    out += "|\"";
-    return out;
-  }
-  out = "\"";
-  for (char c : s.pattern) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  out += '"';
-  return out;
-}
 
-std::string nat_range(const NatRange& r) {
-  std::string out;
-  if (r.has_addr) {
-    out += format_ipv4(r.addr_lo);
-    if (r.addr_hi != r.addr_lo) out += "-" + format_ipv4(r.addr_hi);
-  }
-  if (r.has_ports) {
-    out += ':';
-    out += std::to_string(r.port_lo);
-    if (r.port_hi != r.port_lo) out += "-" + std::to_string(r.port_hi);
-    if (r.has_base) out += "/" + std::to_string(r.base);
-  }
-  return out;
-}
 
 [[noreturn]] void unwritable(const Rule& rule, const std::string& what) {
   throw LoadError(rule.where, what);
@@ -244,16 +188,15 @@ void write_match(Line& l, const Rule& rule, const Match& match) {
               l.inv(m.dst_invert).add("--dst-range").add(format_ipv4(m.dst_lo) + "-" + format_ipv4(m.dst_hi));
           },
           [&](const StringMatch& m) {
-            bool hex = false;
-            std::string pat = string_pattern(m, hex);
-            l.add("-m string").inv(m.invert).add(hex ? "--hex-string" : "--string").add(pat);
+            const std::string pat = format_string_pattern(m.pattern);
+            l.add("-m string").inv(m.invert).add(string_pattern_needs_hex(m.pattern) ? "--hex-string" : "--string").add(pat);
             l.add("--algo").add(m.algo == StringMatch::Algo::Bm ? "bm" : "kmp");
             if (m.from != 0) l.add("--from").add(std::to_string(m.from));
             if (m.to != 65535) l.add("--to").add(std::to_string(m.to));
             if (m.icase) l.add("--icase");
           },
           [&](const LimitMatch& m) {
-            l.add("-m limit --limit").add(limit_rate(m.avg));
+            l.add("-m limit --limit").add(format_limit_rate(m.avg));
             if (m.burst != 5) l.add("--limit-burst").add(std::to_string(m.burst));
           },
           [&](const StatisticMatch& m) {
@@ -301,12 +244,12 @@ void write_target(Line& l, const Target& target) {
           [&](const JumpTarget& t) { l.add("-j").add(t.chain); },
           [&](const GotoTarget& t) { l.add("-g").add(t.chain); },
           [&](const DnatTarget& t) {
-            l.add("-j DNAT --to-destination").add(nat_range(t.range));
+            l.add("-j DNAT --to-destination").add(format_nat_range(t.range));
             if (t.range.random) l.add("--random");
             if (t.range.persistent) l.add("--persistent");
           },
           [&](const SnatTarget& t) {
-            l.add("-j SNAT --to-source").add(nat_range(t.range));
+            l.add("-j SNAT --to-source").add(format_nat_range(t.range));
             if (t.range.random) l.add("--random");
             if (t.range.random_fully) l.add("--random-fully");
             if (t.range.persistent) l.add("--persistent");

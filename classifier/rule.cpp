@@ -457,4 +457,82 @@ std::vector<HookMask> chain_hooks(const Table& table) {
   return hooks;
 }
 
+/// avg (1/10000 s between packets) back to "N/unit": from `day` down, the
+/// smallest unit whose per-unit count still divides into it with a quotient
+/// at least as large as the remainder.
+std::string format_limit_rate(uint32_t avg) {
+  struct Unit {
+    const char* name;
+    uint64_t scaled;  // unit length in 1/10000 s
+  };
+  static constexpr Unit kUnits[] = {
+      {"day", 86400ULL * LimitMatch::kScale},
+      {"hour", 3600ULL * LimitMatch::kScale},
+      {"min", 60ULL * LimitMatch::kScale},
+      {"sec", 1ULL * LimitMatch::kScale},
+  };
+  if (avg == 0) return "0/sec";  // not loadable; keeps the division defined
+  size_t u = 0;
+  while (u + 1 < std::size(kUnits)) {
+    uint64_t next = kUnits[u + 1].scaled;
+    if (avg > next || next / avg < next % avg) break;
+    ++u;
+  }
+  return fmt::format("{}/{}", kUnits[u].scaled / avg, kUnits[u].name);
+}
+
+/// The string match pattern: `"|hex|"` (lowercase, no spaces) when a byte is
+/// not printable ASCII or the last byte is a backslash, else double-quoted
+/// with `"` and `\` escaped.
+bool string_pattern_needs_hex(const std::string& p) noexcept {
+  bool as_hex = !p.empty() && p.back() == '\\';
+  for (char c : p) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u > 0x7e) as_hex = true;
+  }
+  return as_hex;
+}
+
+std::string format_string_pattern(const std::string& p) {
+  const bool as_hex = string_pattern_needs_hex(p);
+  std::string out = "\"";
+  if (as_hex) {
+    out += '|';
+    for (char c : p) out += fmt::format("{:02x}", static_cast<unsigned char>(c));
+    out += '|';
+  } else {
+    for (char c : p) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+  }
+  out += '"';
+  return out;
+}
+
+/// DNAT/SNAT ranges: `A[-B]` then `:P[-Q][/BASE]`, each part only when set.
+std::string format_nat_range(const NatRange& r) {
+  std::string out;
+  if (r.has_addr) {
+    out += format_ipv4(r.addr_lo);
+    if (r.addr_hi != r.addr_lo) {
+      out += '-';
+      out += format_ipv4(r.addr_hi);
+    }
+  }
+  if (r.has_ports) {
+    out += ':';
+    out += std::to_string(r.port_lo);
+    if (r.port_hi != r.port_lo) {
+      out += '-';
+      out += std::to_string(r.port_hi);
+    }
+    if (r.has_base) {
+      out += '/';
+      out += std::to_string(r.base);
+    }
+  }
+  return out;
+}
+
 }  // namespace nfb

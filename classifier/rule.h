@@ -575,4 +575,18 @@ struct Ruleset {
 /// reached from no hook get 0. Cost O(chains + rules). Tolerates loops.
 std::vector<HookMask> chain_hooks(const Table& table);
 
+// ---------------------------------------------------------------------------
+// Text forms shared by the iptables-save and iptables -L writers
+
+/// A limit's avg (1/10000 s between packets) as iptables prints it: "N/unit".
+std::string format_limit_rate(uint32_t avg);
+/// True when iptables prints a string pattern as --hex-string (a byte that is
+/// not printable ASCII, or a trailing backslash).
+bool string_pattern_needs_hex(const std::string& pattern) noexcept;
+/// A string pattern quoted as iptables prints it: "|hex|" or "text" with `"`
+/// and `\` escaped.
+std::string format_string_pattern(const std::string& pattern);
+/// A DNAT/SNAT range: `A[-B]` then `:P[-Q][/BASE]`, each part only when set.
+std::string format_nat_range(const NatRange& r);
+
 }  // namespace nfb
