@@ -135,6 +135,17 @@ TEST(NfbenchReplay, SeedCaseCountersToStandardOutput) {
   EXPECT_NE(fixed.out.find("Verdicts: 15 emitted, 15 dropped, 0 invalid"), std::string::npos) << fixed.out;
 }
 
+TEST(NfbenchReplay, CountersAsIptablesList) {
+  const std::string root = source_root();
+  const CommandResult r = nfbench({"replay", "--rules", root + "/data/rulesets/docker-28-seed-naive.save",
+                                   root + "/data/captures/seed-case.pcapng", "--json", "--list-counters", "-"});
+  ASSERT_TRUE(r.ok()) << r.describe();
+  EXPECT_NE(r.out.find("# table filter\nChain INPUT (policy ACCEPT 0 packets, 0 bytes)\n"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("Chain DOCKER-USER (1 references)\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Chain FORWARD (policy DROP 0 packets, 0 bytes)\n"), std::string::npos) << r.out;
+}
+
 TEST(NfbenchReplay, EveryPacketIsAccountedFor) {
   const CommandResult r = nfbench({"replay", "--rules", source_root() + "/data/rulesets/docker-28.save",
                                    source_root() + "/data/captures/docker-host-eth0.pcap", "--json"});

@@ -20,6 +20,7 @@
 #include "classifier/frame_parser.h"
 #include "classifier/host.h"
 #include "classifier/input_file.h"
+#include "classifier/iptables_list.h"
 #include "classifier/iptables_save.h"
 #include "classifier/load_error.h"
 #include "classifier/pipeline.h"
@@ -110,6 +111,7 @@ struct ReplayOptions {
   std::string host_routes;
   std::string in_iface = "eth0";
   std::string save_counters;
+  std::string list_counters;
   std::string out_dir;
   bool trace = false;
   bool conntrack = false;
@@ -260,6 +262,21 @@ int cmd_replay(const ReplayOptions& o) {
       write_text_file(o.save_counters, text);
     }
   }
+  if (!o.list_counters.empty()) {
+    // `iptables -t T -L -v -n -x` for each table, one after the other.
+    const Ruleset counted = pipeline->counters_ruleset();
+    std::string text;
+    for (const Table& t : counted.tables) {
+      if (!text.empty()) text += '\n';
+      text += fmt::format("# table {}\n", table_name(t.id));
+      text += write_iptables_list(t);
+    }
+    if (o.list_counters == "-") {
+      std::fputs(text.c_str(), stdout);
+    } else {
+      write_text_file(o.list_counters, text);
+    }
+  }
   if (o.conntrack) {
     std::string table;
     pipeline->conntrack().dump(table, last_ts);
@@ -355,6 +372,8 @@ int main(int argc, char** argv) {
                      "ingress interface of frames whose capture interface has no name (default eth0)");
   replay->add_option("--save-counters", replay_opts.save_counters,
                      "write the counters as iptables-save -c to FILE (- for standard output)");
+  replay->add_option("--list-counters", replay_opts.list_counters,
+                     "write the counters as iptables -L -v -n -x, per table, to FILE (- for standard output)");
   replay->add_option("-o,--output-dir", replay_opts.out_dir,
                      "write the frames the host sends, after NAT, as DIR/IFACE.pcapng per egress interface");
   replay->add_flag("--trace", replay_opts.trace, "print every packet's path as kernel TRACE lines");
