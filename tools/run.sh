@@ -44,6 +44,25 @@ build() {
   ninja -C "$dir"
 }
 
+# suite_targets DIR SUITE...: the ninja targets that the tests of these
+# suites need, so a build can make just those.
+suite_targets() {
+  python3 - "$@" <<'PY'
+import json, os, subprocess, sys
+d, suites = sys.argv[1], set(sys.argv[2:])
+tests = json.loads(subprocess.check_output(["meson", "introspect", "--tests", d]))
+targets = {t["id"]: t for t in json.loads(subprocess.check_output(["meson", "introspect", "--targets", d]))}
+out = set()
+for t in tests:
+    if not any(s.split(":")[-1] in suites for s in t["suite"]):
+        continue
+    for dep in t["depends"]:
+        for f in targets.get(dep, {}).get("filename", []):
+            out.add(os.path.relpath(f, d))
+print(" ".join(sorted(out)))
+PY
+}
+
 # Summary line from a meson test log: "N passed, N failed, N skipped".
 summarize() {
   python3 - "$@" <<'PY'
@@ -96,10 +115,16 @@ case "$mode" in
     meson test -C build --num-processes "$jobs" --print-errorlogs || status=1
     # 2. Sanitizer build (clang, ASan+UBSan): the unit tests again and a bounded
     #    run of every libFuzzer target.
-    CXX=clang++ build build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
-      -Db_lundef=false -Dbench=false -Dbuildtype=debugoptimized
+    #    The kernel tests ran above; here only what the sanitizers can add.
+    if [ ! -f build-fuzz/build.ninja ]; then
+      CXX=clang++ meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
+        -Db_lundef=false -Dbench=false -Dbuildtype=debugoptimized
+    fi
+    # shellcheck disable=SC2046
+    ninja -C build-fuzz $(suite_targets build-fuzz unit fuzz)
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-      meson test -C build-fuzz --num-processes "$jobs" --print-errorlogs || status=1
+      meson test -C build-fuzz --no-rebuild --suite unit --suite fuzz --num-processes "$jobs" \
+      --print-errorlogs || status=1
     echo
     echo "tests: $(summarize build/meson-logs/testlog.json build-fuzz/meson-logs/testlog.json)"
     exit $status
