@@ -99,7 +99,14 @@ struct Pipeline::Walked {
 };
 
 Pipeline::Pipeline(const Ruleset& ruleset, const HostModel& host, const PipelineConfig& config)
-    : host_(host), config_(config), ruleset_(ruleset), ct_(config.conntrack), nat_(ct_) {
+    : host_(host),
+      config_(config),
+      ruleset_(ruleset),
+      ct_(config.conntrack),
+      nat_(ct_),
+      defrag_(config.defrag),
+      output_call_(config.defrag.output_slots, 0),
+      output_owner_(config.defrag.output_slots, 0) {
   WalkOptions opts;
   opts.match = config.match;
   opts.initial_counters_from_table = config.counters_from_ruleset;
@@ -242,9 +249,22 @@ void Pipeline::record_fast_path(const CtResult& r, const Walked& w, Fate fate, u
 
 Fate Pipeline::run_one(PacketIn& p, PacketOut& out) noexcept {
   PacketKey& key = p.key;
-  // The kernel reassembles fragments before raw PREROUTING (nf_defrag_ipv4);
-  // the model does not yet, so a fragment is counted apart, never walked.
-  if (key.is_fragment()) return Fate::DroppedFragment;
+  // nf_defrag_ipv4, before raw PREROUTING: a fragment is held, dropped, or
+  // completes its datagram, which then goes through the hooks in its place.
+  if (key.is_fragment()) {
+    const DefragResult d = defrag_.add(key, p.frame, p.len, p.ts_ns);
+    move_fates(Fate::FragmentHeld, Fate::DroppedFragment, d.discarded + d.expired);
+    if (d.status == DefragStatus::Held) return Fate::FragmentHeld;
+    if (d.status == DefragStatus::Dropped) {
+      out.defrag_drop = d.reason;
+      return Fate::DroppedFragment;
+    }
+    key = d.key;
+    p.frame = d.frame;
+    p.len = d.len;
+    out.fragments = d.fragments;
+    completed_slot_ = d.output_slot;
+  }
 
   MatchContext ctx;
   ctx.key = &key;
@@ -374,14 +394,36 @@ Fate Pipeline::run_one(PacketIn& p, PacketOut& out) noexcept {
   return Fate::Forwarded;
 }
 
+void Pipeline::move_fates(Fate from, Fate to, uint64_t n) noexcept {
+  stats_.by_fate[static_cast<size_t>(from)] -= n;
+  stats_.by_fate[static_cast<size_t>(to)] += n;
+}
+
 void Pipeline::process(std::span<PacketIn> packets, std::span<PacketOut> results) noexcept {
   const size_t n = std::min(packets.size(), results.size());
+  ++call_;
   for (size_t i = 0; i < n; ++i) {
     results[i] = PacketOut{};
+    // ipfrag_time runs on packet timestamps: datagrams that timed out by
+    // now are gone before this packet is looked at.
+    if (defrag_.datagrams() != 0) {
+      move_fates(Fate::FragmentHeld, Fate::DroppedFragment, defrag_.expire(packets[i].ts_ns));
+    }
     const Fate f = run_one(packets[i], results[i]);
     results[i].fate = f;
     if (f != Fate::Forwarded) results[i].out_iface = kNoIface;
     ++stats_.by_fate[static_cast<size_t>(f)];
+    if (results[i].fragments != 0) {
+      // The fragments held for this datagram share its fate.
+      move_fates(Fate::FragmentHeld, f, results[i].fragments - 1U);
+      const uint32_t s = completed_slot_;
+      if (output_call_[s] == call_) {
+        packets[output_owner_[s]].frame = nullptr;
+        packets[output_owner_[s]].len = 0;
+      }
+      output_call_[s] = call_;
+      output_owner_[s] = static_cast<uint32_t>(i);
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 // The netfilter pipeline: one IPv4 packet through the kernel's hooks, in the
 // kernel's order, with conntrack and NAT.
 //
-//   raw PREROUTING -> conntrack -> mangle PREROUTING -> nat PREROUTING (DNAT,
+//   defrag -> raw PREROUTING -> conntrack -> mangle PREROUTING -> nat PREROUTING (DNAT,
 //   first packet of a connection only) -> routing on the post-DNAT
 //   destination -> INPUT (mangle, filter, nat)            -> confirm
 //                  -> TTL check and decrement (ip_forward: a TTL of 1 dies
@@ -34,6 +34,29 @@
 //   - the path fits the fixed per-flow record (kMaxFastPath counters).
 // Counters come out identical with the fast path on or off; a test checks it.
 //
+// Fragments (classifier/defrag.h): with conntrack in use the kernel
+// reassembles IPv4 fragments at priority -400, before raw, so no chain ever
+// sees a fragment (raw `-f` rules count nothing) and a datagram is counted
+// once, with its full length. The model does the same: a fragment goes into
+// the defrag table, and the fragment that completes its datagram carries the
+// whole datagram through the hooks, with its own ingress interface and
+// timestamp (the last to arrive). Refragmenting a forwarded datagram to the
+// egress MTU is not modelled: it leaves as one packet.
+// Accounting, so that every packet given to process() is in exactly one
+// PipelineStats::by_fate bucket at any time:
+//   - a fragment that does not complete its datagram gets FragmentHeld;
+//   - the completing fragment gets the datagram's fate, and PacketOut::
+//     fragments says how many fragments the datagram had; the fragments held
+//     for it move from FragmentHeld to that same fate in by_fate (a datagram
+//     forwarded in 3 fragments counts 3 forwarded packets, like the 3 frames
+//     the kernel receives and sends on; the rule counters count 1);
+//   - a fragment the table drops gets DroppedFragment (PacketOut::
+//     defrag_drop says why); fragments held for a datagram that is then
+//     discarded (overlap, bad length, too big, ECN, timeout) move from
+//     FragmentHeld to DroppedFragment.
+// What is still FragmentHeld at the end of a capture belongs to datagrams
+// that were incomplete when it ended (and within ipfrag_time).
+//
 // Control plane: build() compiles the ruleset for a host (may throw
 // LoadError). Packet path: process() is noexcept and never allocates, except
 // that a trace string, when asked for, grows as it is written.
@@ -50,6 +73,7 @@
 
 #include "classifier/chain_walk.h"
 #include "classifier/conntrack.h"
+#include "classifier/defrag.h"
 #include "classifier/host.h"
 #include "classifier/nat.h"
 #include "classifier/packet_key.h"
@@ -69,7 +93,9 @@ namespace nfb {
   X(DroppedByRouting, "dropped_by_routing", "martian, no route, unreachable, or not joined")  \
   X(DroppedTtlExceeded, "dropped_ttl_exceeded", "forwarding a packet whose TTL is 1 or 0")      \
   X(DroppedByNat, "dropped_by_nat", "NAT found no free tuple")                                \
-  X(DroppedFragment, "dropped_fragment", "IPv4 fragment: reassembly is not modelled yet")
+  X(DroppedFragment, "dropped_fragment",                                                       \
+    "IPv4 fragment dropped by reassembly, alone or with its datagram (see DefragDrop)")         \
+  X(FragmentHeld, "fragment_held", "IPv4 fragment held for reassembly: its datagram is incomplete")
 
 enum class Fate : uint8_t {
 #define NFB_FATE_ENUM(name, str, desc) name,
@@ -91,10 +117,20 @@ struct PipelineConfig {
   bool fast_path = true;
   /// Start rule counters from the ruleset's `[p:b]` (iptables-restore -c).
   bool counters_from_ruleset = false;
+  /// Reassembly: ipfrag_time, ipfrag_high_thresh, table sizes.
+  DefragConfig defrag;
 };
 
 /// One packet in: its parsed key (status Ok), its frame (rewritten in place
 /// by NAT), its ingress interface (HostModel id) and timestamp.
+///
+/// A fragment that completes a datagram leaves process() with key, frame and
+/// len describing the reassembled datagram (its own link header, then the
+/// datagram, rewritten by NAT like any packet), in a buffer of the pipeline
+/// that stays valid until the next process() call. A call that completes
+/// more than PipelineConfig::defrag.output_slots datagrams reuses the
+/// earliest buffers; the frame of a packet whose buffer was reused is set to
+/// nullptr (len 0).
 struct PacketIn {
   PacketKey key;
   uint8_t* frame = nullptr;
@@ -108,6 +144,8 @@ struct PacketOut {
   uint16_t out_iface = kNoIface;  // Forwarded: the egress interface
   uint8_t ct_state = 0;           // the packet's ctstate bits (CtStateBit)
   bool fast_path = false;         // counted through a recorded path
+  uint16_t fragments = 0;         // > 0: it completed a datagram of this many fragments
+  DefragDrop defrag_drop = DefragDrop::None;  // DroppedFragment: why
 };
 
 struct PipelineStats {
@@ -143,6 +181,8 @@ class Pipeline {
   Ruleset counters_ruleset() const;
 
   const ConntrackTable& conntrack() const noexcept { return ct_; }
+  /// The reassembly table (its stats: datagrams, drops by reason, held now).
+  const DefragTable& defrag() const noexcept { return defrag_; }
   const PipelineStats& stats() const noexcept { return stats_; }
   const HostModel& host() const noexcept { return host_; }
 
@@ -165,6 +205,7 @@ class Pipeline {
   struct Walked;  // per-packet walk bookkeeping (pipeline.cpp)
 
   Fate run_one(PacketIn& p, PacketOut& out) noexcept;
+  void move_fates(Fate from, Fate to, uint64_t n) noexcept;
   static bool forward_ttl(PacketIn& p) noexcept;
   WalkResult walk(TableId table, Hook hook, MatchContext& ctx, Walked& w) noexcept;
   void fill_ct_view(MatchContext& ctx, const CtResult& r) const noexcept;
@@ -178,6 +219,14 @@ class Pipeline {
   std::array<std::unique_ptr<ChainWalker>, kTableCount> walkers_;
   ConntrackTable ct_;
   NatTable nat_;
+  DefragTable defrag_;
+  // Which packet of the current process() call holds each defrag output
+  // buffer (call_ marks the call), to null a packet's frame when a later
+  // completion in the same call reuses its buffer.
+  std::vector<uint64_t> output_call_;
+  std::vector<uint32_t> output_owner_;
+  uint64_t call_ = 0;
+  uint32_t completed_slot_ = 0;  // run_one -> process(): output buffer of a completion
   std::vector<FlowPath> paths_;  // [slot * 2 + dir]
   PipelineStats stats_;
   std::string* trace_ = nullptr;

@@ -1,17 +1,20 @@
 // The netfilter pipeline against the kernel: every scenario of
-// tests/scenarios.h (the seed case, docker 27/28 mixed traffic) runs through
-// the model, and its `iptables-save -c` must equal what the real kernel
-// counted for the same frames (recorded in tests/data/scenarios/*.kernel by
-// kernel_host_test; pipeline_kernel_test compares with the live kernel too).
-// The fast path must not change a single counter.
+// tests/scenarios.h (the seed case, docker 27/28 mixed traffic, fragments)
+// runs through the model, and its `iptables-save -c` must equal what the
+// real kernel counted for the same frames (recorded in
+// tests/data/scenarios/*.kernel by kernel_host_test), and so must the
+// conntrack state of every frame (*.states). The fast path must not change
+// a single counter.
 #include "classifier/pipeline.h"
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <fstream>
 #include <iterator>
 #include <sstream>
 
+#include "classifier/checksum.h"
 #include "classifier/frame_parser.h"
 #include "classifier/iptables_save.h"
 #include "tests/kernel_host.h"
@@ -106,15 +109,180 @@ TEST_P(PipelineScenario, FastPathChangesNoCounter) {
   EXPECT_EQ(slow.stats.by_fate, fast.stats.by_fate);
   EXPECT_EQ(slow.stats.fast_path_packets, 0U);
   // Established flows do take the fast path (the seed case's connections and
-  // the mixed traffic's data packets).
-  EXPECT_GT(fast.stats.fast_path_packets, 0U);
-  EXPECT_LT(fast.stats.walked_packets, slow.stats.walked_packets);
+  // the mixed traffic's data packets; the edge cases are one datagram per flow).
+  if (s.name != "fragment_edge_cases") {
+    EXPECT_GT(fast.stats.fast_path_packets, 0U);
+    EXPECT_LT(fast.stats.walked_packets, slow.stats.walked_packets);
+  }
+}
+
+// The state column of a .states file, or of the model: what mangle
+// PREROUTING saw ("-" for a frame that never got there: dropped before any
+// hook or in raw, or a fragment that did not complete its datagram).
+std::string state_name(uint8_t bits) {
+  if (bits & kCtInvalid) return "INVALID";
+  if (bits & kCtUntracked) return "UNTRACKED";
+  if (bits & kCtRelated) return "RELATED";
+  if (bits & kCtEstablished) return "ESTABLISHED";
+  if (bits & kCtNew) return "NEW";
+  return "-";
+}
+
+TEST_P(PipelineScenario, FrameStatesEqualTheKernels) {
+  const Scenario s = scenario_named(GetParam());
+  const ModelRun model = run_model(s, /*fast_path=*/true);
+  std::istringstream lines(read_file(recorded_scenarios_dir() + "/" + s.name + ".states"));
+  std::string line;
+  size_t i = 0;
+  for (; std::getline(lines, line); ++i) {
+    ASSERT_LT(i, model.states.size());
+    std::istringstream fields(line);
+    std::string index, kernel_state;
+    fields >> index >> kernel_state;
+    EXPECT_EQ(state_name(model.states[i]), kernel_state) << line;
+  }
+  EXPECT_EQ(i, s.frames.size());
 }
 
 INSTANTIATE_TEST_SUITE_P(Recorded, PipelineScenario,
                          ::testing::Values("seed_case_naive", "seed_case_fixed", "seed_case_post_dnat",
-                                           "docker27_mixed", "docker28_mixed"),
+                                           "docker27_mixed", "docker28_mixed", "docker28_fragments",
+                                           "fragment_edge_cases"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
+
+// ---------------------------------------------------------------- fragments
+
+struct Fed {
+  std::vector<std::vector<uint8_t>> frames;  // kept alive: PacketIn points into them
+  std::vector<PacketIn> in;
+};
+
+// The frames of a scenario as PacketIn, 1 ms apart, ready for process().
+Fed feed(const std::vector<InjectedFrame>& frames, const HostModel& host, uint64_t ts0 = 1'000'000'000'000ULL) {
+  Fed fed;
+  fed.frames.reserve(frames.size());
+  for (const InjectedFrame& f : frames) {
+    fed.frames.push_back(f.bytes);
+    PacketIn in;
+    const uint16_t iface = host.iface_id(f.ingress).value();
+    std::vector<uint8_t>& b = fed.frames.back();
+    EXPECT_EQ(parse_frame(b.data(), static_cast<uint32_t>(b.size()), LinkType::Ethernet, iface, in.key),
+              ParseStatus::Ok);
+    in.frame = b.data();
+    in.len = static_cast<uint32_t>(b.size());
+    in.in_iface = iface;
+    in.ts_ns = ts0 + fed.in.size() * 1'000'000ULL;
+    fed.in.push_back(in);
+  }
+  return fed;
+}
+
+uint64_t fate_count(const PipelineStats& st, Fate f) { return st.by_fate[static_cast<size_t>(f)]; }
+
+TEST(PipelineFragments, EveryFragmentIsInExactlyOneFateBucket) {
+  const HostModel host = default_docker_host();
+  const Scenario s = docker28_fragments();
+  auto pipeline = Pipeline::build(read_iptables_save(s.ruleset, s.name), host);
+  Fed fed = feed(s.frames, host);
+  std::vector<PacketOut> out(fed.in.size());
+  for (size_t i = 0; i < fed.in.size(); ++i) pipeline->process(std::span(&fed.in[i], 1), std::span(&out[i], 1));
+  const PipelineStats& st = pipeline->stats();
+  EXPECT_EQ(st.packets(), s.frames.size());
+  // Still held at the end: the last piece of the overlapping set (a datagram
+  // of its own), the lone first fragment, and the first and last fragments
+  // of the datagram missing its middle.
+  EXPECT_EQ(fate_count(st, Fate::FragmentHeld), 4U);
+  // Dropped by reassembly: the two overlapping fragments, the duplicate.
+  EXPECT_EQ(fate_count(st, Fate::DroppedFragment), 3U);
+  EXPECT_EQ(out[23].defrag_drop, DefragDrop::Overlap);
+  EXPECT_EQ(out[32].defrag_drop, DefragDrop::Duplicate);
+  // The 2 fragments straight to redis's address share the raw DROP.
+  EXPECT_EQ(out[35].fate, Fate::DroppedByRule);
+  EXPECT_EQ(out[34].fate, Fate::FragmentHeld);
+  EXPECT_EQ(fate_count(st, Fate::DroppedByRule), 2U);
+  const DefragStats& ds = pipeline->defrag().stats();
+  EXPECT_EQ(ds.datagrams, 11U);
+  EXPECT_EQ(ds.held, 4U);
+  EXPECT_EQ(ds.fragments, 43U - 10U);  // 10 frames are whole: 9 TCP segments, 1 DNS answer
+  // The completing fragment carries the datagram: its fate, its fragments.
+  EXPECT_EQ(out[4].fragments, 3U);
+  EXPECT_EQ(out[4].fate, Fate::Forwarded);
+  EXPECT_EQ(state_name(out[4].ct_state), "ESTABLISHED");
+  EXPECT_EQ(out[3].fate, Fate::FragmentHeld);
+  EXPECT_EQ(out[3].ct_state, 0U);
+  EXPECT_EQ(out[38].fate, Fate::Delivered);  // the large ping
+  uint64_t emitted = 0;
+  for (size_t f = 0; f < kFateCount; ++f) {
+    if (fate_emitted(static_cast<Fate>(f))) emitted += st.by_fate[f];
+  }
+  EXPECT_EQ(emitted, s.frames.size() - 4 - 3 - 2);
+}
+
+TEST(PipelineFragments, CompletingPacketLeavesWithTheRewrittenDatagram) {
+  // The first query of docker28_fragments: 2 fragments to 198.51.100.1:5353,
+  // DNAT'd to 172.18.0.2:53 and forwarded; both in one burst.
+  const HostModel host = default_docker_host();
+  const Scenario s = docker28_fragments();
+  auto pipeline = Pipeline::build(read_iptables_save(s.ruleset, s.name), host);
+  Fed fed = feed({s.frames[0], s.frames[1]}, host);
+  const uint16_t total = static_cast<uint16_t>(fed.in[0].key.l3_len - 20 + fed.in[1].key.l3_len);
+  std::array<PacketOut, 2> out;
+  pipeline->process(fed.in, out);
+  ASSERT_EQ(out[1].fate, Fate::Forwarded);
+  EXPECT_EQ(out[1].out_iface, host.iface_id("br-5c0a8c6e1d2f").value());
+  const PacketIn& d = fed.in[1];
+  EXPECT_EQ(d.key.l3_len, total);
+  EXPECT_EQ(d.len, 14U + total);
+  EXPECT_FALSE(d.key.is_fragment());
+  EXPECT_EQ(d.key.dst_ip, docker_host::kDnsIp);
+  EXPECT_EQ(d.key.dst_port, 53U);
+  EXPECT_EQ(d.key.ttl, 56U);  // 57, decremented by forwarding
+  // The bytes say the same, with valid checksums: parse them again.
+  PacketKey again;
+  ASSERT_EQ(parse_frame(d.frame, d.len, LinkType::Ethernet, d.key.ifindex, again), ParseStatus::Ok);
+  EXPECT_EQ(again.dst_ip, docker_host::kDnsIp);
+  EXPECT_EQ(again.dst_port, 53U);
+  EXPECT_EQ(again.ttl, 56U);
+  EXPECT_EQ(again.frag, 0U);
+  EXPECT_TRUE(l4_checksum_ok(d.frame, d.len, again));
+  // The held fragment's own buffer is untouched.
+  EXPECT_EQ(fed.in[0].frame, fed.frames[0].data());
+}
+
+TEST(PipelineFragments, OutputBuffersReusedWithinOneCallAreNulled) {
+  const HostModel host = default_docker_host();
+  const Scenario s = docker28_fragments();
+  PipelineConfig config;
+  config.defrag.output_slots = 1;
+  auto pipeline = Pipeline::build(read_iptables_save(s.ruleset, s.name), host, config);
+  // Two datagrams complete in one call (frames 0-1 and 5-7).
+  Fed fed = feed({s.frames[0], s.frames[1], s.frames[5], s.frames[6], s.frames[7]}, host);
+  std::array<PacketOut, 5> out;
+  pipeline->process(fed.in, out);
+  EXPECT_EQ(out[1].fragments, 2U);
+  EXPECT_EQ(out[4].fragments, 3U);
+  EXPECT_EQ(fed.in[1].frame, nullptr);
+  EXPECT_EQ(fed.in[1].len, 0U);
+  ASSERT_NE(fed.in[4].frame, nullptr);
+  EXPECT_EQ(fed.in[4].len, 14U + fed.in[4].key.l3_len);
+}
+
+TEST(PipelineFragments, HeldFragmentsTimeOutOnPacketTimestamps) {
+  const HostModel host = default_docker_host();
+  const Scenario s = docker28_fragments();
+  auto pipeline = Pipeline::build(read_iptables_save(s.ruleset, s.name), host);
+  // The lone first fragment (27), then, 30 s later, an unrelated whole packet.
+  Fed fed = feed({s.frames[27], s.frames[9]}, host);
+  fed.in[1].ts_ns = fed.in[0].ts_ns + 30'000'000'000ULL;
+  std::array<PacketOut, 2> out;
+  pipeline->process(std::span(fed.in.data(), 1), std::span(out.data(), 1));
+  EXPECT_EQ(fate_count(pipeline->stats(), Fate::FragmentHeld), 1U);
+  pipeline->process(std::span(fed.in.data() + 1, 1), std::span(out.data() + 1, 1));
+  EXPECT_EQ(fate_count(pipeline->stats(), Fate::FragmentHeld), 0U);
+  EXPECT_EQ(fate_count(pipeline->stats(), Fate::DroppedFragment), 1U);
+  EXPECT_EQ(pipeline->defrag().stats().dropped[static_cast<size_t>(DefragDrop::Timeout)], 1U);
+  EXPECT_EQ(pipeline->stats().packets(), 2U);
+}
 
 // The question the project was born from, answered by the model alone.
 TEST(PipelineSeedCase, NaiveRuleCountsNothingAndTheFixBlocks) {

@@ -113,6 +113,55 @@ std::vector<InjectedFrame> seed_case_frames();
 /// 96 frames.
 std::vector<InjectedFrame> mixed_traffic_frames();
 
+/// Fragmented traffic (fragment_traffic_frames) on docker-28.save.
+Scenario docker28_fragments();
+
+/// The reassembly rules the kernel was measured to follow
+/// (fragment_edge_frames) under a ruleset of counting rules only: raw `-f`,
+/// `-p udp` and `-m length --length 1501:65535`, mangle `--ctstate NEW`
+/// (which turns conntrack and defrag on), filter INPUT by interface and
+/// source MAC, FORWARD to docker0.
+Scenario fragment_edge_cases();
+
+/// Fragmented traffic at the default Docker host (the kernel reassembles it
+/// before raw PREROUTING), in this order:
+///  1. published UDP 5353: a query in 2 fragments in order, dns's answer in 3
+///     fragments, the last first;
+///  2. a query in 3 fragments out of order (middle, last, first), answered
+///     unfragmented;
+///  3. published TCP 10000: after the handshake, a 1460-byte segment from
+///     the client in 2 fragments (a 1280-byte MTU on the way), redis's ACK,
+///     redis's 1400-byte answer in 2 fragments (second first), FIN close;
+///  4. overlapping fragments (the second overlaps the first: both go, and
+///     the last starts a datagram that never completes), then a good query
+///     from the same client;
+///  5. incomplete datagrams: a first fragment alone; first and last without
+///     the middle;
+///  6. a duplicated middle fragment (the datagram completes);
+///  7. 2 fragments straight to 172.17.0.2 from outside (raw DROP);
+///  8. a 3000-byte ICMP echo to the host in 3 fragments;
+///  9. web's query to 8.8.8.8 in 2 fragments (second first) through
+///     MASQUERADE, and the answer in 2 fragments on eth0.
+/// 41 frames.
+std::vector<InjectedFrame> fragment_traffic_frames();
+
+/// Reassembly edge cases, UDP from 203.0.113.90 to 198.51.100.1:9999 unless
+/// said otherwise, each case with its own port and IP id:
+///  1. three runs, then a fragment across two of them: overlap;
+///  2. the same pieces in order (one run): a duplicate, then complete;
+///  3. a 4-byte fragment with MF discards the datagram;
+///  4. a second last fragment with another end discards it;
+///  5. a fragment beyond the last fragment discards it;
+///  6. ECT(0) + CE completes; Not-ECT + ECT(0) is discarded;
+///  7. one datagram over eth0 (the first fragment) and docker0 (the others,
+///     from redis's MAC; the last one arrives last);
+///  8. a datagram of 65620 bytes once reassembled (45 fragments): too big;
+///  9. to 172.17.0.2 (forwarded): first fragment with TTL 1 (dies in
+///     ip_forward), and another datagram whose second fragment has TTL 1;
+/// 10. a plain 2-fragment datagram.
+/// 86 frames.
+std::vector<InjectedFrame> fragment_edge_frames();
+
 /// Every scenario above, in the order declared.
 std::vector<Scenario> all_scenarios();
 
@@ -120,7 +169,9 @@ std::vector<Scenario> all_scenarios();
 /// .states files: `eth0 tcp 203.0.113.10:39629 > 198.51.100.1:10000 [S] len 60`
 /// (TCP flags F S R P . U E W as tcpdump prints them, "none" for no flag;
 /// len = the IP total length, what counters count), `icmp 8/0 id 6699 seq 1`,
-/// `icmp 3/3 about udp A:P > B:Q`. Marks what is broken on purpose:
+/// `icmp 3/3 about udp A:P > B:Q`. A fragment adds `frag OFF+LEN [MF] id
+/// ID` (its IP payload's offset and length) and shows no L4 fields when its
+/// offset is not 0. Marks what is broken on purpose:
 /// `bad-ip-checksum`, `bad-l4-checksum`, `no-udp-checksum`.
 std::string describe_frame(const InjectedFrame& frame);
 
