@@ -1,0 +1,550 @@
+// TupleSpaceClassifier answers exactly like LinearClassifier: on the bundled
+// ClassBench sets (1K with generated keys and the jiachang trace, 10K with
+// the first 200,000 headers of their traces), on random rule sets that use
+// every dimension with several boxes per position, prefixes, exact values and
+// ranges, with keys drawn mostly inside boxes and random start positions; the
+// tuple placement splits full buckets as documented; bad input is refused
+// with a message that names the problem. Seeds are fixed.
+#include "classifier/tuple_space.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <iostream>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "classifier/classbench.h"
+
+namespace nfb {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string data_path(const std::string& name) {
+  const char* root = std::getenv("NFB_SOURCE_ROOT");
+  return std::string(root != nullptr ? root : ".") + "/data/classbench/" + name;
+}
+
+RuleBoxes load_boxes(const std::string& name) {
+  return classbench_boxes(classbench_chain(load_classbench_rules(data_path(name))));
+}
+
+std::string key_str(const ClassifierKey& k) {
+  std::string s;
+  for (unsigned d = 0; d < kDims; ++d) s += std::string(d ? " " : "") + dim_name(static_cast<Dim>(d)) + "=" + std::to_string(k.v[d]);
+  return s;
+}
+
+// Looks `keys` up in `c` in bursts of uneven sizes (so chunk boundaries fall
+// everywhere) and compares with the reference. Returns the lookups made.
+size_t expect_same(const Classifier& c, const LinearClassifier& ref, const std::vector<ClassifierKey>& keys,
+                   const std::vector<uint32_t>& start, const std::string& what) {
+  std::vector<uint32_t> want(keys.size());
+  std::vector<uint32_t> got(keys.size(), 0xdeadbeefU);
+  ref.lookup(keys, start, want);
+  static constexpr size_t kSizes[] = {1, 3, 64, 65, 200, 1000, 17};
+  size_t at = 0;
+  for (size_t step = 0; at < keys.size(); ++step) {
+    const size_t n = std::min(kSizes[step % std::size(kSizes)], keys.size() - at);
+    const std::span<const ClassifierKey> ks(keys.data() + at, n);
+    const std::span<const uint32_t> ss = start.empty() ? std::span<const uint32_t>{}
+                                                       : std::span<const uint32_t>(start.data() + at, n);
+    c.lookup(ks, ss, std::span<uint32_t>(got.data() + at, n));
+    at += n;
+  }
+  size_t wrong = 0;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (got[i] == want[i]) continue;
+    if (++wrong <= 5) {
+      ADD_FAILURE() << what << ": key " << i << " (" << key_str(keys[i]) << ") from "
+                    << (start.empty() ? 0 : start[i]) << ": tuple says " << got[i] << ", linear says " << want[i];
+    }
+  }
+  EXPECT_EQ(wrong, 0U) << what << ": " << wrong << " of " << keys.size() << " lookups differ";
+  return keys.size();
+}
+
+// For every key that matched: ask again from the position after its match
+// (what the chain walk does when a residual check fails), and from a random
+// start.
+size_t expect_same_with_starts(const Classifier& c, const LinearClassifier& ref, const std::vector<ClassifierKey>& keys,
+                               uint32_t rules, std::mt19937& rng, const std::string& what) {
+  std::vector<uint32_t> first(keys.size());
+  ref.lookup(keys, {}, first);
+  std::vector<uint32_t> next(keys.size());
+  std::vector<uint32_t> random(keys.size());
+  std::uniform_int_distribution<uint32_t> pos(0, rules + 1);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    next[i] = first[i] == kNoMatch ? rules : first[i] + 1;
+    random[i] = i % 4 == 0 ? 0 : pos(rng);
+  }
+  return expect_same(c, ref, keys, next, what + " (from after the first match)") +
+         expect_same(c, ref, keys, random, what + " (from random starts)");
+}
+
+uint32_t draw(std::mt19937& rng, uint32_t lo, uint32_t hi) {
+  return std::uniform_int_distribution<uint32_t>(lo, hi)(rng);
+}
+
+// A point of box b: mostly uniform inside, sometimes on or just off an edge
+// (clamped to the field) in one dimension.
+ClassifierKey key_in(const Box& b, std::mt19937& rng) {
+  ClassifierKey k;
+  for (unsigned d = 0; d < kDims; ++d) k.v[d] = draw(rng, b.r[d].lo, b.r[d].hi);
+  if (draw(rng, 0, 3) == 0) {
+    const unsigned d = draw(rng, 0, kDims - 1);
+    const uint32_t max = field_max(static_cast<Dim>(d));
+    switch (draw(rng, 0, 3)) {
+      case 0: k.v[d] = b.r[d].lo; break;
+      case 1: k.v[d] = b.r[d].hi; break;
+      case 2: k.v[d] = b.r[d].lo == 0 ? 0 : b.r[d].lo - 1; break;
+      default: k.v[d] = b.r[d].hi == max ? max : b.r[d].hi + 1; break;
+    }
+  }
+  return k;
+}
+
+std::vector<ClassifierKey> keys_in_boxes(const RuleBoxes& rules, size_t n, std::mt19937& rng) {
+  std::vector<ClassifierKey> keys;
+  keys.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (rules.boxes.empty() || i % 8 == 7) {
+      ClassifierKey k;  // anywhere
+      for (unsigned d = 0; d < kDims; ++d) k.v[d] = draw(rng, 0, field_max(static_cast<Dim>(d)));
+      keys.push_back(k);
+    } else {
+      keys.push_back(key_in(rules.boxes[draw(rng, 0, static_cast<uint32_t>(rules.boxes.size() - 1))], rng));
+    }
+  }
+  return keys;
+}
+
+// ---- Bundled ClassBench sets -------------------------------------------------
+
+TEST(TupleSpaceClassBench, OneThousandRuleSetsWithKeysInsideRules) {
+  std::mt19937 rng(20240601);
+  for (const char* name : {"neurocuts_acl1_1k.rules", "neurocuts_fw1_1k.rules", "neurocuts_ipc1_1k.rules",
+                           "jiachang_acl1_1k.rules"}) {
+    SCOPED_TRACE(name);
+    const RuleBoxes rules = load_boxes(name);
+    const LinearClassifier ref(rules);
+    const TupleSpaceClassifier tuple(rules);
+    const std::vector<ClassifierKey> keys = keys_in_boxes(rules, 30000, rng);
+    expect_same(tuple, ref, keys, {}, name);
+    expect_same_with_starts(tuple, ref, keys, rules.rules, rng, name);
+  }
+}
+
+TEST(TupleSpaceClassBench, JiachangAcl1WithItsTrace) {
+  const RuleBoxes rules = load_boxes("jiachang_acl1_1k.rules");
+  const ClassBenchTrace trace = load_classbench_trace(data_path("jiachang_acl1_1k.trace"));
+  ASSERT_EQ(trace.keys.size(), 11069U);
+  std::vector<ClassifierKey> keys;
+  for (const PacketKey& k : trace.keys) keys.push_back(classbench_key(k));
+  const LinearClassifier ref(rules);
+  std::mt19937 rng(7);
+  for (const TupleSpaceOptions options :
+       {TupleSpaceOptions{}, TupleSpaceOptions{1, 1, 8, 3, 1}, TupleSpaceOptions{64, 32, 1, 1, 3},
+        TupleSpaceOptions{4, 8, 16, 8, 2}}) {
+    const std::string what = "jiachang limit " + std::to_string(options.collision_limit) + " step " +
+                             std::to_string(options.address_step) + " classes " +
+                             std::to_string(options.max_protocol_classes) + " passes " +
+                             std::to_string(options.placement_passes);
+    const TupleSpaceClassifier tuple(rules, options);
+    expect_same(tuple, ref, keys, {}, what);
+    expect_same_with_starts(tuple, ref, keys, rules.rules, rng, what);
+  }
+}
+
+TEST(TupleSpaceClassBench, TenThousandRuleSetsWithTheirTraces) {
+  std::mt19937 rng(99);
+  for (const char* set : {"acl1", "fw1", "ipc1"}) {
+    SCOPED_TRACE(set);
+    const RuleBoxes rules = load_boxes(std::string("neurocuts_") + set + "_10k.rules");
+    const ClassBenchTrace trace = load_classbench_trace(data_path(std::string("classbench_") + set + "_10k.trace.xz"));
+    ASSERT_GE(trace.keys.size(), 200000U);
+    std::vector<ClassifierKey> keys;
+    keys.reserve(200000);
+    for (size_t i = 0; i < 200000; ++i) keys.push_back(classbench_key(trace.keys[i]));
+    const LinearClassifier ref(rules);
+    const TupleSpaceClassifier tuple(rules);
+    const TupleSpaceStats& s = tuple.stats();
+    std::cout << set << "_10k: " << rules.boxes.size() << " boxes, " << s.classes << " classes, " << s.box_copies
+              << " stored, " << s.tuples << " tuples, " << s.buckets << " buckets, longest " << s.longest_bucket
+              << ", " << tuple.memory_bytes() << " bytes\n";
+    // Compact: 40 bytes per stored box, copies within the budget, and slots.
+    EXPECT_LE(s.box_copies, 3 * rules.boxes.size());
+    EXPECT_LT(tuple.memory_bytes(), rules.boxes.size() * 200);
+    EXPECT_LT(s.tuples, rules.boxes.size() / 50);
+    expect_same(tuple, ref, keys, {}, set);
+    // Requery a slice from after each first match and from random starts.
+    const std::vector<ClassifierKey> some(keys.begin(), keys.begin() + 20000);
+    expect_same_with_starts(tuple, ref, some, rules.rules, rng, set);
+  }
+}
+
+// ---- Random rule sets ----------------------------------------------------------
+
+// Values come from small pools so that prefixes nest and overlap and keys hit.
+struct RandomRules {
+  std::mt19937 rng;
+  std::vector<uint32_t> addr_pool;
+
+  explicit RandomRules(uint32_t seed) : rng(seed) {
+    for (int i = 0; i < 6; ++i) addr_pool.push_back(draw(rng, 0, 0xffffffffU));
+    addr_pool.push_back(0x0a000000U);  // 10.0.0.0
+    addr_pool.push_back(0xc0a80000U);  // 192.168.0.0
+  }
+
+  Range address() {
+    const uint32_t base = addr_pool[draw(rng, 0, static_cast<uint32_t>(addr_pool.size() - 1))] ^ draw(rng, 0, 0xff);
+    const unsigned kind = draw(rng, 0, 9);
+    if (kind == 0) return Range{0, 0xffffffffU};
+    if (kind == 1) {  // not a prefix (an iprange)
+      const uint32_t span = draw(rng, 1, 5000);
+      const uint32_t lo = base > 0xffffffffU - span ? 0xffffffffU - span : base;
+      return Range{lo, lo + span};
+    }
+    static constexpr unsigned kLens[] = {8, 16, 24, 32, 32, 28, 20};
+    const unsigned len = kind == 2 ? draw(rng, 1, 32) : kLens[draw(rng, 0, std::size(kLens) - 1)];
+    const uint32_t mask = prefix_mask(len);
+    return Range{base & mask, (base & mask) | ~mask};
+  }
+
+  Range port() {
+    static constexpr uint32_t kPorts[] = {22, 53, 80, 443, 1024, 8080, 65535, 0};
+    switch (draw(rng, 0, 7)) {
+      case 0:
+      case 1:
+      case 2: return Range{0, 0xffff};
+      case 3:
+      case 4: {
+        const uint32_t p = kPorts[draw(rng, 0, std::size(kPorts) - 1)];
+        return Range{p, p};
+      }
+      case 5: return draw(rng, 0, 1) ? Range{1024, 65535} : Range{0, 1023};
+      case 6: {
+        const uint32_t lo = draw(rng, 0, 65535);
+        return Range{lo, std::min<uint32_t>(65535, lo + draw(rng, 0, 3000))};
+      }
+      default: {  // a port prefix
+        const unsigned len = draw(rng, 1, 15);
+        const uint32_t mask = (0xffffU << (16 - len)) & 0xffffU;
+        const uint32_t lo = kPorts[draw(rng, 0, std::size(kPorts) - 1)] & mask;
+        return Range{lo, lo | (~mask & 0xffffU)};
+      }
+    }
+  }
+
+  Range small(Dim d, uint32_t values) {  // interfaces, protocol, ct state
+    switch (draw(rng, 0, 3)) {
+      case 0:
+      case 1: return Range{0, field_max(d)};
+      case 2: {
+        const uint32_t v = d == kDimCtState ? 1U << draw(rng, 0, 4) : draw(rng, 0, values);
+        return Range{v, v};
+      }
+      default: {
+        const uint32_t lo = draw(rng, 0, values);
+        return Range{lo, std::min(field_max(d), lo + draw(rng, 1, values))};
+      }
+    }
+  }
+
+  RuleBoxes make(uint32_t rules, bool all_dims) {
+    RuleBoxes out;
+    out.rules = rules;
+    for (uint32_t p = 0; p < rules; ++p) {
+      const uint32_t pieces = draw(rng, 0, 9) == 0 ? 0 : draw(rng, 1, 3);  // some positions have no box
+      const bool residual = draw(rng, 0, 4) == 0;
+      for (uint32_t k = 0; k < pieces; ++k) {
+        Box b = Box::any(p);
+        b.residual = residual;
+        b.r[kDimSrcIp] = address();
+        b.r[kDimDstIp] = address();
+        b.r[kDimSrcPort] = port();
+        b.r[kDimDstPort] = port();
+        if (draw(rng, 0, 1)) {
+          static constexpr uint32_t kProtos[] = {1, 6, 17};
+          const uint32_t pr = kProtos[draw(rng, 0, 2)];
+          b.r[kDimProto] = Range{pr, pr};
+        }
+        if (all_dims) {
+          b.r[kDimInIface] = small(kDimInIface, 6);
+          b.r[kDimOutIface] = small(kDimOutIface, 6);
+          b.r[kDimCtState] = small(kDimCtState, 16);
+        }
+        out.boxes.push_back(b);
+      }
+    }
+    return out;
+  }
+};
+
+TEST(TupleSpaceRandom, EqualsLinearOnRandomRuleSets) {
+  size_t lookups = 0;
+  for (uint32_t seed = 1; seed <= 24; ++seed) {
+    RandomRules gen(seed * 7919);
+    const uint32_t rules = seed % 6 == 0 ? draw(gen.rng, 1, 20) : draw(gen.rng, 50, 1500);
+    const bool all_dims = seed % 3 != 0;
+    const RuleBoxes boxes = gen.make(rules, all_dims);
+    TupleSpaceOptions options;
+    options.collision_limit = std::array<uint32_t, 4>{16, 1, 3, 32}[seed % 4];
+    options.address_step = std::array<uint32_t, 5>{16, 1, 4, 8, 32}[seed % 5];
+    options.max_protocol_classes = std::array<uint32_t, 3>{8, 1, 16}[seed % 3];
+    options.max_copies = std::array<uint32_t, 2>{3, 8}[seed % 2];
+    options.placement_passes = std::array<uint32_t, 4>{2, 1, 3, 2}[(seed / 2) % 4];
+    const std::string what = "seed " + std::to_string(seed) + " (" + std::to_string(boxes.boxes.size()) +
+                             " boxes, limit " + std::to_string(options.collision_limit) + ", step " +
+                             std::to_string(options.address_step) + ", classes " +
+                             std::to_string(options.max_protocol_classes) + ", copies " +
+                             std::to_string(options.max_copies) + ", passes " +
+                             std::to_string(options.placement_passes) + ")";
+    SCOPED_TRACE(what);
+    const LinearClassifier ref(boxes);
+    const TupleSpaceClassifier tuple(boxes, options);
+    EXPECT_LE(tuple.stats().buckets, tuple.stats().box_copies);
+    EXPECT_LE(tuple.stats().box_copies, options.max_copies * boxes.boxes.size());
+    EXPECT_LE(tuple.stats().classes, options.max_protocol_classes);
+    const std::vector<ClassifierKey> keys = keys_in_boxes(boxes, 15000, gen.rng);
+    lookups += expect_same(tuple, ref, keys, {}, what);
+    lookups += expect_same_with_starts(tuple, ref, keys, rules, gen.rng, what);
+  }
+  EXPECT_GE(lookups, 1000000U);
+}
+
+// ---- Placement ----------------------------------------------------------------
+
+Box src_prefix(uint32_t position, uint32_t addr, unsigned len) {
+  Box b = Box::any(position);
+  b.r[kDimSrcIp] = Range{addr & prefix_mask(len), (addr & prefix_mask(len)) | ~prefix_mask(len)};
+  return b;
+}
+
+TEST(TupleSpacePlacement, FullBucketSpillsIntoALessRelaxedTuple) {
+  // 64 /30s inside 10.0.0.0/24: relaxed to /24 they share one bucket; the 9th
+  // finds it full and opens a /28 tuple (step 8 halved), where /30s share
+  // buckets four at a time, under the limit.
+  RuleBoxes rules;
+  rules.rules = 64;
+  for (uint32_t i = 0; i < 64; ++i) rules.boxes.push_back(src_prefix(i, 0x0a000000U + 4 * i, 30));
+  const TupleSpaceClassifier tuple(rules, TupleSpaceOptions{8, 8, 8, 3, 1});
+  ASSERT_EQ(tuple.stats().tuples, 2U);
+  EXPECT_EQ(tuple.tuple_info(0).lengths[kDimSrcIp], 24);
+  EXPECT_EQ(tuple.tuple_info(1).lengths[kDimSrcIp], 28);
+  EXPECT_EQ(tuple.tuple_info(1).lengths[kDimDstIp], 0);
+  EXPECT_EQ(tuple.stats().longest_bucket, 8U);
+  EXPECT_EQ(tuple.stats().buckets, 1U + 56U / 4U);
+
+  const LinearClassifier ref(rules);
+  std::mt19937 rng(3);
+  const std::vector<ClassifierKey> keys = keys_in_boxes(rules, 5000, rng);
+  expect_same(tuple, ref, keys, {}, "/30s");
+  expect_same_with_starts(tuple, ref, keys, rules.rules, rng, "/30s");
+
+  // A second pass tries the /28 tuple (56 boxes) before the /24 one (8): all
+  // 64 fit there, four to a bucket, and the /24 tuple goes.
+  const TupleSpaceClassifier twice(rules, TupleSpaceOptions{8, 8, 8, 3, 2});
+  ASSERT_EQ(twice.stats().tuples, 1U);
+  EXPECT_EQ(twice.tuple_info(0).lengths[kDimSrcIp], 28);
+  EXPECT_EQ(twice.stats().buckets, 16U);
+  EXPECT_EQ(twice.stats().longest_bucket, 4U);
+  expect_same(twice, ref, keys, {}, "/30s, two passes");
+  expect_same_with_starts(twice, ref, keys, rules.rules, rng, "/30s, two passes");
+}
+
+TEST(TupleSpacePlacement, EqualCoversShareOneBucketPastTheLimit) {
+  // 100 boxes from 10.1.2.3/32 with destination ports 0x800+i..0x8ff-i:
+  // every range has the cover 0x800/8, so no tuple can tell them apart.
+  RuleBoxes rules;
+  rules.rules = 100;
+  for (uint32_t i = 0; i < 100; ++i) {
+    Box b = src_prefix(i, 0x0a010203U, 32);
+    b.r[kDimDstPort] = Range{0x800 + i, 0x8ff - i};
+    rules.boxes.push_back(b);
+  }
+  const TupleSpaceClassifier tuple(rules, TupleSpaceOptions{4, 8, 8, 3, 2});
+  EXPECT_EQ(tuple.stats().longest_bucket, 100U - 4U);
+  EXPECT_EQ(tuple.stats().tuples, 2U);  // relaxed (port wildcard) full at 4, then the exact cover
+  const LinearClassifier ref(rules);
+  std::mt19937 rng(4);
+  const std::vector<ClassifierKey> keys = keys_in_boxes(rules, 5000, rng);
+  expect_same(tuple, ref, keys, {}, "equal covers");
+  expect_same_with_starts(tuple, ref, keys, rules.rules, rng, "equal covers");
+}
+
+TEST(TupleSpacePlacement, TuplesAreVisitedByClassThenBestPosition) {
+  RandomRules gen(11);
+  const RuleBoxes rules = gen.make(800, true);
+  const TupleSpaceClassifier tuple(rules, TupleSpaceOptions{2, 8, 8, 3, 2});
+  ASSERT_GT(tuple.stats().tuples, 3U);
+  EXPECT_EQ(tuple.stats().reseeds, 0U);
+  for (size_t t = 0; t < tuple.stats().tuples; ++t) {
+    const auto info = tuple.tuple_info(t);
+    EXPECT_LT(info.protocol_class, tuple.stats().classes);
+    EXPECT_LE(info.min_pos, info.max_pos);
+    for (unsigned d = 0; d < kDims; ++d) EXPECT_LE(info.lengths[d], field_bits(static_cast<Dim>(d)));
+    if (t == 0) continue;
+    const auto prev = tuple.tuple_info(t - 1);
+    EXPECT_LE(prev.protocol_class, info.protocol_class);
+    if (prev.protocol_class == info.protocol_class) {
+      EXPECT_LE(prev.min_pos, info.min_pos) << "tuple " << t;
+    }
+  }
+}
+
+// TCP (4 boxes), UDP (2), ICMP (1), any protocol (2), protocols 6..17 (1).
+RuleBoxes protocol_rules() {
+  RuleBoxes rules;
+  const auto add = [&](uint32_t lo, uint32_t hi, uint32_t port) {
+    Box b = Box::any(rules.rules++);
+    b.r[kDimProto] = Range{lo, hi};
+    b.r[kDimDstPort] = Range{port, port};
+    rules.boxes.push_back(b);
+  };
+  add(6, 6, 80);
+  add(0, 255, 80);
+  add(17, 17, 53);
+  add(6, 6, 443);
+  add(6, 17, 443);
+  add(1, 1, 0);
+  add(6, 6, 22);
+  add(17, 17, 80);
+  add(6, 6, 25);
+  add(0, 255, 0);
+  return rules;
+}
+
+TEST(TupleSpacePlacement, ProtocolClassesByFrequencyWithinTheCopyBudget) {
+  const RuleBoxes rules = protocol_rules();
+  const LinearClassifier ref(rules);
+  std::vector<ClassifierKey> keys;
+  for (uint32_t proto : {0U, 1U, 6U, 7U, 17U, 18U, 255U}) {
+    for (uint32_t port : {0U, 22U, 25U, 53U, 80U, 443U, 444U}) {
+      ClassifierKey k;
+      k.v[kDimProto] = proto;
+      k.v[kDimDstPort] = port;
+      keys.push_back(k);
+    }
+  }
+  std::mt19937 rng(5);
+  {
+    // Classes TCP, UDP, ICMP, rest. Copies: TCP 4 + 2 any + 1 range, UDP 2 +
+    // 2 + 1, ICMP 1 + 2, rest 2 any + 1 range (it holds 7..16).
+    const TupleSpaceClassifier tuple(rules, TupleSpaceOptions{16, 16, 8, 3, 2});
+    EXPECT_EQ(tuple.stats().classes, 4U);
+    EXPECT_EQ(tuple.stats().box_copies, 7U + 5U + 3U + 3U);
+    EXPECT_EQ(tuple.protocol_class(6), 0U);
+    EXPECT_EQ(tuple.protocol_class(17), 1U);
+    EXPECT_EQ(tuple.protocol_class(1), 2U);
+    EXPECT_EQ(tuple.protocol_class(0), 3U);
+    EXPECT_EQ(tuple.protocol_class(47), 3U);
+    expect_same(tuple, ref, keys, {}, "four classes");
+    expect_same_with_starts(tuple, ref, keys, rules.rules, rng, "four classes");
+  }
+  {
+    // At most 2 classes: TCP and the rest.
+    const TupleSpaceClassifier tuple(rules, TupleSpaceOptions{16, 16, 2, 3, 2});
+    EXPECT_EQ(tuple.stats().classes, 2U);
+    EXPECT_EQ(tuple.stats().box_copies, 7U + 6U);
+    expect_same(tuple, ref, keys, {}, "two classes");
+  }
+  {
+    // Budget 1 copy per box: any split copies the any-protocol boxes.
+    const TupleSpaceClassifier tuple(rules, TupleSpaceOptions{16, 16, 8, 1, 2});
+    EXPECT_EQ(tuple.stats().classes, 1U);
+    EXPECT_EQ(tuple.stats().box_copies, 10U);
+    expect_same(tuple, ref, keys, {}, "one class");
+  }
+}
+
+// ---- Edges ----------------------------------------------------------------------
+
+TEST(TupleSpaceEdges, NoBoxesMatchesNothing) {
+  for (uint32_t n : {0U, 5U}) {
+    RuleBoxes rules;
+    rules.rules = n;
+    const TupleSpaceClassifier tuple(rules);
+    EXPECT_EQ(tuple.stats().tuples, 0U);
+    std::vector<ClassifierKey> keys(3);
+    std::vector<uint32_t> out(3, 0);
+    tuple.lookup(keys, {}, out);
+    EXPECT_THAT(out, ::testing::Each(kNoMatch));
+  }
+}
+
+TEST(TupleSpaceEdges, StartAtOrPastTheEndAndOutOfFieldKeys) {
+  RuleBoxes rules;
+  rules.rules = 3;
+  rules.boxes = {Box::any(0), Box::any(2)};
+  const TupleSpaceClassifier tuple(rules);
+  const LinearClassifier ref(rules);
+  std::vector<ClassifierKey> keys(6);
+  keys[4].v[kDimSrcPort] = 70000;  // wider than the field: no box holds it
+  keys[5].v[kDimCtState] = 256;
+  const std::vector<uint32_t> start = {0, 1, 3, 0xffffffffU, 0, 0};
+  std::vector<uint32_t> out(6);
+  tuple.lookup(keys, start, out);
+  EXPECT_EQ(out, (std::vector<uint32_t>{0, 2, kNoMatch, kNoMatch, kNoMatch, kNoMatch}));
+  expect_same(tuple, ref, keys, start, "edges");
+}
+
+// ---- Build errors ---------------------------------------------------------------
+
+std::string build_error(const RuleBoxes& rules, TupleSpaceOptions options = {}) {
+  try {
+    const TupleSpaceClassifier tuple(rules, options);
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(TupleSpaceErrors, BadInputIsRefusedWithTheReason) {
+  RuleBoxes unsorted;
+  unsorted.rules = 2;
+  unsorted.boxes = {Box::any(1), Box::any(0)};
+  EXPECT_THAT(build_error(unsorted), HasSubstr("box 1 (position 0) follows position 1: boxes must be sorted"));
+
+  RuleBoxes beyond;
+  beyond.rules = 2;
+  beyond.boxes = {Box::any(0), Box::any(2)};
+  EXPECT_THAT(build_error(beyond), HasSubstr("box 1 has position 2, beyond the rule count 2"));
+
+  RuleBoxes empty_range;
+  empty_range.rules = 1;
+  empty_range.boxes = {Box::any(0)};
+  empty_range.boxes[0].r[kDimDstPort] = Range{80, 79};
+  EXPECT_THAT(build_error(empty_range), HasSubstr("box 0 (position 0): dst_port range 80..79 is empty"));
+
+  RuleBoxes too_wide;
+  too_wide.rules = 1;
+  too_wide.boxes = {Box::any(0)};
+  too_wide.boxes[0].r[kDimProto] = Range{0, 256};
+  EXPECT_THAT(build_error(too_wide), HasSubstr("proto range 0..256 exceeds the field maximum 255"));
+
+  RuleBoxes too_many;
+  too_many.rules = 0x80000000U;
+  EXPECT_THAT(build_error(too_many), HasSubstr("2147483648 rules, at most 2147483647"));
+
+  RuleBoxes fine;
+  fine.rules = 1;
+  fine.boxes = {Box::any(0)};
+  EXPECT_THAT(build_error(fine, TupleSpaceOptions{0, 8}), HasSubstr("collision_limit must be at least 1"));
+  EXPECT_THAT(build_error(fine, TupleSpaceOptions{8, 0}), HasSubstr("address_step 0 is not in 1..32"));
+  EXPECT_THAT(build_error(fine, TupleSpaceOptions{8, 33}), HasSubstr("address_step 33 is not in 1..32"));
+  EXPECT_THAT(build_error(fine, TupleSpaceOptions{8, 8, 0}), HasSubstr("max_protocol_classes 0 is not in 1..16"));
+  EXPECT_THAT(build_error(fine, TupleSpaceOptions{8, 8, 17}), HasSubstr("max_protocol_classes 17 is not in 1..16"));
+  EXPECT_THAT(build_error(fine, TupleSpaceOptions{8, 8, 8, 0}), HasSubstr("max_copies must be at least 1"));
+  EXPECT_THAT(build_error(fine, TupleSpaceOptions{8, 8, 8, 3, 0}), HasSubstr("placement_passes 0 is not in 1..8"));
+  EXPECT_THAT(build_error(fine, TupleSpaceOptions{8, 8, 8, 3, 9}), HasSubstr("placement_passes 9 is not in 1..8"));
+  EXPECT_EQ(build_error(fine), "no error");
+}
+
+}  // namespace
+}  // namespace nfb
