@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <cstdio>
@@ -16,7 +17,14 @@
 #include <filesystem>
 #include <fstream>
 
+#include <x86intrin.h>
+
+#include "classifier/acl.h"
 #include "classifier/classbench.h"
+#include "classifier/classifier.h"
+#include "classifier/dpdk_eal.h"
+#include "classifier/dtree.h"
+#include "classifier/tuple_space.h"
 #include "classifier/frame_parser.h"
 #include "classifier/host.h"
 #include "classifier/input_file.h"
@@ -330,6 +338,105 @@ int cmd_replay(const ReplayOptions& o) {
   return 0;
 }
 
+struct ClassifyOptions {
+  std::string rules;
+  std::string trace;
+  std::vector<std::string> algos{"linear", "dtree", "tuple", "acl"};
+  size_t verify = 200000;  // keys the linear reference checks
+  unsigned repeat = 3;     // timed passes over the trace; the median is reported
+  size_t burst = 256;
+  bool json = false;
+};
+
+std::unique_ptr<Classifier> build_algo(const std::string& algo, const RuleBoxes& boxes) {
+  if (algo == "linear") return std::make_unique<LinearClassifier>(boxes);
+  if (algo == "dtree") return std::make_unique<DtreeClassifier>(boxes);
+  if (algo == "tuple") return std::make_unique<TupleSpaceClassifier>(boxes);
+  if (algo == "acl") return std::make_unique<AclClassifier>(boxes);
+  throw std::invalid_argument("unknown algorithm \"" + algo + "\" (expected linear, dtree, tuple or acl)");
+}
+
+// Every algorithm on the same rules and the same preloaded trace, one after
+// the other on this core: build time, memory, lookup rate (median of the
+// timed passes, TSC cycles per packet) and disagreements with the linear
+// reference. Every lookup classifies from scratch: no flow cache.
+int cmd_classify(const ClassifyOptions& o) {
+  const Ruleset rs = load_classbench_rules(o.rules);
+  const Chain& chain = classbench_chain(rs);
+  const RuleBoxes boxes = classbench_boxes(chain);
+  const ClassBenchTrace trace = load_classbench_trace(o.trace);
+  std::vector<ClassifierKey> keys(trace.keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) keys[i] = classbench_key(trace.keys[i]);
+  if (keys.empty()) throw LoadError(SourceLocation{o.trace}, "expected at least one header");
+  if (std::find(o.algos.begin(), o.algos.end(), "acl") != o.algos.end()) {
+    // rte_acl's widest kernels need the EAL told so; 100K-rule contexts
+    // need more than the default heap.
+    const std::vector<std::string> eal{"--force-max-simd-bitwidth=512", "-m", "4096"};
+    start_dpdk_eal(eal);
+  }
+
+  // The reference answers for the first `verify` keys.
+  const size_t verified = std::min(o.verify, keys.size());
+  std::vector<uint32_t> truth(verified);
+  {
+    const LinearClassifier linear(boxes);
+    for (size_t i = 0; i < verified; i += o.burst) {
+      const size_t n = std::min(o.burst, verified - i);
+      linear.lookup(std::span(keys.data() + i, n), {}, std::span(truth.data() + i, n));
+    }
+  }
+
+  std::vector<uint32_t> result(keys.size());
+  for (const std::string& algo : o.algos) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::unique_ptr<Classifier> c = build_algo(algo, boxes);
+    const double build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // The linear walk is timed on the verified keys only (it is the slow one).
+    const size_t n_keys = algo == "linear" ? verified : keys.size();
+    std::vector<double> seconds, cycles;
+    for (unsigned rep = 0; rep < std::max(1U, o.repeat); ++rep) {
+      const auto w0 = std::chrono::steady_clock::now();
+      const uint64_t c0 = __rdtsc();
+      for (size_t i = 0; i < n_keys; i += o.burst) {
+        const size_t n = std::min(o.burst, n_keys - i);
+        c->lookup(std::span(keys.data() + i, n), {}, std::span(result.data() + i, n));
+      }
+      cycles.push_back(static_cast<double>(__rdtsc() - c0));
+      seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count());
+    }
+    std::sort(seconds.begin(), seconds.end());
+    std::sort(cycles.begin(), cycles.end());
+    const double sec = seconds[seconds.size() / 2];
+    const double cyc = cycles[cycles.size() / 2];
+    uint64_t mismatches = 0;
+    for (size_t i = 0; i < verified; ++i) mismatches += result[i] != truth[i];
+    const double mpps = static_cast<double>(n_keys) / sec / 1e6;
+    const double cpp = cyc / static_cast<double>(n_keys);
+    if (o.json) {
+      nlohmann::json j;
+      j["algo"] = algo;
+      j["rules"] = chain.rules.size();
+      j["rule_file"] = o.rules;
+      j["trace_file"] = o.trace;
+      j["keys"] = n_keys;
+      j["verified_keys"] = verified;
+      j["build_seconds"] = build_s;
+      j["memory_bytes"] = c->memory_bytes();
+      j["mpps"] = mpps;
+      j["cycles_per_packet"] = cpp;
+      j["mismatches"] = mismatches;
+      j["repetitions"] = seconds.size();
+      fmt::print("{}\n", j.dump());
+    } else {
+      fmt::print("{:<7} rules {:>7}  build {:>8.3f} s  memory {:>12} B  {:>7.2f} Mpps  {:>8.1f} cycles/pkt  "
+                 "mismatches {} of {}\n",
+                 algo, chain.rules.size(), build_s, c->memory_bytes(), mpps, cpp, mismatches, verified);
+    }
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
 }  // namespace
 }  // namespace nfb
 
@@ -381,13 +488,31 @@ int main(int argc, char** argv) {
   replay->add_flag("--no-fast-path", no_fast_path, "walk the chains for every packet");
   replay->add_flag("--json", replay_opts.json, "print one JSON object");
 
+  ClassifyOptions classify_opts;
+  std::string classify_algos = "linear,dtree,tuple,acl";
+  CLI::App* classify = app.add_subcommand(
+      "classify", "Compare classifier algorithms on a ClassBench rule set and trace, side by side on one core");
+  classify->add_option("--rules", classify_opts.rules, "ClassBench rule file (optionally .xz)")->required();
+  classify->add_option("--trace", classify_opts.trace, "ClassBench trace file (optionally .xz)")->required();
+  classify->add_option("--algo", classify_algos, "comma-separated: linear, dtree, tuple, acl");
+  classify->add_option("--verify", classify_opts.verify, "headers checked against the linear walk (default 200000)");
+  classify->add_option("--repeat", classify_opts.repeat, "timed passes over the trace; the median is reported");
+  classify->add_flag("--json", classify_opts.json, "one JSON object per algorithm");
+
   CLI11_PARSE(app, argc, argv);
+  classify_opts.algos.clear();
+  for (size_t at = 0; at <= classify_algos.size();) {
+    const size_t comma = std::min(classify_algos.find(',', at), classify_algos.size());
+    if (comma > at) classify_opts.algos.push_back(classify_algos.substr(at, comma - at));
+    at = comma + 1;
+  }
   replay_opts.fast_path = !no_fast_path;
 
   try {
     if (*rules) return cmd_rules(rules_file, rules_in, rules_out, rules_counters);
     if (*parse) return cmd_parse(capture_file, parse_json);
     if (*replay) return cmd_replay(replay_opts);
+    if (*classify) return cmd_classify(classify_opts);
   } catch (const LoadError& e) {
     std::fprintf(stderr, "nfbench: %s\n", e.what());
     return 1;
