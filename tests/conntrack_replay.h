@@ -1,6 +1,8 @@
-// Replays conntrack measurements: feeds IP packets (in Ethernet frames) to a
-// ConntrackTable with the timing the kernel measurement used, and checks each
-// answer and the flow's `conntrack -L` lines against what the kernel said.
+// Packets and replay of the conntrack measurements (tests/probes/conntrack):
+// builders for the measurement's TCP packets, and a replayer that feeds IP
+// packets (in Ethernet frames) to a ConntrackTable with the timing the
+// kernel measurement used, and checks each answer and the flow's
+// `conntrack -L` lines against what the kernel said.
 // Shared by conntrack_tcp_test.cpp and conntrack_test.cpp (test code).
 #pragma once
 
@@ -15,6 +17,65 @@
 #include "tests/frame_builder.h"
 
 namespace nfb::test {
+
+// ---------------------------------------------------------------- packets
+// The addresses of the measurement: client, server, a middle box, elsewhere.
+inline constexpr uint32_t kC = ip4(10, 201, 1, 5);
+inline constexpr uint32_t kS = ip4(10, 201, 2, 5);
+
+inline uint8_t flag_bits(std::string_view letters) {
+  uint8_t f = 0;
+  for (char ch : letters) {
+    switch (ch) {
+      case 'F': f |= tcp_flag::kFin; break;
+      case 'S': f |= tcp_flag::kSyn; break;
+      case 'R': f |= tcp_flag::kRst; break;
+      case 'P': f |= tcp_flag::kPsh; break;
+      case 'A': f |= tcp_flag::kAck; break;
+      case 'U': f |= tcp_flag::kUrg; break;
+      case 'E': f |= tcp_flag::kEce; break;
+      case 'C': f |= tcp_flag::kCwr; break;
+      default: ADD_FAILURE() << "bad flag letter " << ch;
+    }
+  }
+  return f;
+}
+
+// MSS 1460, SACK permitted, NOP, window scale 7 (10 bytes, padded to 12).
+inline Bytes syn_options() { return Bytes{2, 4, 0x05, 0xb4, 4, 2, 1, 3, 3, 7}; }
+
+struct TcpOpt {
+  uint16_t win = 64240;
+  bool ws = false;           // SYN options (with window scale 7 and SACK-permitted)
+  uint32_t sack_left = 0;    // one SACK block when sack_right != 0
+  uint32_t sack_right = 0;
+  std::size_t data = 0;      // payload bytes
+  bool bad = false;          // corrupt the TCP checksum
+};
+
+inline Bytes tcp_packet(uint32_t src, uint32_t dst, uint16_t sp, uint16_t dp, uint32_t seq, uint32_t ack,
+                 std::string_view flags, const TcpOpt& o = {}) {
+  Bytes opts = o.ws ? syn_options() : Bytes{};
+  if (o.sack_right != 0) {
+    test::put(opts, Bytes{1, 1, 5, 10});
+    test::put32(opts, o.sack_left);
+    test::put32(opts, o.sack_right);
+  }
+  return test::ipv4({.src = src, .dst = dst, .proto = kProtoTcp,
+                     .l4_checksum = o.bad ? test::L4Checksum::Corrupt : test::L4Checksum::Fill},
+                    test::tcp({.sport = sp, .dport = dp, .seq = seq, .ack = ack,
+                               .flags = flag_bits(flags), .window = o.win, .options = opts,
+                               .payload = test::pattern(o.data)}));
+}
+// Client to server, and server to client.
+inline Bytes T(uint16_t sp, uint16_t dp, uint32_t seq, uint32_t ack, std::string_view flags,
+        const TcpOpt& o = {}) {
+  return tcp_packet(kC, kS, sp, dp, seq, ack, flags, o);
+}
+inline Bytes TR(uint16_t sp, uint16_t dp, uint32_t seq, uint32_t ack, std::string_view flags,
+         const TcpOpt& o = {}) {
+  return tcp_packet(kS, kC, sp, dp, seq, ack, flags, o);
+}
 
 inline const char* state_name(uint8_t s) {
   switch (s) {
