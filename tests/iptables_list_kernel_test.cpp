@@ -27,38 +27,15 @@
 #include "classifier/iptables_list.h"
 #include "classifier/iptables_save.h"
 #include "tests/netns.h"
+#include "tests/test_data.h"
 
 namespace nfb {
 namespace {
 
 namespace fs = std::filesystem;
-
-fs::path source_root() {
-  if (const char* r = std::getenv("NFB_SOURCE_ROOT")) return r;
-  // Run by hand: the nearest directory up from here that holds the test data.
-  for (fs::path p = fs::current_path(); !p.empty(); p = p.parent_path()) {
-    if (fs::is_directory(p / "tests/data/iptables")) return p;
-    if (p == p.parent_path()) break;
-  }
-  return fs::current_path();
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::vector<fs::path> files_with(const fs::path& dir, const std::string& ext) {
-  std::vector<fs::path> out;
-  if (!fs::is_directory(dir)) return out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().extension() == ext) out.push_back(e.path());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
+using test::source_root;
+using test::read_file;
+using test::files_with;
 
 #define SKIP_WITHOUT_KERNEL()                                                \
   do {                                                                       \

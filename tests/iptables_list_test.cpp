@@ -22,30 +22,16 @@
 
 #include "classifier/iptables_list.h"
 #include "classifier/iptables_save.h"
+#include "tests/test_data.h"
 
 namespace nfb {
 namespace {
 
 namespace fs = std::filesystem;
-
-fs::path source_root() {
-  if (const char* r = std::getenv("NFB_SOURCE_ROOT")) return r;
-  // Run by hand: the nearest directory up from here that holds the test data.
-  for (fs::path p = fs::current_path(); !p.empty(); p = p.parent_path()) {
-    if (fs::is_directory(p / "tests/data/iptables")) return p;
-    if (p == p.parent_path()) break;
-  }
-  return fs::current_path();
-}
+using test::source_root;
+using test::read_file;
 
 fs::path list_dir() { return source_root() / "tests/data/iptables/list"; }
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::vector<fs::path> inputs() {
   std::vector<fs::path> out;
