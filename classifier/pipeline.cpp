@@ -112,6 +112,10 @@ Pipeline::Pipeline(const Ruleset& ruleset, const HostModel& host, const Pipeline
   opts.initial_counters_from_table = config.counters_from_ruleset;
   for (const Table& t : ruleset_.tables) {
     walkers_[table_index(t.id)] = std::make_unique<ChainWalker>(ChainWalker::build(t, host_, opts));
+    if (config_.algo != ChainAlgo::kLinear) {
+      compiled_[table_index(t.id)] =
+          std::make_unique<ChainClassifiers>(*walkers_[table_index(t.id)], host_, config_.algo);
+    }
   }
   if (config_.fast_path) paths_.resize(ct_.capacity() * 2);
 }
@@ -135,7 +139,8 @@ WalkResult Pipeline::walk(TableId table, Hook hook, MatchContext& ctx, Walked& w
   w.path.clear();
   w.events.clear();
   const WalkSinks sinks{trace_ != nullptr ? &w.events : nullptr, &w.path};
-  WalkResult r = walker->walk(hook, ctx, sinks);
+  const ChainClassifiers* compiled = compiled_[table_index(table)].get();
+  WalkResult r = compiled != nullptr ? compiled->walk(*walker, hook, ctx, sinks) : walker->walk(hook, ctx, sinks);
   stats_.rules_tested += r.rules_tested;
   w.vary |= r.vary;
   if (r.nat != nullptr || r.untrack || r.trace || r.mark_changed || r.connmark_changed ||

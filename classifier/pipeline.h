@@ -11,7 +11,12 @@
 //
 // Each table is walked by a ChainWalker (classifier/chain_walk.h): rule by
 // rule, with the kernel's jump/goto/RETURN/policy semantics and per-rule
-// counters. nat chains run only while the connection has no binding for the
+// counters. With PipelineConfig::algo other than kLinear every chain of
+// every table is also compiled into a classifier (classifier/chain_boxes.h:
+// dtree, tuple or acl) that supplies the walk's
+// "first matching rule" step; counters, verdicts and states stay identical
+// (PipelineStats::rules_tested then counts lookups plus evaluations). nat
+// chains run only while the connection has no binding for the
 // hook's manip type; every later packet, both directions, is rewritten from
 // the conntrack entry (classifier/nat.h). INVALID and untracked packets skip
 // nat, as in the kernel.
@@ -71,6 +76,7 @@
 #include <string>
 #include <vector>
 
+#include "classifier/chain_boxes.h"
 #include "classifier/chain_walk.h"
 #include "classifier/conntrack.h"
 #include "classifier/defrag.h"
@@ -119,6 +125,10 @@ struct PipelineConfig {
   bool counters_from_ruleset = false;
   /// Reassembly: ipfrag_time, ipfrag_high_thresh, table sizes.
   DefragConfig defrag;
+  /// The classifier every chain runs on (classifier/chain_boxes.h). kLinear
+  /// is the ChainWalker's own rule-by-rule walk; the others give identical
+  /// counters, verdicts and conntrack states.
+  ChainAlgo algo = ChainAlgo::kLinear;
 };
 
 /// One packet in: its parsed key (status Ok), its frame (rewritten in place
@@ -162,7 +172,9 @@ struct PipelineStats {
 
 class Pipeline {
  public:
-  /// Compiles every table of `ruleset` for `host`. Throws LoadError.
+  /// Compiles every table of `ruleset` for `host`. Throws LoadError; with a
+  /// compiled config.algo also what its classifier build throws
+  /// (std::invalid_argument, DpdkEalError for acl).
   static std::unique_ptr<Pipeline> build(const Ruleset& ruleset, const HostModel& host,
                                          const PipelineConfig& config = {});
 
@@ -217,6 +229,8 @@ class Pipeline {
   PipelineConfig config_;
   Ruleset ruleset_;  // layout for counters_ruleset()
   std::array<std::unique_ptr<ChainWalker>, kTableCount> walkers_;
+  /// Per table, the chains' classifiers when config_.algo is not kLinear.
+  std::array<std::unique_ptr<ChainClassifiers>, kTableCount> compiled_;
   ConntrackTable ct_;
   NatTable nat_;
   DefragTable defrag_;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <string>
 
 #include "tests/netns.h"
@@ -186,6 +187,45 @@ TEST(NfbenchReplay, TraceConntrackAndEgressFiles) {
   const CommandResult to_outside = nfbench({"parse", "--json", dir + "/eth0.pcapng"});
   ASSERT_TRUE(to_outside.ok()) << to_outside.describe();
   EXPECT_NE(to_outside.out.find("\"parsed\":12"), std::string::npos) << to_outside.out;
+}
+
+// --algo runs every chain on that classifier: the same counters and fates.
+TEST(NfbenchReplay, EveryAlgorithmCountsLikeTheLinearWalk) {
+  const std::string root = source_root();
+  const auto run = [&](const std::string& algo) {
+    const CommandResult r = nfbench({"replay", "--rules", root + "/data/rulesets/docker-28.save",
+                                     root + "/data/captures/docker-host-eth0.pcap", "--json", "--algo", algo,
+                                     "--save-counters", "-"});
+    EXPECT_TRUE(r.ok()) << r.describe();
+    // Everything but the JSON line (it holds the timing); then the fates.
+    std::string counters, json;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("{", 0) == 0) {
+        json = line;
+      } else {
+        counters += line + "\n";
+      }
+    }
+    EXPECT_NE(json.find("\"algo\":\"" + algo + "\""), std::string::npos) << json;
+    // Keys come sorted: fates and invalid counts, then the timing (mpps, seconds).
+    const size_t from = json.find("\"fates\"");
+    const size_t to = json.find("\"mpps\"");
+    EXPECT_LT(from, to) << json;
+    return std::make_pair(counters, from < to && to != std::string::npos ? json.substr(from, to - from) : json);
+  };
+  const auto linear = run("linear");
+  EXPECT_NE(linear.first.find("-A DOCKER"), std::string::npos) << linear.first;
+  for (const char* algo : {"dtree", "tuple", "acl"}) {
+    SCOPED_TRACE(algo);
+    const auto other = run(algo);
+    EXPECT_EQ(other.first, linear.first);
+    EXPECT_EQ(other.second, linear.second);
+  }
+  const CommandResult bad = nfbench({"replay", "--rules", root + "/data/rulesets/docker-28.save",
+                                     root + "/data/captures/docker-host-eth0.pcap", "--algo", "hicuts"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("--algo: unknown algorithm 'hicuts'"), std::string::npos) << bad.err;
 }
 
 TEST(NfbenchReplay, BadRulesetStopsBeforeReplaying) {

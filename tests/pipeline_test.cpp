@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <tuple>
 
 #include "classifier/checksum.h"
 #include "classifier/frame_parser.h"
@@ -38,11 +39,12 @@ struct ModelRun {
 
 // Runs a scenario's frames through a fresh pipeline on the default Docker
 // host, one frame per millisecond of capture time, one burst per frame.
-ModelRun run_model(const Scenario& s, bool fast_path) {
+ModelRun run_model(const Scenario& s, bool fast_path, ChainAlgo algo = ChainAlgo::kLinear) {
   const HostModel host = default_docker_host();
   const Ruleset rules = read_iptables_save(s.ruleset, s.name);
   PipelineConfig config;
   config.fast_path = fast_path;
+  config.algo = algo;
   auto pipeline = Pipeline::build(rules, host, config);
   ModelRun run;
   uint64_t ts = 1'764'000'000'000'000'000ULL;
@@ -149,6 +151,51 @@ INSTANTIATE_TEST_SUITE_P(Recorded, PipelineScenario,
                                            "docker27_mixed", "docker28_mixed", "docker28_fragments",
                                            "fragment_edge_cases"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
+
+// ------------------------------------------------------- compiled classifiers
+
+// Every scenario on every classifier (chain_boxes.h), fast path off and on:
+// counters, fates and per-frame conntrack states identical to the linear
+// walk's (which the tests above hold to the kernel's recording).
+class PipelineAlgo : public ::testing::TestWithParam<std::tuple<std::string, ChainAlgo>> {};
+
+TEST_P(PipelineAlgo, EqualsTheLinearWalk) {
+  const Scenario s = scenario_named(std::get<0>(GetParam()));
+  const ChainAlgo algo = std::get<1>(GetParam());
+  for (const bool fast : {false, true}) {
+    SCOPED_TRACE(fast ? "fast path on" : "fast path off");
+    const ModelRun linear = run_model(s, fast);
+    const ModelRun compiled = run_model(s, fast, algo);
+    EXPECT_EQ(linear.counters, compiled.counters);
+    EXPECT_EQ(linear.fates, compiled.fates);
+    EXPECT_EQ(linear.states, compiled.states);
+    EXPECT_EQ(linear.stats.by_fate, compiled.stats.by_fate);
+    EXPECT_EQ(linear.stats.walked_packets + linear.stats.fast_path_packets,
+              compiled.stats.walked_packets + compiled.stats.fast_path_packets);
+    // The compiled walk's FlowVary bits still let established flows take the
+    // fast path.
+    if (fast && s.name != "fragment_edge_cases") {
+      EXPECT_GT(compiled.stats.fast_path_packets, 0U);
+    }
+  }
+  // And the kernel's counters, directly.
+  const ModelRun model = run_model(s, /*fast_path=*/true, algo);
+  const std::string kernel_text = read_file(recorded_scenarios_dir() + "/" + s.name + ".kernel");
+  const auto diff = diff_counters(parse_rule_counters(kernel_text, s.name + ".kernel"),
+                                  parse_rule_counters(model.counters, "model"));
+  EXPECT_TRUE(diff.empty()) << diff.size() << " differences:\n" << join(diff);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Recorded, PipelineAlgo,
+    ::testing::Combine(::testing::Values("seed_case_naive", "seed_case_fixed", "seed_case_post_dnat",
+                                         "docker27_mixed", "docker28_mixed", "docker28_fragments",
+                                         "fragment_edge_cases"),
+                       ::testing::Values(ChainAlgo::kLinear, ChainAlgo::kDtree, ChainAlgo::kTuple,
+                                         ChainAlgo::kAcl)),
+    [](const ::testing::TestParamInfo<std::tuple<std::string, ChainAlgo>>& p) {
+      return std::get<0>(p.param) + "_" + std::string(chain_algo_name(std::get<1>(p.param)));
+    });
 
 // ---------------------------------------------------------------- fragments
 

@@ -125,6 +125,7 @@ struct ReplayOptions {
   bool conntrack = false;
   bool fast_path = true;
   bool json = false;
+  std::string algo = "linear";  // the classifier every chain runs on (chain_boxes.h)
 };
 
 void write_text_file(const std::string& path, const std::string& text) {
@@ -144,6 +145,9 @@ int cmd_replay(const ReplayOptions& o) {
   const HostModel host = o.host_addrs.empty() ? default_docker_host() : load_host(o.host_addrs, o.host_routes);
   PipelineConfig config;
   config.fast_path = o.fast_path && !o.trace;
+  const std::optional<ChainAlgo> algo = parse_chain_algo(o.algo);
+  if (!algo) throw std::invalid_argument("--algo: unknown algorithm '" + o.algo + "' (linear, dtree, tuple, acl)");
+  config.algo = *algo;
   auto pipeline = Pipeline::build(rules, host, config);
   std::string trace;
   if (o.trace) pipeline->set_trace(&trace);
@@ -303,6 +307,7 @@ int cmd_replay(const ReplayOptions& o) {
     j["dropped"] = dropped;
     j["invalid"] = invalid;
     j["fast_path_packets"] = st.fast_path_packets;
+    j["algo"] = o.algo;
     nlohmann::json fates = nlohmann::json::object();
     for (size_t f = 0; f < kFateCount; ++f) {
       if (st.by_fate[f] != 0) fates[fate_name(static_cast<Fate>(f))] = st.by_fate[f];
@@ -507,6 +512,8 @@ int main(int argc, char** argv) {
   replay->add_flag("--trace", replay_opts.trace, "print every packet's path as kernel TRACE lines");
   replay->add_flag("--conntrack", replay_opts.conntrack, "print the conntrack table at the end (conntrack -L)");
   replay->add_flag("--no-fast-path", no_fast_path, "walk the chains for every packet");
+  replay->add_option("--algo", replay_opts.algo,
+                     "classifier every chain runs on: linear (default), dtree, tuple, acl; counters are identical");
   replay->add_flag("--json", replay_opts.json, "print one JSON object");
 
   ClassifyOptions classify_opts;
