@@ -82,13 +82,12 @@ bool Pipeline::forward_ttl(PacketIn& p) noexcept {
 // Per-packet bookkeeping of the walks: the counters the packet incremented
 // (for the fast path), what the tested rules look at, and whether anything
 // happened that a replayed path could not reproduce. Lives on the stack.
+// The path and event buffers point into the pipeline's scratch storage,
+// allocated once at build (a packet does not initialise kilobytes of
+// trace-event slots it almost never uses).
 struct Pipeline::Walked {
-  static constexpr uint32_t kMaxPath = 64;
-  static constexpr uint32_t kMaxEvents = 256;
-  std::array<uint32_t, kMaxPath> path_storage{};
-  std::array<WalkEvent, kMaxEvents> event_storage{};
-  PathBuffer path{path_storage.data(), kMaxPath, 0, 0};
-  EventBuffer events{event_storage.data(), kMaxEvents, 0, 0};
+  PathBuffer path;
+  EventBuffer events;
   uint32_t counter[kMaxFastPath]{};
   uint8_t table_of[kMaxFastPath]{};
   uint32_t length = 0;
@@ -106,7 +105,9 @@ Pipeline::Pipeline(const Ruleset& ruleset, const HostModel& host, const Pipeline
       nat_(ct_),
       defrag_(config.defrag),
       output_call_(config.defrag.output_slots, 0),
-      output_owner_(config.defrag.output_slots, 0) {
+      output_owner_(config.defrag.output_slots, 0),
+      event_storage_(kMaxWalkEvents),
+      path_storage_(kMaxWalkPath) {
   WalkOptions opts;
   opts.match = config.match;
   opts.initial_counters_from_table = config.counters_from_ruleset;
@@ -282,6 +283,8 @@ Fate Pipeline::run_one(PacketIn& p, PacketOut& out) noexcept {
   ctx.host = &host_;
   ctx.nf_trace = trace_ != nullptr;
   Walked w;
+  w.path = PathBuffer{path_storage_.data(), static_cast<uint32_t>(path_storage_.size()), 0, 0};
+  w.events = EventBuffer{event_storage_.data(), static_cast<uint32_t>(event_storage_.size()), 0, 0};
 
   // raw PREROUTING: before conntrack, so no entry is attached yet.
   WalkResult r = walk(TableId::Raw, Hook::Prerouting, ctx, w);

@@ -244,6 +244,10 @@ class Pipeline {
   std::vector<FlowPath> paths_;  // [slot * 2 + dir]
   PipelineStats stats_;
   std::string* trace_ = nullptr;
+  // Scratch for one walk: the TRACE/LOG events and the counter indices it
+  // incremented (process() handles one packet at a time).
+  static constexpr uint32_t kMaxWalkEvents = 256;
+  static constexpr uint32_t kMaxWalkPath = 64;
   std::vector<WalkEvent> event_storage_;
   std::vector<uint32_t> path_storage_;
 };
