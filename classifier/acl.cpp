@@ -316,20 +316,20 @@ AclClassifier::AclClassifier(const RuleBoxes& rules, const AclOptions& options)
   // in position order. A group rte_acl gives up on (-ENOMEM: more than 8
   // tries, or out of memory) is halved at a position boundary and retried.
   const size_t per_context = options.max_boxes_per_context == 0 ? live.size() : options.max_boxes_per_context;
-  std::vector<std::pair<size_t, size_t>> todo;
+  std::vector<std::pair<size_t, size_t>> pending;
   for (size_t begin = 0; begin < live.size();) {
     size_t end = std::min(live.size(), begin + per_context);
     while (end < live.size() && live[end]->position == live[end - 1]->position) ++end;
-    todo.emplace_back(begin, end);
+    pending.emplace_back(begin, end);
     begin = end;
   }
-  std::reverse(todo.begin(), todo.end());
+  std::reverse(pending.begin(), pending.end());
   try {
     uint32_t first_position = 0;
     std::vector<uint64_t> rule_buf;  // uint64_t: rte_acl_field holds 64-bit unions
-    while (!todo.empty()) {
-      const auto [begin, end] = todo.back();
-      todo.pop_back();
+    while (!pending.empty()) {
+      const auto [begin, end] = pending.back();
+      pending.pop_back();
       const auto count = static_cast<uint32_t>(end - begin);
 
       rule_buf.assign((count * rule_size + sizeof(uint64_t) - 1) / sizeof(uint64_t), 0);
@@ -377,8 +377,8 @@ AclClassifier::AclClassifier(const RuleBoxes& rules, const AclOptions& options)
           mid = begin + count / 2;
           while (live[mid]->position == live[mid - 1]->position) ++mid;
         }
-        todo.emplace_back(mid, end);
-        todo.emplace_back(begin, mid);
+        pending.emplace_back(mid, end);
+        pending.emplace_back(begin, mid);
         ++splits_;
         continue;
       }
