@@ -2,49 +2,71 @@
 // chain walk run on a compiled classifier with the linear walk's results.
 //
 // Idea: every rule of a chain becomes one or more boxes of its position over
-// the classifier's 8 dimensions; what a box cannot say exactly is left out
-// and the box is flagged residual, so the classifier reports the rule as a
-// candidate and the walk checks it with evaluate() (which also consumes
-// limit/statistic state exactly as the linear walk does).
+// the classifier's dimensions (classifier.h); what a box cannot say exactly
+// is left out and the box is flagged residual, so the classifier reports the
+// rule as a candidate and the walk checks it with evaluate() (which also
+// consumes limit/statistic state exactly as the linear walk does).
 //
-// What goes in the box (rule_box()):
+// What goes in the box (rule_boxes()):
 //   src/dst address  -s/-d with a prefix mask: one range; inverted: the two
-//                    ranges around it; a non-prefix mask: full + residual.
+//                    ranges around it; -m iprange: a range (intersected with
+//                    -s/-d). A non-prefix mask: left out (residual).
 //   protocol         -p exact: one value; inverted: two ranges.
 //   in/out iface     -i/-o as runs of HostModel interface ids the IfaceSet
 //                    accepts, plus [iface_count, 0xffff] (unknown ids and
 //                    kNoIface, the hook without that interface) when its
 //                    `outside` says so. More than kMaxIfaceRanges runs:
-//                    full + residual.
-//   ports            -m tcp/udp --sport/--dport (only with -p tcp/udp, not
-//                    inverted): a range, inverted two. -m multiport
-//                    --sports or --dports (same condition): the union of its
-//                    ranges, or its complement; --ports (either) is residual.
-//   addresses again  -m iprange --src-range/--dst-range: a range, inverted
-//                    two (residual when -s/-d already restrict that side).
-//   ctstate          -m state --state and -m conntrack --ctstate alone (no
-//                    SNAT/DNAT bits): the packet's state as a small number
-//                    (ct_state_value()) and the set as runs of numbers.
-//   residual         everything else: -f, tcp flags/options, icmp,
-//                    multiport --ports, mark, connmark, string, limit,
-//                    statistic, length, pkttype, mac, addrtype, other
-//                    conntrack options, ports (ClassBench).
+//                    left out.
+//   ports            tcp/udp --sport/--dport (-p tcp/udp, not inverted):
+//                    ranges; multiport --sports/--dports: the union of its
+//                    ranges or its complement; --ports (either port): two
+//                    alternatives (source in the list, or destination),
+//                    ! --ports: both outside the list.
+//   tcp flags        --tcp-flags MASK COMP: the flag values it accepts, in
+//                    the dimension's order (SYN ACK RST FIN PSH URG ECE CWR,
+//                    so the usual masks are high-bit prefixes: one range);
+//                    more than 4 runs: left out. --tcp-option: left out.
+//   icmp             --icmp-type T[/C]: [(T << 8) | C ...], inverted two.
+//   ct state         -m state --state and -m conntrack --ctstate: the
+//                    packet's state as one number (ct_state_value()); sets
+//                    intersect. SNAT/DNAT pseudo-states: left out.
+//   ct tuple         --ctproto, --ctorig/ctrepl src/dst (prefix masks) and
+//                    their ports. The kernel checks them only when there is
+//                    an entry (without one, the match holds iff --ctstate
+//                    was given and held), so they restrict the alternative
+//                    "has an entry" and a state set holding INVALID or
+//                    UNTRACKED adds the alternative "no entry, that state".
+//                    --ctdir, --ctstatus, --ctexpire: left out.
+//   mark, connmark   (mark & mask) == value for the chain's most common mask
+//                    (BoxContext): the dimension holds compress_bits(mark,
+//                    mask), so the match is one value or its complement;
+//                    another mask: left out. connmark needs an entry.
+//   length, pkttype  ranges / one value, inverted two.
+//   addrtype         --src-type/--dst-type sets as runs of RTN_* numbers;
+//                    --limit-iface-in/out: left out.
+//   -f / ! -f        a keyed packet is never a later fragment: `-f` has no
+//                    box, `! -f` no restriction.
+//   left out         string, limit, statistic, mac, ports (ClassBench), and
+//                    what the list says.
 // Exactness: the kernel evaluates the core match, then the modules in
 // order, stopping at the first that fails. A module goes into the box only
 // if every module before it went into the box completely (so no stateful or
 // possibly hotdropping match is ever skipped by the box); the first module
 // that does not fit makes the box residual and every later module is left
-// out. Split dimensions multiply into several boxes of the same position;
-// beyond kMaxBoxesPerRule the dimension with the most ranges is widened to
-// full and the box made residual, until the product fits.
+// out (what it put in before failing are necessary conditions). Split
+// dimensions multiply into several boxes of the same position; beyond
+// kMaxBoxesPerRule the most split dimension is widened to its hull and the
+// box made residual, until the total fits.
 //
 // Keys (chain_key()): the packet as it is NOW (post-NAT addresses, ports,
-// protocol), in/out interface ids (kNoIface is its own value 0xffff) and
-// ct_state_value(). Packets the box model cannot answer exactly -- a later
-// fragment, a TCP/UDP packet whose header did not parse into the key (the
-// tcp/udp matches hotdrop or fail on those), a conntrack state that is not
-// one of the five single states -- get no key: the walk takes the linear
-// step for them.
+// protocol), in/out interface ids (kNoIface is its own value 0xffff),
+// ct_state_value(), the entry's tuples and marks, and so on for every
+// dimension the chain uses (KeySpec: the others are not computed, so an
+// addrtype lookup is paid only by chains that test addrtype). Packets the
+// box model cannot answer exactly -- a later fragment, a TCP/UDP/ICMP packet
+// whose header did not parse into the key (the matches hotdrop or read the
+// frame on those), a conntrack state that is not one of the five single
+// states -- get no key: the walk takes the linear step for them.
 //
 // ChainClassifiers: per chain of a ChainWalker, a Classifier of the chosen
 // algorithm over the chain's boxes, the residual flag per position, and a
@@ -82,12 +104,13 @@ std::string_view chain_algo_name(ChainAlgo a) noexcept;
 /// The inverse of chain_algo_name(); nullopt for anything else.
 std::optional<ChainAlgo> parse_chain_algo(std::string_view name) noexcept;
 
-/// ct_state_value() numbers.
+/// ct_state_value() numbers: the two without an entry first, so "has an
+/// entry" is one range.
 inline constexpr uint32_t kCtValueInvalid = 0;
-inline constexpr uint32_t kCtValueNew = 1;
-inline constexpr uint32_t kCtValueRelated = 2;
-inline constexpr uint32_t kCtValueEstablished = 3;
-inline constexpr uint32_t kCtValueUntracked = 4;
+inline constexpr uint32_t kCtValueUntracked = 1;
+inline constexpr uint32_t kCtValueNew = 2;
+inline constexpr uint32_t kCtValueRelated = 3;
+inline constexpr uint32_t kCtValueEstablished = 4;
 inline constexpr uint32_t kCtValueNone = 5;  // an entry with none of NEW/RELATED/ESTABLISHED
 /// No single value: the walk must take the linear step.
 inline constexpr uint32_t kCtValueAmbiguous = 0xffffffffU;
@@ -99,19 +122,50 @@ inline constexpr uint32_t kCtValueAmbiguous = 0xffffffffU;
 /// matches then disagree).
 uint32_t ct_state_value(const CtView& ct) noexcept;
 
+/// The bits of `value` under `mask`, packed to the low end (lowest mask bit
+/// first): how a mark dimension stores (mark & mask).
+uint32_t compress_bits(uint32_t value, uint32_t mask) noexcept;
+/// TCP flags (wire order: FIN 0x01 ... CWR 0x80) as the kDimTcpFlags value.
+uint8_t tcp_flags_value(uint8_t flags) noexcept;
+
+/// The conntrack tuple dimensions.
+inline constexpr uint32_t kCtTupleDims =
+    (1U << kDimCtProto) | (1U << kDimCtOrigSrc) | (1U << kDimCtOrigDst) | (1U << kDimCtOrigSrcPort) |
+    (1U << kDimCtOrigDstPort) | (1U << kDimCtReplSrc) | (1U << kDimCtReplDst) | (1U << kDimCtReplSrcPort) |
+    (1U << kDimCtReplDstPort);
+
 inline constexpr uint32_t kMaxBoxesPerRule = 16;
 inline constexpr uint32_t kMaxIfaceRanges = 4;
 
+/// Per chain: the one mask each of -m mark and -m connmark that goes into
+/// the mark dimensions (the chain's most common; rules with another mask are
+/// residual). 0: none.
+struct BoxContext {
+  uint32_t mark_mask = 0;
+  uint32_t connmark_mask = 0;
+};
+BoxContext chain_box_context(const ChainWalker& walker, uint32_t chain);
+
+/// What chain_key() must fill: the dimensions the chain's boxes use, and the
+/// masks of its mark dimensions.
+struct KeySpec {
+  uint32_t used = (1U << kDims) - 1U;
+  uint32_t mark_mask = 0;
+  uint32_t connmark_mask = 0;
+};
+
 /// The boxes of one rule at `position`, appended to `out` (possibly none: a
-/// rule no packet can match). Returns whether they are residual.
-bool rule_boxes(const CompiledRule& rule, const HostModel& host, uint32_t position, std::vector<Box>& out);
+/// rule no keyed packet can match). Returns whether they are residual.
+bool rule_boxes(const CompiledRule& rule, const HostModel& host, uint32_t position, std::vector<Box>& out,
+                const BoxContext& bc = {});
 
 /// The boxes of chain `chain` of `walker` (positions 0..chain_size-1).
 RuleBoxes chain_boxes(const ChainWalker& walker, uint32_t chain, const HostModel& host);
 
 /// The key of the packet in `ctx` for chain boxes; false when the box model
-/// cannot answer for it (see the top comment). noexcept, no allocation.
-bool chain_key(const MatchContext& ctx, ClassifierKey& key) noexcept;
+/// cannot answer for it (see the top comment). Dimensions outside spec.used
+/// may be left as they were. noexcept, no allocation.
+bool chain_key(const MatchContext& ctx, const KeySpec& spec, ClassifierKey& key) noexcept;
 
 /// A Classifier of `algo` over `boxes` (kLinear: LinearClassifier). Throws
 /// what the classifier's constructor throws.
@@ -148,6 +202,7 @@ class ChainClassifiers {
  private:
   struct PerChain {
     std::unique_ptr<Classifier> cls;  // null for an empty chain
+    KeySpec spec;                     // what its keys need
     std::vector<uint8_t> residual;    // per position
     std::vector<std::vector<uint32_t>> vary;  // sparse table: vary[k][i] = OR over [i, i + 2^k)
   };

@@ -21,6 +21,23 @@ const char* dim_name(Dim d) noexcept {
     case kDimInIface: return "in_iface";
     case kDimOutIface: return "out_iface";
     case kDimCtState: return "ct_state";
+    case kDimCtProto: return "ct_proto";
+    case kDimCtOrigSrc: return "ct_orig_src";
+    case kDimCtOrigDst: return "ct_orig_dst";
+    case kDimCtOrigSrcPort: return "ct_orig_src_port";
+    case kDimCtOrigDstPort: return "ct_orig_dst_port";
+    case kDimCtReplSrc: return "ct_repl_src";
+    case kDimCtReplDst: return "ct_repl_dst";
+    case kDimCtReplSrcPort: return "ct_repl_src_port";
+    case kDimCtReplDstPort: return "ct_repl_dst_port";
+    case kDimMark: return "mark";
+    case kDimConnmark: return "connmark";
+    case kDimLength: return "length";
+    case kDimIcmp: return "icmp";
+    case kDimTcpFlags: return "tcp_flags";
+    case kDimPkttype: return "pkttype";
+    case kDimSrcAddrtype: return "src_addrtype";
+    case kDimDstAddrtype: return "dst_addrtype";
     case kDims: break;
   }
   return "invalid";

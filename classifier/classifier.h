@@ -2,16 +2,21 @@
 // acl) answers the same question the same way.
 //
 // Geometry. A rule is a box in a space of kDims dimensions, each an inclusive
-// range of unsigned integers (field_bits(d) wide): source and destination
-// address, source and destination port, protocol, input and output
-// interface id, and the packet's conntrack state as a one-hot number. A
-// chain's rule that cannot be said as one box (inverted matches, interface
-// wildcards that leave holes, -m multiport, ...) becomes several boxes with
-// the same priority; anything that is not a range at all (string, limit,
-// statistic, marks, TCP flags, ...) is left out of the box and flagged
-// `residual`: the classifier reports such a rule as a CANDIDATE and the
-// caller (the chain walk) checks the residual matches and, if they fail,
-// asks again from the next position. A ClassBench rule is exactly one box.
+// range of unsigned integers (field_bits(d) wide): the packet's addresses,
+// ports and protocol, input and output interface id, its conntrack state as
+// one number, the conntrack entry's original and reply tuples, skb mark and
+// connmark, IP length, ICMP type/code, TCP flags, packet type and address
+// types (the Dim list). A chain's rule that cannot be said as one box
+// (inverted matches, interface wildcards that leave holes, -m multiport,
+// masked flags, ...) becomes several boxes with the same priority; anything
+// that is not a range at all (string, limit, statistic, mac, ...) is left
+// out of the box and flagged `residual`: the classifier reports such a rule
+// as a CANDIDATE and the caller (the chain walk) checks the residual matches
+// and, if they fail, asks again from the next position. A ClassBench rule is
+// exactly one box over the first five dimensions.
+//
+// Algorithms build over the dimensions some box restricts
+// (RuleBoxes::used_dims()) and must not read the others from the keys.
 //
 // Priority. Rule priority is its position in the chain: lower wins. Boxes
 // carry the position of the rule they came from.
@@ -37,38 +42,50 @@
 
 namespace nfb {
 
-/// The dimensions, in the order boxes and keys store them.
+/// The dimensions, in the order boxes and keys store them. The ClassBench
+/// five (addresses, ports, protocol) come first.
 enum Dim : uint8_t {
-  kDimSrcIp,
-  kDimDstIp,
-  kDimSrcPort,
-  kDimDstPort,
-  kDimProto,
-  kDimInIface,
-  kDimOutIface,
-  kDimCtState,
+  kDimSrcIp,          // 32  the packet's addresses and ports as they are now
+  kDimDstIp,          // 32
+  kDimSrcPort,        // 16  TCP/UDP only (0 for other protocols)
+  kDimDstPort,        // 16
+  kDimProto,          //  8
+  kDimInIface,        // 16  host interface id (0xffff: the hook has none)
+  kDimOutIface,       // 16
+  kDimCtState,        //  8  conntrack state as one number (chain_boxes.h)
+  kDimCtProto,        //  8  the conntrack entry's original protocol
+  kDimCtOrigSrc,      // 32  the entry's ORIGINAL tuple
+  kDimCtOrigDst,      // 32
+  kDimCtOrigSrcPort,  // 16
+  kDimCtOrigDstPort,  // 16
+  kDimCtReplSrc,      // 32  the entry's REPLY tuple
+  kDimCtReplDst,      // 32
+  kDimCtReplSrcPort,  // 16
+  kDimCtReplDstPort,  // 16
+  kDimMark,           // 32  skb mark (bits under one mask per chain)
+  kDimConnmark,       // 32  the entry's mark (bits under one mask per chain)
+  kDimLength,         // 16  IP total length
+  kDimIcmp,           // 16  ICMP (type << 8) | code
+  kDimTcpFlags,       //  8  TCP flags in SYN,ACK,RST,FIN,PSH,URG,ECE,CWR order (bit 7 first)
+  kDimPkttype,        //  8  link-layer packet type (unicast, broadcast, multicast, otherhost)
+  kDimSrcAddrtype,    //  8  the route type of the source address (RTN_*)
+  kDimDstAddrtype,    //  8  ... of the destination address
   kDims,
 };
+static_assert(kDims <= 32, "used-dimension sets are 32-bit masks");
 
-/// Width of each dimension in bits (32 for addresses, 16 ports and interface
-/// ids, 8 protocol and conntrack state).
+/// Width of each dimension in bits (the numbers beside Dim above).
 constexpr unsigned field_bits(Dim d) noexcept {
-  switch (d) {
-    case kDimSrcIp:
-    case kDimDstIp:
-      return 32;
-    case kDimSrcPort:
-    case kDimDstPort:
-    case kDimInIface:
-    case kDimOutIface:
-      return 16;
-    default:
-      return 8;
-  }
+  constexpr unsigned kBits[kDims] = {32, 32, 16, 16, 8, 16, 16, 8, 8,  32, 32, 16, 16,
+                                     32, 32, 16, 16, 32, 32, 16, 16, 8,  8,  8,  8};
+  return d < kDims ? kBits[d] : 0;
 }
 constexpr uint32_t field_max(Dim d) noexcept {
   return field_bits(d) == 32 ? 0xffffffffU : (1U << field_bits(d)) - 1U;
 }
+/// The dimensions a ClassBench set uses.
+inline constexpr uint32_t kClassbenchDims =
+    (1U << kDimSrcIp) | (1U << kDimDstIp) | (1U << kDimSrcPort) | (1U << kDimDstPort) | (1U << kDimProto);
 const char* dim_name(Dim d) noexcept;
 
 struct Range {

@@ -32,10 +32,11 @@ Converted convert(const std::string& rules) {
   const Ruleset rs = read_iptables_save("*mangle\n:FORWARD ACCEPT [0:0]\n" + rules + "COMMIT\n", "test");
   const ChainWalker w = ChainWalker::build(*rs.find_table(TableId::Mangle), host());
   const uint32_t chain = w.hook_chain(Hook::Forward);
+  const BoxContext bc = chain_box_context(w, chain);
   Converted c;
   for (uint32_t p = 0; p < w.chain_size(chain); ++p) {
     std::vector<Box> out;
-    c.residual.push_back(rule_boxes(w.compiled_rule(w.flat_index(chain, p)), host(), p, out));
+    c.residual.push_back(rule_boxes(w.compiled_rule(w.flat_index(chain, p)), host(), p, out, bc));
     for (const Box& b : out) EXPECT_EQ(b.position, p);
     c.boxes.push_back(out);
   }
@@ -116,47 +117,147 @@ TEST(RuleBoxes, CtStateSets) {
       "-A FORWARD -m conntrack --ctstate INVALID,NEW -j DROP\n"
       "-A FORWARD -m conntrack ! --ctstate NEW -j ACCEPT\n"
       "-A FORWARD -m conntrack --ctstate DNAT -j ACCEPT\n"
-      "-A FORWARD -m conntrack --ctstate NEW --ctdir ORIGINAL -j ACCEPT\n");
+      "-A FORWARD -m conntrack --ctstate NEW --ctdir ORIGINAL -j ACCEPT\n"
+      "-A FORWARD -m state --state NEW,ESTABLISHED -m conntrack --ctstate ESTABLISHED,INVALID -j ACCEPT\n");
   ASSERT_EQ(c.boxes[0].size(), 1U);
   EXPECT_EQ(c.boxes[0][0].r[kDimCtState], (Range{kCtValueRelated, kCtValueEstablished}));
-  ASSERT_EQ(c.boxes[1].size(), 1U);
-  EXPECT_EQ(c.boxes[1][0].r[kDimCtState], (Range{kCtValueInvalid, kCtValueNew}));
+  ASSERT_EQ(c.boxes[1].size(), 2U);
+  EXPECT_EQ(c.boxes[1][0].r[kDimCtState], (Range{kCtValueInvalid, kCtValueInvalid}));
+  EXPECT_EQ(c.boxes[1][1].r[kDimCtState], (Range{kCtValueNew, kCtValueNew}));
   ASSERT_EQ(c.boxes[2].size(), 2U);
-  EXPECT_EQ(c.boxes[2][0].r[kDimCtState], (Range{kCtValueInvalid, kCtValueInvalid}));
+  EXPECT_EQ(c.boxes[2][0].r[kDimCtState], (Range{kCtValueInvalid, kCtValueUntracked}));
   EXPECT_EQ(c.boxes[2][1].r[kDimCtState], (Range{kCtValueRelated, kCtValueNone}));
   EXPECT_FALSE(c.residual[0]);
   EXPECT_FALSE(c.residual[1]);
   EXPECT_FALSE(c.residual[2]);
-  // SNAT/DNAT virtual states and other conntrack options: residual, full.
+  // SNAT/DNAT virtual states and --ctdir/--ctstatus/--ctexpire: residual, full.
   for (int i : {3, 4}) {
     EXPECT_TRUE(c.residual[static_cast<size_t>(i)]);
     ASSERT_EQ(c.boxes[static_cast<size_t>(i)].size(), 1U);
     EXPECT_EQ(c.boxes[static_cast<size_t>(i)][0].r[kDimCtState], full(kDimCtState));
   }
+  // Two state matches intersect.
+  EXPECT_FALSE(c.residual[5]);
+  ASSERT_EQ(c.boxes[5].size(), 1U);
+  EXPECT_EQ(c.boxes[5][0].r[kDimCtState], (Range{kCtValueEstablished, kCtValueEstablished}));
+}
+
+TEST(RuleBoxes, ConntrackTuplesAreDimensions) {
+  const Converted c = convert(
+      // The seed case's fix: the original destination, before DNAT.
+      "-A FORWARD -p tcp -m conntrack --ctorigdst 198.51.100.1/32 --ctorigdstport 10000 -j DROP\n"
+      "-A FORWARD -m conntrack --ctstate NEW,INVALID ! --ctorigsrc 10.0.0.0/8 --ctproto udp -j ACCEPT\n"
+      "-A FORWARD -m conntrack --ctreplsrc 172.17.0.2 --ctreplsrcport 6379:6380 ! --ctrepldstport 80 -j ACCEPT\n");
+  for (bool r : c.residual) EXPECT_FALSE(r);
+  ASSERT_EQ(c.boxes[0].size(), 1U);
+  const Box& b = c.boxes[0][0];
+  EXPECT_EQ(b.r[kDimCtOrigDst], (Range{ip(198, 51, 100, 1), ip(198, 51, 100, 1)}));
+  EXPECT_EQ(b.r[kDimCtOrigDstPort], (Range{10000, 10000}));
+  EXPECT_EQ(b.r[kDimCtState], (Range{kCtValueNew, kCtValueNone}));  // no entry: no match
+  EXPECT_EQ(b.r[kDimProto], (Range{6, 6}));
+  // INVALID has no entry: that packet matches on the state alone (the
+  // kernel checks nothing else without an entry); NEW needs the tuple.
+  ASSERT_EQ(c.boxes[1].size(), 3U);
+  EXPECT_EQ(c.boxes[1][0].r[kDimCtState], (Range{kCtValueInvalid, kCtValueInvalid}));
+  EXPECT_EQ(c.boxes[1][0].r[kDimCtOrigSrc], full(kDimCtOrigSrc));
+  for (size_t i : {1U, 2U}) {
+    EXPECT_EQ(c.boxes[1][i].r[kDimCtState], (Range{kCtValueNew, kCtValueNew}));
+    EXPECT_EQ(c.boxes[1][i].r[kDimCtProto], (Range{17, 17}));
+    EXPECT_FALSE(c.boxes[1][i].r[kDimCtOrigSrc].contains(ip(10, 1, 2, 3)));
+  }
+  ASSERT_EQ(c.boxes[2].size(), 2U);
+  EXPECT_EQ(c.boxes[2][0].r[kDimCtReplSrc], (Range{ip(172, 17, 0, 2), ip(172, 17, 0, 2)}));
+  EXPECT_EQ(c.boxes[2][0].r[kDimCtReplSrcPort], (Range{6379, 6380}));
+  EXPECT_EQ(c.boxes[2][0].r[kDimCtReplDstPort], (Range{0, 79}));
+  EXPECT_EQ(c.boxes[2][1].r[kDimCtReplDstPort], (Range{81, 65535}));
+}
+
+TEST(RuleBoxes, MarksFlagsLengthIcmpPkttypeAddrtype) {
+  const Converted c = convert(
+      "-A FORWARD -m mark --mark 0x4000/0x4000 -j ACCEPT\n"
+      "-A FORWARD -m mark ! --mark 0x0/0x4000 -j ACCEPT\n"
+      "-A FORWARD -m mark --mark 0x1 -j ACCEPT\n"  // another mask: residual
+      "-A FORWARD -m connmark --mark 0x1/0x1 -j ACCEPT\n"
+      "-A FORWARD -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j ACCEPT\n"
+      "-A FORWARD -p tcp -m tcp ! --tcp-flags SYN,ACK SYN,ACK -j ACCEPT\n"
+      "-A FORWARD -m length --length 100:1500 -j ACCEPT\n"
+      "-A FORWARD -p icmp -m icmp --icmp-type 3/4 -j ACCEPT\n"
+      "-A FORWARD -p icmp -m icmp ! --icmp-type 8 -j ACCEPT\n"
+      "-A FORWARD -m pkttype --pkt-type broadcast -j DROP\n"
+      "-A FORWARD -m addrtype --dst-type LOCAL ! --src-type UNICAST -j ACCEPT\n"
+      "-A FORWARD -m addrtype --dst-type LOCAL --limit-iface-in -j ACCEPT\n"
+      "-A FORWARD -p tcp -m tcp --tcp-flags SYN,FIN SYN -m mark --mark 0x4000/0x4000 -j ACCEPT\n");
+  const std::vector<bool> want_residual = {false, false, true, false, false, false, false,
+                                           false, false, false, false, true, false};
+  ASSERT_EQ(c.residual.size(), want_residual.size());
+  for (size_t i = 0; i < want_residual.size(); ++i) EXPECT_EQ(c.residual[i], want_residual[i]) << "rule " << i;
+  EXPECT_EQ(c.boxes[0][0].r[kDimMark], (Range{1, 1}));  // the one bit under 0x4000
+  EXPECT_EQ(c.boxes[1][0].r[kDimMark], (Range{1, 0xffffffffU}));
+  EXPECT_EQ(c.boxes[3][0].r[kDimConnmark], (Range{1, 1}));
+  EXPECT_EQ(c.boxes[3][0].r[kDimCtState], (Range{kCtValueNew, kCtValueNone}));
+  // FIN,SYN,RST,ACK SYN: the top four bits of the dimension are SYN ACK RST FIN.
+  ASSERT_EQ(c.boxes[4].size(), 1U);
+  EXPECT_EQ(c.boxes[4][0].r[kDimTcpFlags], (Range{0x80, 0x8f}));
+  ASSERT_EQ(c.boxes[5].size(), 1U);
+  EXPECT_EQ(c.boxes[5][0].r[kDimTcpFlags], (Range{0x00, 0xbf}));
+  EXPECT_EQ(c.boxes[6][0].r[kDimLength], (Range{100, 1500}));
+  EXPECT_EQ(c.boxes[7][0].r[kDimIcmp], (Range{0x0304, 0x0304}));
+  ASSERT_EQ(c.boxes[8].size(), 2U);
+  EXPECT_EQ(c.boxes[8][0].r[kDimIcmp], (Range{0, 0x07ff}));
+  EXPECT_EQ(c.boxes[8][1].r[kDimIcmp], (Range{0x0900, 0xffff}));
+  EXPECT_EQ(c.boxes[9][0].r[kDimPkttype], (Range{1, 1}));
+  const auto local = static_cast<uint32_t>(AddrType::Local);
+  const auto unicast = static_cast<uint32_t>(AddrType::Unicast);
+  for (const Box& b : c.boxes[10]) {
+    EXPECT_EQ(b.r[kDimDstAddrtype], (Range{local, local}));
+    EXPECT_FALSE(b.r[kDimSrcAddrtype].contains(unicast));
+  }
+  // SYN,FIN SYN: ACK and RST lie between SYN and FIN in the dimension: four runs.
+  EXPECT_EQ(c.boxes[12].size(), 4U);
 }
 
 TEST(RuleBoxes, ResidualMatchesAndTheStatefulOrder) {
   const Converted c = convert(
-      "-A FORWARD -p tcp -m mark --mark 0x1 -j ACCEPT\n"
       "-A FORWARD -p tcp -m tcp --dport 80 -m limit --limit 5/sec -j ACCEPT\n"
       "-A FORWARD -p tcp -m limit --limit 5/sec -m tcp --dport 80 -j ACCEPT\n"
       "-A FORWARD -p tcp -m statistic --mode nth --every 2 --packet 0 -m state --state NEW -j ACCEPT\n"
-      "-A FORWARD -p tcp -m tcp --dport 80 --tcp-flags SYN,ACK SYN -m state --state NEW -j ACCEPT\n"
-      "-A FORWARD -f -m state --state NEW -j ACCEPT\n"
-      "-A FORWARD -p udp -m multiport --ports 53,80 -j ACCEPT\n");
+      "-A FORWARD -p tcp -m tcp --dport 80 --tcp-option 2 -m state --state NEW -j ACCEPT\n"
+      "-A FORWARD -p tcp -m string --string abc --algo bm -m state --state NEW -j ACCEPT\n");
   for (bool r : c.residual) EXPECT_TRUE(r);
   for (const auto& bs : c.boxes) ASSERT_EQ(bs.size(), 1U);
-  EXPECT_EQ(c.boxes[0][0].r[kDimProto], (Range{6, 6}));  // the core still goes in
+  EXPECT_EQ(c.boxes[4][0].r[kDimProto], (Range{6, 6}));  // the core still goes in
   // Before the limit: in the box; after it: not (the kernel consumes a token first).
-  EXPECT_EQ(c.boxes[1][0].r[kDimDstPort], (Range{80, 80}));
-  EXPECT_EQ(c.boxes[2][0].r[kDimDstPort], full(kDimDstPort));
+  EXPECT_EQ(c.boxes[0][0].r[kDimDstPort], (Range{80, 80}));
+  EXPECT_EQ(c.boxes[1][0].r[kDimDstPort], full(kDimDstPort));
+  EXPECT_EQ(c.boxes[2][0].r[kDimCtState], full(kDimCtState));
+  // Ports before the option test go in; the state match after it does not.
+  EXPECT_EQ(c.boxes[3][0].r[kDimDstPort], (Range{80, 80}));
   EXPECT_EQ(c.boxes[3][0].r[kDimCtState], full(kDimCtState));
-  // Ports before the flags test go in; the state match after it does not.
-  EXPECT_EQ(c.boxes[4][0].r[kDimDstPort], (Range{80, 80}));
-  EXPECT_EQ(c.boxes[4][0].r[kDimCtState], full(kDimCtState));
-  // -f is pure: later modules still go in.
-  EXPECT_EQ(c.boxes[5][0].r[kDimCtState], (Range{kCtValueNew, kCtValueNew}));
-  EXPECT_EQ(c.boxes[6][0].r[kDimDstPort], full(kDimDstPort));
+}
+
+TEST(RuleBoxes, FragmentsAndEitherPort) {
+  const Converted c = convert(
+      "-A FORWARD -f -m state --state NEW -j ACCEPT\n"
+      "-A FORWARD ! -f -m state --state NEW -j ACCEPT\n"
+      "-A FORWARD -p udp -m multiport --ports 53,80 -j ACCEPT\n"
+      "-A FORWARD -p udp -m multiport ! --ports 53 -j ACCEPT\n");
+  for (bool r : c.residual) EXPECT_FALSE(r);
+  // A keyed packet is never a later fragment.
+  EXPECT_TRUE(c.boxes[0].empty());
+  ASSERT_EQ(c.boxes[1].size(), 1U);
+  EXPECT_EQ(c.boxes[1][0].r[kDimCtState], (Range{kCtValueNew, kCtValueNew}));
+  // Either port: the source-port pieces, then the destination-port pieces.
+  ASSERT_EQ(c.boxes[2].size(), 4U);
+  EXPECT_EQ(c.boxes[2][0].r[kDimSrcPort], (Range{53, 53}));
+  EXPECT_EQ(c.boxes[2][0].r[kDimDstPort], full(kDimDstPort));
+  EXPECT_EQ(c.boxes[2][3].r[kDimDstPort], (Range{80, 80}));
+  EXPECT_EQ(c.boxes[2][3].r[kDimSrcPort], full(kDimSrcPort));
+  // Neither port: both restricted.
+  ASSERT_EQ(c.boxes[3].size(), 4U);
+  for (const Box& b : c.boxes[3]) {
+    EXPECT_FALSE(b.r[kDimSrcPort].contains(53));
+    EXPECT_FALSE(b.r[kDimDstPort].contains(53));
+  }
 }
 
 TEST(RuleBoxes, MultiportAndIprangeAreRanges) {
@@ -164,7 +265,7 @@ TEST(RuleBoxes, MultiportAndIprangeAreRanges) {
       "-A FORWARD -p tcp -m multiport --dports 80,443,8000:8080,81 -j ACCEPT\n"
       "-A FORWARD -p udp -m multiport ! --sports 53,0:10 -j ACCEPT\n"
       "-A FORWARD -m iprange --src-range 10.0.0.5-10.0.0.9 ! --dst-range 172.17.0.0-172.17.255.255 -j ACCEPT\n"
-      "-A FORWARD -s 10.0.0.0/8 -m iprange --src-range 10.0.0.5-10.0.0.9 -j ACCEPT\n");
+      "-A FORWARD -s 10.0.0.0/8 -m iprange --src-range 10.0.0.5-11.0.0.9 -j ACCEPT\n");
   ASSERT_EQ(c.boxes[0].size(), 3U);
   EXPECT_EQ(c.boxes[0][0].r[kDimDstPort], (Range{80, 81}));
   EXPECT_EQ(c.boxes[0][1].r[kDimDstPort], (Range{443, 443}));
@@ -176,13 +277,10 @@ TEST(RuleBoxes, MultiportAndIprangeAreRanges) {
   EXPECT_EQ(c.boxes[2][0].r[kDimSrcIp], (Range{ip(10, 0, 0, 5), ip(10, 0, 0, 9)}));
   EXPECT_EQ(c.boxes[2][0].r[kDimDstIp], (Range{0, ip(172, 16, 255, 255)}));
   EXPECT_EQ(c.boxes[2][1].r[kDimDstIp], (Range{ip(172, 18, 0, 0), 0xffffffffU}));
-  EXPECT_FALSE(c.residual[0]);
-  EXPECT_FALSE(c.residual[1]);
-  EXPECT_FALSE(c.residual[2]);
-  // -s already restricts the source: the iprange stays a residual check.
-  EXPECT_TRUE(c.residual[3]);
+  for (bool r : c.residual) EXPECT_FALSE(r);
+  // -s and --src-range intersect.
   ASSERT_EQ(c.boxes[3].size(), 1U);
-  EXPECT_EQ(c.boxes[3][0].r[kDimSrcIp], (Range{ip(10, 0, 0, 0), ip(10, 255, 255, 255)}));
+  EXPECT_EQ(c.boxes[3][0].r[kDimSrcIp], (Range{ip(10, 0, 0, 5), ip(10, 255, 255, 255)}));
 }
 
 TEST(RuleBoxes, TooManyPiecesWidenToResidual) {
@@ -208,25 +306,81 @@ TEST(ChainKey, StatesAndFallbacks) {
   ctx.key = &k;
   ctx.in_iface = 1;
   ClassifierKey key;
-  ASSERT_TRUE(chain_key(ctx, key));
+  EXPECT_FALSE(chain_key(ctx, KeySpec{}, key));  // addrtype needs the host model
+  ctx.host = &host();
+  ASSERT_TRUE(chain_key(ctx, KeySpec{}, key));
   EXPECT_EQ(key.v[kDimSrcPort], 1234U);
   EXPECT_EQ(key.v[kDimOutIface], kNoIface);
   EXPECT_EQ(key.v[kDimCtState], kCtValueInvalid);
   ctx.ct.present = true;
   ctx.ct.state_bits = kCtEstablished | kCtSnat;
-  ASSERT_TRUE(chain_key(ctx, key));
+  ASSERT_TRUE(chain_key(ctx, KeySpec{}, key));
   EXPECT_EQ(key.v[kDimCtState], kCtValueEstablished);
   ctx.ct.state_bits = kCtEstablished | kCtInvalid;  // the two matches would disagree
-  EXPECT_FALSE(chain_key(ctx, key));
+  EXPECT_FALSE(chain_key(ctx, KeySpec{}, key));
   ctx.ct.present = false;
   ctx.ct.state_bits = kCtUntracked;
-  ASSERT_TRUE(chain_key(ctx, key));
+  ASSERT_TRUE(chain_key(ctx, KeySpec{}, key));
   EXPECT_EQ(key.v[kDimCtState], kCtValueUntracked);
   k.flags = key_flag::kPorts;  // TCP header incomplete: tcp matches may hotdrop
-  EXPECT_FALSE(chain_key(ctx, key));
+  EXPECT_FALSE(chain_key(ctx, KeySpec{}, key));
   k.flags = key_flag::kPorts | key_flag::kTcpFlags;
   k.frag = 3;  // a later fragment
-  EXPECT_FALSE(chain_key(ctx, key));
+  EXPECT_FALSE(chain_key(ctx, KeySpec{}, key));
+}
+
+TEST(ChainKey, TuplesMarksFlagsAndTypes) {
+  PacketKey k{};
+  k.src_ip = ip(203, 0, 113, 5);
+  k.dst_ip = ip(172, 17, 0, 2);
+  k.proto = kProtoTcp;
+  k.src_port = 40000;
+  k.dst_port = 6379;
+  k.l3_len = 60;
+  k.tcp_flags = tcp_flag::kSyn | tcp_flag::kAck;
+  k.flags = key_flag::kPorts | key_flag::kTcpFlags;
+  MatchContext ctx;
+  ctx.key = &k;
+  ctx.host = &host();
+  ctx.mark = 0x4321;
+  ctx.ct.present = true;
+  ctx.ct.state_bits = kCtNew | kCtDnat;
+  ctx.ct.ctmark = 0xff00;
+  ctx.ct.orig = CtTupleView{ip(203, 0, 113, 5), ip(198, 51, 100, 1), 40000, 10000, kProtoTcp};
+  ctx.ct.reply = CtTupleView{ip(172, 17, 0, 2), ip(203, 0, 113, 5), 6379, 40000, kProtoTcp};
+  KeySpec spec;
+  spec.mark_mask = 0x0ff0;
+  spec.connmark_mask = 0xff000000U;
+  ClassifierKey key;
+  ASSERT_TRUE(chain_key(ctx, spec, key));
+  EXPECT_EQ(key.v[kDimCtOrigDst], ip(198, 51, 100, 1));
+  EXPECT_EQ(key.v[kDimCtOrigDstPort], 10000U);
+  EXPECT_EQ(key.v[kDimCtReplSrc], ip(172, 17, 0, 2));
+  EXPECT_EQ(key.v[kDimCtReplSrcPort], 6379U);
+  EXPECT_EQ(key.v[kDimCtProto], kProtoTcp);
+  EXPECT_EQ(key.v[kDimMark], 0x32U);
+  EXPECT_EQ(key.v[kDimConnmark], 0U);
+  EXPECT_EQ(key.v[kDimLength], 60U);
+  EXPECT_EQ(key.v[kDimTcpFlags], 0xc0U);  // SYN and ACK: the top two bits
+  EXPECT_EQ(key.v[kDimPkttype], 0U);
+  EXPECT_EQ(key.v[kDimDstAddrtype], static_cast<uint32_t>(host().addr_type(k.dst_ip)));
+  // A mask of several runs packs its bits together.
+  EXPECT_EQ(compress_bits(0xf0f0, 0x1111), 0xaU);
+  EXPECT_EQ(compress_bits(0xffffffffU, 0x80000001U), 0x3U);
+  for (unsigned f = 0; f < 256; ++f) {  // a permutation of the flag byte
+    for (unsigned g = f + 1; g < 256; ++g) ASSERT_NE(tcp_flags_value(static_cast<uint8_t>(f)), tcp_flags_value(static_cast<uint8_t>(g)));
+  }
+  // ICMP: type and code; a header that did not parse gets no key.
+  k.proto = kProtoIcmp;
+  k.flags = key_flag::kIcmp;
+  k.icmp_type = 3;
+  k.icmp_code = 4;
+  ASSERT_TRUE(chain_key(ctx, spec, key));
+  EXPECT_EQ(key.v[kDimIcmp], 0x0304U);
+  k.flags = 0;
+  EXPECT_FALSE(chain_key(ctx, spec, key));
+  spec.used = kClassbenchDims;  // the icmp dimension unused: no need for it
+  EXPECT_TRUE(chain_key(ctx, spec, key));
 }
 
 TEST(ChainAlgoNames, RoundTrip) {
@@ -291,7 +445,11 @@ std::string random_rule(Gen& g, const std::string& chain, uint32_t chain_index, 
           add(r, {" -m ", name});
           if (g.coin(60)) opt(r, g, "--sport", g.pick(kPortArgs));
           if (g.coin(80)) opt(r, g, "--dport", g.pick(kPortArgs));
-          if (proto != 2 && g.coin(20)) r += " --tcp-flags SYN,ACK SYN";
+          if (proto != 2 && g.coin(30)) {
+            const char* const flags[] = {"SYN,ACK SYN", "FIN,SYN,RST,ACK SYN", "ALL NONE", "SYN,FIN SYN,FIN",
+                                         "ALL ACK,PSH", "URG,PSH URG", "RST RST"};
+            opt(r, g, "--tcp-flags", g.pick(flags));
+          }
         }
         break;
       case 2:
@@ -300,13 +458,30 @@ std::string random_rule(Gen& g, const std::string& chain, uint32_t chain_index, 
         break;
       case 3:
         r += " -m conntrack";
-        opt(r, g, "--ctstate", g.pick(kStates));
-        if (g.coin(15)) r += " --ctdir REPLY";
+        if (g.coin(70)) opt(r, g, "--ctstate", g.pick(kStates));
+        if (g.coin(30)) opt(r, g, "--ctorigdst", g.pick(kNets));
+        if (g.coin(30)) opt(r, g, "--ctorigsrc", g.pick(kNets));
+        if (g.coin(20)) opt(r, g, "--ctreplsrc", g.pick(kNets));
+        if (g.coin(10)) opt(r, g, "--ctrepldst", g.pick(kNets));
+        if (g.coin(20)) opt(r, g, "--ctproto", g.coin(50) ? "tcp" : "udp");
+        if (g.coin(30)) opt(r, g, "--ctorigdstport", g.pick(kPortArgs));
+        if (g.coin(15)) opt(r, g, "--ctorigsrcport", g.pick(kPortArgs));
+        if (g.coin(15)) opt(r, g, "--ctreplsrcport", g.pick(kPortArgs));
+        if (g.coin(10)) opt(r, g, "--ctrepldstport", g.pick(kPortArgs));
+        if (g.coin(10)) r += " --ctdir REPLY";
+        if (r.back() == 'k') r += " --ctstate NEW";  // no option given yet
         break;
-      case 4:
-        r += " -m mark";
-        opt(r, g, "--mark", "0x1/0x1");
+      case 4: {
+        const char* const marks[] = {"0x1/0x1", "0x4000/0x4000", "0x0/0x4000", "0x2", "0x10/0x30", "0x1"};
+        if (g.coin(70)) {
+          r += " -m mark";
+          opt(r, g, "--mark", g.pick(marks));
+        } else {
+          r += " -m connmark";
+          opt(r, g, "--mark", g.pick(marks));
+        }
         break;
+      }
       case 5:
         r += " -m limit --limit 20/sec --limit-burst 3";
         break;
@@ -326,9 +501,24 @@ std::string random_rule(Gen& g, const std::string& chain, uint32_t chain_index, 
           if (g.coin(60)) opt(r, g, "--src-range", "10.0.0.0-10.1.2.200");
           opt(r, g, "--dst-range", "172.17.0.2-192.168.0.1");
         } else if (proto == 3) {
-          r += " -m icmp --icmp-type 8";
+          const char* const types[] = {"8", "0", "3/4", "echo-reply", "3", "any"};
+          r += " -m icmp";
+          opt(r, g, "--icmp-type", g.pick(types));
+        } else if (g.coin(40)) {
+          const char* const lens[] = {"0:100", "100:150", "64", "200:65535"};
+          r += " -m length";
+          opt(r, g, "--length", g.pick(lens));
+        } else if (g.coin(50)) {
+          const char* const types[] = {"unicast", "broadcast", "multicast"};
+          r += " -m pkttype";
+          opt(r, g, "--pkt-type", g.pick(types));
         } else {
-          r += " -m length --length 0:100";
+          const char* const types[] = {"LOCAL", "UNICAST", "BROADCAST", "LOCAL,MULTICAST"};
+          r += " -m addrtype";
+          if (g.coin(60)) opt(r, g, "--dst-type", g.pick(types));
+          if (g.coin(40)) opt(r, g, "--src-type", g.pick(types));
+          if (r.back() == 'e') r += " --dst-type LOCAL";  // no type given yet
+          if (g.coin(10)) r += " --limit-iface-in";
         }
         break;
     }
@@ -381,21 +571,31 @@ RandomPacket random_packet(Gen& g, uint64_t now) {
     k.flags = key_flag::kPorts;
     if (k.proto == kProtoTcp) {
       k.flags |= key_flag::kTcpFlags;
-      k.tcp_flags = static_cast<uint8_t>(g.coin(50) ? tcp_flag::kSyn : tcp_flag::kAck);
+      const uint8_t flags[] = {tcp_flag::kSyn, tcp_flag::kAck, tcp_flag::kSyn | tcp_flag::kAck, 0, 0x29, 0x18,
+                               tcp_flag::kRst, 0x11};
+      k.tcp_flags = g.coin(90) ? g.pick(flags) : static_cast<uint8_t>(g.rng());
     }
     if (g.coin(3)) k.flags = 0;  // truncated: tcp/udp matches hotdrop
   } else if (k.proto == kProtoIcmp) {
     k.flags = key_flag::kIcmp;
-    k.icmp_type = g.coin(50) ? 8 : 0;
+    k.icmp_type = g.coin(40) ? 8 : (g.coin(50) ? 0 : 3);
+    k.icmp_code = g.coin(80) ? 0 : 4;
   }
   if (g.coin(4)) k.frag = static_cast<uint16_t>(g.coin(50) ? 1 : 7);  // later fragments
   k.l3_len = static_cast<uint16_t>(40 + g.below(200));
+  const PktType pkttypes[] = {PktType::Host, PktType::Host, PktType::Broadcast, PktType::Multicast, PktType::Loopback};
+  k.pkttype = g.pick(pkttypes);
   MatchContext& c = p.ctx;
   c.key = &p.key;
   c.hook = Hook::Forward;
   c.host = &host();
   c.now_ns = now;
-  c.mark = g.below(2);
+  const uint32_t marks[] = {0, 1, 2, 0x4000, 0x4001, 0x10, 0x20};
+  c.mark = g.pick(marks);
+  c.ct.ctmark = g.pick(marks);
+  const uint8_t ct_protos[] = {kProtoTcp, kProtoUdp, kProtoIcmp};
+  c.ct.orig = CtTupleView{g.pick(kAddrs), g.pick(kAddrs), g.pick(kPorts), g.pick(kPorts), g.pick(ct_protos)};
+  c.ct.reply = CtTupleView{g.pick(kAddrs), g.pick(kAddrs), g.pick(kPorts), g.pick(kPorts), c.ct.orig.proto};
   const uint16_t ifs[] = {0, 1, 2, 3, kNoIface, 77};
   c.in_iface = g.pick(ifs);
   c.out_iface = g.pick(ifs);

@@ -1,6 +1,6 @@
 // DtreeClassifier equals LinearClassifier: on every bundled 1K ClassBench
 // set, on the 10K sets with the first 200,000 headers of their traces, and
-// on random rule sets over all eight dimensions (several boxes a position,
+// on random rule sets over every dimension (several boxes a position,
 // residual flags, empty boxes) with keys drawn mostly inside boxes and
 // random start positions; under every instruction set this CPU has, every
 // partition mode and option extremes that force big leaves, shallow trees
@@ -21,6 +21,7 @@
 
 #include "classifier/classbench.h"
 #include "classifier/classifier.h"
+#include "tests/random_boxes.h"
 
 namespace nfb {
 namespace {
@@ -70,139 +71,6 @@ size_t expect_same(const Classifier& want, const Classifier& got, const std::vec
   }
   return keys.size();
 }
-
-// ---------------------------------------------------------------------------
-// Random rule sets.
-
-struct RandomRules {
-  std::mt19937_64 rng;
-  std::vector<uint32_t> nets;  // address pool, so boxes overlap
-
-  explicit RandomRules(uint64_t seed) : rng(seed) {
-    for (int i = 0; i < 12; ++i) nets.push_back(static_cast<uint32_t>(rng()));
-  }
-  uint32_t below(uint64_t n) { return static_cast<uint32_t>(rng() % n); }
-  bool chance(unsigned percent) { return below(100) < percent; }
-
-  Range address() {
-    const unsigned kind = below(100);
-    if (kind < 20) return Range{0, 0xffffffffU};
-    if (kind < 30) {  // a range that is no prefix (-m iprange)
-      const uint32_t lo = nets[below(nets.size())] + below(5000);
-      return Range{lo, lo + below(1U << below(20))};
-    }
-    static constexpr unsigned kLens[] = {8, 16, 20, 24, 28, 32, 32};
-    const unsigned len = kind < 80 ? kLens[below(7)] : below(33);
-    uint32_t base = nets[below(nets.size())];
-    const unsigned keep = std::min(len + below(8), 32U);  // vary the bits below a slightly longer prefix
-    if (chance(50) && keep < 32) base ^= static_cast<uint32_t>(rng()) & (0xffffffffU >> keep);
-    const uint32_t mask = len == 0 ? 0 : 0xffffffffU << (32 - len);
-    return Range{base & mask, (base & mask) | ~mask};
-  }
-  Range port() {
-    static constexpr uint32_t kPorts[] = {22, 53, 80, 123, 443, 1024, 8080, 65535, 0};
-    const unsigned kind = below(100);
-    if (kind < 35) return Range{0, 0xffff};
-    if (kind < 65) {
-      const uint32_t p = chance(70) ? kPorts[below(9)] : below(65536);
-      return Range{p, p};
-    }
-    if (kind < 80) return Range{1024, 65535};
-    const uint32_t a = below(65536);
-    const uint32_t b = below(65536);
-    return Range{std::min(a, b), std::max(a, b)};
-  }
-  Range proto() {
-    static constexpr uint32_t kProtos[] = {6, 17, 1, 47};
-    if (chance(40)) return Range{0, 255};
-    const uint32_t p = kProtos[below(4)];
-    return Range{p, p};
-  }
-  Range iface() {
-    const unsigned kind = below(100);
-    if (kind < 60) return Range{0, 0xffff};
-    if (kind < 90) {
-      const uint32_t i = below(8);
-      return Range{i, i};
-    }
-    const uint32_t a = below(8);
-    return Range{a, a + below(4)};
-  }
-  Range ct_state() {
-    const unsigned kind = below(100);
-    if (kind < 50) return Range{0, 255};
-    if (kind < 85) {
-      const uint32_t bit = 1U << below(5);
-      return Range{bit, bit};
-    }
-    return Range{1, 6};
-  }
-
-  /// `rules` positions, some with several boxes, some residual, a few empty
-  /// boxes; the dimensions in `dims` (bit mask) are restricted.
-  RuleBoxes make(uint32_t rules, uint32_t dims) {
-    RuleBoxes out;
-    out.rules = rules;
-    for (uint32_t p = 0; p < rules; ++p) {
-      if (chance(3)) continue;  // a position without boxes
-      const unsigned pieces = chance(25) ? 2 + below(3) : 1;
-      const bool residual = chance(10);
-      for (unsigned piece = 0; piece < pieces; ++piece) {
-        Box b = Box::any(p);
-        b.residual = residual;
-        if (dims & (1U << kDimSrcIp)) b.r[kDimSrcIp] = address();
-        if (dims & (1U << kDimDstIp)) b.r[kDimDstIp] = address();
-        if (dims & (1U << kDimSrcPort)) b.r[kDimSrcPort] = port();
-        if (dims & (1U << kDimDstPort)) b.r[kDimDstPort] = port();
-        if (dims & (1U << kDimProto)) b.r[kDimProto] = proto();
-        if (dims & (1U << kDimInIface)) b.r[kDimInIface] = iface();
-        if (dims & (1U << kDimOutIface)) b.r[kDimOutIface] = iface();
-        if (dims & (1U << kDimCtState)) b.r[kDimCtState] = ct_state();
-        if (chance(1)) b.r[below(kDims)] = Range{5, 4};  // empty: matches nothing
-        out.boxes.push_back(b);
-      }
-    }
-    return out;
-  }
-
-  uint32_t in_range(const Range& r) {
-    if (r.lo > r.hi) return r.lo;
-    const uint64_t width = uint64_t{r.hi} - r.lo + 1;
-    const unsigned kind = below(100);
-    if (kind < 10) return r.lo;  // endpoints and just outside them
-    if (kind < 20) return r.hi;
-    if (kind < 23 && r.lo > 0) return r.lo - 1;
-    if (kind < 26 && r.hi < 0xffffffffU) return r.hi + 1;
-    return r.lo + static_cast<uint32_t>(rng() % width);
-  }
-
-  /// Keys: mostly inside a random box, some anywhere (within field widths).
-  std::vector<ClassifierKey> keys(const RuleBoxes& rb, size_t n) {
-    std::vector<ClassifierKey> out(n);
-    for (ClassifierKey& k : out) {
-      const bool inside = !rb.boxes.empty() && chance(80);
-      const Box& b = inside ? rb.boxes[below(rb.boxes.size())] : Box{};
-      for (unsigned d = 0; d < kDims; ++d) {
-        const auto dim = static_cast<Dim>(d);
-        k.v[d] = inside ? std::min(in_range(b.r[d]), field_max(dim))
-                        : (chance(50) ? static_cast<uint32_t>(rng()) & field_max(dim) : (chance(50) ? 0 : field_max(dim)));
-      }
-      if (!inside && chance(50)) k.v[kDimSrcIp] = nets[below(nets.size())] + below(300);
-    }
-    return out;
-  }
-
-  /// Start positions: half 0, the rest anywhere up to a little past the end.
-  std::vector<uint32_t> starts(size_t n, uint32_t rules) {
-    std::vector<uint32_t> out(n);
-    for (uint32_t& s : out) s = chance(50) ? 0 : below(uint64_t{rules} + 3);
-    return out;
-  }
-};
-
-constexpr uint32_t kAllDims = (1U << kDims) - 1U;
-constexpr uint32_t kFiveTuple = (1U << kDimSrcIp) | (1U << kDimDstIp) | (1U << kDimSrcPort) |
-                                (1U << kDimDstPort) | (1U << kDimProto);
 
 struct RandomCase {
   uint64_t seed;
