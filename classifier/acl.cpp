@@ -15,6 +15,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "classifier/byte_order.h"
@@ -33,6 +34,29 @@ constexpr uint32_t kOffInIface = 16;
 constexpr uint32_t kOffOutIface = 18;
 constexpr uint32_t kOffCtState = 20;
 constexpr size_t kRecordBytes = 24;
+// The other dimensions, written only when some box restricts one of them:
+// 32-bit ones a 4-byte group each, 16-bit ones two to a group, 8-bit ones a
+// 32-bit number each (like ct_state).
+constexpr uint32_t kOffCtOrigSrc = 24;
+constexpr uint32_t kOffCtOrigDst = 28;
+constexpr uint32_t kOffCtReplSrc = 32;
+constexpr uint32_t kOffCtReplDst = 36;
+constexpr uint32_t kOffMark = 40;
+constexpr uint32_t kOffConnmark = 44;
+constexpr uint32_t kOffCtOrigSrcPort = 48;
+constexpr uint32_t kOffCtOrigDstPort = 50;
+constexpr uint32_t kOffCtReplSrcPort = 52;
+constexpr uint32_t kOffCtReplDstPort = 54;
+constexpr uint32_t kOffLength = 56;
+constexpr uint32_t kOffIcmp = 58;
+constexpr uint32_t kOffCtProto = 60;
+constexpr uint32_t kOffTcpFlags = 64;
+constexpr uint32_t kOffPkttype = 68;
+constexpr uint32_t kOffSrcAddrtype = 72;
+constexpr uint32_t kOffDstAddrtype = 76;
+constexpr size_t kExtraRecordBytes = 80;
+constexpr uint32_t kBaseDims = (1U << kDimSrcIp) | (1U << kDimDstIp) | (1U << kDimSrcPort) | (1U << kDimDstPort) |
+                               (1U << kDimProto) | (1U << kDimInIface) | (1U << kDimOutIface) | (1U << kDimCtState);
 
 // Keys per rte_acl_classify() call (DPDK's test-acl uses 256 too).
 constexpr size_t kBurst = 256;
@@ -54,6 +78,26 @@ inline void pack_record(const ClassifierKey& k, uint8_t* out) noexcept {
   store_be16(out + kOffInIface, static_cast<uint16_t>(k.v[kDimInIface]));
   store_be16(out + kOffOutIface, static_cast<uint16_t>(k.v[kDimOutIface]));
   store_be32(out + kOffCtState, k.v[kDimCtState]);
+}
+
+inline void pack_extra(const ClassifierKey& k, uint8_t* out) noexcept {
+  store_be32(out + kOffCtOrigSrc, k.v[kDimCtOrigSrc]);
+  store_be32(out + kOffCtOrigDst, k.v[kDimCtOrigDst]);
+  store_be32(out + kOffCtReplSrc, k.v[kDimCtReplSrc]);
+  store_be32(out + kOffCtReplDst, k.v[kDimCtReplDst]);
+  store_be32(out + kOffMark, k.v[kDimMark]);
+  store_be32(out + kOffConnmark, k.v[kDimConnmark]);
+  store_be16(out + kOffCtOrigSrcPort, static_cast<uint16_t>(k.v[kDimCtOrigSrcPort]));
+  store_be16(out + kOffCtOrigDstPort, static_cast<uint16_t>(k.v[kDimCtOrigDstPort]));
+  store_be16(out + kOffCtReplSrcPort, static_cast<uint16_t>(k.v[kDimCtReplSrcPort]));
+  store_be16(out + kOffCtReplDstPort, static_cast<uint16_t>(k.v[kDimCtReplDstPort]));
+  store_be16(out + kOffLength, static_cast<uint16_t>(k.v[kDimLength]));
+  store_be16(out + kOffIcmp, static_cast<uint16_t>(k.v[kDimIcmp]));
+  store_be32(out + kOffCtProto, k.v[kDimCtProto]);
+  store_be32(out + kOffTcpFlags, k.v[kDimTcpFlags]);
+  store_be32(out + kOffPkttype, k.v[kDimPkttype]);
+  store_be32(out + kOffSrcAddrtype, k.v[kDimSrcAddrtype]);
+  store_be32(out + kOffDstAddrtype, k.v[kDimDstAddrtype]);
 }
 
 // One rte_acl field: which dimension it holds and how rte_acl sees it.
@@ -138,6 +182,32 @@ std::vector<FieldSpec> field_layout(const std::vector<const Box*>& boxes) {
     f.push_back({kDimOutIface, range, 2, input++, kOffOutIface});
   }
   if (uses(kDimCtState)) f.push_back({kDimCtState, range, 4, input++, kOffCtState});
+  // The other dimensions, in record order.
+  const auto mask = static_cast<uint8_t>(RTE_ACL_FIELD_TYPE_MASK);
+  for (const auto& [d, off] : {std::pair{kDimCtOrigSrc, kOffCtOrigSrc}, std::pair{kDimCtOrigDst, kOffCtOrigDst},
+                               std::pair{kDimCtReplSrc, kOffCtReplSrc}, std::pair{kDimCtReplDst, kOffCtReplDst},
+                               std::pair{kDimMark, kOffMark}, std::pair{kDimConnmark, kOffConnmark}}) {
+    if (!uses(d)) continue;
+    bool prefix = true;
+    for (const Box* b : boxes) {
+      const Clipped c = clip(*b, d);
+      if (prefix_length(c.lo, c.hi) < 0) prefix = false;
+    }
+    f.push_back({d, prefix ? mask : range, 4, input++, off});
+  }
+  for (const auto& [d0, d1, off] :
+       {std::tuple{kDimCtOrigSrcPort, kDimCtOrigDstPort, kOffCtOrigSrcPort},
+        std::tuple{kDimCtReplSrcPort, kDimCtReplDstPort, kOffCtReplSrcPort},
+        std::tuple{kDimLength, kDimIcmp, kOffLength}}) {
+    if (!uses(d0) && !uses(d1)) continue;
+    f.push_back({d0, range, 2, input, off});
+    f.push_back({d1, range, 2, input++, off + 2});
+  }
+  for (const auto& [d, off] : {std::pair{kDimCtProto, kOffCtProto}, std::pair{kDimTcpFlags, kOffTcpFlags},
+                               std::pair{kDimPkttype, kOffPkttype}, std::pair{kDimSrcAddrtype, kOffSrcAddrtype},
+                               std::pair{kDimDstAddrtype, kOffDstAddrtype}}) {
+    if (uses(d)) f.push_back({d, range, 4, input++, off});
+  }
   return f;
 }
 
@@ -309,6 +379,10 @@ AclClassifier::AclClassifier(const RuleBoxes& rules, const AclOptions& options)
   }
   if (live.empty()) return;
   const std::vector<FieldSpec> fields = field_layout(live);
+  for (const FieldSpec& f : fields) {
+    if ((kBaseDims & (1U << f.dim)) == 0) extra_ = true;
+  }
+  record_bytes_ = extra_ ? kExtraRecordBytes : kRecordBytes;
   const size_t rule_size = rule_bytes(fields.size());
 
   // Groups of whole positions, about max_boxes_per_context boxes each, as a
@@ -449,7 +523,8 @@ void AclClassifier::lookup(std::span<const ClassifierKey> keys, std::span<const 
     std::fill_n(result.begin(), keys.size(), kNoMatch);
     return;
   }
-  alignas(64) uint8_t records[kBurst * kRecordBytes];
+  alignas(64) uint8_t records[kBurst * kExtraRecordBytes];
+  const size_t stride = record_bytes_;
   const uint8_t* data[kBurst];
   uint32_t found[kBurst];
   uint16_t pending[kBurst];  // keys (burst indexes) not resolved yet, ascending
@@ -457,12 +532,15 @@ void AclClassifier::lookup(std::span<const ClassifierKey> keys, std::span<const 
 
   for (size_t base = 0; base < keys.size(); base += kBurst) {
     const size_t n = std::min(kBurst, keys.size() - base);
-    for (size_t i = 0; i < n; ++i) pack_record(keys[base + i], records + i * kRecordBytes);
+    for (size_t i = 0; i < n; ++i) pack_record(keys[base + i], records + i * stride);
+    if (extra_) {
+      for (size_t i = 0; i < n; ++i) pack_extra(keys[base + i], records + i * stride);
+    }
 
     if (start.empty() && contexts_.size() == 1) {
       // The common case: one rte_acl walk answers every key. userdata is
       // position + 1 and 0 is "no match", so userdata - 1 wraps to kNoMatch.
-      for (size_t i = 0; i < n; ++i) data[i] = records + i * kRecordBytes;
+      for (size_t i = 0; i < n; ++i) data[i] = records + i * stride;
       rte_acl_classify(contexts_[0].ctx, data, found, static_cast<uint32_t>(n), 1);
       for (size_t i = 0; i < n; ++i) result[base + i] = found[i] - 1U;
       continue;
@@ -481,7 +559,7 @@ void AclClassifier::lookup(std::span<const ClassifierKey> keys, std::span<const 
       for (size_t j = 0; j < npending; ++j) {
         const uint16_t i = pending[j];
         if (start_of(i) < c.end_position) {  // keys starting past this context skip it
-          data[nsent] = records + size_t{i} * kRecordBytes;
+          data[nsent] = records + size_t{i} * stride;
           sent[nsent++] = i;
         }
       }

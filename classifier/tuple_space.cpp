@@ -19,21 +19,26 @@ namespace {
 //   w0 = src_ip << 32 | dst_ip
 //   w1 = src_port << 48 | dst_port << 32 | in_iface << 16 | proto << 8 | ct_state
 //   w2 = out_iface
+// The other dimensions (conntrack tuples, marks, ...) are not hashed: a box
+// that restricts them carries them as an extra range list (see Rec).
 using Packed = std::array<uint64_t, 3>;
 
-constexpr unsigned kShift[kDims] = {32, 0, 48, 32, 8, 16, 0, 0};
-constexpr unsigned kWord[kDims] = {0, 0, 1, 1, 1, 1, 2, 1};
+constexpr unsigned kHashDims = TupleSpaceClassifier::kHashDims;
+constexpr unsigned kShift[kHashDims] = {32, 0, 48, 32, 8, 16, 0, 0};
+constexpr unsigned kWord[kHashDims] = {0, 0, 1, 1, 1, 1, 2, 1};
+static_assert(kDimCtState + 1 == kHashDims, "the hashed dimensions are the first eight");
 
 constexpr uint32_t kLastInBucket = 0x80000000U;
-constexpr uint32_t kPosMask = 0x7fffffffU;
+constexpr uint32_t kHasExtra = 0x40000000U;
+constexpr uint32_t kPosMask = 0x3fffffffU;
 constexpr uint32_t kNoRec = 0xffffffffU;
-constexpr uint32_t kMaxRules = 0x7fffffffU;  // positions must leave the top bit free
+constexpr uint32_t kMaxRules = kPosMask;  // positions must leave the two top bits free
 constexpr unsigned kGroupSlots = 8;
 constexpr unsigned kMaxSeedTries = 64;
 
 inline Packed pack(const std::array<uint32_t, kDims>& v) noexcept {
   Packed w{};
-  for (unsigned d = 0; d < kDims; ++d) w[kWord[d]] |= static_cast<uint64_t>(v[d]) << kShift[d];
+  for (unsigned d = 0; d < kHashDims; ++d) w[kWord[d]] |= static_cast<uint64_t>(v[d]) << kShift[d];
   return w;
 }
 
@@ -101,17 +106,17 @@ inline bool key_in_fields(const std::array<uint32_t, kDims>& v) noexcept {
   return ((wide16 >> 16) | (wide8 >> 8)) == 0;
 }
 
-using Lengths = std::array<uint8_t, kDims>;
+using Lengths = std::array<uint8_t, kHashDims>;
 
 uint64_t lengths_id(const Lengths& l) noexcept {
   uint64_t id = 0;
-  for (unsigned d = 0; d < kDims; ++d) id |= static_cast<uint64_t>(l[d]) << (8 * d);
+  for (unsigned d = 0; d < kHashDims; ++d) id |= static_cast<uint64_t>(l[d]) << (8 * d);
   return id;
 }
 
 Packed masks_of(const Lengths& l) noexcept {
   Packed m{};
-  for (unsigned d = 0; d < kDims; ++d) {
+  for (unsigned d = 0; d < kHashDims; ++d) {
     const unsigned bits = field_bits(static_cast<Dim>(d));
     const uint64_t field = l[d] == 0 ? 0 : ((uint64_t{1} << l[d]) - 1) << (bits - l[d]);
     m[kWord[d]] |= field << kShift[d];
@@ -122,7 +127,7 @@ Packed masks_of(const Lengths& l) noexcept {
 // The longest prefix that holds lo..hi: the leading bits lo and hi share.
 Lengths cover_of(const Box& b) noexcept {
   Lengths c{};
-  for (unsigned d = 0; d < kDims; ++d) {
+  for (unsigned d = 0; d < kHashDims; ++d) {
     const unsigned bits = field_bits(static_cast<Dim>(d));
     const auto differing = static_cast<unsigned>(std::bit_width(b.r[d].lo ^ b.r[d].hi));
     c[d] = static_cast<uint8_t>(bits - differing);
@@ -136,7 +141,7 @@ Lengths cover_of(const Box& b) noexcept {
 Lengths relax(const Lengths& c, uint32_t step, unsigned level) noexcept {
   Lengths t{};
   const uint32_t s = std::max<uint32_t>(1, step >> level);
-  for (unsigned d = 0; d < kDims; ++d) {
+  for (unsigned d = 0; d < kHashDims; ++d) {
     const unsigned bits = field_bits(static_cast<Dim>(d));
     if (bits == 32) {
       t[d] = static_cast<uint8_t>(c[d] - c[d] % s);
@@ -148,7 +153,7 @@ Lengths relax(const Lengths& c, uint32_t step, unsigned level) noexcept {
 }
 
 bool fits(const Lengths& t, const Lengths& c) noexcept {
-  for (unsigned d = 0; d < kDims; ++d) {
+  for (unsigned d = 0; d < kHashDims; ++d) {
     if (t[d] > c[d]) return false;
   }
   return true;
@@ -265,7 +270,7 @@ std::vector<BuildTuple> place(const std::vector<Box>& boxes, const std::vector<u
     // only split tuples (the box check still tests it).
     if (one_protocol) cover[kDimProto] = 0;
     std::array<uint32_t, kDims> lo{};
-    for (unsigned d = 0; d < kDims; ++d) lo[d] = box.r[d].lo;
+    for (unsigned d = 0; d < kHashDims; ++d) lo[d] = box.r[d].lo;
     const Packed w = pack(lo);
 
     bool placed = false;
@@ -400,6 +405,23 @@ TupleSpaceClassifier::TupleSpaceClassifier(const RuleBoxes& rules, TupleSpaceOpt
   const std::vector<Box>& boxes = rules.boxes;
   wide_ = (rules.used_dims() & (1U << kDimOutIface)) != 0;
 
+  // Extra ranges: per box restricting a dimension beyond the hashed ones,
+  // its list in extras_ (kNoRec: none).
+  std::vector<uint32_t> extra_of(boxes.size(), kNoRec);
+  for (size_t bi = 0; bi < boxes.size(); ++bi) {
+    for (unsigned d = kHashDims; d < kDims; ++d) {
+      const auto dim = static_cast<Dim>(d);
+      const Range& r = boxes[bi].r[d];
+      if (r.lo == 0 && r.hi == field_max(dim)) continue;
+      if (extra_of[bi] == kNoRec) {
+        extra_of[bi] = static_cast<uint32_t>(extras_.size());
+      } else {
+        extras_.back().last = 0;
+      }
+      extras_.push_back(Extra{r.lo, r.hi - r.lo, static_cast<uint8_t>(d), 1});
+    }
+  }
+
   const ProtocolClasses pc = protocol_classes(boxes, options);
   class_of_ = pc.class_of;
   std::vector<std::vector<BuildTuple>> classes;
@@ -448,7 +470,14 @@ TupleSpaceClassifier::TupleSpaceClassifier(const RuleBoxes& rules, TupleSpaceOpt
       std::vector<uint32_t> first_rec(t.buckets.size());
       for (size_t b = 0; b < t.buckets.size(); ++b) {
         first_rec[b] = static_cast<uint32_t>(recs_.size());
-        for (uint32_t box : t.buckets[b]) recs_.push_back(to_rec(boxes[box]));
+        for (uint32_t box : t.buckets[b]) {
+          recs_.push_back(to_rec(boxes[box]));
+          if (const uint32_t x = extra_of[box]; x != kNoRec) {
+            recs_.back().pos |= kHasExtra;
+            rec_extra_.resize(recs_.size(), kNoRec);
+            rec_extra_.back() = x;
+          }
+        }
         recs_.back().pos |= kLastInBucket;
         stats_.longest_bucket = std::max(stats_.longest_bucket, static_cast<uint32_t>(t.buckets[b].size()));
       }
@@ -499,12 +528,22 @@ TupleSpaceClassifier::TupleSpaceClassifier(const RuleBoxes& rules, TupleSpaceOpt
 TupleSpaceClassifier::TupleInfo TupleSpaceClassifier::tuple_info(size_t i) const noexcept {
   const auto cls = static_cast<uint32_t>(std::upper_bound(class_begin_.begin(), class_begin_.end(), i) -
                                          class_begin_.begin() - 1);
-  return TupleInfo{tuples_[i].len, tuples_[i].min_pos, tuples_[i].max_pos, cls};
+  TupleInfo info{{}, tuples_[i].min_pos, tuples_[i].max_pos, cls};
+  std::copy(tuples_[i].len.begin(), tuples_[i].len.end(), info.lengths.begin());
+  return info;
 }
 
 size_t TupleSpaceClassifier::memory_bytes() const noexcept {
   return tuples_.capacity() * sizeof(TupleDesc) + groups_.capacity() * sizeof(Group) +
-         recs_.capacity() * sizeof(Rec) + class_begin_.capacity() * sizeof(uint32_t) + sizeof(class_of_);
+         recs_.capacity() * sizeof(Rec) + class_begin_.capacity() * sizeof(uint32_t) + sizeof(class_of_) +
+         rec_extra_.capacity() * sizeof(uint32_t) + extras_.capacity() * sizeof(Extra);
+}
+
+bool TupleSpaceClassifier::extra_contains(uint32_t first, const std::array<uint32_t, kDims>& v) const noexcept {
+  for (const Extra* x = extras_.data() + first;; ++x) {
+    if (v[x->dim] - x->lo > x->width) return false;
+    if (x->last != 0) return true;
+  }
 }
 
 void TupleSpaceClassifier::lookup(std::span<const ClassifierKey> keys, std::span<const uint32_t> start,
@@ -602,7 +641,8 @@ void TupleSpaceClassifier::lookup_chunk(const ClassifierKey* keys, const uint32_
         for (const Rec* r = recs_.data() + rec[j];; ++r) {
           const uint32_t pos = r->pos & kPosMask;
           if (pos >= best[i]) break;
-          if (pos >= from[i] && rec_contains(*r, v)) {
+          if (pos >= from[i] && rec_contains(*r, v) &&
+              ((r->pos & kHasExtra) == 0 || extra_contains(rec_extra_[static_cast<size_t>(r - recs_.data())], v))) {
             best[i] = pos;
             break;
           }

@@ -65,7 +65,14 @@
 //             (first equal tag on the probe path) and re-seeds a tuple's hash
 //             if not, so a lookup never needs to compare the masked key.
 //   recs_     boxes as 40-byte Recs: position (top bit = last of its bucket)
-//             and per dimension the low end and width in the field's size.
+//             and per hashed dimension the low end and width in the field's
+//             size.
+//   extras_   the ranges of boxes in the dimensions tuples do not hash
+//             (conntrack tuples, marks, length, ICMP, TCP flags, ...; bit 30
+//             of Rec::pos says a box has some, rec_extra_ where they start):
+//             checked after the hashed ones, only for such boxes. Chains
+//             restrict those dimensions on few rules, and a rule that does
+//             is still found by its addresses, ports and interfaces.
 //             A bucket is a contiguous run; the slot holds its first index.
 // About 40 bytes per stored box plus 8-16 bytes of slots per bucket: 0.6 MB
 // for the 10K ClassBench sets (1.3 MB for ipc1, whose many any-protocol
@@ -144,6 +151,9 @@ class TupleSpaceClassifier final : public Classifier {
   };
   TupleInfo tuple_info(size_t i) const noexcept;
 
+  /// The dimensions tuples hash (the first ones of Dim: addresses, ports,
+  /// protocol, interfaces, ct state); boxes check the others as Extra ranges.
+  static constexpr unsigned kHashDims = 8;
   /// Keys handled per chunk of a burst (stack arrays of this size).
   static constexpr unsigned kBurst = 64;
   /// Upper bound of max_protocol_classes.
@@ -160,7 +170,7 @@ class TupleSpaceClassifier final : public Classifier {
   /// A box as its bucket stores it: low end and width (hi - lo) per
   /// dimension, in the field's own size.
   struct Rec {
-    uint32_t pos;                  // position | kLastInBucket
+    uint32_t pos;                  // position | kLastInBucket (bit 31) | kHasExtra (bit 30)
     std::array<uint32_t, 2> lo32;  // src ip, dst ip
     std::array<uint32_t, 2> w32;
     std::array<uint16_t, 4> lo16;  // src port, dst port, in iface, out iface
@@ -175,7 +185,14 @@ class TupleSpaceClassifier final : public Classifier {
     uint32_t group_mask;  // groups - 1 (a power of two minus one)
     uint32_t min_pos;     // best position of any box in the tuple
     uint32_t max_pos;     // worst position of any box in the tuple
-    std::array<uint8_t, kDims> len;
+    std::array<uint8_t, kHashDims> len;
+  };
+  /// One range of a box in a dimension that is not hashed: v - lo <= width.
+  struct Extra {
+    uint32_t lo;
+    uint32_t width;
+    uint8_t dim;
+    uint8_t last;  // the box's last extra range
   };
 
  private:
@@ -188,6 +205,9 @@ class TupleSpaceClassifier final : public Classifier {
   std::array<uint8_t, 256> class_of_{};
   std::vector<Group> groups_;
   std::vector<Rec> recs_;
+  std::vector<uint32_t> rec_extra_;  // per Rec with kHasExtra: its first Extra (sized up to the last such Rec)
+  std::vector<Extra> extras_;
+  bool extra_contains(uint32_t first, const std::array<uint32_t, kDims>& v) const noexcept;
   uint32_t positions_ = 0;  // rules.rules
   bool wide_ = false;       // some box restricts the out interface
   TupleSpaceStats stats_;

@@ -24,6 +24,7 @@
 #include "classifier/classbench.h"
 #include "classifier/classifier.h"
 #include "classifier/dpdk_eal.h"
+#include "tests/random_boxes.h"
 
 namespace nfb {
 namespace {
@@ -194,7 +195,25 @@ TEST_F(AclTest, EveryDimensionAtItsEdges) {
       Range{3, 0x0102},               // in iface
       Range{0x0200, 0x02ff},          // out iface
       Range{2, 8},                    // ct_state
+      Range{6, 17},                   // ct_proto
+      Range{0x0a000000, 0x0affffff},  // ct_orig_src /8
+      Range{0xc6336401, 0xc6336401},  // ct_orig_dst /32
+      Range{1000, 1999},              // ct_orig_src_port
+      Range{10000, 10000},            // ct_orig_dst_port
+      Range{0xac110002, 0xac110005},  // ct_repl_src (no prefix)
+      Range{0x01020304, 0x01020307},  // ct_repl_dst /30
+      Range{0x0102, 0x0201},          // ct_repl_src_port
+      Range{80, 443},                 // ct_repl_dst_port
+      Range{0x4000, 0x7fff},          // mark
+      Range{1, 1},                    // connmark
+      Range{100, 1500},               // length
+      Range{0x0300, 0x03ff},          // icmp type 3, any code
+      Range{0x80, 0x8f},              // tcp flags
+      Range{1, 2},                    // pkttype
+      Range{2, 2},                    // src addrtype
+      Range{1, 3},                    // dst addrtype
   };
+  static_assert(kDims == 25, "a range for every dimension");
   for (unsigned d = 0; d < kDims; ++d) {
     const Dim dim = static_cast<Dim>(d);
     RuleBoxes rules;
@@ -630,6 +649,32 @@ TEST_F(AclTest, EqualsLinearOnRandomRuleSets) {
     lookups += 2 * keys.size();
   }
   EXPECT_GE(lookups, size_t{1000000});
+}
+
+
+// Every dimension, with the shared generator (tests/random_boxes.h): the
+// record's extra fields, their byte order and the wider record stride.
+TEST_F(AclTest, EqualsLinearOnEveryDimension) {
+  size_t lookups = 0;
+  for (unsigned round = 0; round < 12; ++round) {
+    RandomRules gen(7000 + round);
+    const uint32_t rules = round % 4 == 0 ? 1 + gen.below(10) : 20 + gen.below(500);
+    const uint32_t dims = std::array<uint32_t, 3>{kAllDims, kChainDims, kFiveTuple}[round % 3];
+    const RuleBoxes boxes = gen.make(rules, dims);
+    const LinearClassifier linear(boxes);
+    const std::vector<ClassifierKey> keys = gen.keys(boxes, 20000);
+    const std::vector<uint32_t> starts = gen.starts(keys.size(), rules);
+    AclOptions opt;
+    opt.max_boxes_per_context = round % 2 == 0 ? 0 : 100;
+    opt.algorithm = algorithms()[round % algorithms().size()];
+    const std::string what = fmt::format("round {} ({} rules, {} boxes, {})", round, rules, boxes.boxes.size(),
+                                         acl_algorithm_name(opt.algorithm));
+    AclClassifier acl(boxes, opt);
+    expect_same(acl, keys, {}, linear_answers(linear, keys, {}), what);
+    expect_same(acl, keys, starts, linear_answers(linear, keys, starts), what + " with starts");
+    lookups += 2 * keys.size();
+  }
+  EXPECT_GE(lookups, size_t{400000});
 }
 
 }  // namespace

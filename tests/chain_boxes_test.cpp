@@ -473,7 +473,11 @@ std::string random_rule(Gen& g, const std::string& chain, uint32_t chain_index, 
         break;
       case 4: {
         const char* const marks[] = {"0x1/0x1", "0x4000/0x4000", "0x0/0x4000", "0x2", "0x10/0x30", "0x1"};
-        if (g.coin(70)) {
+        // iptables gives --mark to the first of mark and connmark loaded
+        // (`-m mark .. -m connmark .. -m mark --mark` fails): one kind a rule.
+        const bool has_mark = r.find(" -m mark") != std::string::npos;
+        const bool has_connmark = r.find(" -m connmark") != std::string::npos;
+        if (has_mark || (!has_connmark && g.coin(70))) {
           r += " -m mark";
           opt(r, g, "--mark", g.pick(marks));
         } else {

@@ -26,6 +26,7 @@ inline constexpr uint32_t kChainDims = kFiveTuple | (1U << kDimInIface) | (1U <<
 struct RandomRules {
   std::mt19937_64 rng;
   std::vector<uint32_t> nets;  // address pool, so boxes overlap
+  bool empty_boxes = true;     // now and then a box with an empty range (for classifiers that take them)
 
   explicit RandomRules(uint64_t seed) : rng(seed) {
     for (int i = 0; i < 12; ++i) nets.push_back(static_cast<uint32_t>(rng()));
@@ -159,7 +160,7 @@ struct RandomRules {
           b.r[d] = dim(static_cast<Dim>(d));
           b.r[d].hi = std::min(b.r[d].hi, field_max(static_cast<Dim>(d)));
         }
-        if (chance(1)) b.r[below(kDims)] = Range{5, 4};  // empty: matches nothing
+        if (empty_boxes && chance(1)) b.r[below(kDims)] = Range{5, 4};  // empty: matches nothing
         out.boxes.push_back(b);
       }
     }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "classifier/classbench.h"
+#include "tests/random_boxes.h"
 
 namespace nfb {
 namespace {
@@ -190,109 +191,15 @@ TEST(TupleSpaceClassBench, TenThousandRuleSetsWithTheirTraces) {
 
 // ---- Random rule sets ----------------------------------------------------------
 
-// Values come from small pools so that prefixes nest and overlap and keys hit.
-struct RandomRules {
-  std::mt19937 rng;
-  std::vector<uint32_t> addr_pool;
-
-  explicit RandomRules(uint32_t seed) : rng(seed) {
-    for (int i = 0; i < 6; ++i) addr_pool.push_back(draw(rng, 0, 0xffffffffU));
-    addr_pool.push_back(0x0a000000U);  // 10.0.0.0
-    addr_pool.push_back(0xc0a80000U);  // 192.168.0.0
-  }
-
-  Range address() {
-    const uint32_t base = addr_pool[draw(rng, 0, static_cast<uint32_t>(addr_pool.size() - 1))] ^ draw(rng, 0, 0xff);
-    const unsigned kind = draw(rng, 0, 9);
-    if (kind == 0) return Range{0, 0xffffffffU};
-    if (kind == 1) {  // not a prefix (an iprange)
-      const uint32_t span = draw(rng, 1, 5000);
-      const uint32_t lo = base > 0xffffffffU - span ? 0xffffffffU - span : base;
-      return Range{lo, lo + span};
-    }
-    static constexpr unsigned kLens[] = {8, 16, 24, 32, 32, 28, 20};
-    const unsigned len = kind == 2 ? draw(rng, 1, 32) : kLens[draw(rng, 0, std::size(kLens) - 1)];
-    const uint32_t mask = prefix_mask(len);
-    return Range{base & mask, (base & mask) | ~mask};
-  }
-
-  Range port() {
-    static constexpr uint32_t kPorts[] = {22, 53, 80, 443, 1024, 8080, 65535, 0};
-    switch (draw(rng, 0, 7)) {
-      case 0:
-      case 1:
-      case 2: return Range{0, 0xffff};
-      case 3:
-      case 4: {
-        const uint32_t p = kPorts[draw(rng, 0, std::size(kPorts) - 1)];
-        return Range{p, p};
-      }
-      case 5: return draw(rng, 0, 1) ? Range{1024, 65535} : Range{0, 1023};
-      case 6: {
-        const uint32_t lo = draw(rng, 0, 65535);
-        return Range{lo, std::min<uint32_t>(65535, lo + draw(rng, 0, 3000))};
-      }
-      default: {  // a port prefix
-        const unsigned len = draw(rng, 1, 15);
-        const uint32_t mask = (0xffffU << (16 - len)) & 0xffffU;
-        const uint32_t lo = kPorts[draw(rng, 0, std::size(kPorts) - 1)] & mask;
-        return Range{lo, lo | (~mask & 0xffffU)};
-      }
-    }
-  }
-
-  Range small(Dim d, uint32_t values) {  // interfaces, protocol, ct state
-    switch (draw(rng, 0, 3)) {
-      case 0:
-      case 1: return Range{0, field_max(d)};
-      case 2: {
-        const uint32_t v = d == kDimCtState ? 1U << draw(rng, 0, 4) : draw(rng, 0, values);
-        return Range{v, v};
-      }
-      default: {
-        const uint32_t lo = draw(rng, 0, values);
-        return Range{lo, std::min(field_max(d), lo + draw(rng, 1, values))};
-      }
-    }
-  }
-
-  RuleBoxes make(uint32_t rules, bool all_dims) {
-    RuleBoxes out;
-    out.rules = rules;
-    for (uint32_t p = 0; p < rules; ++p) {
-      const uint32_t pieces = draw(rng, 0, 9) == 0 ? 0 : draw(rng, 1, 3);  // some positions have no box
-      const bool residual = draw(rng, 0, 4) == 0;
-      for (uint32_t k = 0; k < pieces; ++k) {
-        Box b = Box::any(p);
-        b.residual = residual;
-        b.r[kDimSrcIp] = address();
-        b.r[kDimDstIp] = address();
-        b.r[kDimSrcPort] = port();
-        b.r[kDimDstPort] = port();
-        if (draw(rng, 0, 1)) {
-          static constexpr uint32_t kProtos[] = {1, 6, 17};
-          const uint32_t pr = kProtos[draw(rng, 0, 2)];
-          b.r[kDimProto] = Range{pr, pr};
-        }
-        if (all_dims) {
-          b.r[kDimInIface] = small(kDimInIface, 6);
-          b.r[kDimOutIface] = small(kDimOutIface, 6);
-          b.r[kDimCtState] = small(kDimCtState, 16);
-        }
-        out.boxes.push_back(b);
-      }
-    }
-    return out;
-  }
-};
-
 TEST(TupleSpaceRandom, EqualsLinearOnRandomRuleSets) {
   size_t lookups = 0;
   for (uint32_t seed = 1; seed <= 24; ++seed) {
     RandomRules gen(seed * 7919);
-    const uint32_t rules = seed % 6 == 0 ? draw(gen.rng, 1, 20) : draw(gen.rng, 50, 1500);
-    const bool all_dims = seed % 3 != 0;
-    const RuleBoxes boxes = gen.make(rules, all_dims);
+    gen.empty_boxes = false;  // refused at build (TupleSpaceErrors)
+    std::mt19937 rng(seed);
+    const uint32_t rules = seed % 6 == 0 ? draw(rng, 1, 20) : draw(rng, 50, 1500);
+    const uint32_t dims = std::array<uint32_t, 3>{kAllDims, kChainDims, kFiveTuple}[seed % 3];
+    const RuleBoxes boxes = gen.make(rules, dims);
     TupleSpaceOptions options;
     options.collision_limit = std::array<uint32_t, 4>{16, 1, 3, 32}[seed % 4];
     options.address_step = std::array<uint32_t, 5>{16, 1, 4, 8, 32}[seed % 5];
@@ -311,9 +218,9 @@ TEST(TupleSpaceRandom, EqualsLinearOnRandomRuleSets) {
     EXPECT_LE(tuple.stats().buckets, tuple.stats().box_copies);
     EXPECT_LE(tuple.stats().box_copies, options.max_copies * boxes.boxes.size());
     EXPECT_LE(tuple.stats().classes, options.max_protocol_classes);
-    const std::vector<ClassifierKey> keys = keys_in_boxes(boxes, 15000, gen.rng);
+    const std::vector<ClassifierKey> keys = gen.keys(boxes, 15000);
     lookups += expect_same(tuple, ref, keys, {}, what);
-    lookups += expect_same_with_starts(tuple, ref, keys, rules, gen.rng, what);
+    lookups += expect_same_with_starts(tuple, ref, keys, rules, rng, what);
   }
   EXPECT_GE(lookups, 1000000U);
 }
@@ -380,7 +287,8 @@ TEST(TupleSpacePlacement, EqualCoversShareOneBucketPastTheLimit) {
 
 TEST(TupleSpacePlacement, TuplesAreVisitedByClassThenBestPosition) {
   RandomRules gen(11);
-  const RuleBoxes rules = gen.make(800, true);
+  gen.empty_boxes = false;
+  const RuleBoxes rules = gen.make(800, kChainDims);
   const TupleSpaceClassifier tuple(rules, TupleSpaceOptions{2, 8, 8, 3, 2});
   ASSERT_GT(tuple.stats().tuples, 3U);
   EXPECT_EQ(tuple.stats().reseeds, 0U);
@@ -530,7 +438,7 @@ TEST(TupleSpaceErrors, BadInputIsRefusedWithTheReason) {
 
   RuleBoxes too_many;
   too_many.rules = 0x80000000U;
-  EXPECT_THAT(build_error(too_many), HasSubstr("2147483648 rules, at most 2147483647"));
+  EXPECT_THAT(build_error(too_many), HasSubstr("2147483648 rules, at most 1073741823"));
 
   RuleBoxes fine;
   fine.rules = 1;
