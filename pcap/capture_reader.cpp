@@ -2,6 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
 #include <utility>
 
@@ -41,14 +47,54 @@ bool is_packet_block(uint32_t type) {
 
 }  // namespace
 
-CaptureReader::CaptureReader(const std::string& path) : path_(path) {
-  const std::string bytes = read_input_file(path);
-  data_.assign(bytes.begin(), bytes.end());
+CaptureReader::Mapping::~Mapping() {
+  if (addr != nullptr) munmap(addr, len);
+}
+
+CaptureReader::CaptureReader(const std::string& path, CaptureMode mode) : path_(path) {
+  const bool compressed = path.size() >= 3 && path.compare(path.size() - 3, 3, ".xz") == 0;
+  if (mode == CaptureMode::kStream && !compressed) {
+    // Map the file; pages are read as the walk reaches them and dropped
+    // behind it (next_burst()), so memory stays bounded by the burst.
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw LoadError(SourceLocation{path}, std::string("cannot open the capture: ") + std::strerror(errno));
+    struct stat st {};
+    if (fstat(fd, &st) != 0) {
+      const int err = errno;
+      close(fd);
+      throw LoadError(SourceLocation{path}, std::string("cannot stat the capture: ") + std::strerror(err));
+    }
+    const auto len = static_cast<size_t>(st.st_size);
+    map_ = std::make_unique<Mapping>();
+    if (len > 0) {
+      void* addr = mmap(nullptr, len, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (addr == MAP_FAILED) {
+        const int err = errno;
+        close(fd);
+        throw LoadError(SourceLocation{path}, std::string("cannot map the capture: ") + std::strerror(err));
+      }
+      madvise(addr, len, MADV_SEQUENTIAL);
+      map_->addr = addr;
+      map_->len = len;
+    }
+    close(fd);
+    base_ = static_cast<const uint8_t*>(map_->addr);
+    size_ = len;
+    streaming_ = true;
+  } else {
+    // Preloaded (and every .xz file, which must be decompressed anyway).
+    const std::string bytes = read_input_file(path);
+    owned_.assign(bytes.begin(), bytes.end());
+    base_ = owned_.data();
+    size_ = owned_.size();
+  }
   read_file_header();
 }
 
 CaptureReader::CaptureReader(std::string name, std::vector<uint8_t> bytes)
-    : path_(std::move(name)), data_(std::move(bytes)) {
+    : path_(std::move(name)), owned_(std::move(bytes)) {
+  base_ = owned_.data();
+  size_ = owned_.size();
   read_file_header();
 }
 
@@ -57,11 +103,11 @@ CaptureReader CaptureReader::from_bytes(std::string name, std::vector<uint8_t> b
 }
 
 void CaptureReader::read_file_header() {
-  if (data_.size() < 4) fail(0, "a pcap or pcapng header, the file is too short");
-  const uint32_t magic = load_host32(data_.data());
+  if (size_ < 4) fail(0, "a pcap or pcapng header, the file is too short");
+  const uint32_t magic = load_host32(base_);
   if (magic == kPcapngSection) {
     pcapng_ = true;
-    if (data_.size() < 12) fail(0, "a pcapng section header block, the file is too short");
+    if (size_ < 12) fail(0, "a pcapng section header block, the file is too short");
     first_record_ = 0;
     pos_ = 0;
     // The leading section header and interface descriptions, so that
@@ -72,12 +118,12 @@ void CaptureReader::read_file_header() {
   swapped_ = magic == byteswap32(kPcapMagicUs) || magic == byteswap32(kPcapMagicNs);
   const uint32_t m = swapped_ ? byteswap32(magic) : magic;
   if (m != kPcapMagicUs && m != kPcapMagicNs) {
-    const uint8_t* b = data_.data();
+    const uint8_t* b = base_;
     fail(0, fmt::format("pcap magic (a1b2c3d4 or a1b23c4d) or pcapng section header (0a0d0d0a), "
                         "found bytes {:02x} {:02x} {:02x} {:02x}",
                         b[0], b[1], b[2], b[3]));
   }
-  if (data_.size() < 24) fail(0, "the 24-byte pcap file header, the file is too short");
+  if (size_ < 24) fail(0, "the 24-byte pcap file header, the file is too short");
   nanosecond_ = m == kPcapMagicNs;
   const uint16_t major = u16(4);
   if (major != 2) fail(4, fmt::format("pcap version 2, found {}", major));
@@ -95,24 +141,25 @@ void CaptureReader::fail(uint64_t at, const std::string& what) const {
 
 uint16_t CaptureReader::u16(uint64_t at) const noexcept {
   uint16_t v;
-  std::memcpy(&v, data_.data() + at, 2);
+  std::memcpy(&v, base_ + at, 2);
   return swapped_ ? byteswap16(v) : v;
 }
 
 uint32_t CaptureReader::u32(uint64_t at) const noexcept {
   uint32_t v;
-  std::memcpy(&v, data_.data() + at, 4);
+  std::memcpy(&v, base_ + at, 4);
   return swapped_ ? byteswap32(v) : v;
 }
 
 uint64_t CaptureReader::u64(uint64_t at) const noexcept {
   uint64_t v;
-  std::memcpy(&v, data_.data() + at, 8);
+  std::memcpy(&v, base_ + at, 8);
   return swapped_ ? byteswap64(v) : v;
 }
 
 void CaptureReader::rewind() noexcept {
   pos_ = first_record_;
+  dropped_to_ = 0;  // a dropped page of a private read-only mapping reads from the file again
   if (pcapng_) {
     // Walking again re-reads the same interface blocks into the same slots.
     ng_ifaces_.clear();
@@ -122,20 +169,20 @@ void CaptureReader::rewind() noexcept {
 }
 
 bool CaptureReader::next_pcap(CaptureFrame& f) {
-  if (pos_ == data_.size()) return false;
+  if (pos_ == size_) return false;
   const uint64_t at = pos_;
-  if (data_.size() - at < 16) {
-    fail(at, fmt::format("a 16-byte record header, only {} bytes left (truncated file)", data_.size() - at));
+  if (size_ - at < 16) {
+    fail(at, fmt::format("a 16-byte record header, only {} bytes left (truncated file)", size_ - at));
   }
   const uint32_t sec = u32(at);
   const uint32_t frac = u32(at + 4);
   const uint32_t caplen = u32(at + 8);
   const uint32_t wirelen = u32(at + 12);
   if (caplen > kMaxFrame) fail(at + 8, fmt::format("a record length of at most {}, found {}", kMaxFrame, caplen));
-  if (data_.size() - at - 16 < caplen) {
-    fail(at, fmt::format("{} bytes of frame data, only {} left (truncated file)", caplen, data_.size() - at - 16));
+  if (size_ - at - 16 < caplen) {
+    fail(at, fmt::format("{} bytes of frame data, only {} left (truncated file)", caplen, size_ - at - 16));
   }
-  f.data = data_.data() + at + 16;
+  f.data = base_ + at + 16;
   f.caplen = caplen;
   f.wirelen = wirelen < caplen ? caplen : wirelen;
   f.ts_ns = uint64_t{sec} * kNsPerSec + (nanosecond_ ? frac : uint64_t{frac} * 1000ULL);
@@ -170,7 +217,7 @@ void CaptureReader::read_interface_block(uint64_t at, uint32_t block_len) {
     if (o + 4 + len > end) {
       fail(o, fmt::format("an option that fits inside its interface description block, found length {}", len));
     }
-    const uint8_t* v = data_.data() + o + 4;
+    const uint8_t* v = base_ + o + 4;
     if (code == 2) {  // if_name
       iface.name.assign(reinterpret_cast<const char*>(v), len);
       while (!iface.name.empty() && iface.name.back() == '\0') iface.name.pop_back();
@@ -196,13 +243,13 @@ void CaptureReader::read_interface_block(uint64_t at, uint32_t block_len) {
 }
 
 bool CaptureReader::next_pcapng(CaptureFrame* f) {
-  while (pos_ < data_.size()) {
+  while (pos_ < size_) {
     const uint64_t at = pos_;
-    if (data_.size() - at < 12) fail(at, "a pcapng block of at least 12 bytes (truncated file)");
-    uint32_t type = load_host32(data_.data() + at);  // a section header reads the same either way
+    if (size_ - at < 12) fail(at, "a pcapng block of at least 12 bytes (truncated file)");
+    uint32_t type = load_host32(base_ + at);  // a section header reads the same either way
     if (type == kPcapngSection) {
       // The section's byte order decides how its own length reads.
-      const uint32_t bom = load_host32(data_.data() + at + 8);
+      const uint32_t bom = load_host32(base_ + at + 8);
       if (bom == kPcapngByteOrder) {
         swapped_ = false;
       } else if (bom == byteswap32(kPcapngByteOrder)) {
@@ -217,8 +264,8 @@ bool CaptureReader::next_pcapng(CaptureFrame* f) {
     if (block_len < 12 || block_len % 4 != 0) {
       fail(at + 4, fmt::format("a block length that is a multiple of 4 and at least 12, found {}", block_len));
     }
-    if (block_len > data_.size() - at) {
-      fail(at, fmt::format("a block of {} bytes, only {} left (truncated file)", block_len, data_.size() - at));
+    if (block_len > size_ - at) {
+      fail(at, fmt::format("a block of {} bytes, only {} left (truncated file)", block_len, size_ - at));
     }
     if (type == kPcapngSection && block_len < 28) {
       fail(at + 4, fmt::format("a section header block of at least 28 bytes, found {}", block_len));
@@ -294,7 +341,7 @@ bool CaptureReader::next_pcapng(CaptureFrame* f) {
     const uint64_t rem = ts_units % ng.units_per_sec;
     // rem < units_per_sec <= 10^19, so rem * 10^9 needs 128 bits; the quotient is < 10^9.
     const auto frac_ns = static_cast<uint64_t>(Uint128{rem} * kNsPerSec / ng.units_per_sec);
-    f->data = data_.data() + data_at;
+    f->data = base_ + data_at;
     f->caplen = caplen;
     f->wirelen = wirelen < caplen ? caplen : wirelen;
     // Unsigned arithmetic: wraps modulo 2^64 instead of overflowing.
@@ -307,7 +354,19 @@ bool CaptureReader::next_pcapng(CaptureFrame* f) {
   return false;
 }
 
+void CaptureReader::drop_pages_before(uint64_t offset) noexcept {
+  // Whole pages below `offset` that were not dropped yet.
+  const auto page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const uint64_t end = offset / page * page;
+  if (end <= dropped_to_ + kDropChunk) return;  // in chunks: fewer system calls
+  madvise(static_cast<uint8_t*>(map_->addr) + dropped_to_, end - dropped_to_, MADV_DONTNEED);
+  dropped_to_ = end;
+}
+
 size_t CaptureReader::next_burst(std::span<CaptureFrame> out) {
+  // Frames of the previous burst are no longer needed (the contract):
+  // their pages may go.
+  if (streaming_) drop_pages_before(pos_);
   size_t n = 0;
   while (n < out.size()) {
     if (n == 0) {

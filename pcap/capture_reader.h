@@ -2,9 +2,14 @@
 // order) and pcapng (several interfaces with their names, link types and
 // timestamp resolutions; comments, statistics and unknown blocks skipped).
 //
-// The whole file is read into memory once (like tcpreplay -K), checked as it
-// is walked, and handed out in bursts of frames that point into that memory,
-// so a replay can loop over it without copying. Why not libpcap: it reads
+// Two modes. kPreload (the default) reads the whole file into memory once
+// (like tcpreplay -K), checks it as it is walked and hands out bursts of
+// frames that point into that memory, so a replay can loop over it without
+// copying. kStream maps the file instead and, at each next_burst(), drops the
+// pages behind the previous burst (madvise DONTNEED), so a file larger than
+// memory streams through a bounded resident set; frames then stay valid only
+// until the next next_burst() call. (.xz files are always preloaded.)
+// Why not libpcap: it reads
 // pcapng but does not say which interface a packet came in on, and the
 // pipeline needs that to know a frame's ingress interface.
 //
@@ -21,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -44,13 +50,15 @@ struct CaptureFrame {
   uint64_t offset = 0;   // file offset of the record
 };
 
+enum class CaptureMode : uint8_t { kPreload, kStream };
+
 class CaptureReader {
  public:
   /// Reads PATH (".xz" is decompressed) into memory and checks its header;
   /// for pcapng also the blocks before the first packet (section header,
   /// interface descriptions), so interfaces() already lists those. Throws
   /// LoadError.
-  explicit CaptureReader(const std::string& path);
+  explicit CaptureReader(const std::string& path, CaptureMode mode = CaptureMode::kPreload);
   /// The same for a capture already in memory; NAME stands for the file in
   /// error messages. Throws LoadError.
   static CaptureReader from_bytes(std::string name, std::vector<uint8_t> bytes);
@@ -66,13 +74,17 @@ class CaptureReader {
 
   /// Fills up to out.size() frames; 0 at the end. Throws LoadError on a
   /// malformed record; the frames before it in the same burst are handed
-  /// out first and the next call throws. Frames stay valid as long as the
-  /// reader lives (rewind() included).
+  /// out first and the next call throws. Preloaded: frames stay valid as
+  /// long as the reader lives (rewind() included); streamed: until the next
+  /// next_burst() call.
   size_t next_burst(std::span<CaptureFrame> out);
   /// Starts again from the first frame (for --loop).
   void rewind() noexcept;
   /// Byte offset of the next block or record.
   uint64_t offset() const noexcept { return pos_; }
+  /// Size of the file (decompressed for .xz) in bytes.
+  uint64_t size() const noexcept { return size_; }
+  bool streaming() const noexcept { return streaming_; }
 
  private:
   struct PcapngIface {
@@ -92,8 +104,24 @@ class CaptureReader {
   void read_section_header(uint64_t at);
   void read_interface_block(uint64_t at, uint32_t block_len);
 
+  struct Mapping {
+    void* addr = nullptr;
+    size_t len = 0;
+    Mapping() = default;
+    Mapping(const Mapping&) = delete;
+    Mapping& operator=(const Mapping&) = delete;
+    ~Mapping();
+  };
+  static constexpr uint64_t kDropChunk = 8U << 20;
+  void drop_pages_before(uint64_t offset) noexcept;
+
   std::string path_;
-  std::vector<uint8_t> data_;
+  std::vector<uint8_t> owned_;     // preloaded bytes
+  std::unique_ptr<Mapping> map_;   // streamed: the file's mapping
+  const uint8_t* base_ = nullptr;  // the file's bytes (owned_ or map_)
+  uint64_t size_ = 0;
+  bool streaming_ = false;
+  uint64_t dropped_to_ = 0;        // streamed: pages below this were dropped
   bool pcapng_ = false;
   bool swapped_ = false;      // file byte order differs from the machine's
   bool nanosecond_ = false;   // classic pcap

@@ -190,8 +190,8 @@ uint32_t PcapngWriter::add_interface(std::string name, uint32_t link_type, uint3
   return static_cast<uint32_t>(snaplens_.size() - 1);
 }
 
-void PcapngWriter::write(uint32_t iface, uint64_t ts_ns, std::span<const uint8_t> frame,
-                         uint32_t wirelen) noexcept {
+void PcapngWriter::write(uint32_t iface, uint64_t ts_ns, std::span<const uint8_t> frame, uint32_t wirelen,
+                         std::string_view comment) noexcept {
   if (iface >= snaplens_.size()) {
     file_.note_bad_interface(iface);
     return;
@@ -204,9 +204,12 @@ void PcapngWriter::write(uint32_t iface, uint64_t ts_ns, std::span<const uint8_t
   size_t cap = frame.size();
   if (snaplen != 0 && cap > snaplen) cap = snaplen;
   // Block lengths are 32-bit: a frame that would not fit is cut as well.
-  cap = std::min<size_t>(cap, 0xffffffffU - 36);
+  cap = std::min<size_t>(cap, 0xffffffffU - 36 - 65544);
   const auto caplen = static_cast<uint32_t>(cap);
-  const auto len = static_cast<uint32_t>(28 + pad4(cap) + 4);
+  // opt_comment (code 1) and opt_endofopt when there is a comment.
+  const size_t note = std::min<size_t>(comment.size(), 0xffff);
+  const size_t options = note == 0 ? 0 : 4 + pad4(note) + 4;
+  const auto len = static_cast<uint32_t>(28 + pad4(cap) + options + 4);
   file_.append_u32(kBlockEnhancedPacket);
   file_.append_u32(len);
   file_.append_u32(iface);
@@ -216,6 +219,13 @@ void PcapngWriter::write(uint32_t iface, uint64_t ts_ns, std::span<const uint8_t
   file_.append_u32(std::max(wirelen, caplen));
   file_.append(frame.data(), cap);
   file_.append_pad4(cap);
+  if (note != 0) {
+    file_.append_u16(1);
+    file_.append_u16(static_cast<uint16_t>(note));
+    file_.append(comment.data(), note);
+    file_.append_pad4(note);
+    file_.append_u32(0);  // opt_endofopt
+  }
   file_.append_u32(len);
   ++frames_;
 }

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace nfb {
@@ -106,7 +107,10 @@ class PcapngWriter {
   /// the epoch), WIRELEN bytes long on the wire. The captured bytes are cut
   /// to the interface's snaplen; a WIRELEN below the captured length is
   /// raised to it. Never throws or allocates: errors show at close().
-  void write(uint32_t iface, uint64_t ts_ns, std::span<const uint8_t> frame, uint32_t wirelen) noexcept;
+  /// COMMENT, when not empty, goes into the block's opt_comment (cut at
+  /// 65535 bytes): the replay's dropped-frames file says why there.
+  void write(uint32_t iface, uint64_t ts_ns, std::span<const uint8_t> frame, uint32_t wirelen,
+             std::string_view comment = {}) noexcept;
 
   /// Frames accepted so far (one whose write failed half way included), and
   /// frames dropped (undeclared interface, after an I/O error).
