@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <unistd.h>
 #include <x86intrin.h>
 
 #include "classifier/acl.h"
@@ -34,6 +35,7 @@
 #include "classifier/pipeline.h"
 #include "pcap/capture_reader.h"
 #include "pcap/capture_writer.h"
+#include "pcap/replay.h"
 
 namespace nfb {
 namespace {
@@ -112,20 +114,20 @@ int cmd_parse(const std::string& path, bool json) {
   return 0;
 }
 
-struct ReplayOptions {
+struct ReplayCommand {
   std::string rules;
-  std::string capture;
   std::string host_addrs;
   std::string host_routes;
-  std::string in_iface = "eth0";
   std::string save_counters;
   std::string list_counters;
-  std::string out_dir;
   bool trace = false;
   bool conntrack = false;
   bool fast_path = true;
   bool json = false;
+  bool stream = false;
+  bool progress = false;
   std::string algo = "linear";  // the classifier every chain runs on (chain_boxes.h)
+  ReplayOptions replay;
 };
 
 void write_text_file(const std::string& path, const std::string& text) {
@@ -134,10 +136,9 @@ void write_text_file(const std::string& path, const std::string& text) {
   if (!out) throw LoadError(SourceLocation{path}, "cannot write the file");
 }
 
-// Replays a capture through the netfilter pipeline of a host. Every frame
-// read is in exactly one bucket: invalid (did not parse), or one of the
-// pipeline's fates (emitted: forwarded or delivered; or dropped, by reason).
-int cmd_replay(const ReplayOptions& o) {
+// Replays a capture through the netfilter pipeline of a host (pcap/replay.h):
+// every frame read is emitted, dropped with a reason, or counted invalid.
+int cmd_replay(ReplayCommand& o) {
   const Ruleset rules = load_iptables_save_file(o.rules);
   if (o.host_addrs.empty() != o.host_routes.empty()) {
     throw std::invalid_argument("--host-addrs and --host-routes go together");
@@ -150,119 +151,25 @@ int cmd_replay(const ReplayOptions& o) {
   config.algo = *algo;
   auto pipeline = Pipeline::build(rules, host, config);
   std::string trace;
-  if (o.trace) pipeline->set_trace(&trace);
-
-  CaptureReader reader(o.capture);
-  if (!o.out_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(o.out_dir, ec);
-    if (ec) throw LoadError(SourceLocation{o.out_dir}, "cannot create the output directory: " + ec.message());
-  }
-  // Ingress interface of every capture interface: its pcapng name, or
-  // --in-iface for frames whose interface has no name (classic pcap).
-  std::vector<uint16_t> ingress;
-  const auto ingress_of = [&](uint32_t capture_iface) -> uint16_t {
-    while (ingress.size() < reader.interfaces().size()) {
-      const CaptureInterface& ci = reader.interfaces()[ingress.size()];
-      const std::string& name = ci.name.empty() ? o.in_iface : ci.name;
-      const auto id = host.iface_id(name);
-      if (!id) {
-        throw LoadError(SourceLocation{o.capture},
-                        fmt::format("capture interface {} is \"{}\", which the host does not have", ingress.size(),
-                                    name));
-      }
-      ingress.push_back(*id);
-    }
-    return ingress[capture_iface];
-  };
-
-  constexpr size_t kBurst = 32;
-  constexpr size_t kMaxFrame = 65535 + 64;
-  std::array<CaptureFrame, kBurst> frames;
-  std::array<FrameRef, kBurst> refs;
-  std::array<PacketKey, kBurst> keys;
-  std::array<ParseStatus, kBurst> status;
-  std::array<PacketIn, kBurst> in;
-  std::array<PacketOut, kBurst> out;
-  std::vector<uint8_t> buffers(kBurst * kMaxFrame);  // frames are rewritten by NAT: work on copies
-  ParseCounters parse;
-  uint64_t packets = 0, bytes = 0, last_ts = 0, first_ts = 0;
-  std::array<size_t, kBurst> parsed_index{};  // in[] slot -> frames[] slot
-  // -o DIR: one pcapng per egress interface, opened at its first frame, with
-  // one interface block per link type seen on it.
-  struct Egress {
-    std::unique_ptr<PcapngWriter> writer;
-    std::vector<std::pair<uint32_t, uint32_t>> link_iface;  // link type -> interface in the file
-  };
-  std::vector<Egress> egress(host.iface_count());
-  const auto emit = [&](uint16_t out_iface, uint32_t link, uint64_t ts, uint8_t* frame, uint32_t len,
-                        uint32_t wirelen) {
-    Egress& e = egress[out_iface];
-    const Interface& ifc = host.iface(out_iface);
-    if (!e.writer) e.writer = std::make_unique<PcapngWriter>(o.out_dir + "/" + ifc.name + ".pcapng");
-    uint32_t file_iface = UINT32_MAX;
-    for (const auto& [lt, fi] : e.link_iface) {
-      if (lt == link) file_iface = fi;
-    }
-    if (file_iface == UINT32_MAX) {
-      file_iface = e.writer->add_interface(ifc.name, link);
-      e.link_iface.emplace_back(link, file_iface);
-    }
-    // The host sends from its interface's MAC; its neighbour table is not
-    // modelled, so the destination MAC is left zero.
-    if (link == static_cast<uint32_t>(LinkType::Ethernet) && len >= 12) {
-      std::memset(frame, 0, 6);
-      if (ifc.has_mac) std::memcpy(frame + 6, ifc.mac.data(), 6);
-    }
-    e.writer->write(file_iface, ts, std::span<const uint8_t>(frame, len), wirelen);
-  };
-  const auto start = std::chrono::steady_clock::now();
-  while (size_t n = reader.next_burst(frames)) {
-    size_t m = 0;
-    for (size_t i = 0; i < n; ++i) {
-      const CaptureFrame& f = frames[i];
-      const uint32_t len = f.caplen < kMaxFrame ? f.caplen : static_cast<uint32_t>(kMaxFrame);
-      uint8_t* copy = buffers.data() + i * kMaxFrame;
-      std::memcpy(copy, f.data, len);
-      const auto link = static_cast<LinkType>(reader.interfaces()[f.iface].link_type);
-      refs[i] = FrameRef{copy, len, ingress_of(f.iface), link};
-      if (packets == 0) first_ts = f.ts_ns;
-      ++packets;
-      bytes += f.wirelen;
-      last_ts = f.ts_ns;
-    }
-    parse_burst(std::span(refs.data(), n), keys, status, parse);
-    for (size_t i = 0; i < n; ++i) {
-      if (status[i] != ParseStatus::Ok) continue;
-      in[m] = PacketIn{keys[i], buffers.data() + i * kMaxFrame, refs[i].len, refs[i].ifindex, frames[i].ts_ns};
-      parsed_index[m] = i;
-      ++m;
-    }
-    pipeline->process(std::span(in.data(), m), std::span(out.data(), m));
-    if (!o.out_dir.empty()) {
-      for (size_t j = 0; j < m; ++j) {
-        if (out[j].fate != Fate::Forwarded) continue;
-        const CaptureFrame& f = frames[parsed_index[j]];
-        const uint32_t grown = f.wirelen > f.caplen ? f.wirelen - f.caplen : 0;
-        emit(out[j].out_iface, static_cast<uint32_t>(refs[parsed_index[j]].link), f.ts_ns, in[j].frame, in[j].len,
-             in[j].len + grown);
-      }
-    }
-    if (o.trace && !trace.empty()) {
+  if (o.trace) {
+    pipeline->set_trace(&trace);
+    o.replay.after_burst = [&trace] {
+      if (trace.empty()) return;
       std::fputs(trace.c_str(), stdout);
       trace.clear();
-    }
+    };
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  for (Egress& e : egress) {
-    if (e.writer) e.writer->close();
+  o.replay.mode = o.stream ? CaptureMode::kStream : CaptureMode::kPreload;
+  // A progress line on a terminal (or when asked), never into JSON output.
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  if ((o.progress || tty) && !o.trace) {
+    o.replay.progress = [](const ReplayReport& r) {
+      std::fprintf(stderr, "\r%s   ", format_replay_progress(r).c_str());
+      std::fflush(stderr);
+    };
   }
-  const PipelineStats& st = pipeline->stats();
-  uint64_t emitted = 0, dropped = 0;
-  for (size_t f = 0; f < kFateCount; ++f) {
-    (fate_emitted(static_cast<Fate>(f)) ? emitted : dropped) += st.by_fate[f];
-  }
-  const uint64_t invalid = parse.rejected();
+  const ReplayReport r = run_replay(*pipeline, host, o.replay);
+  if (o.replay.progress && r.seconds >= 0.5) std::fputc('\n', stderr);
 
   if (!o.save_counters.empty()) {
     WriteOptions wo;
@@ -291,54 +198,45 @@ int cmd_replay(const ReplayOptions& o) {
   }
   if (o.conntrack) {
     std::string table;
-    pipeline->conntrack().dump(table, last_ts);
+    pipeline->conntrack().dump(table, r.last_ts_ns);
     std::fputs(table.c_str(), stdout);
     std::fprintf(stderr, "conntrack v1.4.7 (conntrack-tools): %zu flow entries have been shown.\n",
                  pipeline->conntrack().size());
   }
-  const double mpps = seconds > 0 ? static_cast<double>(packets) / seconds / 1e6 : 0;
   if (o.json) {
     nlohmann::json j;
-    j["packets"] = packets;
-    j["bytes"] = bytes;
-    j["seconds"] = seconds;
-    j["mpps"] = mpps;
-    j["emitted"] = emitted;
-    j["dropped"] = dropped;
-    j["invalid"] = invalid;
-    j["fast_path_packets"] = st.fast_path_packets;
+    j["packets"] = r.packets;
+    j["bytes"] = r.bytes;
+    j["seconds"] = r.seconds;
+    j["mpps"] = r.mpps();
+    j["gbps_l2"] = r.gbps_l2();
+    j["gbps_l1"] = r.gbps_l1();
+    j["loops"] = r.loops;
+    j["emitted"] = r.emitted;
+    j["dropped"] = r.dropped;
+    j["invalid"] = r.invalid;
+    j["flows"] = r.flows;
+    j["fast_path_packets"] = r.pipeline.fast_path_packets;
     j["algo"] = o.algo;
     nlohmann::json fates = nlohmann::json::object();
     for (size_t f = 0; f < kFateCount; ++f) {
-      if (st.by_fate[f] != 0) fates[fate_name(static_cast<Fate>(f))] = st.by_fate[f];
+      if (r.pipeline.by_fate[f] != 0) fates[fate_name(static_cast<Fate>(f))] = r.pipeline.by_fate[f];
     }
     j["fates"] = fates;
     nlohmann::json reasons = nlohmann::json::object();
     for (size_t i = 1; i < kParseStatusCount; ++i) {
-      if (parse.by_status[i] != 0) reasons[parse_status_name(static_cast<ParseStatus>(i))] = parse.by_status[i];
+      if (r.parse.by_status[i] != 0) reasons[parse_status_name(static_cast<ParseStatus>(i))] = r.parse.by_status[i];
     }
     j["invalid_by_reason"] = reasons;
     j["conntrack_entries"] = pipeline->conntrack().size();
+    if (!r.error.empty()) j["error"] = r.error;
     fmt::print("{}\n", j.dump());
-    return 0;
+    return r.error.empty() ? 0 : 1;
   }
-  const double capture_s = last_ts > first_ts ? static_cast<double>(last_ts - first_ts) / 1e9 : 0;
-  fmt::print("Actual: {} packets ({} bytes) replayed in {:.6f} seconds (capture spans {:.6f} s)\n", packets, bytes,
-             seconds, capture_s);
-  fmt::print("Rated: {:.1f} Bps, {:.3f} Mbps, {:.3f} Mpps\n", seconds > 0 ? static_cast<double>(bytes) / seconds : 0,
-             seconds > 0 ? static_cast<double>(bytes) * 8 / seconds / 1e6 : 0, mpps);
-  fmt::print("Flows: {} conntrack entries at the end\n", pipeline->conntrack().size());
-  fmt::print("Verdicts: {} emitted, {} dropped, {} invalid (fast path: {} packets)\n", emitted, dropped, invalid,
-             st.fast_path_packets);
-  for (size_t f = 0; f < kFateCount; ++f) {
-    if (st.by_fate[f] == 0) continue;
-    const auto fate = static_cast<Fate>(f);
-    fmt::print("  {:>8}  {:<22} {}\n", st.by_fate[f], fate_name(fate), fate_description(fate));
-  }
-  for (size_t i = 1; i < kParseStatusCount; ++i) {
-    if (parse.by_status[i] == 0) continue;
-    const auto s = static_cast<ParseStatus>(i);
-    fmt::print("  {:>8}  {:<22} invalid: {}\n", parse.by_status[i], parse_status_name(s), parse_status_description(s));
+  std::fputs(format_replay_report(r).c_str(), stdout);
+  if (!r.error.empty()) {
+    std::fprintf(stderr, "nfbench: %s\n", r.error.c_str());
+    return 1;
   }
   return 0;
 }
@@ -493,25 +391,35 @@ int main(int argc, char** argv) {
   parse->add_option("CAPTURE", capture_file, "pcap or pcapng file")->required();
   parse->add_flag("--json", parse_json, "print one JSON object");
 
-  ReplayOptions replay_opts;
+  ReplayCommand replay_opts;
   bool no_fast_path = false;
   CLI::App* replay = app.add_subcommand(
       "replay", "Replay a capture through the host's netfilter pipeline (raw, conntrack, nat, routing, filter)");
-  replay->add_option("CAPTURE", replay_opts.capture, "pcap or pcapng file")->required();
+  replay->add_option("CAPTURE", replay_opts.replay.capture, "pcap or pcapng file (.xz too)")->required();
   replay->add_option("--rules", replay_opts.rules, "iptables-save file of the host")->required();
   replay->add_option("--host-addrs", replay_opts.host_addrs, "the host's `ip -j addr` (default: the Docker host)");
   replay->add_option("--host-routes", replay_opts.host_routes, "the host's `ip -j route`");
-  replay->add_option("--in-iface", replay_opts.in_iface,
+  replay->add_option("--in-iface", replay_opts.replay.in_iface,
                      "ingress interface of frames whose capture interface has no name (default eth0)");
+  replay->add_option("--loop", replay_opts.replay.loops,
+                     "replay the capture N times, each later in time by its span + 1 s (default 1)")
+      ->check(CLI::PositiveNumber);
+  replay->add_flag("--stream", replay_opts.stream,
+                   "stream the capture through bounded memory instead of preloading it (files larger than RAM)");
+  replay->add_option("--write-emitted", replay_opts.replay.emitted_file,
+                     "write every emitted frame, after NAT, to this pcapng (one interface per egress interface)");
+  replay->add_option("--write-dropped", replay_opts.replay.dropped_file,
+                     "write every dropped and invalid frame, as received, to this pcapng (a comment says why)");
+  replay->add_option("-o,--output-dir", replay_opts.replay.out_dir,
+                     "write the frames the host sends, after NAT, as DIR/IFACE.pcapng per egress interface");
   replay->add_option("--save-counters", replay_opts.save_counters,
                      "write the counters as iptables-save -c to FILE (- for standard output)");
   replay->add_option("--list-counters", replay_opts.list_counters,
                      "write the counters as iptables -L -v -n -x, per table, to FILE (- for standard output)");
-  replay->add_option("-o,--output-dir", replay_opts.out_dir,
-                     "write the frames the host sends, after NAT, as DIR/IFACE.pcapng per egress interface");
   replay->add_flag("--trace", replay_opts.trace, "print every packet's path as kernel TRACE lines");
   replay->add_flag("--conntrack", replay_opts.conntrack, "print the conntrack table at the end (conntrack -L)");
   replay->add_flag("--no-fast-path", no_fast_path, "walk the chains for every packet");
+  replay->add_flag("--progress", replay_opts.progress, "print a progress line on standard error (default on a terminal)");
   replay->add_option("--algo", replay_opts.algo,
                      "classifier every chain runs on: linear (default), dtree, tuple, acl; counters are identical");
   replay->add_flag("--json", replay_opts.json, "print one JSON object");

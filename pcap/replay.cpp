@@ -1,0 +1,273 @@
+#include "pcap/replay.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "classifier/load_error.h"
+#include "pcap/capture_writer.h"
+
+namespace nfb {
+namespace {
+
+constexpr size_t kBurst = 32;
+constexpr size_t kMaxFrame = 65535 + 64;
+constexpr uint64_t kLoopGapNs = 1'000'000'000ULL;
+
+/// A pcapng sink with one interface block per (name, link type), declared at
+/// its first frame (control plane: the first frame of each pair allocates).
+class InterfaceSink {
+ public:
+  explicit InterfaceSink(const std::string& path) : writer_(path) {}
+  void write(const std::string& name, uint32_t link, uint64_t ts, std::span<const uint8_t> frame, uint32_t wirelen,
+             std::string_view comment = {}) {
+    uint32_t idx = UINT32_MAX;
+    for (const auto& [n, l, i] : ifaces_) {
+      if (l == link && n == name) idx = i;
+    }
+    if (idx == UINT32_MAX) {
+      idx = writer_.add_interface(name, link);
+      ifaces_.emplace_back(name, link, idx);
+    }
+    writer_.write(idx, ts, frame, wirelen, comment);
+  }
+  uint64_t frames() const noexcept { return writer_.frames(); }
+  void close() { writer_.close(); }
+
+ private:
+  PcapngWriter writer_;
+  std::vector<std::tuple<std::string, uint32_t, uint32_t>> ifaces_;
+};
+
+uint64_t l1_bytes_of(uint32_t wirelen) noexcept {
+  // Ethernet on the wire: the frame padded to 60 bytes, FCS 4, preamble and
+  // start delimiter 8, inter-frame gap 12 (captures hold no FCS).
+  return uint64_t{std::max<uint32_t>(wirelen, 60)} + 24;
+}
+
+}  // namespace
+
+ReplayReport run_replay(Pipeline& pipeline, const HostModel& host, const ReplayOptions& o) {
+  if (o.loops == 0) throw std::invalid_argument("replay: --loop must be at least 1");
+  CaptureReader reader(o.capture, o.mode);
+  if (!o.out_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.out_dir, ec);
+    if (ec) throw LoadError(SourceLocation{o.out_dir}, "cannot create the output directory: " + ec.message());
+  }
+  std::unique_ptr<InterfaceSink> emitted_sink;
+  std::unique_ptr<InterfaceSink> dropped_sink;
+  if (!o.emitted_file.empty()) emitted_sink = std::make_unique<InterfaceSink>(o.emitted_file);
+  if (!o.dropped_file.empty()) dropped_sink = std::make_unique<InterfaceSink>(o.dropped_file);
+  std::vector<std::unique_ptr<InterfaceSink>> per_iface(host.iface_count());
+
+  // Ingress interface of every capture interface: its pcapng name, or
+  // o.in_iface for frames whose interface has no name (classic pcap).
+  std::vector<uint16_t> ingress;
+  const auto ingress_of = [&](uint32_t capture_iface) -> uint16_t {
+    while (ingress.size() < reader.interfaces().size()) {
+      const CaptureInterface& ci = reader.interfaces()[ingress.size()];
+      const std::string& name = ci.name.empty() ? o.in_iface : ci.name;
+      const auto id = host.iface_id(name);
+      if (!id) {
+        throw LoadError(SourceLocation{o.capture},
+                        fmt::format("capture interface {} is \"{}\", which the host does not have", ingress.size(),
+                                    name));
+      }
+      ingress.push_back(*id);
+    }
+    return ingress[capture_iface];
+  };
+
+  std::array<CaptureFrame, kBurst> frames;
+  std::array<FrameRef, kBurst> refs;
+  std::array<PacketKey, kBurst> keys;
+  std::array<ParseStatus, kBurst> status;
+  std::array<PacketIn, kBurst> in;
+  std::array<PacketOut, kBurst> out;
+  std::array<size_t, kBurst> frame_of{};  // in[] slot -> frames[] slot
+  std::vector<uint8_t> buffers(kBurst * kMaxFrame);  // NAT rewrites frames: work on copies
+  // The frames as received, for the dropped sink (the copies get rewritten).
+  std::vector<uint8_t> originals(dropped_sink ? kBurst * kMaxFrame : 0);
+
+  ReplayReport r;
+  const PipelineStats before = pipeline.stats();
+  const uint64_t confirmed_before = pipeline.conntrack().counters().inserted;
+  const auto start = std::chrono::steady_clock::now();
+  auto next_progress = start + std::chrono::milliseconds(500);
+  uint64_t span_ns = 0;
+  uint64_t shift = 0;
+  const auto refresh = [&] {
+    const PipelineStats& st = pipeline.stats();
+    r.pipeline = st;
+    for (size_t f = 0; f < kFateCount; ++f) r.pipeline.by_fate[f] -= before.by_fate[f];
+    r.pipeline.fast_path_packets -= before.fast_path_packets;
+    r.pipeline.walked_packets -= before.walked_packets;
+    r.pipeline.rules_tested -= before.rules_tested;
+    r.emitted = r.dropped = 0;
+    for (size_t f = 0; f < kFateCount; ++f) {
+      (fate_emitted(static_cast<Fate>(f)) ? r.emitted : r.dropped) += r.pipeline.by_fate[f];
+    }
+    r.invalid = r.parse.rejected();
+    r.flows = pipeline.conntrack().counters().inserted - confirmed_before;
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+
+  for (uint32_t loop = 0; loop < o.loops; ++loop) {
+    if (loop > 0) {
+      reader.rewind();
+      shift += span_ns + kLoopGapNs;
+    }
+    uint64_t loop_first = 0;
+    uint64_t loop_last = 0;
+    bool any = false;
+    for (;;) {
+      size_t n = 0;
+      try {
+        n = reader.next_burst(frames);
+      } catch (const LoadError& e) {
+        // A malformed record: what came before it is processed and counted;
+        // the replay stops here and says where.
+        r.error = e.what();
+        break;
+      }
+      if (n == 0) break;
+      for (size_t i = 0; i < n; ++i) {
+        const CaptureFrame& f = frames[i];
+        const uint32_t len = f.caplen < kMaxFrame ? f.caplen : static_cast<uint32_t>(kMaxFrame);
+        uint8_t* copy = buffers.data() + i * kMaxFrame;
+        std::memcpy(copy, f.data, len);
+        if (dropped_sink) std::memcpy(originals.data() + i * kMaxFrame, f.data, len);
+        const auto link = static_cast<LinkType>(reader.interfaces()[f.iface].link_type);
+        refs[i] = FrameRef{copy, len, ingress_of(f.iface), link};
+        if (!any) loop_first = f.ts_ns;
+        any = true;
+        loop_last = f.ts_ns;
+        if (r.packets == 0) r.first_ts_ns = f.ts_ns + shift;
+        r.last_ts_ns = f.ts_ns + shift;
+        ++r.packets;
+        r.bytes += f.wirelen;
+        r.l1_bytes += l1_bytes_of(f.wirelen);
+      }
+      parse_burst(std::span(refs.data(), n), keys, status, r.parse);
+      size_t m = 0;
+      for (size_t i = 0; i < n; ++i) {
+        if (status[i] != ParseStatus::Ok) {
+          if (dropped_sink) {
+            const CaptureFrame& f = frames[i];
+            const Interface& ifc = host.iface(refs[i].ifindex);
+            dropped_sink->write(ifc.name, static_cast<uint32_t>(refs[i].link), f.ts_ns + shift,
+                                std::span<const uint8_t>(originals.data() + i * kMaxFrame, refs[i].len), f.wirelen,
+                                fmt::format("invalid: {}", parse_status_name(status[i])));
+          }
+          continue;
+        }
+        in[m] = PacketIn{keys[i], buffers.data() + i * kMaxFrame, refs[i].len, refs[i].ifindex,
+                         frames[i].ts_ns + shift};
+        frame_of[m] = i;
+        ++m;
+      }
+      pipeline.process(std::span(in.data(), m), std::span(out.data(), m));
+      for (size_t j = 0; j < m; ++j) {
+        const size_t i = frame_of[j];
+        const CaptureFrame& f = frames[i];
+        const auto link = static_cast<uint32_t>(refs[i].link);
+        const uint32_t grown = f.wirelen > f.caplen ? f.wirelen - f.caplen : 0;
+        if (out[j].fate == Fate::Forwarded && in[j].frame != nullptr) {
+          const Interface& ifc = host.iface(out[j].out_iface);
+          // The host sends from its interface's MAC; the destination MAC is
+          // left zero (no neighbour table).
+          if (link == static_cast<uint32_t>(LinkType::Ethernet) && in[j].len >= 12) {
+            std::memset(in[j].frame, 0, 6);
+            if (ifc.has_mac) std::memcpy(in[j].frame + 6, ifc.mac.data(), 6);
+          }
+          const std::span<const uint8_t> bytes(in[j].frame, in[j].len);
+          if (emitted_sink) emitted_sink->write(ifc.name, link, in[j].ts_ns, bytes, in[j].len + grown);
+          if (!o.out_dir.empty()) {
+            auto& sink = per_iface[out[j].out_iface];
+            if (!sink) sink = std::make_unique<InterfaceSink>(o.out_dir + "/" + ifc.name + ".pcapng");
+            sink->write(ifc.name, link, in[j].ts_ns, bytes, in[j].len + grown);
+          }
+        } else if (out[j].fate == Fate::Delivered && emitted_sink && in[j].frame != nullptr) {
+          emitted_sink->write("local", link, in[j].ts_ns, std::span<const uint8_t>(in[j].frame, in[j].len),
+                              in[j].len + grown);
+        } else if (!fate_emitted(out[j].fate) && dropped_sink) {
+          const Interface& ifc = host.iface(refs[i].ifindex);
+          std::string why = fate_name(out[j].fate);
+          if (out[j].defrag_drop != DefragDrop::None) why += fmt::format(": {}", defrag_drop_name(out[j].defrag_drop));
+          dropped_sink->write(ifc.name, link, in[j].ts_ns,
+                              std::span<const uint8_t>(originals.data() + i * kMaxFrame, refs[i].len), f.wirelen,
+                              why);
+        }
+      }
+      if (o.after_burst) o.after_burst();
+      if (o.progress && (r.packets & 1023U) < kBurst) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= next_progress) {
+          next_progress = now + std::chrono::milliseconds(500);
+          refresh();
+          o.progress(r);
+        }
+      }
+    }
+    span_ns = any ? loop_last - loop_first : 0;
+    if (!r.error.empty()) break;
+    ++r.loops;
+  }
+  refresh();
+  if (emitted_sink) {
+    r.emitted_written = emitted_sink->frames();
+    emitted_sink->close();
+  }
+  if (dropped_sink) {
+    r.dropped_written = dropped_sink->frames();
+    dropped_sink->close();
+  }
+  for (auto& sink : per_iface) {
+    if (sink) sink->close();
+  }
+  return r;
+}
+
+std::string format_replay_report(const ReplayReport& r) {
+  std::string s;
+  const double capture_s =
+      r.last_ts_ns > r.first_ts_ns ? static_cast<double>(r.last_ts_ns - r.first_ts_ns) / 1e9 : 0;
+  s += fmt::format("Actual: {} packets ({} bytes) sent in {:.6f} seconds, {} loop{} (capture spans {:.6f} s)\n",
+                   r.packets, r.bytes, r.seconds, r.loops, r.loops == 1 ? "" : "s", capture_s);
+  s += fmt::format("Rated: {:.1f} Bps, {:.3f} Gbps L2, {:.3f} Gbps L1, {:.3f} Mpps\n",
+                   r.seconds > 0 ? static_cast<double>(r.bytes) / r.seconds : 0, r.gbps_l2(), r.gbps_l1(), r.mpps());
+  s += fmt::format("Flows: {} connections confirmed by conntrack\n", r.flows);
+  s += fmt::format("Verdicts: {} emitted, {} dropped, {} invalid ({}; fast path: {} packets)\n", r.emitted,
+                   r.dropped, r.invalid, r.balanced() ? "every packet accounted for" : "UNBALANCED",
+                   r.pipeline.fast_path_packets);
+  for (size_t f = 0; f < kFateCount; ++f) {
+    if (r.pipeline.by_fate[f] == 0) continue;
+    const auto fate = static_cast<Fate>(f);
+    s += fmt::format("  {:>10}  {:<22} {}\n", r.pipeline.by_fate[f], fate_name(fate), fate_description(fate));
+  }
+  for (size_t i = 1; i < kParseStatusCount; ++i) {
+    if (r.parse.by_status[i] == 0) continue;
+    const auto st = static_cast<ParseStatus>(i);
+    s += fmt::format("  {:>10}  {:<22} invalid: {}\n", r.parse.by_status[i], parse_status_name(st),
+                     parse_status_description(st));
+  }
+  if (!r.error.empty()) s += fmt::format("Stopped early: {}\n", r.error);
+  return s;
+}
+
+std::string format_replay_progress(const ReplayReport& r) {
+  return fmt::format("{} packets, {:.3f} Mpps, {:.3f} Gbps; {} emitted, {} dropped, {} invalid", r.packets, r.mpps(),
+                     r.gbps_l2(), r.emitted, r.dropped, r.invalid);
+}
+
+}  // namespace nfb

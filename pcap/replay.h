@@ -1,0 +1,96 @@
+// Replay: frames from a capture through the netfilter pipeline, at the speed
+// the machine allows, into optional sinks, with a tcpreplay-style report.
+//
+//   source (capture: preloaded, or streamed; --loop N)
+//     -> burst of 32 frames -> copy (NAT rewrites in place) -> parse_burst
+//     -> Pipeline::process -> sinks (emitted / dropped / per-interface)
+//
+// Accounting: every frame read is in exactly one of emitted (forwarded or
+// delivered), dropped (a pipeline fate, by reason; fragments held for a
+// datagram that never completed count as dropped) or invalid (did not parse,
+// by reason): packets == emitted + dropped + invalid, always (a test checks
+// it, and the report says so).
+//
+// Loops: loop k replays the capture with every timestamp shifted by k x
+// (its span + 1 s), so conntrack and limit see time move on, as they would
+// if the capture were sent again right after itself.
+//
+// Sinks (all pcapng, nanosecond timestamps):
+//   emitted_file   every emitted frame after NAT; one interface block per
+//                  egress interface (and link type), named after it; frames
+//                  delivered to the host itself go to an interface "local".
+//   dropped_file   every dropped and invalid frame as it was received, on its
+//                  ingress interface, with an opt_comment saying why
+//                  ("dropped_by_rule", "invalid: truncated_l4", ...).
+//   out_dir        one pcapng per egress interface (DIR/eth0.pcapng, ...).
+// Forwarded Ethernet frames carry the egress interface's MAC as source and a
+// zero destination MAC (the neighbour table is not modelled).
+//
+// Errors: opening files (a bad header or magic included) throws LoadError
+// naming the file and byte offset. A malformed record later in the capture
+// (truncated file, impossible length) stops the replay: the frames before it
+// are processed and counted, and ReplayReport::error says what and where. The packet path itself (parse, pipeline, sink writes)
+// neither throws nor allocates (a trace, when asked for, grows its string).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "classifier/frame_parser.h"
+#include "classifier/pipeline.h"
+#include "pcap/capture_reader.h"
+
+namespace nfb {
+
+struct ReplayOptions {
+  std::string capture;
+  CaptureMode mode = CaptureMode::kPreload;
+  uint32_t loops = 1;              // >= 1
+  std::string in_iface = "eth0";   // ingress of frames whose capture interface has no name
+  std::string emitted_file;        // "" = not written
+  std::string dropped_file;
+  std::string out_dir;
+  /// Called after every burst with the pipeline's trace text (when a trace
+  /// string was set on the pipeline); may consume and clear it.
+  std::function<void()> after_burst;
+  /// Called about every 0.5 s of replay with the report so far (progress).
+  std::function<void(const struct ReplayReport&)> progress;
+};
+
+struct ReplayReport {
+  uint64_t packets = 0;        // frames read, over all loops
+  uint64_t bytes = 0;          // their wire lengths
+  uint64_t l1_bytes = 0;       // bytes on an Ethernet wire: frame (padded to 60) + FCS + preamble + gap
+  uint32_t loops = 0;          // loops completed
+  double seconds = 0;          // wall time of the replay loop
+  uint64_t first_ts_ns = 0;    // capture timestamps seen (shifted by the loop)
+  uint64_t last_ts_ns = 0;
+  uint64_t emitted = 0;
+  uint64_t dropped = 0;
+  uint64_t invalid = 0;
+  uint64_t flows = 0;          // connections conntrack confirmed
+  PipelineStats pipeline;
+  ParseCounters parse;
+  uint64_t emitted_written = 0;  // frames in emitted_file
+  uint64_t dropped_written = 0;  // frames in dropped_file
+  /// A malformed capture record stopped the replay: the LoadError message
+  /// (file and byte offset); "" when the capture was read to its end.
+  std::string error;
+
+  double mpps() const noexcept { return seconds > 0 ? static_cast<double>(packets) / seconds / 1e6 : 0; }
+  double gbps_l2() const noexcept { return seconds > 0 ? static_cast<double>(bytes) * 8 / seconds / 1e9 : 0; }
+  double gbps_l1() const noexcept { return seconds > 0 ? static_cast<double>(l1_bytes) * 8 / seconds / 1e9 : 0; }
+  bool balanced() const noexcept { return packets == emitted + dropped + invalid; }
+};
+
+/// Replays o.capture through `pipeline` (built for `host`). Throws LoadError
+/// (opening the capture or the sinks) and std::invalid_argument (options).
+ReplayReport run_replay(Pipeline& pipeline, const HostModel& host, const ReplayOptions& o);
+
+/// The end-of-run block, tcpreplay style, with verdicts by reason.
+std::string format_replay_report(const ReplayReport& r);
+/// One line of progress (no newline), for a terminal.
+std::string format_replay_progress(const ReplayReport& r);
+
+}  // namespace nfb
