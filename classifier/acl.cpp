@@ -54,7 +54,9 @@ constexpr uint32_t kOffTcpFlags = 64;
 constexpr uint32_t kOffPkttype = 68;
 constexpr uint32_t kOffSrcAddrtype = 72;
 constexpr uint32_t kOffDstAddrtype = 76;
-constexpr size_t kExtraRecordBytes = 80;
+constexpr uint32_t kOffCtDir = 80;
+constexpr uint32_t kOffCtExpire = 84;
+constexpr size_t kExtraRecordBytes = 88;
 constexpr uint32_t kBaseDims = (1U << kDimSrcIp) | (1U << kDimDstIp) | (1U << kDimSrcPort) | (1U << kDimDstPort) |
                                (1U << kDimProto) | (1U << kDimInIface) | (1U << kDimOutIface) | (1U << kDimCtState);
 
@@ -98,6 +100,8 @@ inline void pack_extra(const ClassifierKey& k, uint8_t* out) noexcept {
   store_be32(out + kOffPkttype, k.v[kDimPkttype]);
   store_be32(out + kOffSrcAddrtype, k.v[kDimSrcAddrtype]);
   store_be32(out + kOffDstAddrtype, k.v[kDimDstAddrtype]);
+  store_be32(out + kOffCtDir, k.v[kDimCtDir]);
+  store_be32(out + kOffCtExpire, k.v[kDimCtExpire]);
 }
 
 // One rte_acl field: which dimension it holds and how rte_acl sees it.
@@ -205,7 +209,8 @@ std::vector<FieldSpec> field_layout(const std::vector<const Box*>& boxes) {
   }
   for (const auto& [d, off] : {std::pair{kDimCtProto, kOffCtProto}, std::pair{kDimTcpFlags, kOffTcpFlags},
                                std::pair{kDimPkttype, kOffPkttype}, std::pair{kDimSrcAddrtype, kOffSrcAddrtype},
-                               std::pair{kDimDstAddrtype, kOffDstAddrtype}}) {
+                               std::pair{kDimDstAddrtype, kOffDstAddrtype}, std::pair{kDimCtDir, kOffCtDir},
+                               std::pair{kDimCtExpire, kOffCtExpire}}) {
     if (uses(d)) f.push_back({d, range, 4, input++, off});
   }
   return f;

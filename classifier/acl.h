@@ -16,12 +16,13 @@
 //    0 proto   1..3 zero   4 src_ip   8 dst_ip   12 src_port  14 dst_port
 //   16 in_iface  18 out_iface   20 ct_state (as a 32-bit number)
 //
-// and, only when some box restricts one of the other dimensions (80 bytes):
+// and, only when some box restricts one of the other dimensions:
 //
 //   24 ct_orig_src  28 ct_orig_dst  32 ct_repl_src  36 ct_repl_dst  40 mark
 //   44 connmark  48 ct_orig_src_port  50 ct_orig_dst_port  52 ct_repl_src_port
 //   54 ct_repl_dst_port  56 length  58 icmp  60 ct_proto  64 tcp_flags
-//   68 pkttype  72 src_addrtype  76 dst_addrtype (8-bit ones as 32-bit numbers)
+//   68 pkttype  72 src_addrtype  76 dst_addrtype  80 ct_dir  84 ct_expire
+//   (8-bit ones as 32-bit numbers; 88 bytes)
 //
 // rte_acl's first field must be one byte (proto); every later "input index"
 // is read 4 bytes at a time and so must cover exactly 4 bytes: {src_ip},
@@ -184,7 +185,7 @@ class AclClassifier final : public Classifier {
   std::vector<uint32_t> first_box_;  // per position: first box of position >= it
   uint32_t rules_ = 0;
   uint32_t splits_ = 0;
-  bool extra_ = false;        // some field beyond the first 24 record bytes: records are 80 bytes
+  bool extra_ = false;        // some field beyond the first 24 record bytes: records are 88 bytes
   size_t record_bytes_ = 24;
   AclAlgorithm algorithm_ = AclAlgorithm::kScalar;
 };

@@ -261,7 +261,7 @@ bool add_addrtype(Alts& alts, Dim d, uint16_t types, bool invert) {
 /// restrict only the alternative of packets with an entry.
 bool add_conntrack(Alts& alts, const ConntrackMatch& c) {
   using O = ConntrackMatch;
-  if (c.has(O::kDir) || c.has(O::kStatus) || c.has(O::kExpire)) return false;
+  if (c.has(O::kStatus)) return false;
   if ((c.states & (kCtSnat | kCtDnat)) != 0) return false;
   uint32_t states = kCtValuesAll;
   if (c.has(O::kState)) {
@@ -273,7 +273,8 @@ bool add_conntrack(Alts& alts, const ConntrackMatch& c) {
     states = kCtValuesEntry;  // no --ctstate: no entry, no match
   }
   const uint16_t tuple_opts = O::kProto | O::kOrigSrc | O::kOrigDst | O::kReplSrc | O::kReplDst |
-                              O::kOrigSrcPort | O::kOrigDstPort | O::kReplSrcPort | O::kReplDstPort;
+                              O::kOrigSrcPort | O::kOrigDstPort | O::kReplSrcPort | O::kReplDstPort | O::kDir |
+                              O::kExpire;
   if ((c.present & tuple_opts) == 0) {
     for (Alt& a : alts) a.restrict_ct(states);
     return true;
@@ -299,6 +300,13 @@ bool add_conntrack(Alts& alts, const ConntrackMatch& c) {
     port(O::kOrigDstPort, kDimCtOrigDstPort, c.orig_dst_port);
     port(O::kReplSrcPort, kDimCtReplSrcPort, c.repl_src_port);
     port(O::kReplDstPort, kDimCtReplDstPort, c.repl_dst_port);
+    if (c.has(O::kDir)) {
+      const uint32_t d = c.dir == O::Dir::Reply ? 1U : 0U;
+      a.restrict(kDimCtDir, range_or_complement(d, d, 0xff, c.inverted(O::kDir)));
+    }
+    if (c.has(O::kExpire)) {
+      a.restrict(kDimCtExpire, range_or_complement(c.expire_lo, c.expire_hi, 0xffffffffU, c.inverted(O::kExpire)));
+    }
   }
   if ((states & kCtValuesNoEntry) != 0) {
     for (Alt& a : alts) a.restrict_ct(states & kCtValuesNoEntry);
@@ -546,6 +554,8 @@ bool chain_key(const MatchContext& ctx, const KeySpec& spec, ClassifierKey& key)
     key.v[kDimCtReplDst] = e ? c.reply.dst : 0;
     key.v[kDimCtReplSrcPort] = e ? c.reply.sport : 0;
     key.v[kDimCtReplDstPort] = e ? c.reply.dport : 0;
+    key.v[kDimCtDir] = e && c.reply_dir ? 1U : 0U;
+    key.v[kDimCtExpire] = e ? c.expire_s : 0;
   }
   if (uses(kDimMark)) key.v[kDimMark] = compress_bits(ctx.mark, spec.mark_mask);
   if (uses(kDimConnmark)) key.v[kDimConnmark] = ctx.ct.present ? compress_bits(ctx.ct.ctmark, spec.connmark_mask) : 0;

@@ -31,12 +31,13 @@
 //                    packet's state as one number (ct_state_value()); sets
 //                    intersect. SNAT/DNAT pseudo-states: left out.
 //   ct tuple         --ctproto, --ctorig/ctrepl src/dst (prefix masks) and
-//                    their ports. The kernel checks them only when there is
+//                    their ports, --ctdir, --ctexpire (the remaining
+//                    lifetime, a range). The kernel checks them only when there is
 //                    an entry (without one, the match holds iff --ctstate
 //                    was given and held), so they restrict the alternative
 //                    "has an entry" and a state set holding INVALID or
 //                    UNTRACKED adds the alternative "no entry, that state".
-//                    --ctdir, --ctstatus, --ctexpire: left out.
+//                    --ctstatus (a bit test, not a range): left out.
 //   mark, connmark   (mark & mask) == value for the chain's most common mask
 //                    (BoxContext): the dimension holds compress_bits(mark,
 //                    mask), so the match is one value or its complement;
@@ -132,7 +133,7 @@ uint8_t tcp_flags_value(uint8_t flags) noexcept;
 inline constexpr uint32_t kCtTupleDims =
     (1U << kDimCtProto) | (1U << kDimCtOrigSrc) | (1U << kDimCtOrigDst) | (1U << kDimCtOrigSrcPort) |
     (1U << kDimCtOrigDstPort) | (1U << kDimCtReplSrc) | (1U << kDimCtReplDst) | (1U << kDimCtReplSrcPort) |
-    (1U << kDimCtReplDstPort);
+    (1U << kDimCtReplDstPort) | (1U << kDimCtDir) | (1U << kDimCtExpire);
 
 inline constexpr uint32_t kMaxBoxesPerRule = 16;
 inline constexpr uint32_t kMaxIfaceRanges = 4;

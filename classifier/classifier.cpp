@@ -38,6 +38,8 @@ const char* dim_name(Dim d) noexcept {
     case kDimPkttype: return "pkttype";
     case kDimSrcAddrtype: return "src_addrtype";
     case kDimDstAddrtype: return "dst_addrtype";
+    case kDimCtDir: return "ct_dir";
+    case kDimCtExpire: return "ct_expire";
     case kDims: break;
   }
   return "invalid";

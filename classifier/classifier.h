@@ -5,8 +5,8 @@
 // range of unsigned integers (field_bits(d) wide): the packet's addresses,
 // ports and protocol, input and output interface id, its conntrack state as
 // one number, the conntrack entry's original and reply tuples, skb mark and
-// connmark, IP length, ICMP type/code, TCP flags, packet type and address
-// types (the Dim list). A chain's rule that cannot be said as one box
+// connmark, IP length, ICMP type/code, TCP flags, packet type, address
+// types, conntrack direction and remaining lifetime (the Dim list). A chain's rule that cannot be said as one box
 // (inverted matches, interface wildcards that leave holes, -m multiport,
 // masked flags, ...) becomes several boxes with the same priority; anything
 // that is not a range at all (string, limit, statistic, mac, ...) is left
@@ -70,14 +70,16 @@ enum Dim : uint8_t {
   kDimPkttype,        //  8  link-layer packet type (unicast, broadcast, multicast, otherhost)
   kDimSrcAddrtype,    //  8  the route type of the source address (RTN_*)
   kDimDstAddrtype,    //  8  ... of the destination address
+  kDimCtDir,          //  8  0: the packet goes in the entry's ORIGINAL direction, 1: REPLY
+  kDimCtExpire,       // 32  the entry's remaining lifetime in seconds
   kDims,
 };
 static_assert(kDims <= 32, "used-dimension sets are 32-bit masks");
 
 /// Width of each dimension in bits (the numbers beside Dim above).
 constexpr unsigned field_bits(Dim d) noexcept {
-  constexpr unsigned kBits[kDims] = {32, 32, 16, 16, 8, 16, 16, 8, 8,  32, 32, 16, 16,
-                                     32, 32, 16, 16, 32, 32, 16, 16, 8,  8,  8,  8};
+  constexpr unsigned kBits[kDims] = {32, 32, 16, 16, 8, 16, 16, 8, 8,  32, 32, 16, 16, 32,
+                                     32, 16, 16, 32, 32, 16, 16, 8, 8,  8,  8,  8,  32};
   return d < kDims ? kBits[d] : 0;
 }
 constexpr uint32_t field_max(Dim d) noexcept {

@@ -212,8 +212,10 @@ TEST_F(AclTest, EveryDimensionAtItsEdges) {
       Range{1, 2},                    // pkttype
       Range{2, 2},                    // src addrtype
       Range{1, 3},                    // dst addrtype
+      Range{1, 1},                    // ct dir
+      Range{100, 431999},             // ct expire
   };
-  static_assert(kDims == 25, "a range for every dimension");
+  static_assert(kDims == 27, "a range for every dimension");
   for (unsigned d = 0; d < kDims; ++d) {
     const Dim dim = static_cast<Dim>(d);
     RuleBoxes rules;

@@ -117,7 +117,7 @@ TEST(RuleBoxes, CtStateSets) {
       "-A FORWARD -m conntrack --ctstate INVALID,NEW -j DROP\n"
       "-A FORWARD -m conntrack ! --ctstate NEW -j ACCEPT\n"
       "-A FORWARD -m conntrack --ctstate DNAT -j ACCEPT\n"
-      "-A FORWARD -m conntrack --ctstate NEW --ctdir ORIGINAL -j ACCEPT\n"
+      "-A FORWARD -m conntrack --ctstate NEW --ctstatus ASSURED -j ACCEPT\n"
       "-A FORWARD -m state --state NEW,ESTABLISHED -m conntrack --ctstate ESTABLISHED,INVALID -j ACCEPT\n");
   ASSERT_EQ(c.boxes[0].size(), 1U);
   EXPECT_EQ(c.boxes[0][0].r[kDimCtState], (Range{kCtValueRelated, kCtValueEstablished}));
@@ -130,7 +130,7 @@ TEST(RuleBoxes, CtStateSets) {
   EXPECT_FALSE(c.residual[0]);
   EXPECT_FALSE(c.residual[1]);
   EXPECT_FALSE(c.residual[2]);
-  // SNAT/DNAT virtual states and --ctdir/--ctstatus/--ctexpire: residual, full.
+  // SNAT/DNAT virtual states and --ctstatus: residual, full.
   for (int i : {3, 4}) {
     EXPECT_TRUE(c.residual[static_cast<size_t>(i)]);
     ASSERT_EQ(c.boxes[static_cast<size_t>(i)].size(), 1U);
@@ -147,7 +147,8 @@ TEST(RuleBoxes, ConntrackTuplesAreDimensions) {
       // The seed case's fix: the original destination, before DNAT.
       "-A FORWARD -p tcp -m conntrack --ctorigdst 198.51.100.1/32 --ctorigdstport 10000 -j DROP\n"
       "-A FORWARD -m conntrack --ctstate NEW,INVALID ! --ctorigsrc 10.0.0.0/8 --ctproto udp -j ACCEPT\n"
-      "-A FORWARD -m conntrack --ctreplsrc 172.17.0.2 --ctreplsrcport 6379:6380 ! --ctrepldstport 80 -j ACCEPT\n");
+      "-A FORWARD -m conntrack --ctreplsrc 172.17.0.2 --ctreplsrcport 6379:6380 ! --ctrepldstport 80 -j ACCEPT\n"
+      "-A FORWARD -m conntrack --ctdir REPLY --ctexpire 10:100 -j ACCEPT\n");
   for (bool r : c.residual) EXPECT_FALSE(r);
   ASSERT_EQ(c.boxes[0].size(), 1U);
   const Box& b = c.boxes[0][0];
@@ -170,6 +171,9 @@ TEST(RuleBoxes, ConntrackTuplesAreDimensions) {
   EXPECT_EQ(c.boxes[2][0].r[kDimCtReplSrcPort], (Range{6379, 6380}));
   EXPECT_EQ(c.boxes[2][0].r[kDimCtReplDstPort], (Range{0, 79}));
   EXPECT_EQ(c.boxes[2][1].r[kDimCtReplDstPort], (Range{81, 65535}));
+  ASSERT_EQ(c.boxes[3].size(), 1U);
+  EXPECT_EQ(c.boxes[3][0].r[kDimCtDir], (Range{1, 1}));
+  EXPECT_EQ(c.boxes[3][0].r[kDimCtExpire], (Range{10, 100}));
 }
 
 TEST(RuleBoxes, MarksFlagsLengthIcmpPkttypeAddrtype) {
@@ -468,7 +472,9 @@ std::string random_rule(Gen& g, const std::string& chain, uint32_t chain_index, 
         if (g.coin(15)) opt(r, g, "--ctorigsrcport", g.pick(kPortArgs));
         if (g.coin(15)) opt(r, g, "--ctreplsrcport", g.pick(kPortArgs));
         if (g.coin(10)) opt(r, g, "--ctrepldstport", g.pick(kPortArgs));
-        if (g.coin(10)) r += " --ctdir REPLY";
+        if (g.coin(10)) r += g.coin(50) ? " --ctdir REPLY" : " --ctdir ORIGINAL";  // cannot be inverted
+        if (g.coin(10)) opt(r, g, "--ctexpire", g.coin(50) ? "100:300" : "0:50");
+        if (g.coin(5)) r += " --ctstatus ASSURED";
         if (r.back() == 'k') r += " --ctstate NEW";  // no option given yet
         break;
       case 4: {
@@ -598,6 +604,9 @@ RandomPacket random_packet(Gen& g, uint64_t now) {
   c.mark = g.pick(marks);
   c.ct.ctmark = g.pick(marks);
   const uint8_t ct_protos[] = {kProtoTcp, kProtoUdp, kProtoIcmp};
+  const uint32_t expires[] = {0, 30, 100, 299, 300, 432000};
+  c.ct.expire_s = g.pick(expires);
+  c.ct.status_bits = static_cast<uint8_t>(g.below(16));
   c.ct.orig = CtTupleView{g.pick(kAddrs), g.pick(kAddrs), g.pick(kPorts), g.pick(kPorts), g.pick(ct_protos)};
   c.ct.reply = CtTupleView{g.pick(kAddrs), g.pick(kAddrs), g.pick(kPorts), g.pick(kPorts), c.ct.orig.proto};
   const uint16_t ifs[] = {0, 1, 2, 3, kNoIface, 77};
@@ -613,6 +622,7 @@ RandomPacket random_packet(Gen& g, uint64_t now) {
     case 6: c.ct.present = true; c.ct.state_bits = kCtNew | kCtDnat; c.ct.reply_dir = true; break;
     default: c.ct.present = true; c.ct.state_bits = 0; break;
   }
+  if (c.ct.present && g.coin(40)) c.ct.reply_dir = true;
   return p;
 }
 

@@ -130,6 +130,12 @@ struct RandomRules {
         return word();
       case kDimTcpFlags:
         return small(256);
+      case kDimCtDir:
+        return small(2);
+      case kDimCtExpire: {
+        const uint32_t a = below(500000);
+        return Range{a, a + below(500000)};
+      }
       case kDimPkttype:
         return small(4);
       case kDimSrcAddrtype:
