@@ -231,6 +231,26 @@ TEST(NfbenchReplay, EveryAlgorithmCountsLikeTheLinearWalk) {
   EXPECT_NE(bad.err.find("--algo: unknown algorithm 'hicuts'"), std::string::npos) << bad.err;
 }
 
+TEST(NfbenchGen, TrafficReplaysLoopedWithEveryPacketAccountedFor) {
+  const std::string root = source_root();
+  const std::string out = ::testing::TempDir() + "/cli-gen.pcapng";
+  const CommandResult g = nfbench({"gen", "traffic", "--rules", root + "/data/rulesets/docker-28.save", "--flows",
+                                   "50", "--packets", "5000", "--new-share", "0.1", "--seed", "3", "-o", out});
+  ASSERT_TRUE(g.ok()) << g.describe();
+  EXPECT_NE(g.out.find("5000 packets"), std::string::npos) << g.out;
+  const CommandResult r = nfbench({"replay", "--rules", root + "/data/rulesets/docker-28.save", out, "--loop", "2",
+                                   "--stream", "--json"});
+  ASSERT_TRUE(r.ok()) << r.describe();
+  for (const char* key : {"\"packets\":10000", "\"invalid\":0", "\"dropped\":0", "\"emitted\":10000",
+                          "\"loops\":2"}) {
+    EXPECT_NE(r.out.find(key), std::string::npos) << key << " in " << r.out;
+  }
+  const CommandResult bad = nfbench({"gen", "traffic", "--rules", root + "/data/rulesets/docker-28.save",
+                                     "--new-share", "2", "-o", out});
+  EXPECT_FALSE(bad.ok());
+  EXPECT_NE(bad.err.find("--new-share"), std::string::npos) << bad.err;
+}
+
 TEST(NfbenchReplay, BadRulesetStopsBeforeReplaying) {
   const std::string path = write_temp("bad-replay.save", "*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j DNAT\nCOMMIT\n");
   const CommandResult r =

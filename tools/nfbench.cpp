@@ -36,6 +36,7 @@
 #include "pcap/capture_reader.h"
 #include "pcap/capture_writer.h"
 #include "pcap/replay.h"
+#include "pcap/traffic_gen.h"
 
 namespace nfb {
 namespace {
@@ -435,6 +436,24 @@ int main(int argc, char** argv) {
   classify->add_option("--repeat", classify_opts.repeat, "timed passes over the trace; the median is reported");
   classify->add_flag("--json", classify_opts.json, "one JSON object per algorithm");
 
+  CLI::App* gen = app.add_subcommand("gen", "Generate inputs: traffic for a ruleset");
+  gen->require_subcommand(1);
+  std::string gen_rules, gen_out, gen_addrs, gen_routes;
+  TrafficSpec traffic;
+  CLI::App* gen_traffic = gen->add_subcommand(
+      "traffic", "Connections to the ruleset's published ports and from its containers, both directions, as pcapng");
+  gen_traffic->add_option("--rules", gen_rules, "iptables-save file of the Docker host")->required();
+  gen_traffic->add_option("--host-addrs", gen_addrs, "the host's `ip -j addr` (default: the Docker host)");
+  gen_traffic->add_option("--host-routes", gen_routes, "the host's `ip -j route`");
+  gen_traffic->add_option("--flows", traffic.flows, "connections open at any time (default 1000)")
+      ->check(CLI::PositiveNumber);
+  gen_traffic->add_option("--packets", traffic.packets, "frames to write (default 100000)");
+  gen_traffic->add_option("--new-share", traffic.new_share,
+                          "share of packets that open a connection, in (0, 1] (default 0.01)");
+  gen_traffic->add_option("--seed", traffic.seed, "random seed (default 1)");
+  gen_traffic->add_option("--zipf", traffic.zipf_s, "flow popularity exponent (default 1; 0 = uniform)");
+  gen_traffic->add_option("-o,--output", gen_out, "pcapng file to write")->required();
+
   CLI11_PARSE(app, argc, argv);
   classify_opts.algos.clear();
   for (size_t at = 0; at <= classify_algos.size();) {
@@ -449,6 +468,18 @@ int main(int argc, char** argv) {
     if (*parse) return cmd_parse(capture_file, parse_json);
     if (*replay) return cmd_replay(replay_opts);
     if (*classify) return cmd_classify(classify_opts);
+    if (*gen_traffic) {
+      if (gen_addrs.empty() != gen_routes.empty()) {
+        throw std::invalid_argument("--host-addrs and --host-routes go together");
+      }
+      const Ruleset rs = load_iptables_save_file(gen_rules);
+      const HostModel host = gen_addrs.empty() ? default_docker_host() : load_host(gen_addrs, gen_routes);
+      const TrafficSummary t = generate_traffic(rs, host, traffic, gen_out);
+      fmt::print("wrote {}: {} packets ({} bytes), {} connections ({} to published ports), new share {:.4f}\n",
+                 gen_out, t.packets, t.bytes, t.connections, t.inbound,
+                 t.packets == 0 ? 0.0 : static_cast<double>(t.connections) / static_cast<double>(t.packets));
+      return 0;
+    }
   } catch (const LoadError& e) {
     std::fprintf(stderr, "nfbench: %s\n", e.what());
     return 1;
