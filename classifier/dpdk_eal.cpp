@@ -35,20 +35,11 @@ bool names_memory(std::span<const std::string> extra) {
 
 }  // namespace
 
-bool start_dpdk_eal(std::span<const std::string> extra_args) {
-  EalState& s = eal_state();
-  std::lock_guard lock(s.mu);
-  if (s.tried) {
-    if (!s.error.empty()) throw DpdkEalError(s.error);
-    return false;
-  }
+namespace {
+
+bool start_locked(EalState& s, std::vector<std::string> args) {
   s.tried = true;
-  s.args = {"nfbench", "--no-huge", "--no-pci", "--no-shconf", "--no-telemetry"};
-  if (!names_memory(extra_args)) {
-    s.args.emplace_back("-m");
-    s.args.emplace_back("1024");
-  }
-  s.args.insert(s.args.end(), extra_args.begin(), extra_args.end());
+  s.args = std::move(args);
   for (std::string& a : s.args) s.argv.push_back(a.data());
   s.argv.push_back(nullptr);
   // rte_eal_init() may permute argv (getopt); s.args keeps the order given.
@@ -61,6 +52,36 @@ bool start_dpdk_eal(std::span<const std::string> extra_args) {
   }
   s.running.store(true, std::memory_order_release);
   return true;
+}
+
+}  // namespace
+
+bool start_dpdk_eal(std::span<const std::string> extra_args) {
+  EalState& s = eal_state();
+  std::lock_guard lock(s.mu);
+  if (s.tried) {
+    if (!s.error.empty()) throw DpdkEalError(s.error);
+    return false;
+  }
+  std::vector<std::string> args = {"nfbench", "--no-huge", "--no-pci", "--no-shconf", "--no-telemetry"};
+  if (!names_memory(extra_args)) {
+    args.emplace_back("-m");
+    args.emplace_back("1024");
+  }
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  return start_locked(s, std::move(args));
+}
+
+bool start_dpdk_eal_exact(std::span<const std::string> args) {
+  EalState& s = eal_state();
+  std::lock_guard lock(s.mu);
+  if (s.tried) {
+    if (!s.error.empty()) throw DpdkEalError(s.error);
+    return false;
+  }
+  std::vector<std::string> all = {"nfbench"};
+  all.insert(all.end(), args.begin(), args.end());
+  return start_locked(s, std::move(all));
 }
 
 bool dpdk_eal_running() noexcept {

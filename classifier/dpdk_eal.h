@@ -44,6 +44,12 @@ class DpdkEalError : public std::runtime_error {
 /// when the start fails (now or in an earlier call).
 bool start_dpdk_eal(std::span<const std::string> extra_args = {});
 
+/// Starts the EAL with exactly `args` after the program name (nothing
+/// added: for real ports the caller names its devices, memory and lcores),
+/// unless it runs already: then returns false and `args` are ignored.
+/// Throws DpdkEalError like start_dpdk_eal().
+bool start_dpdk_eal_exact(std::span<const std::string> args);
+
 /// Whether the EAL runs (a start_dpdk_eal() call succeeded).
 bool dpdk_eal_running() noexcept;
 

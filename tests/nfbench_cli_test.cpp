@@ -3,6 +3,7 @@
 // stderr and a non-zero exit.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -10,6 +11,8 @@
 #include <regex>
 #include <string>
 
+#include "pcap/capture_reader.h"
+#include "pcap/capture_writer.h"
 #include "tests/netns.h"
 
 namespace nfb {
@@ -249,6 +252,83 @@ TEST(NfbenchGen, TrafficReplaysLoopedWithEveryPacketAccountedFor) {
                                      "--new-share", "2", "-o", out});
   EXPECT_FALSE(bad.ok());
   EXPECT_NE(bad.err.find("--new-share"), std::string::npos) << bad.err;
+}
+
+// The frames of one capture interface as a classic pcap (what a DPDK pcap
+// vdev reads: it knows no pcapng interfaces).
+std::string frames_of_interface(const std::string& capture, const std::string& iface, const std::string& out) {
+  CaptureReader reader(capture);
+  PcapWriter writer(out, 1);
+  std::vector<CaptureFrame> frames(64);
+  while (size_t n = reader.next_burst(frames)) {
+    for (size_t i = 0; i < n; ++i) {
+      if (reader.interfaces()[frames[i].iface].name == iface) {
+        writer.write(frames[i].ts_ns, std::span(frames[i].data, frames[i].caplen), frames[i].wirelen);
+      }
+    }
+  }
+  writer.close();
+  return out;
+}
+
+std::vector<std::string> frame_bytes(const std::string& capture, const std::string& iface) {
+  CaptureReader reader(capture);
+  std::vector<CaptureFrame> frames(64);
+  std::vector<std::string> out;
+  while (size_t n = reader.next_burst(frames)) {
+    for (size_t i = 0; i < n; ++i) {
+      if (iface.empty() || reader.interfaces()[frames[i].iface].name == iface) {
+        out.emplace_back(reinterpret_cast<const char*>(frames[i].data), frames[i].caplen);
+      }
+    }
+  }
+  return out;
+}
+
+std::string json_without_timing(const std::string& out) {
+  std::string json = out.substr(out.rfind("{\""));
+  for (const char* key : {"seconds", "mpps", "gbps_l1", "gbps_l2"}) {
+    json = std::regex_replace(json, std::regex(std::string("\"") + key + "\":[-+.e0-9]+,?"), "");
+  }
+  return json;
+}
+
+TEST(NfbenchReplay, DpdkPortsGiveWhatTheFileReplayGives) {
+  // The seed case's frames that arrive on eth0, into a pcap vdev mapped to
+  // eth0; a second vdev is docker0, where the DNAT'd connections leave.
+  const std::string root = source_root();
+  const std::string dir = ::testing::TempDir();
+  const std::string in = frames_of_interface(root + "/data/captures/seed-case.pcapng", "eth0", dir + "/dpdk-in.pcap");
+  const std::string rules = root + "/data/rulesets/docker-28-seed-naive.save";
+  const CommandResult file = nfbench({"replay", "--rules", rules, in, "--write-emitted", dir + "/dpdk-file.pcapng",
+                                      "--json", "--save-counters", "-"});
+  ASSERT_TRUE(file.ok()) << file.describe();
+  std::remove((dir + "/dpdk-out0.pcap").c_str());
+  std::remove((dir + "/dpdk-out1.pcap").c_str());
+  const std::string eal = "--no-huge --no-pci --no-shconf --no-telemetry -m 512 --log-level=lib.eal:warning "
+                          "--vdev=net_pcap0,rx_pcap=" + in + ",tx_pcap=" + dir + "/dpdk-out0.pcap "
+                          "--vdev=net_pcap1,tx_pcap=" + dir + "/dpdk-out1.pcap";
+  const CommandResult ports = nfbench({"replay", "--rules", rules, "--dpdk", eal, "--port-map", "0=eth0,1=docker0",
+                                       "--json", "--save-counters", "-", "--idle-ms", "300"});
+  ASSERT_TRUE(ports.ok()) << ports.describe();
+  // Same counters, same verdicts.
+  EXPECT_EQ(ports.out.substr(0, ports.out.rfind("{\"")), file.out.substr(0, file.out.rfind("{\"")));
+  std::string want = json_without_timing(file.out);
+  std::string got = json_without_timing(ports.out);
+  for (const char* key : {"transmitted", "tx_no_port", "tx_failed", "tx_too_big"}) {
+    got = std::regex_replace(got, std::regex(std::string("\"") + key + "\":[0-9]+,?"), "");
+  }
+  EXPECT_EQ(got, want);
+  EXPECT_NE(ports.out.find("\"tx_failed\":0"), std::string::npos) << ports.out;
+  // The frames leaving on docker0 are the file replay's emitted frames, byte for byte.
+  const std::vector<std::string> sent = frame_bytes(dir + "/dpdk-out1.pcap", "");
+  const std::vector<std::string> emitted = frame_bytes(dir + "/dpdk-file.pcapng", "docker0");
+  ASSERT_FALSE(emitted.empty());
+  EXPECT_EQ(sent, emitted);
+
+  const CommandResult bad = nfbench({"replay", "--rules", rules, "--dpdk", eal, "--port-map", "0=eth0,7=docker0"});
+  EXPECT_FALSE(bad.ok());
+  EXPECT_NE(bad.err.find("no port 7"), std::string::npos) << bad.err;
 }
 
 TEST(NfbenchReplay, BadRulesetStopsBeforeReplaying) {

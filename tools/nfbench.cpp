@@ -10,6 +10,7 @@
 #include <array>
 #include <cstring>
 #include <cstdio>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,7 @@
 #include "classifier/pipeline.h"
 #include "pcap/capture_reader.h"
 #include "pcap/capture_writer.h"
+#include "pcap/dpdk_port.h"
 #include "pcap/replay.h"
 #include "pcap/traffic_gen.h"
 
@@ -129,6 +131,8 @@ struct ReplayCommand {
   bool progress = false;
   std::string algo = "linear";  // the classifier every chain runs on (chain_boxes.h)
   ReplayOptions replay;
+  std::string dpdk;             // EAL arguments: receive from DPDK ports instead of a capture
+  DpdkReplayOptions ports;
 };
 
 void write_text_file(const std::string& path, const std::string& text) {
@@ -169,8 +173,17 @@ int cmd_replay(ReplayCommand& o) {
       std::fflush(stderr);
     };
   }
-  const ReplayReport r = run_replay(*pipeline, host, o.replay);
-  if (o.replay.progress && r.seconds >= 0.5) std::fputc('\n', stderr);
+  DpdkReplayReport dpdk_report;
+  if (!o.dpdk.empty()) {
+    if (!o.replay.capture.empty()) throw std::invalid_argument("--dpdk replaces CAPTURE: give one or the other");
+    std::istringstream words(o.dpdk);
+    for (std::string w; words >> w;) o.ports.eal_args.push_back(w);
+    dpdk_report = run_dpdk_replay(*pipeline, host, o.ports);
+  } else if (o.replay.capture.empty()) {
+    throw std::invalid_argument("replay needs a CAPTURE file or --dpdk \"EAL ARGS\"");
+  }
+  const ReplayReport r = o.dpdk.empty() ? run_replay(*pipeline, host, o.replay) : dpdk_report.replay;
+  if (o.replay.progress && r.seconds >= 0.5 && o.dpdk.empty()) std::fputc('\n', stderr);
 
   if (!o.save_counters.empty()) {
     WriteOptions wo;
@@ -231,10 +244,16 @@ int cmd_replay(ReplayCommand& o) {
     j["invalid_by_reason"] = reasons;
     j["conntrack_entries"] = pipeline->conntrack().size();
     if (!r.error.empty()) j["error"] = r.error;
+    if (!o.dpdk.empty()) {
+      j["transmitted"] = dpdk_report.transmitted;
+      j["tx_no_port"] = dpdk_report.tx_no_port;
+      j["tx_failed"] = dpdk_report.tx_failed;
+      j["tx_too_big"] = dpdk_report.tx_too_big;
+    }
     fmt::print("{}\n", j.dump());
     return r.error.empty() ? 0 : 1;
   }
-  std::fputs(format_replay_report(r).c_str(), stdout);
+  std::fputs((o.dpdk.empty() ? format_replay_report(r) : format_dpdk_report(dpdk_report)).c_str(), stdout);
   if (!r.error.empty()) {
     std::fprintf(stderr, "nfbench: %s\n", r.error.c_str());
     return 1;
@@ -396,7 +415,7 @@ int main(int argc, char** argv) {
   bool no_fast_path = false;
   CLI::App* replay = app.add_subcommand(
       "replay", "Replay a capture through the host's netfilter pipeline (raw, conntrack, nat, routing, filter)");
-  replay->add_option("CAPTURE", replay_opts.replay.capture, "pcap or pcapng file (.xz too)")->required();
+  replay->add_option("CAPTURE", replay_opts.replay.capture, "pcap or pcapng file (.xz too); or use --dpdk");
   replay->add_option("--rules", replay_opts.rules, "iptables-save file of the host")->required();
   replay->add_option("--host-addrs", replay_opts.host_addrs, "the host's `ip -j addr` (default: the Docker host)");
   replay->add_option("--host-routes", replay_opts.host_routes, "the host's `ip -j route`");
@@ -424,6 +443,15 @@ int main(int argc, char** argv) {
   replay->add_option("--algo", replay_opts.algo,
                      "classifier every chain runs on: linear (default), dtree, tuple, acl; counters are identical");
   replay->add_flag("--json", replay_opts.json, "print one JSON object");
+  replay->add_option("--dpdk", replay_opts.dpdk,
+                     "receive from DPDK ports started with these EAL arguments instead of a capture, e.g. "
+                     "\"--no-huge --no-pci -m 1024 --vdev=net_pcap0,rx_pcap=IN.pcap,tx_pcap=OUT.pcap\"");
+  replay->add_option("--port-map", replay_opts.ports.port_map,
+                     "DPDK port to host interface, PORT=IFACE,... (default 0=eth0)");
+  replay->add_option("--max-packets", replay_opts.ports.max_packets, "DPDK: stop after this many frames");
+  replay->add_option("--duration", replay_opts.ports.duration_s, "DPDK: stop after this many seconds");
+  replay->add_option("--idle-ms", replay_opts.ports.idle_ms,
+                     "DPDK: stop when no port received anything for this long (default 200; 0 = never)");
 
   ClassifyOptions classify_opts;
   std::string classify_algos = "linear,dtree,tuple,acl";
