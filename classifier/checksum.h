@@ -6,11 +6,14 @@
 // Host-order values of big-endian 16-bit words are summed, so every value
 // here is host order: store a computed checksum with store_be16().
 //
-// Cost: about one add per 4 bytes. No allocation, no exceptions.
+// Cost: about one add (and a carry count) per 8 bytes for messages of 16
+// bytes or more, one per 4 bytes below. No allocation, no exceptions.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "classifier/byte_order.h"
 #include "classifier/packet_key.h"
@@ -21,6 +24,29 @@ namespace nfb {
 /// words; an odd trailing byte is the high half of a zero-padded word. To sum
 /// a message in pieces, every piece but the last must have an even length.
 inline uint64_t checksum_add(const uint8_t* p, std::size_t n, uint64_t sum) noexcept {
+  // Bulk: 8 bytes at a time in the machine's byte order, carries counted
+  // apart. A ones' complement sum of byte-swapped 16-bit words is the
+  // byte-swapped sum (RFC 1071, 2.B), so the folded bulk sum is swapped back
+  // once; on a big-endian machine that swap is the identity.
+  if (n >= 16) {
+    uint64_t acc = 0;
+    uint64_t carries = 0;
+    while (n >= 8) {
+      uint64_t w;
+      std::memcpy(&w, p, 8);
+      acc += w;
+      carries += acc < w ? 1U : 0U;
+      p += 8;
+      n -= 8;
+    }
+    // acc + carries * 2^64, and 2^64 == 1 modulo 0xffff.
+    uint64_t folded = (acc & 0xffffffffU) + (acc >> 32) + carries;
+    folded = (folded & 0xffffU) + ((folded >> 16) & 0xffffU) + (folded >> 32);
+    folded = (folded & 0xffffU) + (folded >> 16);
+    folded = (folded & 0xffffU) + (folded >> 16);
+    const auto native = static_cast<uint16_t>(folded);
+    sum += std::endian::native == std::endian::little ? static_cast<uint16_t>((native >> 8) | (native << 8)) : native;
+  }
   while (n >= 4) {
     sum += load_be32(p);
     p += 4;

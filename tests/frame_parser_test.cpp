@@ -898,6 +898,15 @@ TEST(ChecksumTest, MatchesTheReferenceOnRandomData) {
     EXPECT_EQ(internet_checksum(b.data(), b.size(), pseudo), ref_checksum(b, 0, b.size(), pseudo))
         << "n=" << n;
   }
+  // Long and carry-heavy messages (the 8-byte bulk path and its carries).
+  for (std::size_t n : {16U, 17U, 64U, 1480U, 9000U}) {
+    for (uint8_t fill : {uint8_t{0xff}, uint8_t{0xfe}, uint8_t{0x00}}) {
+      Bytes b(n, fill);
+      if (n > 20) b[n / 2] = static_cast<uint8_t>(rng());
+      EXPECT_EQ(internet_checksum(b.data(), b.size(), 0x1fffe), ref_checksum(b, 0, b.size(), 0x1fffe))
+          << "n=" << n << " fill=" << int{fill};
+    }
+  }
   // Summing in pieces at even boundaries equals summing at once.
   const Bytes b = pattern(101, 7);
   const uint64_t split = checksum_add(b.data() + 36, 65, checksum_add(b.data(), 36, 0));
