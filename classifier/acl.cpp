@@ -15,7 +15,6 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <tuple>
 #include <utility>
 
 #include "classifier/byte_order.h"
@@ -24,41 +23,24 @@
 namespace nfb {
 namespace {
 
-// The key record rte_acl reads (see acl.h): offsets and size.
-constexpr uint32_t kOffProto = 0;
-constexpr uint32_t kOffSrcIp = 4;
-constexpr uint32_t kOffDstIp = 8;
-constexpr uint32_t kOffSrcPort = 12;
-constexpr uint32_t kOffDstPort = 14;
-constexpr uint32_t kOffInIface = 16;
-constexpr uint32_t kOffOutIface = 18;
-constexpr uint32_t kOffCtState = 20;
-constexpr size_t kRecordBytes = 24;
-// The other dimensions, written only when some box restricts one of them:
-// 32-bit ones a 4-byte group each, 16-bit ones two to a group, 8-bit ones a
-// 32-bit number each (like ct_state).
-constexpr uint32_t kOffCtOrigSrc = 24;
-constexpr uint32_t kOffCtOrigDst = 28;
-constexpr uint32_t kOffCtReplSrc = 32;
-constexpr uint32_t kOffCtReplDst = 36;
-constexpr uint32_t kOffMark = 40;
-constexpr uint32_t kOffConnmark = 44;
-constexpr uint32_t kOffCtOrigSrcPort = 48;
-constexpr uint32_t kOffCtOrigDstPort = 50;
-constexpr uint32_t kOffCtReplSrcPort = 52;
-constexpr uint32_t kOffCtReplDstPort = 54;
-constexpr uint32_t kOffLength = 56;
-constexpr uint32_t kOffIcmp = 58;
-constexpr uint32_t kOffCtProto = 60;
-constexpr uint32_t kOffTcpFlags = 64;
-constexpr uint32_t kOffPkttype = 68;
-constexpr uint32_t kOffSrcAddrtype = 72;
-constexpr uint32_t kOffDstAddrtype = 76;
-constexpr uint32_t kOffCtDir = 80;
-constexpr uint32_t kOffCtExpire = 84;
-constexpr size_t kExtraRecordBytes = 88;
-constexpr uint32_t kBaseDims = (1U << kDimSrcIp) | (1U << kDimDstIp) | (1U << kDimSrcPort) | (1U << kDimDstPort) |
-                               (1U << kDimProto) | (1U << kDimInIface) | (1U << kDimOutIface) | (1U << kDimCtState);
+// The largest key record (see acl.h): the first byte's word, then every
+// dimension but the protocol in 4-byte groups -- 32-bit ones one to a group,
+// 16-bit ones two, 8-bit ones four (pads fill the last of each kind).
+constexpr size_t max_record_bytes() noexcept {
+  size_t wide = 0;
+  size_t half = 0;
+  size_t byte = 0;
+  for (unsigned d = 0; d < kDims; ++d) {
+    if (d == kDimProto) continue;
+    const unsigned bits = field_bits(static_cast<Dim>(d));
+    if (bits == 32) ++wide;
+    if (bits == 16) ++half;
+    if (bits == 8) ++byte;
+  }
+  return 4 + 4 * (wide + (half + 1) / 2 + (byte + 3) / 4);
+}
+constexpr size_t kMaxRecordBytes = max_record_bytes();
+static_assert(kMaxRecordBytes <= 255, "record offsets are bytes");
 
 // Keys per rte_acl_classify() call (DPDK's test-acl uses 256 too).
 constexpr size_t kBurst = 256;
@@ -70,46 +52,12 @@ constexpr uint32_t kMaxPositions = kMaxPriority;
 // Bytes of one rte_acl rule with n fields (RTE_ACL_RULE_SZ without its cast).
 constexpr size_t rule_bytes(size_t n) noexcept { return sizeof(rte_acl_rule) + n * sizeof(rte_acl_field); }
 
-inline void pack_record(const ClassifierKey& k, uint8_t* out) noexcept {
-  const uint32_t proto_word = k.v[kDimProto] & 0xffU;  // byte 0 = proto, bytes 1..3 = 0 on either endianness
-  store_be32(out + kOffProto, proto_word << 24);
-  store_be32(out + kOffSrcIp, k.v[kDimSrcIp]);
-  store_be32(out + kOffDstIp, k.v[kDimDstIp]);
-  store_be16(out + kOffSrcPort, static_cast<uint16_t>(k.v[kDimSrcPort]));
-  store_be16(out + kOffDstPort, static_cast<uint16_t>(k.v[kDimDstPort]));
-  store_be16(out + kOffInIface, static_cast<uint16_t>(k.v[kDimInIface]));
-  store_be16(out + kOffOutIface, static_cast<uint16_t>(k.v[kDimOutIface]));
-  store_be32(out + kOffCtState, k.v[kDimCtState]);
-}
-
-inline void pack_extra(const ClassifierKey& k, uint8_t* out) noexcept {
-  store_be32(out + kOffCtOrigSrc, k.v[kDimCtOrigSrc]);
-  store_be32(out + kOffCtOrigDst, k.v[kDimCtOrigDst]);
-  store_be32(out + kOffCtReplSrc, k.v[kDimCtReplSrc]);
-  store_be32(out + kOffCtReplDst, k.v[kDimCtReplDst]);
-  store_be32(out + kOffMark, k.v[kDimMark]);
-  store_be32(out + kOffConnmark, k.v[kDimConnmark]);
-  store_be16(out + kOffCtOrigSrcPort, static_cast<uint16_t>(k.v[kDimCtOrigSrcPort]));
-  store_be16(out + kOffCtOrigDstPort, static_cast<uint16_t>(k.v[kDimCtOrigDstPort]));
-  store_be16(out + kOffCtReplSrcPort, static_cast<uint16_t>(k.v[kDimCtReplSrcPort]));
-  store_be16(out + kOffCtReplDstPort, static_cast<uint16_t>(k.v[kDimCtReplDstPort]));
-  store_be16(out + kOffLength, static_cast<uint16_t>(k.v[kDimLength]));
-  store_be16(out + kOffIcmp, static_cast<uint16_t>(k.v[kDimIcmp]));
-  store_be32(out + kOffCtProto, k.v[kDimCtProto]);
-  store_be32(out + kOffTcpFlags, k.v[kDimTcpFlags]);
-  store_be32(out + kOffPkttype, k.v[kDimPkttype]);
-  store_be32(out + kOffSrcAddrtype, k.v[kDimSrcAddrtype]);
-  store_be32(out + kOffDstAddrtype, k.v[kDimDstAddrtype]);
-  store_be32(out + kOffCtDir, k.v[kDimCtDir]);
-  store_be32(out + kOffCtExpire, k.v[kDimCtExpire]);
-}
-
 // One rte_acl field: which dimension it holds and how rte_acl sees it.
 struct FieldSpec {
-  Dim dim;
+  Dim dim;        // kDims: a pad (a field every rule leaves open)
   uint8_t type;   // RTE_ACL_FIELD_TYPE_*
-  uint8_t size;   // bytes
-  uint8_t input;  // input index (a 4-byte group, or the first byte)
+  uint8_t size;   // bytes: the dimension's width (a pad: 1 or 2)
+  uint8_t input;  // input index (0: the first byte, then the 4-byte groups)
   uint32_t offset;
 };
 
@@ -133,7 +81,8 @@ bool box_empty(const Box& b) noexcept {
   return false;
 }
 
-// Prefix length of [lo, hi] in a 32-bit field, or -1 when it is no prefix.
+// Prefix length of [lo, hi] in a 32-bit field, or -1 when it is no prefix
+// (a power-of-two block aligned to its size; in any narrower field too).
 int prefix_length(uint32_t lo, uint32_t hi) noexcept {
   const uint64_t size = static_cast<uint64_t>(hi) - lo + 1;
   if ((size & (size - 1)) != 0) return -1;  // not a power of two
@@ -143,92 +92,143 @@ int prefix_length(uint32_t lo, uint32_t hi) noexcept {
   return 32 - bits;
 }
 
-// The rte_acl fields for these boxes: the protocol byte first (rte_acl's
-// first field must be one byte), then each 4-byte group some box restricts.
+const char* type_name(uint8_t type) noexcept {
+  switch (type) {
+    case RTE_ACL_FIELD_TYPE_MASK: return "mask";
+    case RTE_ACL_FIELD_TYPE_RANGE: return "range";
+    case RTE_ACL_FIELD_TYPE_BITMASK: return "bitmask";
+    default: return "?";
+  }
+}
+
+// The 16-bit dimensions in pairs that share a 4-byte group when both are
+// used (as the ClassBench ports always did).
+constexpr std::pair<Dim, Dim> kHalfPairs[] = {{kDimSrcPort, kDimDstPort},
+                                              {kDimInIface, kDimOutIface},
+                                              {kDimCtOrigSrcPort, kDimCtOrigDstPort},
+                                              {kDimCtReplSrcPort, kDimCtReplDstPort},
+                                              {kDimLength, kDimIcmp}};
+constexpr bool every_half_paired() noexcept {
+  uint32_t halves = 0;
+  for (unsigned d = 0; d < kDims; ++d) halves |= field_bits(static_cast<Dim>(d)) == 16 ? 1U << d : 0U;
+  uint32_t paired = 0;
+  for (const auto& [a, b] : kHalfPairs) {
+    if ((paired & ((1U << a) | (1U << b))) != 0 || a == b) return false;
+    paired |= (1U << a) | (1U << b);
+  }
+  return paired == halves;
+}
+static_assert(every_half_paired(), "every 16-bit dimension in exactly one pair");
+
+// The rte_acl fields for these (non-empty) boxes, in record order: the
+// first byte (the protocol, or a pad), then the dimensions some box
+// restricts in 4-byte groups, filled up with pads (see acl.h, "Key record").
 std::vector<FieldSpec> field_layout(const std::vector<const Box*>& boxes) {
   uint32_t used = 0;
-  bool addr_prefix[2] = {true, true};
-  bool proto_exact_or_any = true;
+  uint32_t not_prefix = 0;
   for (const Box* b : boxes) {
     for (unsigned d = 0; d < kDims; ++d) {
       const Dim dim = static_cast<Dim>(d);
       const Clipped c = clip(*b, dim);
       if (c.lo != 0 || c.hi != field_max(dim)) used |= 1U << d;
+      if (prefix_length(c.lo, c.hi) < 0) not_prefix |= 1U << d;
     }
-    for (Dim d : {kDimSrcIp, kDimDstIp}) {
-      const Clipped c = clip(*b, d);
-      if (prefix_length(c.lo, c.hi) < 0) addr_prefix[d == kDimDstIp] = false;
-    }
-    const Clipped p = clip(*b, kDimProto);
-    if (p.lo != p.hi && !(p.lo == 0 && p.hi == field_max(kDimProto))) proto_exact_or_any = false;
   }
-  auto uses = [used](Dim d) { return (used & (1U << d)) != 0; };
-  const auto range = static_cast<uint8_t>(RTE_ACL_FIELD_TYPE_RANGE);
+  auto uses = [used](unsigned d) { return (used & (1U << d)) != 0; };
+  // 32-bit: MASK when every box is a prefix; 8-bit: BITMASK when every box
+  // is a bit prefix (exact and any included); 16-bit: RANGE; pads: BITMASK
+  // with mask 0.
+  auto type_of = [not_prefix](Dim d) -> uint8_t {
+    const bool prefix = (not_prefix & (1U << d)) == 0;
+    if (d == kDims || (field_bits(d) == 8 && prefix)) return RTE_ACL_FIELD_TYPE_BITMASK;
+    if (field_bits(d) == 32 && prefix) return RTE_ACL_FIELD_TYPE_MASK;
+    return RTE_ACL_FIELD_TYPE_RANGE;
+  };
+
+  // Groups of members (kDims: a pad), later ordered by their first dimension.
+  using Group = std::vector<Dim>;
+  std::vector<Group> groups;
+  std::vector<Dim> lone_halves;
+  std::vector<Dim> bytes;
+  for (unsigned d = 0; d < kDims; ++d) {
+    const Dim dim = static_cast<Dim>(d);
+    if (!uses(d) || d == kDimProto) continue;
+    if (field_bits(dim) == 32) groups.push_back({dim});
+    if (field_bits(dim) == 8) bytes.push_back(dim);
+  }
+  for (const auto& [a, b] : kHalfPairs) {
+    if (uses(a) && uses(b)) groups.push_back({a, b});
+    if (uses(a) != uses(b)) lone_halves.push_back(uses(a) ? a : b);
+  }
+  std::sort(lone_halves.begin(), lone_halves.end());
+  for (size_t i = 0; i + 1 < lone_halves.size(); i += 2) groups.push_back({lone_halves[i], lone_halves[i + 1]});
+  Group bytes_left;  // 8-bit ones in fours; the last few left over
+  for (const Dim d : bytes) {
+    bytes_left.push_back(d);
+    if (bytes_left.size() == 4) {
+      groups.push_back(bytes_left);
+      bytes_left.clear();
+    }
+  }
+  if (lone_halves.size() % 2 == 1) {
+    // The last lone 16-bit dimension: with up to two 8-bit ones left over,
+    // else in its pair's slot beside a pad (ClassBench: pad, dst_port).
+    const Dim half = lone_halves.back();
+    const bool second = std::any_of(std::begin(kHalfPairs), std::end(kHalfPairs),
+                                    [half](const std::pair<Dim, Dim>& p) { return p.second == half; });
+    if (!bytes_left.empty() && bytes_left.size() <= 2) {
+      Group g{half};
+      g.insert(g.end(), bytes_left.begin(), bytes_left.end());
+      groups.push_back(g);
+    } else {
+      groups.push_back(second ? Group{kDims, half} : Group{half});
+      if (!bytes_left.empty()) groups.push_back(bytes_left);
+    }
+  } else if (!bytes_left.empty()) {
+    groups.push_back(bytes_left);
+  }
+  std::stable_sort(groups.begin(), groups.end(), [](const Group& a, const Group& b) {
+    return *std::min_element(a.begin(), a.end()) < *std::min_element(b.begin(), b.end());
+  });
+
   std::vector<FieldSpec> f;
-  uint8_t input = 0;
-  f.push_back({kDimProto,
-               static_cast<uint8_t>(proto_exact_or_any ? RTE_ACL_FIELD_TYPE_BITMASK : RTE_ACL_FIELD_TYPE_RANGE), 1,
-               input++, kOffProto});
-  if (uses(kDimSrcIp)) {
-    f.push_back({kDimSrcIp, static_cast<uint8_t>(addr_prefix[0] ? RTE_ACL_FIELD_TYPE_MASK : RTE_ACL_FIELD_TYPE_RANGE),
-                 4, input++, kOffSrcIp});
-  }
-  if (uses(kDimDstIp)) {
-    f.push_back({kDimDstIp, static_cast<uint8_t>(addr_prefix[1] ? RTE_ACL_FIELD_TYPE_MASK : RTE_ACL_FIELD_TYPE_RANGE),
-                 4, input++, kOffDstIp});
-  }
-  if (uses(kDimSrcPort) || uses(kDimDstPort)) {
-    f.push_back({kDimSrcPort, range, 2, input, kOffSrcPort});
-    f.push_back({kDimDstPort, range, 2, input++, kOffDstPort});
-  }
-  if (uses(kDimInIface) || uses(kDimOutIface)) {
-    f.push_back({kDimInIface, range, 2, input, kOffInIface});
-    f.push_back({kDimOutIface, range, 2, input++, kOffOutIface});
-  }
-  if (uses(kDimCtState)) f.push_back({kDimCtState, range, 4, input++, kOffCtState});
-  // The other dimensions, in record order.
-  const auto mask = static_cast<uint8_t>(RTE_ACL_FIELD_TYPE_MASK);
-  for (const auto& [d, off] : {std::pair{kDimCtOrigSrc, kOffCtOrigSrc}, std::pair{kDimCtOrigDst, kOffCtOrigDst},
-                               std::pair{kDimCtReplSrc, kOffCtReplSrc}, std::pair{kDimCtReplDst, kOffCtReplDst},
-                               std::pair{kDimMark, kOffMark}, std::pair{kDimConnmark, kOffConnmark}}) {
-    if (!uses(d)) continue;
-    bool prefix = true;
-    for (const Box* b : boxes) {
-      const Clipped c = clip(*b, d);
-      if (prefix_length(c.lo, c.hi) < 0) prefix = false;
+  const Dim first = uses(kDimProto) ? kDimProto : kDims;
+  f.push_back({first, type_of(first), 1, 0, 0});
+  uint8_t input = 1;
+  for (const Group& g : groups) {
+    uint32_t offset = 4U * input;
+    const uint32_t group_end = offset + 4;
+    for (const Dim d : g) {
+      // A pad in a member's place is as wide as a 16-bit value.
+      const auto size = static_cast<uint8_t>(d == kDims ? 2 : field_bits(d) / 8);
+      f.push_back({d, type_of(d), size, input, offset});
+      offset += size;
     }
-    f.push_back({d, prefix ? mask : range, 4, input++, off});
+    while (offset < group_end) {  // pads to the group's end
+      const auto size = static_cast<uint8_t>(group_end - offset >= 2 ? 2 : 1);
+      f.push_back({kDims, type_of(kDims), size, input, offset});
+      offset += size;
+    }
+    if (offset != group_end) throw std::logic_error("acl: a field group is not 4 bytes");
+    ++input;
   }
-  for (const auto& [d0, d1, off] :
-       {std::tuple{kDimCtOrigSrcPort, kDimCtOrigDstPort, kOffCtOrigSrcPort},
-        std::tuple{kDimCtReplSrcPort, kDimCtReplDstPort, kOffCtReplSrcPort},
-        std::tuple{kDimLength, kDimIcmp, kOffLength}}) {
-    if (!uses(d0) && !uses(d1)) continue;
-    f.push_back({d0, range, 2, input, off});
-    f.push_back({d1, range, 2, input++, off + 2});
-  }
-  for (const auto& [d, off] : {std::pair{kDimCtProto, kOffCtProto}, std::pair{kDimTcpFlags, kOffTcpFlags},
-                               std::pair{kDimPkttype, kOffPkttype}, std::pair{kDimSrcAddrtype, kOffSrcAddrtype},
-                               std::pair{kDimDstAddrtype, kOffDstAddrtype}, std::pair{kDimCtDir, kOffCtDir},
-                               std::pair{kDimCtExpire, kOffCtExpire}}) {
-    if (uses(d)) f.push_back({d, range, 4, input++, off});
-  }
+  if (f.size() > RTE_ACL_MAX_FIELDS) throw std::logic_error("acl: more fields than rte_acl takes");
   return f;
 }
 
 // The value/mask_range pair of one box in one field (rte_acl wants them in
 // host order; only the member of the field's size is read).
 rte_acl_field field_value(const Box& b, const FieldSpec& f) noexcept {
-  const Clipped c = clip(b, f.dim);
   rte_acl_field out;
   std::memset(&out, 0, sizeof out);
-  if (f.type == RTE_ACL_FIELD_TYPE_MASK) {
+  if (f.dim == kDims) return out;  // a pad: value 0 under mask 0 (any)
+  const Clipped c = clip(b, f.dim);
+  if (f.type == RTE_ACL_FIELD_TYPE_MASK) {  // 4 bytes, a prefix
     out.value.u32 = c.lo;
     out.mask_range.u32 = static_cast<uint32_t>(prefix_length(c.lo, c.hi));
-  } else if (f.type == RTE_ACL_FIELD_TYPE_BITMASK) {  // one byte, exact or any
-    const bool any = c.lo != c.hi;
-    out.value.u8 = any ? uint8_t{0} : static_cast<uint8_t>(c.lo);
-    out.mask_range.u8 = any ? uint8_t{0} : uint8_t{0xff};
+  } else if (f.type == RTE_ACL_FIELD_TYPE_BITMASK) {  // one byte, a bit prefix
+    out.value.u8 = static_cast<uint8_t>(c.lo);
+    out.mask_range.u8 = static_cast<uint8_t>(~(c.hi - c.lo));
   } else if (f.size == 1) {
     out.value.u8 = static_cast<uint8_t>(c.lo);
     out.mask_range.u8 = static_cast<uint8_t>(c.hi);
@@ -240,6 +240,30 @@ rte_acl_field field_value(const Box& b, const FieldSpec& f) noexcept {
     out.mask_range.u32 = c.hi;
   }
   return out;
+}
+
+// Whether the fields are the ClassBench record: proto@0, src_ip@4,
+// dst_ip@8, src_port@12, dst_port@14, where a port no box restricts is a
+// pad (any field types).
+bool is_five_tuple(const std::vector<FieldSpec>& f) noexcept {
+  static constexpr std::pair<Dim, uint32_t> kFive[] = {
+      {kDimProto, 0}, {kDimSrcIp, 4}, {kDimDstIp, 8}, {kDimSrcPort, 12}, {kDimDstPort, 14}};
+  if (f.size() != std::size(kFive)) return false;
+  for (size_t i = 0; i < f.size(); ++i) {
+    const bool pad_port = i >= 3 && f[i].dim == kDims;
+    if ((f[i].dim != kFive[i].first && !pad_port) || f[i].offset != kFive[i].second) return false;
+  }
+  return true;
+}
+
+// The ClassBench record, straight-line (the common case benchmarked). A
+// port that is a pad gets the key's port: every rule accepts any value there.
+inline void pack_five_tuple(const ClassifierKey& k, uint8_t* out) noexcept {
+  out[0] = static_cast<uint8_t>(k.v[kDimProto]);
+  store_be32(out + 4, k.v[kDimSrcIp]);
+  store_be32(out + 8, k.v[kDimDstIp]);
+  store_be16(out + 12, static_cast<uint16_t>(k.v[kDimSrcPort]));
+  store_be16(out + 14, static_cast<uint16_t>(k.v[kDimDstPort]));
 }
 
 enum rte_acl_classify_alg to_dpdk(AclAlgorithm a) noexcept {
@@ -384,10 +408,18 @@ AclClassifier::AclClassifier(const RuleBoxes& rules, const AclOptions& options)
   }
   if (live.empty()) return;
   const std::vector<FieldSpec> fields = field_layout(live);
-  for (const FieldSpec& f : fields) {
-    if ((kBaseDims & (1U << f.dim)) == 0) extra_ = true;
+  record_bytes_ = 4 + 4U * fields.back().input;
+  if (record_bytes_ > kMaxRecordBytes) throw std::logic_error("acl: the key record outgrew its bound");
+  five_tuple_ = is_five_tuple(fields);
+  record_fields_.reserve(fields.size());
+  for (size_t i = 0; i < fields.size(); ++i) {
+    const FieldSpec& f = fields[i];
+    const bool pad = f.dim == kDims;
+    record_fields_.push_back(RecordField{pad ? 0U : field_max(f.dim), static_cast<uint8_t>(pad ? 0 : f.dim), f.size,
+                                         static_cast<uint8_t>(f.offset)});
+    layout_ += fmt::format("{}{}:{}@{}/{}", i == 0 ? "" : " ", pad ? "pad" : dim_name(f.dim), type_name(f.type),
+                           f.offset, f.size);
   }
-  record_bytes_ = extra_ ? kExtraRecordBytes : kRecordBytes;
   const size_t rule_size = rule_bytes(fields.size());
 
   // Groups of whole positions, about max_boxes_per_context boxes each, as a
@@ -512,7 +544,20 @@ size_t AclClassifier::acl_bytes() const noexcept {
 
 size_t AclClassifier::memory_bytes() const noexcept {
   return acl_bytes() + boxes_.capacity() * sizeof(Box) + first_box_.capacity() * sizeof(uint32_t) +
-         contexts_.capacity() * sizeof(Context);
+         contexts_.capacity() * sizeof(Context) + record_fields_.capacity() * sizeof(RecordField);
+}
+
+void AclClassifier::pack_record(const ClassifierKey& key, uint8_t* out) const noexcept {
+  for (const RecordField& f : record_fields_) {
+    const uint32_t v = key.v[f.dim] & f.mask;
+    if (f.bytes == 4) {
+      store_be32(out + f.offset, v);
+    } else if (f.bytes == 2) {
+      store_be16(out + f.offset, static_cast<uint16_t>(v));
+    } else {
+      out[f.offset] = static_cast<uint8_t>(v);
+    }
+  }
 }
 
 uint32_t AclClassifier::scan(const ClassifierKey& key, uint32_t from, uint32_t end) const noexcept {
@@ -528,7 +573,7 @@ void AclClassifier::lookup(std::span<const ClassifierKey> keys, std::span<const 
     std::fill_n(result.begin(), keys.size(), kNoMatch);
     return;
   }
-  alignas(64) uint8_t records[kBurst * kExtraRecordBytes];
+  alignas(64) uint8_t records[kBurst * kMaxRecordBytes];
   const size_t stride = record_bytes_;
   const uint8_t* data[kBurst];
   uint32_t found[kBurst];
@@ -537,9 +582,10 @@ void AclClassifier::lookup(std::span<const ClassifierKey> keys, std::span<const 
 
   for (size_t base = 0; base < keys.size(); base += kBurst) {
     const size_t n = std::min(kBurst, keys.size() - base);
-    for (size_t i = 0; i < n; ++i) pack_record(keys[base + i], records + i * stride);
-    if (extra_) {
-      for (size_t i = 0; i < n; ++i) pack_extra(keys[base + i], records + i * stride);
+    if (five_tuple_) {
+      for (size_t i = 0; i < n; ++i) pack_five_tuple(keys[base + i], records + i * stride);
+    } else {
+      for (size_t i = 0; i < n; ++i) pack_record(keys[base + i], records + i * stride);
     }
 
     if (start.empty() && contexts_.size() == 1) {

@@ -10,29 +10,36 @@
 // reads, and rte_acl's "highest priority match" back into "smallest
 // position >= start".
 //
-// Key record (what rte_acl reads for one key; 24 bytes, network byte order,
-// packed per burst into a stack buffer):
+// Key record (what rte_acl reads for one key, network byte order, packed
+// per burst into a stack buffer). Its layout is computed at build from the
+// dimensions some (non-empty) box restricts, clipped to their width; the
+// others are neither fields nor written. rte_acl reads the first field as
+// one byte and every later "input index" 4 bytes at a time, so:
 //
-//    0 proto   1..3 zero   4 src_ip   8 dst_ip   12 src_port  14 dst_port
-//   16 in_iface  18 out_iface   20 ct_state (as a 32-bit number)
+//   byte 0      the protocol, or a pad when no box restricts it (bytes 1..3
+//               are never read nor written)
+//   then        4-byte groups at 4, 8, 12, ...: a 32-bit dimension alone;
+//               16-bit ones in their pairs (src/dst port, in/out iface,
+//               the ct ports, length/icmp), and those whose partner is
+//               unrestricted paired with each other; 8-bit ones four to a
+//               group; the last lone 16-bit one with up to two 8-bit ones
+//               left over. Groups are ordered by their lowest dimension.
 //
-// and, only when some box restricts one of the other dimensions:
+// A group short of 4 bytes is filled with pads: fields every rule leaves
+// open (BITMASK, mask 0), written as 0. The last lone 16-bit dimension, if
+// it takes no 8-bit ones, keeps its pair slot, the pad in its partner's. So
+// ClassBench keeps the layout it always had, 16 bytes:
 //
-//   24 ct_orig_src  28 ct_orig_dst  32 ct_repl_src  36 ct_repl_dst  40 mark
-//   44 connmark  48 ct_orig_src_port  50 ct_orig_dst_port  52 ct_repl_src_port
-//   54 ct_repl_dst_port  56 length  58 icmp  60 ct_proto  64 tcp_flags
-//   68 pkttype  72 src_addrtype  76 dst_addrtype  80 ct_dir  84 ct_expire
-//   (8-bit ones as 32-bit numbers; 88 bytes)
+//    0 proto   4 src_ip   8 dst_ip   12 src_port (or a pad)   14 dst_port
 //
-// rte_acl's first field must be one byte (proto); every later "input index"
-// is read 4 bytes at a time and so must cover exactly 4 bytes: {src_ip},
-// {dst_ip}, {src_port, dst_port}, {in_iface, out_iface}, {ct_state}. Only
-// the groups some box restricts become rte_acl fields (specialised at build
-// time); the packer writes the whole record regardless (a few stores).
-// Field types follow DPDK's test-acl where the boxes allow: an address is a
-// MASK (prefix) field when every box is a prefix there, else a RANGE field;
-// the protocol is a BITMASK field when every box is exact or any, else
-// RANGE; ports, interfaces and ct_state are RANGE fields. One category.
+// and is packed straight-line (a pad port slot gets the key's port, which
+// every rule accepts); any other layout by a loop over its fields
+// (at most 68 bytes, all 27 dimensions; at most 64 fields, rte_acl's
+// limit). layout() names it. Field types follow DPDK's test-acl where the
+// boxes allow: a 32-bit dimension is a MASK (prefix) field when every box
+// is a prefix there, else RANGE; an 8-bit one (the protocol included) a
+// BITMASK field when every box is a bit prefix (exact and any included),
+// else RANGE; 16-bit ones are RANGE fields. One category.
 //
 // Priority. rte_acl reports the matching rule of HIGHEST priority. A box of
 // position p becomes a rule with priority RTE_ACL_MAX_PRIORITY - p and
@@ -86,12 +93,13 @@
 // (context, rte_acl's copy of the rules, run-time tries; measured as the
 // heap's growth across each context's create and build, so concurrent EAL
 // heap users in other threads would blur it) + this class's arrays (the
-// boxes for start scans, 40 B each). Build-time memory is not included; it
-// is freed when the build ends.
+// boxes for start scans, 224 B each; the record's fields). Build-time
+// memory is not included; it is freed when the build ends.
 //
 // Cost per lookup burst: keys are processed 256 at a time (the burst size
-// DPDK's test-acl uses): pack 24 B per key, one rte_acl_classify() per
-// context that still has unresolved keys, then a pass over the results.
+// DPDK's test-acl uses): pack the record per key (16 B for ClassBench),
+// one rte_acl_classify() per context that still has unresolved keys, then
+// a pass over the results.
 // No allocation, no exception, one indirect call per context and 256 keys.
 //
 // The EAL must run before a context is created: the constructor starts it
@@ -104,6 +112,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -168,6 +177,13 @@ class AclClassifier final : public Classifier {
   uint32_t context_splits() const noexcept { return splits_; }
   /// EAL heap bytes the contexts hold (the rte_acl part of memory_bytes()).
   size_t acl_bytes() const noexcept;
+  /// Bytes of the key record rte_acl reads (0 when there are no contexts).
+  size_t record_bytes() const noexcept { return record_bytes_; }
+  /// The record's rte_acl fields, space-separated, each as
+  /// name:type@offset/bytes ("proto:bitmask@0/1 src_ip:mask@4/4 ..."; the
+  /// first is "dummy" when no box restricts the protocol; "" when there are
+  /// no contexts).
+  const std::string& layout() const noexcept { return layout_; }
 
  private:
   struct Context {
@@ -177,7 +193,17 @@ class AclClassifier final : public Classifier {
     size_t heap_bytes = 0;
   };
 
+  // One value of the key record: key.v[dim] & mask, big-endian, `bytes`
+  // wide at `offset` (the dummy first byte: mask 0).
+  struct RecordField {
+    uint32_t mask;
+    uint8_t dim;
+    uint8_t bytes;
+    uint8_t offset;
+  };
+
   uint32_t scan(const ClassifierKey& key, uint32_t from, uint32_t end) const noexcept;
+  void pack_record(const ClassifierKey& key, uint8_t* out) const noexcept;
   void free_contexts() noexcept;
 
   std::vector<Context> contexts_;
@@ -185,8 +211,10 @@ class AclClassifier final : public Classifier {
   std::vector<uint32_t> first_box_;  // per position: first box of position >= it
   uint32_t rules_ = 0;
   uint32_t splits_ = 0;
-  bool extra_ = false;        // some field beyond the first 24 record bytes: records are 88 bytes
-  size_t record_bytes_ = 24;
+  std::vector<RecordField> record_fields_;  // in record order, pads included
+  bool five_tuple_ = false;  // the record is ClassBench's: packed straight-line
+  size_t record_bytes_ = 0;
+  std::string layout_;
   AclAlgorithm algorithm_ = AclAlgorithm::kScalar;
 };
 
