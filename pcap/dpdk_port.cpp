@@ -20,7 +20,6 @@ namespace nfb {
 namespace {
 
 constexpr uint16_t kBurst = 32;
-constexpr uint32_t kPoolMbufs = 8191;
 constexpr uint32_t kPoolCache = 256;
 
 uint8_t* mbuf_data(rte_mbuf* m) noexcept { return static_cast<uint8_t*>(m->buf_addr) + m->data_off; }
@@ -93,7 +92,7 @@ DpdkReplayReport run_dpdk_replay(Pipeline& pipeline, const HostModel& host, cons
                                               port, rte_eth_dev_count_avail()));
     }
   }
-  rte_mempool* pool = rte_pktmbuf_pool_create("nfb_replay", kPoolMbufs, kPoolCache, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+  rte_mempool* pool = rte_pktmbuf_pool_create("nfb_replay", o.mbufs, kPoolCache, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
                                               static_cast<int>(rte_socket_id()));
   if (pool == nullptr) throw std::runtime_error(fmt::format("DPDK mbuf pool: {}", rte_strerror(rte_errno)));
 

@@ -47,6 +47,7 @@ struct DpdkReplayOptions {
   uint64_t max_packets = 0;           // 0: no limit
   double duration_s = 0;              // 0: no limit
   uint32_t idle_ms = 200;             // 0: never stop for idleness
+  uint32_t mbufs = 8191;              // mbuf pool size (a pcap vdev with infinite_rx=1 holds its whole file)
 };
 
 struct DpdkReplayReport {

@@ -450,6 +450,8 @@ int main(int argc, char** argv) {
                      "DPDK port to host interface, PORT=IFACE,... (default 0=eth0)");
   replay->add_option("--max-packets", replay_opts.ports.max_packets, "DPDK: stop after this many frames");
   replay->add_option("--duration", replay_opts.ports.duration_s, "DPDK: stop after this many seconds");
+  replay->add_option("--mbufs", replay_opts.ports.mbufs,
+                     "DPDK: mbuf pool size (default 8191; a pcap vdev with infinite_rx=1 needs one per frame)");
   replay->add_option("--idle-ms", replay_opts.ports.idle_ms,
                      "DPDK: stop when no port received anything for this long (default 200; 0 = never)");
 
