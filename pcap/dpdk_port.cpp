@@ -3,13 +3,16 @@
 #include <fmt/format.h>
 #include <rte_cycles.h>
 #include <rte_errno.h>
+#include <rte_eal.h>
 #include <rte_ethdev.h>
+#include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
@@ -23,32 +26,6 @@ constexpr uint16_t kBurst = 32;
 constexpr uint32_t kPoolCache = 256;
 
 uint8_t* mbuf_data(rte_mbuf* m) noexcept { return static_cast<uint8_t*>(m->buf_addr) + m->data_off; }
-
-struct Port {
-  uint16_t port = 0;
-  uint16_t iface = 0;
-  std::array<rte_mbuf*, kBurst> tx{};
-  uint16_t tx_count = 0;
-};
-
-void start_port(uint16_t port, rte_mempool* pool) {
-  rte_eth_conf conf;
-  std::memset(&conf, 0, sizeof conf);
-  int rc = rte_eth_dev_configure(port, 1, 1, &conf);
-  if (rc != 0) throw std::runtime_error(fmt::format("DPDK port {}: configure failed: {}", port, rte_strerror(-rc)));
-  uint16_t rxd = 1024, txd = 1024;
-  rc = rte_eth_dev_adjust_nb_rx_tx_desc(port, &rxd, &txd);
-  if (rc != 0) throw std::runtime_error(fmt::format("DPDK port {}: descriptors: {}", port, rte_strerror(-rc)));
-  const int socket = rte_eth_dev_socket_id(port);
-  const auto sock = static_cast<unsigned>(socket < 0 ? 0 : socket);
-  rc = rte_eth_rx_queue_setup(port, 0, rxd, sock, nullptr, pool);
-  if (rc != 0) throw std::runtime_error(fmt::format("DPDK port {}: rx queue: {}", port, rte_strerror(-rc)));
-  rc = rte_eth_tx_queue_setup(port, 0, txd, sock, nullptr);
-  if (rc != 0) throw std::runtime_error(fmt::format("DPDK port {}: tx queue: {}", port, rte_strerror(-rc)));
-  rc = rte_eth_dev_start(port);
-  if (rc != 0) throw std::runtime_error(fmt::format("DPDK port {}: start failed: {}", port, rte_strerror(-rc)));
-  (void)rte_eth_promiscuous_enable(port);  // vdevs may not support it: not needed for them
-}
 
 }  // namespace
 
@@ -83,30 +60,98 @@ std::vector<std::pair<uint16_t, uint16_t>> parse_port_map(const std::string& tex
   return out;
 }
 
-DpdkReplayReport run_dpdk_replay(Pipeline& pipeline, const HostModel& host, const DpdkReplayOptions& o) {
-  const auto map = parse_port_map(o.port_map, host);
-  start_dpdk_eal_exact(o.eal_args);
-  for (const auto& [port, iface] : map) {
-    if (rte_eth_dev_is_valid_port(port) == 0) {
-      throw std::invalid_argument(fmt::format("--port-map: DPDK has no port {} ({} available; vdevs come from --vdev)",
-                                              port, rte_eth_dev_count_avail()));
-    }
-  }
-  rte_mempool* pool = rte_pktmbuf_pool_create("nfb_replay", o.mbufs, kPoolCache, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
-                                              static_cast<int>(rte_socket_id()));
-  if (pool == nullptr) throw std::runtime_error(fmt::format("DPDK mbuf pool: {}", rte_strerror(rte_errno)));
+namespace {
 
-  DpdkReplayReport out;
-  std::vector<Port> ports;
-  std::vector<int32_t> port_of_iface(host.iface_count(), -1);
-  for (const auto& [port, iface] : map) {
-    start_port(port, pool);
-    port_of_iface[iface] = static_cast<int32_t>(ports.size());
-    ports.push_back(Port{port, iface, {}, 0});
-    out.ports.emplace_back(port, host.iface(iface).name);
-  }
+const uint8_t kSymmetricRssKey[40] = {  // 0x6d5a repeated: the Toeplitz hash of (a, b) equals that of (b, a)
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a};
 
-  ReplayReport& r = out.replay;
+/// Configures and starts a port with `queues` tx queues and up to that many
+/// rx queues (as many as the device has), symmetric RSS when it can hash.
+/// Returns the rx queue count.
+uint16_t start_port_queues(uint16_t port, uint16_t queues, rte_mempool* pool) {
+  rte_eth_dev_info info;
+  std::memset(&info, 0, sizeof info);
+  int rc = rte_eth_dev_info_get(port, &info);
+  if (rc != 0) throw std::runtime_error(fmt::format("DPDK port {}: info: {}", port, rte_strerror(-rc)));
+  if (info.max_tx_queues < queues) {
+    throw std::runtime_error(fmt::format("DPDK port {}: {} lcores need {} tx queues, the device has {} (a pcap vdev "
+                                         "gets one per tx_pcap/tx_iface argument)",
+                                         port, queues, queues, info.max_tx_queues));
+  }
+  const auto rxq = static_cast<uint16_t>(std::max<uint16_t>(1, std::min<uint16_t>(queues, info.max_rx_queues)));
+  rte_eth_conf conf;
+  std::memset(&conf, 0, sizeof conf);
+  if (rxq > 1 && info.flow_type_rss_offloads != 0) {
+    conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+    conf.rx_adv_conf.rss_conf.rss_key = const_cast<uint8_t*>(kSymmetricRssKey);
+    conf.rx_adv_conf.rss_conf.rss_key_len = sizeof kSymmetricRssKey;
+    conf.rx_adv_conf.rss_conf.rss_hf =
+        (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+  }
+  rc = rte_eth_dev_configure(port, rxq, queues, &conf);
+  if (rc != 0) throw std::runtime_error(fmt::format("DPDK port {}: configure failed: {}", port, rte_strerror(-rc)));
+  uint16_t rxd = 1024, txd = 1024;
+  rc = rte_eth_dev_adjust_nb_rx_tx_desc(port, &rxd, &txd);
+  if (rc != 0) throw std::runtime_error(fmt::format("DPDK port {}: descriptors: {}", port, rte_strerror(-rc)));
+  const int socket = rte_eth_dev_socket_id(port);
+  const auto sock = static_cast<unsigned>(socket < 0 ? 0 : socket);
+  for (uint16_t q = 0; q < rxq; ++q) {
+    rc = rte_eth_rx_queue_setup(port, q, rxd, sock, nullptr, pool);
+    if (rc != 0) throw std::runtime_error(fmt::format("DPDK port {}: rx queue {}: {}", port, q, rte_strerror(-rc)));
+  }
+  for (uint16_t q = 0; q < queues; ++q) {
+    rc = rte_eth_tx_queue_setup(port, q, txd, sock, nullptr);
+    if (rc != 0) throw std::runtime_error(fmt::format("DPDK port {}: tx queue {}: {}", port, q, rte_strerror(-rc)));
+  }
+  rc = rte_eth_dev_start(port);
+  if (rc != 0) throw std::runtime_error(fmt::format("DPDK port {}: start failed: {}", port, rte_strerror(-rc)));
+  (void)rte_eth_promiscuous_enable(port);  // vdevs may not support it: not needed for them
+  return rxq;
+}
+
+struct PortQueue {
+  uint16_t port = 0;
+  uint16_t iface = 0;
+  uint16_t rx_queues = 1;
+};
+
+/// What the lcores share: the ports, the stop conditions, the clock.
+struct Shared {
+  const HostModel* host = nullptr;
+  const DpdkReplayOptions* opts = nullptr;
+  std::vector<PortQueue> ports;
+  std::vector<int32_t> port_of_iface;
+  uint64_t hz = 0;
+  uint64_t t0 = 0;
+  uint64_t wall0 = 0;
+  std::atomic<uint64_t> packets{0};
+  std::atomic<uint64_t> last_rx{0};  // TSC of the latest burst on any lcore; 0 before the first
+};
+
+/// One lcore's run: queue `q` of every port, its own pipeline (conntrack
+/// shard), its own tx queue `q` on every port.
+struct Worker {
+  Shared* shared = nullptr;
+  Pipeline* pipeline = nullptr;
+  uint16_t queue = 0;
+  DpdkReplayReport report;
+  uint64_t last_rx = 0;
+};
+
+int worker_main(void* arg) {
+  Worker& w = *static_cast<Worker*>(arg);
+  Shared& sh = *w.shared;
+  const DpdkReplayOptions& o = *sh.opts;
+  const HostModel& host = *sh.host;
+  Pipeline& pipeline = *w.pipeline;
+  ReplayReport& r = w.report.replay;
+  struct Tx {
+    std::array<rte_mbuf*, kBurst> bufs{};
+    uint16_t count = 0;
+  };
+  std::array<Tx, RTE_MAX_ETHPORTS> tx_storage;  // one buffer per mapped port (first ports.size() used)
   std::array<rte_mbuf*, kBurst> rx{};
   std::array<FrameRef, kBurst> refs;
   std::array<PacketKey, kBurst> keys;
@@ -116,40 +161,33 @@ DpdkReplayReport run_dpdk_replay(Pipeline& pipeline, const HostModel& host, cons
   std::array<rte_mbuf*, kBurst> in_mbuf{};
   const PipelineStats before = pipeline.stats();
   const uint64_t confirmed_before = pipeline.conntrack().counters().inserted;
-
-  const uint64_t hz = rte_get_tsc_hz();
-  const uint64_t t0 = rte_get_tsc_cycles();
-  const uint64_t wall0 = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
-  const uint64_t idle_cycles = hz / 1000 * o.idle_ms;
-  const auto max_cycles = static_cast<uint64_t>(o.duration_s * static_cast<double>(hz));
-  uint64_t last_rx = t0;
-  bool any = false;
+  const uint64_t idle_cycles = sh.hz / 1000 * o.idle_ms;
+  const auto max_cycles = static_cast<uint64_t>(o.duration_s * static_cast<double>(sh.hz));
   const auto now_ns = [&](uint64_t tsc) {
-    const uint64_t d = tsc - t0;
-    return wall0 + d / hz * 1'000'000'000ULL + d % hz * 1'000'000'000ULL / hz;
+    const uint64_t d = tsc - sh.t0;
+    return sh.wall0 + d / sh.hz * 1'000'000'000ULL + d % sh.hz * 1'000'000'000ULL / sh.hz;
   };
-  const auto flush = [&](Port& p) {
-    if (p.tx_count == 0) return;
-    const uint16_t sent = rte_eth_tx_burst(p.port, 0, p.tx.data(), p.tx_count);
-    out.transmitted += sent;
-    for (uint16_t i = sent; i < p.tx_count; ++i) rte_pktmbuf_free(p.tx[i]);
-    out.tx_failed += p.tx_count - sent;
-    p.tx_count = 0;
+  const auto flush = [&](size_t pi) {
+    Tx& t = tx_storage[pi];
+    if (t.count == 0) return;
+    const uint16_t sent = rte_eth_tx_burst(sh.ports[pi].port, w.queue, t.bufs.data(), t.count);
+    w.report.transmitted += sent;
+    for (uint16_t i = sent; i < t.count; ++i) rte_pktmbuf_free(t.bufs[i]);
+    w.report.tx_failed += t.count - sent;
+    t.count = 0;
   };
 
   for (bool running = true; running;) {
-    for (Port& src : ports) {
-      const uint16_t n = rte_eth_rx_burst(src.port, 0, rx.data(), kBurst);
+    bool got = false;
+    for (size_t src_i = 0; src_i < sh.ports.size(); ++src_i) {
+      const PortQueue& src = sh.ports[src_i];
+      if (w.queue >= src.rx_queues) continue;
+      const uint16_t n = rte_eth_rx_burst(src.port, w.queue, rx.data(), kBurst);
+      if (n == 0) continue;
+      got = true;
       const uint64_t tsc = rte_get_tsc_cycles();
-      if (n == 0) {
-        if (any && o.idle_ms != 0 && tsc - last_rx > idle_cycles) running = false;
-        if (max_cycles != 0 && tsc - t0 > max_cycles) running = false;
-        continue;
-      }
-      any = true;
-      last_rx = tsc;
+      w.last_rx = tsc;
+      sh.last_rx.store(tsc, std::memory_order_relaxed);
       const uint64_t ts = now_ns(tsc);
       if (r.packets == 0) r.first_ts_ns = ts;
       r.last_ts_ns = ts;
@@ -162,6 +200,7 @@ DpdkReplayReport run_dpdk_replay(Pipeline& pipeline, const HostModel& host, cons
         refs[i] = FrameRef{mbuf_data(m), m->nb_segs == 1 ? m->data_len : 0U, src.iface, LinkType::Ethernet};
       }
       r.packets += n;
+      sh.packets.fetch_add(n, std::memory_order_relaxed);
       parse_burst(std::span(refs.data(), n), keys, status, r.parse);
       size_t k = 0;
       for (uint16_t i = 0; i < n; ++i) {
@@ -179,16 +218,16 @@ DpdkReplayReport run_dpdk_replay(Pipeline& pipeline, const HostModel& host, cons
           rte_pktmbuf_free(m);
           continue;
         }
-        const int32_t pi = port_of_iface[res[j].out_iface];
+        const int32_t pi = sh.port_of_iface[res[j].out_iface];
         if (pi < 0) {
-          ++out.tx_no_port;
+          ++w.report.tx_no_port;
           rte_pktmbuf_free(m);
           continue;
         }
         if (in[j].frame != mbuf_data(m)) {
           // A reassembled datagram: its bytes live in the pipeline's buffer.
           if (in[j].len + uint32_t{RTE_PKTMBUF_HEADROOM} > uint32_t{m->buf_len}) {
-            ++out.tx_too_big;
+            ++w.report.tx_too_big;
             rte_pktmbuf_free(m);
             continue;
           }
@@ -203,23 +242,24 @@ DpdkReplayReport run_dpdk_replay(Pipeline& pipeline, const HostModel& host, cons
           std::memset(f, 0, 6);
           if (ifc.has_mac) std::memcpy(f + 6, ifc.mac.data(), 6);
         }
-        Port& dst = ports[static_cast<size_t>(pi)];
-        dst.tx[dst.tx_count++] = m;
-        if (dst.tx_count == kBurst) flush(dst);
+        Tx& t = tx_storage[static_cast<size_t>(pi)];
+        t.bufs[t.count++] = m;
+        if (t.count == kBurst) flush(static_cast<size_t>(pi));
       }
-      if (o.max_packets != 0 && r.packets >= o.max_packets) running = false;
     }
-    for (Port& p : ports) flush(p);
+    for (size_t pi = 0; pi < sh.ports.size(); ++pi) flush(pi);
+    if (!got) {
+      const uint64_t tsc = rte_get_tsc_cycles();
+      const uint64_t last = sh.last_rx.load(std::memory_order_relaxed);
+      if (last != 0 && o.idle_ms != 0 && tsc > last && tsc - last > idle_cycles) running = false;
+      if (max_cycles != 0 && tsc - sh.t0 > max_cycles) running = false;
+    }
+    if (o.max_packets != 0 && sh.packets.load(std::memory_order_relaxed) >= o.max_packets) running = false;
   }
-  const uint64_t t1 = rte_get_tsc_cycles();
-  r.seconds = static_cast<double>(t1 - t0) / static_cast<double>(hz);
-  // Time spent waiting for the idle timeout is not replay time.
-  if (any && o.idle_ms != 0 && t1 - last_rx >= idle_cycles) {
-    r.seconds = static_cast<double>(last_rx - t0) / static_cast<double>(hz);
-  }
+  r.seconds = static_cast<double>((w.last_rx != 0 ? w.last_rx : rte_get_tsc_cycles()) - sh.t0) /
+              static_cast<double>(sh.hz);
   r.loops = 1;
-  const PipelineStats& st = pipeline.stats();
-  r.pipeline = st;
+  r.pipeline = pipeline.stats();
   for (size_t f = 0; f < kFateCount; ++f) {
     r.pipeline.by_fate[f] -= before.by_fate[f];
     (fate_emitted(static_cast<Fate>(f)) ? r.emitted : r.dropped) += r.pipeline.by_fate[f];
@@ -229,8 +269,103 @@ DpdkReplayReport run_dpdk_replay(Pipeline& pipeline, const HostModel& host, cons
   r.pipeline.rules_tested -= before.rules_tested;
   r.invalid = r.parse.rejected();
   r.flows = pipeline.conntrack().counters().inserted - confirmed_before;
-  r.emitted_written = out.transmitted;
-  for (const Port& p : ports) {
+  r.emitted_written = w.report.transmitted;
+  return 0;
+}
+
+void add_into(DpdkReplayReport& total, const DpdkReplayReport& one) {
+  ReplayReport& t = total.replay;
+  const ReplayReport& r = one.replay;
+  if (t.packets == 0 || (r.packets != 0 && r.first_ts_ns < t.first_ts_ns)) t.first_ts_ns = r.first_ts_ns;
+  t.last_ts_ns = std::max(t.last_ts_ns, r.last_ts_ns);
+  t.packets += r.packets;
+  t.bytes += r.bytes;
+  t.l1_bytes += r.l1_bytes;
+  t.seconds = std::max(t.seconds, r.seconds);
+  t.emitted += r.emitted;
+  t.dropped += r.dropped;
+  t.invalid += r.invalid;
+  t.flows += r.flows;
+  t.loops = 1;
+  for (size_t f = 0; f < kFateCount; ++f) t.pipeline.by_fate[f] += r.pipeline.by_fate[f];
+  t.pipeline.fast_path_packets += r.pipeline.fast_path_packets;
+  t.pipeline.walked_packets += r.pipeline.walked_packets;
+  t.pipeline.rules_tested += r.pipeline.rules_tested;
+  for (size_t i = 0; i < kParseStatusCount; ++i) t.parse.by_status[i] += r.parse.by_status[i];
+  t.emitted_written += r.emitted_written;
+  total.transmitted += one.transmitted;
+  total.tx_no_port += one.tx_no_port;
+  total.tx_failed += one.tx_failed;
+  total.tx_too_big += one.tx_too_big;
+}
+
+}  // namespace
+
+DpdkReplayReport run_dpdk_replay(Pipeline& pipeline, const HostModel& host, const DpdkReplayOptions& o) {
+  Pipeline* one[] = {&pipeline};
+  return run_dpdk_replay(std::span<Pipeline* const>(one), host, o);
+}
+
+DpdkReplayReport run_dpdk_replay(std::span<Pipeline* const> shards, const HostModel& host,
+                                 const DpdkReplayOptions& o) {
+  if (shards.empty() || shards.size() > RTE_MAX_LCORE) throw std::invalid_argument("--lcores: 1 or more");
+  const auto map = parse_port_map(o.port_map, host);
+  start_dpdk_eal_exact(o.eal_args);
+  if (rte_lcore_count() < shards.size()) {
+    throw std::invalid_argument(fmt::format("--lcores {}: the EAL has {} lcores (give it -l 0-{})", shards.size(),
+                                            rte_lcore_count(), shards.size() - 1));
+  }
+  for (const auto& [port, iface] : map) {
+    if (rte_eth_dev_is_valid_port(port) == 0) {
+      throw std::invalid_argument(fmt::format("--port-map: DPDK has no port {} ({} available; vdevs come from --vdev)",
+                                              port, rte_eth_dev_count_avail()));
+    }
+  }
+  rte_mempool* pool = rte_pktmbuf_pool_create("nfb_replay", o.mbufs, kPoolCache, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                              static_cast<int>(rte_socket_id()));
+  if (pool == nullptr) throw std::runtime_error(fmt::format("DPDK mbuf pool: {}", rte_strerror(rte_errno)));
+
+  Shared sh;
+  sh.host = &host;
+  sh.opts = &o;
+  sh.port_of_iface.assign(host.iface_count(), -1);
+  DpdkReplayReport out;
+  const auto lcores = static_cast<uint16_t>(shards.size());
+  for (const auto& [port, iface] : map) {
+    const uint16_t rxq = start_port_queues(port, lcores, pool);
+    sh.port_of_iface[iface] = static_cast<int32_t>(sh.ports.size());
+    sh.ports.push_back(PortQueue{port, iface, rxq});
+    out.ports.emplace_back(port, host.iface(iface).name);
+  }
+  sh.hz = rte_get_tsc_hz();
+  sh.t0 = rte_get_tsc_cycles();
+  sh.wall0 = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+
+  std::vector<Worker> workers(shards.size());
+  for (size_t i = 0; i < shards.size(); ++i) {
+    workers[i].shared = &sh;
+    workers[i].pipeline = shards[i];
+    workers[i].queue = static_cast<uint16_t>(i);
+  }
+  // Lcore 0 of the run is the calling (main) lcore; the others are workers.
+  size_t next = 1;
+  for (unsigned lcore = rte_get_next_lcore(~0U, 1, 0); lcore < RTE_MAX_LCORE;
+       lcore = rte_get_next_lcore(lcore, 1, 0)) {
+    if (next == workers.size()) break;
+    const int rc = rte_eal_remote_launch(worker_main, &workers[next], lcore);
+    if (rc != 0) throw std::runtime_error(fmt::format("DPDK lcore {}: launch failed: {}", lcore, rte_strerror(-rc)));
+    ++next;
+  }
+  worker_main(&workers[0]);
+  rte_eal_mp_wait_lcore();
+
+  for (const Worker& w : workers) {
+    add_into(out, w.report);
+    out.per_lcore.push_back(w.report);
+  }
+  for (const PortQueue& p : sh.ports) {
     (void)rte_eth_dev_stop(p.port);
     (void)rte_eth_dev_close(p.port);
   }
@@ -239,6 +374,13 @@ DpdkReplayReport run_dpdk_replay(Pipeline& pipeline, const HostModel& host, cons
 
 std::string format_dpdk_report(const DpdkReplayReport& r) {
   std::string s = format_replay_report(r.replay);
+  if (r.per_lcore.size() > 1) {
+    for (size_t i = 0; i < r.per_lcore.size(); ++i) {
+      const ReplayReport& l = r.per_lcore[i].replay;
+      s += fmt::format("  lcore {}: {} packets, {:.3f} Mpps, {} emitted, {} dropped, {} invalid, {} transmitted\n", i,
+                       l.packets, l.mpps(), l.emitted, l.dropped, l.invalid, r.per_lcore[i].transmitted);
+    }
+  }
   s += "Ports:";
   for (const auto& [port, name] : r.ports) s += fmt::format(" {}={}", port, name);
   s += fmt::format("\nTransmitted: {} frames ({} with no port for their interface, {} refused by a full queue, "

@@ -25,13 +25,24 @@
 // port has received anything for idle_ms after the first frame (how a pcap
 // vdev's end of file shows), whichever comes first.
 //
-// One lcore: the calling thread (the EAL's main lcore) does everything.
+// Lcores: with N shards, lcore i (the calling thread for i = 0, EAL worker
+// lcores for the others) polls rx queue i of every port that has one and
+// sends on tx queue i, with its own Pipeline: a conntrack shard. Ports get N
+// rx queues where the device has them, with RSS on a symmetric Toeplitz key
+// (0x6d5a repeated) when it hashes, so both directions of a connection
+// whose addresses and ports NAT leaves alone reach the same shard. A NAT'd
+// connection's reply has another tuple: it reaches the right shard only if
+// the traffic is steered by what NAT does not change (the outside
+// endpoint) -- with pcap vdevs, by splitting the capture that way (one
+// rx_pcap per queue). Stop conditions are shared; every lcore reports its
+// own figures and the sum.
 // The EAL is started with exactly the given arguments (start_dpdk_eal_exact).
 // The packet path does not allocate from the heap; mbufs come from the
 // pool created at start.
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -57,6 +68,7 @@ struct DpdkReplayReport {
   uint64_t tx_failed = 0;
   uint64_t tx_too_big = 0;
   std::vector<std::pair<uint16_t, std::string>> ports;  // port -> interface
+  std::vector<DpdkReplayReport> per_lcore;              // each lcore's own figures (one entry per shard)
 };
 
 /// Parses "0=eth0,1=docker0" against the host; throws std::invalid_argument
@@ -65,8 +77,12 @@ std::vector<std::pair<uint16_t, uint16_t>> parse_port_map(const std::string& tex
 
 /// Starts the EAL and the ports, runs until a stop condition, stops the
 /// ports. Throws DpdkEalError, std::invalid_argument (no such port, bad
-/// map), std::runtime_error (a port did not start).
+/// map, too few lcores), std::runtime_error (a port did not start).
 DpdkReplayReport run_dpdk_replay(Pipeline& pipeline, const HostModel& host, const DpdkReplayOptions& o);
+/// The same on shards.size() lcores, lcore i with its own pipeline
+/// shards[i] (its conntrack shard) on rx and tx queue i of every port.
+DpdkReplayReport run_dpdk_replay(std::span<Pipeline* const> shards, const HostModel& host,
+                                 const DpdkReplayOptions& o);
 
 /// The end-of-run block: the replay report and the transmit counters.
 std::string format_dpdk_report(const DpdkReplayReport& r);

@@ -285,8 +285,15 @@ std::vector<std::string> frame_bytes(const std::string& capture, const std::stri
   return out;
 }
 
+// Where the JSON line of an output starts (it is the last line).
+size_t json_at(const std::string& out) {
+  const size_t nl = out.rfind("\n{\"");
+  return nl == std::string::npos ? 0 : nl + 1;
+}
+
 std::string json_without_timing(const std::string& out) {
-  std::string json = out.substr(out.rfind("{\""));
+  std::string json = out.substr(json_at(out));
+  json = std::regex_replace(json, std::regex("\"lcores\":\\[[^\\]]*\\],?"), "");
   for (const char* key : {"seconds", "mpps", "gbps_l1", "gbps_l2"}) {
     json = std::regex_replace(json, std::regex(std::string("\"") + key + "\":[-+.e0-9]+,?"), "");
   }
@@ -312,7 +319,7 @@ TEST(NfbenchReplay, DpdkPortsGiveWhatTheFileReplayGives) {
                                        "--json", "--save-counters", "-", "--idle-ms", "300"});
   ASSERT_TRUE(ports.ok()) << ports.describe();
   // Same counters, same verdicts.
-  EXPECT_EQ(ports.out.substr(0, ports.out.rfind("{\"")), file.out.substr(0, file.out.rfind("{\"")));
+  EXPECT_EQ(ports.out.substr(0, json_at(ports.out)), file.out.substr(0, json_at(file.out)));
   std::string want = json_without_timing(file.out);
   std::string got = json_without_timing(ports.out);
   for (const char* key : {"transmitted", "tx_no_port", "tx_failed", "tx_too_big"}) {
@@ -329,6 +336,58 @@ TEST(NfbenchReplay, DpdkPortsGiveWhatTheFileReplayGives) {
   const CommandResult bad = nfbench({"replay", "--rules", rules, "--dpdk", eal, "--port-map", "0=eth0,7=docker0"});
   EXPECT_FALSE(bad.ok());
   EXPECT_NE(bad.err.find("no port 7"), std::string::npos) << bad.err;
+}
+
+TEST(NfbenchReplay, TwoLcoresWithTheirOwnShardsCountLikeOne) {
+  // The seed case's eth0 frames split by client address into one pcap per
+  // rx queue (what symmetric steering on the outside endpoint gives), two
+  // lcores with a conntrack shard each: the summed counters are the file
+  // replay's.
+  const std::string root = source_root();
+  const std::string dir = ::testing::TempDir();
+  CaptureReader reader(root + "/data/captures/seed-case.pcapng");
+  PcapWriter q0(dir + "/lc-q0.pcap", 1);
+  PcapWriter q1(dir + "/lc-q1.pcap", 1);
+  PcapWriter all(dir + "/lc-all.pcap", 1);
+  std::vector<CaptureFrame> frames(64);
+  uint64_t counts[2] = {0, 0};
+  while (size_t n = reader.next_burst(frames)) {
+    for (size_t i = 0; i < n; ++i) {
+      const CaptureFrame& f = frames[i];
+      if (reader.interfaces()[f.iface].name != "eth0" || f.caplen < 34) continue;
+      const bool odd = (f.data[26 + 3] & 1U) != 0;  // last byte of the IPv4 source
+      (odd ? q1 : q0).write(f.ts_ns, std::span(f.data, f.caplen), f.wirelen);
+      all.write(f.ts_ns, std::span(f.data, f.caplen), f.wirelen);
+      ++counts[odd ? 1 : 0];
+    }
+  }
+  q0.close();
+  q1.close();
+  all.close();
+  ASSERT_GT(counts[0], 0U);
+  ASSERT_GT(counts[1], 0U);
+  const std::string rules = root + "/data/rulesets/docker-28-seed-naive.save";
+  const CommandResult file = nfbench({"replay", "--rules", rules, dir + "/lc-all.pcap", "--save-counters", "-"});
+  ASSERT_TRUE(file.ok()) << file.describe();
+  const std::string eal = "--no-huge --no-pci --no-shconf --no-telemetry -m 512 -l 0-1 --log-level=lib.eal:warning "
+                          "--vdev=net_pcap0,rx_pcap=" + dir + "/lc-q0.pcap,rx_pcap=" + dir + "/lc-q1.pcap,tx_pcap=" +
+                          dir + "/lc-o0a.pcap,tx_pcap=" + dir + "/lc-o0b.pcap "
+                          "--vdev=net_pcap1,tx_pcap=" + dir + "/lc-o1a.pcap,tx_pcap=" + dir + "/lc-o1b.pcap";
+  const CommandResult two = nfbench({"replay", "--rules", rules, "--dpdk", eal, "--port-map", "0=eth0,1=docker0",
+                                     "--lcores", "2", "--save-counters", "-", "--json", "--idle-ms", "300"});
+  ASSERT_TRUE(two.ok()) << two.describe();
+  const std::string counters = two.out.substr(0, json_at(two.out));
+  EXPECT_EQ(counters, file.out.substr(0, file.out.find("Actual:")));
+  // Each lcore saw its own queue.
+  const std::string json = two.out.substr(json_at(two.out));
+  EXPECT_NE(json.find("\"lcores\":[{"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"packets\":" + std::to_string(counts[0]) + ","), std::string::npos) << json;
+  EXPECT_NE(json.find("\"packets\":" + std::to_string(counts[1]) + ","), std::string::npos) << json;
+  EXPECT_NE(json.find("\"invalid\":0"), std::string::npos) << json;
+
+  const CommandResult few = nfbench({"replay", "--rules", rules, "--dpdk", eal, "--lcores", "3"});
+  EXPECT_FALSE(few.ok());
+  EXPECT_NE(few.err.find("lcores"), std::string::npos) << few.err;
 }
 
 TEST(NfbenchReplay, BadRulesetStopsBeforeReplaying) {

@@ -133,6 +133,7 @@ struct ReplayCommand {
   ReplayOptions replay;
   std::string dpdk;             // EAL arguments: receive from DPDK ports instead of a capture
   DpdkReplayOptions ports;
+  uint32_t lcores = 1;          // DPDK: lcores, each with its own conntrack shard
 };
 
 void write_text_file(const std::string& path, const std::string& text) {
@@ -174,21 +175,53 @@ int cmd_replay(ReplayCommand& o) {
     };
   }
   DpdkReplayReport dpdk_report;
+  std::vector<std::unique_ptr<Pipeline>> shards;
+  shards.push_back(std::move(pipeline));
+  Pipeline* const first = shards[0].get();
+  if (o.lcores == 0) throw std::invalid_argument("--lcores must be at least 1");
+  if (o.lcores > 1 && o.dpdk.empty()) throw std::invalid_argument("--lcores goes with --dpdk");
   if (!o.dpdk.empty()) {
     if (!o.replay.capture.empty()) throw std::invalid_argument("--dpdk replaces CAPTURE: give one or the other");
     std::istringstream words(o.dpdk);
     for (std::string w; words >> w;) o.ports.eal_args.push_back(w);
-    dpdk_report = run_dpdk_replay(*pipeline, host, o.ports);
+    // One pipeline (conntrack shard) per lcore; the first is `pipeline`.
+    for (uint32_t i = 1; i < o.lcores; ++i) shards.push_back(Pipeline::build(rules, host, config));
+    std::vector<Pipeline*> shard_ptrs;
+    for (auto& p : shards) shard_ptrs.push_back(p.get());
+    dpdk_report = run_dpdk_replay(std::span<Pipeline* const>(shard_ptrs), host, o.ports);
   } else if (o.replay.capture.empty()) {
     throw std::invalid_argument("replay needs a CAPTURE file or --dpdk \"EAL ARGS\"");
   }
-  const ReplayReport r = o.dpdk.empty() ? run_replay(*pipeline, host, o.replay) : dpdk_report.replay;
+  const ReplayReport r = o.dpdk.empty() ? run_replay(*first, host, o.replay) : dpdk_report.replay;
+  // The counters of every shard, added up.
+  const auto counted_ruleset = [&shards] {
+    Ruleset total = shards[0]->counters_ruleset();
+    for (size_t i = 1; i < shards.size(); ++i) {
+      const Ruleset more = shards[i]->counters_ruleset();
+      for (size_t t = 0; t < total.tables.size(); ++t) {
+        for (size_t c = 0; c < total.tables[t].chains.size(); ++c) {
+          Chain& into = total.tables[t].chains[c];
+          const Chain& from = more.tables[t].chains[c];
+          into.policy_counters.packets += from.policy_counters.packets;
+          into.policy_counters.bytes += from.policy_counters.bytes;
+          for (size_t k = 0; k < into.rules.size(); ++k) {
+            if (!into.rules[k].counters || !from.rules[k].counters) continue;
+            into.rules[k].counters->packets += from.rules[k].counters->packets;
+            into.rules[k].counters->bytes += from.rules[k].counters->bytes;
+          }
+        }
+      }
+    }
+    return total;
+  };
+  size_t conntrack_entries = 0;
+  for (const auto& p : shards) conntrack_entries += p->conntrack().size();
   if (o.replay.progress && r.seconds >= 0.5 && o.dpdk.empty()) std::fputc('\n', stderr);
 
   if (!o.save_counters.empty()) {
     WriteOptions wo;
     wo.counters = true;
-    const std::string text = write_iptables_save(pipeline->counters_ruleset(), wo);
+    const std::string text = write_iptables_save(counted_ruleset(), wo);
     if (o.save_counters == "-") {
       std::fputs(text.c_str(), stdout);
     } else {
@@ -197,7 +230,7 @@ int cmd_replay(ReplayCommand& o) {
   }
   if (!o.list_counters.empty()) {
     // `iptables -t T -L -v -n -x` for each table, one after the other.
-    const Ruleset counted = pipeline->counters_ruleset();
+    const Ruleset counted = counted_ruleset();
     std::string text;
     for (const Table& t : counted.tables) {
       if (!text.empty()) text += '\n';
@@ -212,10 +245,10 @@ int cmd_replay(ReplayCommand& o) {
   }
   if (o.conntrack) {
     std::string table;
-    pipeline->conntrack().dump(table, r.last_ts_ns);
+    for (const auto& p : shards) p->conntrack().dump(table, r.last_ts_ns);
     std::fputs(table.c_str(), stdout);
     std::fprintf(stderr, "conntrack v1.4.7 (conntrack-tools): %zu flow entries have been shown.\n",
-                 pipeline->conntrack().size());
+                 conntrack_entries);
   }
   if (o.json) {
     nlohmann::json j;
@@ -242,13 +275,20 @@ int cmd_replay(ReplayCommand& o) {
       if (r.parse.by_status[i] != 0) reasons[parse_status_name(static_cast<ParseStatus>(i))] = r.parse.by_status[i];
     }
     j["invalid_by_reason"] = reasons;
-    j["conntrack_entries"] = pipeline->conntrack().size();
+    j["conntrack_entries"] = conntrack_entries;
     if (!r.error.empty()) j["error"] = r.error;
     if (!o.dpdk.empty()) {
       j["transmitted"] = dpdk_report.transmitted;
       j["tx_no_port"] = dpdk_report.tx_no_port;
       j["tx_failed"] = dpdk_report.tx_failed;
       j["tx_too_big"] = dpdk_report.tx_too_big;
+      nlohmann::json lcores = nlohmann::json::array();
+      for (const DpdkReplayReport& l : dpdk_report.per_lcore) {
+        lcores.push_back({{"packets", l.replay.packets}, {"mpps", l.replay.mpps()}, {"emitted", l.replay.emitted},
+                          {"dropped", l.replay.dropped}, {"invalid", l.replay.invalid},
+                          {"transmitted", l.transmitted}});
+      }
+      j["lcores"] = lcores;
     }
     fmt::print("{}\n", j.dump());
     return r.error.empty() ? 0 : 1;
@@ -450,6 +490,9 @@ int main(int argc, char** argv) {
                      "DPDK port to host interface, PORT=IFACE,... (default 0=eth0)");
   replay->add_option("--max-packets", replay_opts.ports.max_packets, "DPDK: stop after this many frames");
   replay->add_option("--duration", replay_opts.ports.duration_s, "DPDK: stop after this many seconds");
+  replay->add_option("--lcores", replay_opts.lcores,
+                     "DPDK: lcores, each on its own rx/tx queue of every port with its own conntrack shard "
+                     "(default 1; the EAL needs as many, -l 0-N)");
   replay->add_option("--mbufs", replay_opts.ports.mbufs,
                      "DPDK: mbuf pool size (default 8191; a pcap vdev with infinite_rx=1 needs one per frame)");
   replay->add_option("--idle-ms", replay_opts.ports.idle_ms,
