@@ -5,7 +5,9 @@
 #   - streamed (--stream), 1% new;
 #   - through DPDK pcap vdevs (the eth0 frames of the same capture on a
 #     net_pcap port, forwarded frames out on a second one), against the file
-#     replay of exactly those frames.
+#     replay of exactly those frames;
+#   - the same on two lcores, the frames split by source address (the
+#     outside endpoint) into one rx queue each.
 # REPS repetitions each (default 5), interleaved; one JSON object per run to
 # OUT (default results/io-DATE.jsonl). Compare ratios within one run.
 #
@@ -43,13 +45,20 @@ while pos < len(data):
         if names[iface] == 'eth0':
             frames.append(((hi << 32) | lo, data[pos + 28:pos + 28 + cap], wire))
     pos += blen
-with open(sys.argv[2], 'wb') as f:
-    f.write(struct.pack('<IHHiIII', 0xa1b23c4d, 2, 4, 0, 0, 65535, 1))
-    for ts, b, wire in frames:
-        f.write(struct.pack('<IIII', ts // 10**9, ts % 10**9, len(b), wire))
-        f.write(b)
+def write(path, keep):
+    with open(path, 'wb') as f:
+        f.write(struct.pack('<IHHiIII', 0xa1b23c4d, 2, 4, 0, 0, 65535, 1))
+        for ts, b, wire in frames:
+            if keep(b):
+                f.write(struct.pack('<IIII', ts // 10**9, ts % 10**9, len(b), wire))
+                f.write(b)
+write(sys.argv[2], lambda b: True)
+write(sys.argv[2] + '.q0', lambda b: len(b) >= 34 and b[29] % 2 == 0)
+write(sys.argv[2] + '.q1', lambda b: len(b) >= 34 and b[29] % 2 == 1)
 PY
 eal="--no-huge --no-pci --no-shconf --no-telemetry -m 1024 -l 0 --log-level=lib.eal:error"
+eal2="--no-huge --no-pci --no-shconf --no-telemetry -m 1024 -l 0-1 --log-level=lib.eal:error"
+null3="--vdev=net_pcap1,tx_pcap=/dev/null,tx_pcap=/dev/null --vdev=net_pcap2,tx_pcap=/dev/null,tx_pcap=/dev/null"
 : > "$out"
 run() {  # NAME, then the command (an nfbench replay)
   local name=$1
@@ -62,6 +71,7 @@ for i in $(seq "$reps"); do
   run stream-1pct taskset -c 0 "$nfb" replay --rules "$rules" "$tmp/new1.pcapng" --stream
   run preload-100pct taskset -c 0 "$nfb" replay --rules "$rules" "$tmp/new100.pcapng"
   run file-eth0 taskset -c 0 "$nfb" replay --rules "$rules" "$tmp/eth0.pcap"
+  run dpdk-pcap-eth0-2lcores "$nfb" replay --rules "$rules" --lcores 2 --dpdk "$eal2 --vdev=net_pcap0,rx_pcap=$tmp/eth0.pcap.q0,rx_pcap=$tmp/eth0.pcap.q1,tx_pcap=/dev/null,tx_pcap=/dev/null $null3" --port-map 0=eth0,1=docker0,2=br-5c0a8c6e1d2f
   run dpdk-pcap-eth0 "$nfb" replay --rules "$rules" --dpdk "$eal --vdev=net_pcap0,rx_pcap=$tmp/eth0.pcap,tx_pcap=/dev/null --vdev=net_pcap1,tx_pcap=/dev/null --vdev=net_pcap2,tx_pcap=/dev/null" --port-map 0=eth0,1=docker0,2=br-5c0a8c6e1d2f
 done
 echo "wrote $out" >&2
