@@ -6,14 +6,30 @@
 // holds the whole range (the range itself when it is a prefix, e.g.
 // 10.0.0.0/8 or port 80; the common leading bits of lo and hi otherwise, e.g.
 // ports 1024:65535 -> the empty prefix). A tuple is a vector of prefix lengths,
-// one per dimension; a box may live in any tuple whose lengths are all <= its
-// cover lengths (TupleMerge: the tuple "omits bits" so that boxes with similar
-// but unequal lengths share one table). In its tuple, a box is filed under its
-// MASKED KEY (every field cut to the tuple's length) and a packet finds the
-// boxes that can contain it by masking itself the same way: one hash probe
-// per tuple. Boxes under one masked key form a BUCKET, sorted by position; a
-// hit is confirmed by testing the packet against the box's exact ranges, so
-// ranges that are not prefixes cost nothing but that check.
+// one per hashed dimension; a box may live in any tuple whose lengths are all
+// <= its cover lengths (TupleMerge: the tuple "omits bits" so that boxes with
+// similar but unequal lengths share one table). In its tuple, a box is filed
+// under its MASKED KEY (every field cut to the tuple's length) and a packet
+// finds the boxes that can contain it by masking itself the same way: one
+// hash probe per tuple. Boxes under one masked key form a BUCKET, sorted by
+// position; a hit is confirmed by testing the packet against the box's exact
+// ranges, so ranges that are not prefixes cost nothing but that check.
+//
+// Layout (chosen at build). Only the dimensions some box restricts
+// (RuleBoxes::used_dims()) are read from keys. Of those, the HASHED ones are
+// packed, each in its field width (8, 16 or 32 bits), into at most kMaxWords
+// 64-bit words: dimensions are taken best first -- by the average cover
+// length of their boxes over the field width, i.e. how much of the field the
+// boxes fix -- while they fit in 64 x kMaxWords bits, and a dimension whose
+// every cover is empty is not hashed at all (a hash could not split it). The
+// chosen ones are packed widest first, so no field straddles a word and the
+// words used are as few as the bits allow. A ClassBench set hashes its five
+// dimensions in two words (word 0 the addresses, word 1 ports and protocol;
+// a set that leaves some of them unused keeps the others at those places,
+// and the lookup has a version for exactly this placement, with constant
+// shifts and a field-by-field box check); every dimension a Docker host's
+// chain uses fits in four. Used dimensions left out are checked only as
+// EXTRA ranges of the boxes that restrict them.
 //
 // Protocol classes. The most common exact protocols (up to
 // max_protocol_classes - 1, while the copies below stay within max_copies x
@@ -46,11 +62,13 @@
 // position: no later tuple can improve it (Open vSwitch's priority pruning).
 // A bucket is scanned in position order, skipping boxes below start, up to
 // the first box that contains the key or whose position cannot improve the
-// best. A burst is processed in chunks of kBurst keys, sorted by class; then
-// tuple by tuple, in three stages over the keys still in play: (1) mask, hash
-// and prefetch the hash group, (2) find the tag (SSE2: 8 tags in two
-// compares) and prefetch the bucket, (3) check the bucket's boxes. The hash
-// of the out-interface field is compiled out when no box restricts it.
+// best. A burst is processed in chunks of kBurst keys, each key packed once
+// into the layout's words, sorted by class; then tuple by tuple, in three
+// stages over the keys still in play: (1) mask, hash and prefetch the hash
+// group, (2) find the tag (SSE2: 8 tags in two compares) and prefetch the
+// bucket, (3) check the bucket's boxes. The lookup is compiled once per word
+// count (1..kMaxWords) and once for the ClassBench placement, so masking,
+// hashing and the box check are unrolled.
 //
 // Memory layout.
 //   tuples_   one 64-byte TupleDesc per tuple, grouped by class
@@ -64,25 +82,32 @@
 //             Build checks that every bucket is found from its own masked key
 //             (first equal tag on the probe path) and re-seeds a tuple's hash
 //             if not, so a lookup never needs to compare the masked key.
-//   recs_     boxes as 40-byte Recs: position (top bit = last of its bucket)
-//             and per hashed dimension the low end and width in the field's
-//             size.
-//   extras_   the ranges of boxes in the dimensions tuples do not hash
-//             (conntrack tuples, marks, length, ICMP, TCP flags, ...; bit 30
-//             of Rec::pos says a box has some, rec_extra_ where they start):
-//             checked after the hashed ones, only for such boxes. Chains
-//             restrict those dimensions on few rules, and a rule that does
-//             is still found by its addresses, ports and interfaces.
+//   recs_     boxes as records of 1 + 2 x words 64-bit words: position (top
+//             bit = last of its bucket) and the box's first Extra (or none),
+//             then the low ends and the widths (hi - lo) of the hashed
+//             dimensions, packed like the key: 40 bytes for a ClassBench
+//             set, 72 with four words, whatever kDims is. The box check is
+//             per field (key - lo) mod 2^bits <= width; in general as SWAR
+//             over the packed words, every field of a word at once with
+//             borrows kept inside fields, for the ClassBench placement as
+//             five scalar compares.
+//   extras_   the ranges of boxes in the used dimensions that are not hashed,
+//             only for boxes that restrict them: checked after the hashed
+//             ones. A chain restricts those dimensions on few rules, and a
+//             rule that does is still found by its hashed dimensions.
 //             A bucket is a contiguous run; the slot holds its first index.
 // About 40 bytes per stored box plus 8-16 bytes of slots per bucket: 0.6 MB
 // for the 10K ClassBench sets (1.3 MB for ipc1, whose many any-protocol
 // rules are copied into 7 classes), 5-16 MB at 100K.
 //
-// Cost. Lookup per key: one hash of 2 (or 3) 64-bit words, one cache line of
-// tags and one bucket scan per tuple visited; the number visited is what the
-// classes and the priority pruning save (2-6.5 probes and 1-5 boxes checked
-// per key on the ClassBench 10K and 100K traces). Lookup is const, noexcept and
-// allocates nothing (state lives in fixed stack arrays).
+// Cost. Lookup per key: one hash of the layout's words (2 for ClassBench),
+// one cache line of tags and one bucket scan per tuple visited; the number
+// visited is what the classes and the priority pruning save (2-6.5 probes and
+// 1-5 boxes checked per key on the ClassBench 10K and 100K traces). Lookup is
+// const, noexcept and allocates nothing (state lives in fixed stack arrays).
+// The dimensions no box restricts are not read from keys (a value there
+// beyond its field, which no box holds, is not noticed); a key with a value
+// beyond a used field matches nothing.
 #pragma once
 
 #include <array>
@@ -125,6 +150,9 @@ struct TupleSpaceStats {
   uint32_t reseeds = 0;         // tuples whose hash seed had to change
   uint32_t classes = 0;         // protocol classes
   uint32_t box_copies = 0;      // boxes stored over all classes
+  uint32_t words = 0;           // 64-bit words of the packed key (1..kMaxWords)
+  uint32_t hashed_dims = 0;     // dimensions the tuples hash (bit d = dimension d)
+  uint32_t extra_dims = 0;      // used dimensions checked only as extra ranges
 };
 
 class TupleSpaceClassifier final : public Classifier {
@@ -132,7 +160,7 @@ class TupleSpaceClassifier final : public Classifier {
   /// Builds from `rules` (boxes sorted by position, positions < rules.rules).
   /// Throws std::invalid_argument naming the reason when the boxes are not
   /// sorted, a position is out of range, a range is empty or wider than its
-  /// field, there are 2^31 rules or more, or an option is out of range.
+  /// field, there are 2^30 rules or more, or an option is out of range.
   explicit TupleSpaceClassifier(const RuleBoxes& rules, TupleSpaceOptions options = {});
 
   void lookup(std::span<const ClassifierKey> keys, std::span<const uint32_t> start,
@@ -144,16 +172,15 @@ class TupleSpaceClassifier final : public Classifier {
 
   /// Tuple i in visiting order (i < stats().tuples).
   struct TupleInfo {
-    std::array<uint8_t, kDims> lengths;  // prefix length per dimension
+    std::array<uint8_t, kDims> lengths;  // prefix length per dimension (0 where not hashed)
     uint32_t min_pos;                    // best position of its boxes
     uint32_t max_pos;                    // worst position of its boxes
     uint32_t protocol_class;             // the class whose keys visit it
   };
   TupleInfo tuple_info(size_t i) const noexcept;
 
-  /// The dimensions tuples hash (the first ones of Dim: addresses, ports,
-  /// protocol, interfaces, ct state); boxes check the others as Extra ranges.
-  static constexpr unsigned kHashDims = 8;
+  /// At most this many 64-bit words of hashed dimensions (256 bits).
+  static constexpr unsigned kMaxWords = 4;
   /// Keys handled per chunk of a burst (stack arrays of this size).
   static constexpr unsigned kBurst = 64;
   /// Upper bound of max_protocol_classes.
@@ -167,27 +194,24 @@ class TupleSpaceClassifier final : public Classifier {
     std::array<uint32_t, 8> tag;
     std::array<uint32_t, 8> rec;
   };
-  /// A box as its bucket stores it: low end and width (hi - lo) per
-  /// dimension, in the field's own size.
-  struct Rec {
-    uint32_t pos;                  // position | kLastInBucket (bit 31) | kHasExtra (bit 30)
-    std::array<uint32_t, 2> lo32;  // src ip, dst ip
-    std::array<uint32_t, 2> w32;
-    std::array<uint16_t, 4> lo16;  // src port, dst port, in iface, out iface
-    std::array<uint16_t, 4> w16;
-    std::array<uint8_t, 2> lo8;  // proto, ct state
-    std::array<uint8_t, 2> w8;
-  };
   struct alignas(64) TupleDesc {
-    std::array<uint64_t, 3> mask;  // over the packed key words (see tuple_space.cpp)
+    std::array<uint64_t, kMaxWords> mask;  // over the packed key words (the first `words` used)
     uint64_t seed;
     uint32_t group_base;  // first group in groups_
     uint32_t group_mask;  // groups - 1 (a power of two minus one)
     uint32_t min_pos;     // best position of any box in the tuple
     uint32_t max_pos;     // worst position of any box in the tuple
-    std::array<uint8_t, kHashDims> len;
   };
-  /// One range of a box in a dimension that is not hashed: v - lo <= width.
+  /// Where a hashed dimension sits in the packed key: key word `word`, bits
+  /// shift .. shift + field_bits(dim) - 1; a key value with a bit of
+  /// `beyond` set is above the field's maximum.
+  struct Slot {
+    uint8_t dim;
+    uint8_t word;
+    uint8_t shift;
+    uint32_t beyond;
+  };
+  /// One range of a box in a used dimension that is not hashed: v - lo <= width.
   struct Extra {
     uint32_t lo;
     uint32_t width;
@@ -196,20 +220,36 @@ class TupleSpaceClassifier final : public Classifier {
   };
 
  private:
-  template <bool kWide>
+  // kFive: the five_tuple_ layout, packed with constant shifts (kWords 2).
+  template <unsigned kWords, bool kFive>
   void lookup_chunk(const ClassifierKey* keys, const uint32_t* start, uint32_t* result,
                     unsigned n) const noexcept;
+  bool extra_contains(uint32_t first, const std::array<uint32_t, kDims>& v) const noexcept;
 
-  std::vector<TupleDesc> tuples_;     // by class, then best position
+  // The layout: slots_[0, nslots_) are the hashed dimensions, widest first,
+  // word j's from word_begin_[j] to word_begin_[j + 1]; narrow_[0, nnarrow_)
+  // the used dimensions narrower than 32 bits that are not hashed (a key
+  // value above a used field's maximum matches nothing).
+  unsigned words_ = 1;
+  bool five_tuple_ = false;  // the hashed dimensions are ClassBench ones, at fixed places
+  unsigned nslots_ = 0;
+  std::array<Slot, kDims> slots_{};
+  std::array<uint8_t, kMaxWords + 1> word_begin_{};
+  unsigned nnarrow_ = 0;
+  std::array<Slot, kDims> narrow_{};
+  std::array<uint64_t, kMaxWords> top_bits_{};  // per word: the top bit of each field in it
+  bool proto_used_ = false;                     // some box restricts the protocol
+
+  std::vector<TupleDesc> tuples_;      // by class, then best position
   std::vector<uint32_t> class_begin_;  // class c's tuples: [class_begin_[c], class_begin_[c + 1])
   std::array<uint8_t, 256> class_of_{};
   std::vector<Group> groups_;
-  std::vector<Rec> recs_;
-  std::vector<uint32_t> rec_extra_;  // per Rec with kHasExtra: its first Extra (sized up to the last such Rec)
+  // Records of 1 + 2 x words_ words: [0] position | kLastInBucket, and the
+  // first Extra << 32 (kNoExtra: none); then the packed low ends, then the
+  // packed widths.
+  std::vector<uint64_t> recs_;
   std::vector<Extra> extras_;
-  bool extra_contains(uint32_t first, const std::array<uint32_t, kDims>& v) const noexcept;
   uint32_t positions_ = 0;  // rules.rules
-  bool wide_ = false;       // some box restricts the out interface
   TupleSpaceStats stats_;
 };
 

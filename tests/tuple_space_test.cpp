@@ -1,10 +1,14 @@
 // TupleSpaceClassifier answers exactly like LinearClassifier: on the bundled
 // ClassBench sets (1K with generated keys and the jiachang trace, 10K with
-// the first 200,000 headers of their traces), on random rule sets that use
-// every dimension with several boxes per position, prefixes, exact values and
-// ranges, with keys drawn mostly inside boxes and random start positions; the
-// tuple placement splits full buckets as documented; bad input is refused
-// with a message that names the problem. Seeds are fixed.
+// the first 200,000 headers of their traces), on random rule sets
+// (tests/random_boxes.h) over the five ClassBench dimensions, the dimensions
+// a Docker host's chains use and all dimensions -- the last more than the
+// four hashed words hold, so some are checked only as extra ranges -- with
+// several boxes per position, keys mostly inside boxes and random start
+// positions; the box check is exact at every field edge; the layout hashes
+// what it should in as few words as fit; the tuple placement splits full
+// buckets as documented; bad input is refused with a message that names the
+// problem. Seeds are fixed.
 #include "classifier/tuple_space.h"
 
 #include <gmock/gmock.h>
@@ -92,50 +96,20 @@ uint32_t draw(std::mt19937& rng, uint32_t lo, uint32_t hi) {
   return std::uniform_int_distribution<uint32_t>(lo, hi)(rng);
 }
 
-// A point of box b: mostly uniform inside, sometimes on or just off an edge
-// (clamped to the field) in one dimension.
-ClassifierKey key_in(const Box& b, std::mt19937& rng) {
-  ClassifierKey k;
-  for (unsigned d = 0; d < kDims; ++d) k.v[d] = draw(rng, b.r[d].lo, b.r[d].hi);
-  if (draw(rng, 0, 3) == 0) {
-    const unsigned d = draw(rng, 0, kDims - 1);
-    const uint32_t max = field_max(static_cast<Dim>(d));
-    switch (draw(rng, 0, 3)) {
-      case 0: k.v[d] = b.r[d].lo; break;
-      case 1: k.v[d] = b.r[d].hi; break;
-      case 2: k.v[d] = b.r[d].lo == 0 ? 0 : b.r[d].lo - 1; break;
-      default: k.v[d] = b.r[d].hi == max ? max : b.r[d].hi + 1; break;
-    }
-  }
-  return k;
-}
-
-std::vector<ClassifierKey> keys_in_boxes(const RuleBoxes& rules, size_t n, std::mt19937& rng) {
-  std::vector<ClassifierKey> keys;
-  keys.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    if (rules.boxes.empty() || i % 8 == 7) {
-      ClassifierKey k;  // anywhere
-      for (unsigned d = 0; d < kDims; ++d) k.v[d] = draw(rng, 0, field_max(static_cast<Dim>(d)));
-      keys.push_back(k);
-    } else {
-      keys.push_back(key_in(rules.boxes[draw(rng, 0, static_cast<uint32_t>(rules.boxes.size() - 1))], rng));
-    }
-  }
-  return keys;
-}
-
 // ---- Bundled ClassBench sets -------------------------------------------------
 
 TEST(TupleSpaceClassBench, OneThousandRuleSetsWithKeysInsideRules) {
   std::mt19937 rng(20240601);
+  RandomRules gen(20240601);
   for (const char* name : {"neurocuts_acl1_1k.rules", "neurocuts_fw1_1k.rules", "neurocuts_ipc1_1k.rules",
                            "jiachang_acl1_1k.rules"}) {
     SCOPED_TRACE(name);
     const RuleBoxes rules = load_boxes(name);
     const LinearClassifier ref(rules);
     const TupleSpaceClassifier tuple(rules);
-    const std::vector<ClassifierKey> keys = keys_in_boxes(rules, 30000, rng);
+    EXPECT_EQ(tuple.stats().words, 2U);
+    EXPECT_EQ(tuple.stats().hashed_dims | tuple.stats().extra_dims, rules.used_dims());
+    const std::vector<ClassifierKey> keys = gen.keys(rules, 30000);
     expect_same(tuple, ref, keys, {}, name);
     expect_same_with_starts(tuple, ref, keys, rules.rules, rng, name);
   }
@@ -177,7 +151,13 @@ TEST(TupleSpaceClassBench, TenThousandRuleSetsWithTheirTraces) {
     const TupleSpaceStats& s = tuple.stats();
     std::cout << set << "_10k: " << rules.boxes.size() << " boxes, " << s.classes << " classes, " << s.box_copies
               << " stored, " << s.tuples << " tuples, " << s.buckets << " buckets, longest " << s.longest_bucket
-              << ", " << tuple.memory_bytes() << " bytes\n";
+              << ", " << s.words << " words, " << tuple.memory_bytes() << " bytes\n";
+    // The five dimensions (acl1 has no source ports) in two words, nothing
+    // left to extra ranges.
+    EXPECT_EQ(s.words, 2U);
+    EXPECT_EQ(s.hashed_dims, rules.used_dims());
+    EXPECT_EQ(s.hashed_dims | kClassbenchDims, kClassbenchDims);
+    EXPECT_EQ(s.extra_dims, 0U);
     // Compact: 40 bytes per stored box, copies within the budget, and slots.
     EXPECT_LE(s.box_copies, 3 * rules.boxes.size());
     EXPECT_LT(tuple.memory_bytes(), rules.boxes.size() * 200);
@@ -203,7 +183,7 @@ TEST(TupleSpaceRandom, EqualsLinearOnRandomRuleSets) {
     TupleSpaceOptions options;
     options.collision_limit = std::array<uint32_t, 4>{16, 1, 3, 32}[seed % 4];
     options.address_step = std::array<uint32_t, 5>{16, 1, 4, 8, 32}[seed % 5];
-    options.max_protocol_classes = std::array<uint32_t, 3>{8, 1, 16}[seed % 3];
+    options.max_protocol_classes = std::array<uint32_t, 3>{8, 1, 16}[(seed / 3) % 3];
     options.max_copies = std::array<uint32_t, 2>{3, 8}[seed % 2];
     options.placement_passes = std::array<uint32_t, 4>{2, 1, 3, 2}[(seed / 2) % 4];
     const std::string what = "seed " + std::to_string(seed) + " (" + std::to_string(boxes.boxes.size()) +
@@ -215,6 +195,13 @@ TEST(TupleSpaceRandom, EqualsLinearOnRandomRuleSets) {
     SCOPED_TRACE(what);
     const LinearClassifier ref(boxes);
     const TupleSpaceClassifier tuple(boxes, options);
+    const TupleSpaceStats& s = tuple.stats();
+    EXPECT_EQ(s.hashed_dims | s.extra_dims, boxes.used_dims());
+    EXPECT_EQ(s.hashed_dims & s.extra_dims, 0U);
+    EXPECT_LE(s.words, TupleSpaceClassifier::kMaxWords);
+    if (dims == kAllDims) {
+      EXPECT_NE(s.extra_dims, 0U);  // 512 bits of fields, 256 hashed
+    }
     EXPECT_LE(tuple.stats().buckets, tuple.stats().box_copies);
     EXPECT_LE(tuple.stats().box_copies, options.max_copies * boxes.boxes.size());
     EXPECT_LE(tuple.stats().classes, options.max_protocol_classes);
@@ -250,7 +237,7 @@ TEST(TupleSpacePlacement, FullBucketSpillsIntoALessRelaxedTuple) {
 
   const LinearClassifier ref(rules);
   std::mt19937 rng(3);
-  const std::vector<ClassifierKey> keys = keys_in_boxes(rules, 5000, rng);
+  const std::vector<ClassifierKey> keys = RandomRules(rng()).keys(rules, 5000);
   expect_same(tuple, ref, keys, {}, "/30s");
   expect_same_with_starts(tuple, ref, keys, rules.rules, rng, "/30s");
 
@@ -280,7 +267,7 @@ TEST(TupleSpacePlacement, EqualCoversShareOneBucketPastTheLimit) {
   EXPECT_EQ(tuple.stats().tuples, 2U);  // relaxed (port wildcard) full at 4, then the exact cover
   const LinearClassifier ref(rules);
   std::mt19937 rng(4);
-  const std::vector<ClassifierKey> keys = keys_in_boxes(rules, 5000, rng);
+  const std::vector<ClassifierKey> keys = RandomRules(rng()).keys(rules, 5000);
   expect_same(tuple, ref, keys, {}, "equal covers");
   expect_same_with_starts(tuple, ref, keys, rules.rules, rng, "equal covers");
 }
@@ -387,9 +374,13 @@ TEST(TupleSpaceEdges, NoBoxesMatchesNothing) {
 }
 
 TEST(TupleSpaceEdges, StartAtOrPastTheEndAndOutOfFieldKeys) {
+  // A key value above a used field's maximum matches nothing (the boxes
+  // restrict src port and ct state, so both are read).
   RuleBoxes rules;
   rules.rules = 3;
   rules.boxes = {Box::any(0), Box::any(2)};
+  rules.boxes[0].r[kDimSrcPort] = Range{0, 65534};
+  rules.boxes[1].r[kDimCtState] = Range{0, 254};
   const TupleSpaceClassifier tuple(rules);
   const LinearClassifier ref(rules);
   std::vector<ClassifierKey> keys(6);
@@ -400,6 +391,191 @@ TEST(TupleSpaceEdges, StartAtOrPastTheEndAndOutOfFieldKeys) {
   tuple.lookup(keys, start, out);
   EXPECT_EQ(out, (std::vector<uint32_t>{0, 2, kNoMatch, kNoMatch, kNoMatch, kNoMatch}));
   expect_same(tuple, ref, keys, start, "edges");
+}
+
+TEST(TupleSpaceEdges, BoxCheckIsExactAtFieldEdges) {
+  // The box check compares all fields of a packed word at once: ranges and
+  // key values at 0, the maximum, around the middle (a field's top bit) and
+  // just beside the ranges' ends, in adjacent fields of every width.
+  constexpr Dim kEdgeDims[] = {kDimSrcIp, kDimSrcPort, kDimDstPort, kDimProto,  kDimInIface,
+                               kDimCtState, kDimTcpFlags, kDimPkttype, kDimIcmp, kDimMark};
+  std::mt19937 rng(77);
+  const auto edge = [&](Dim d) -> uint32_t {
+    const uint32_t max = field_max(d);
+    const uint32_t half = max / 2 + 1;  // only the top bit set
+    const uint32_t pick[] = {0, 1, half - 1, half, half + 1, max - 1, max, draw(rng, 0, max)};
+    return pick[draw(rng, 0, 7)];
+  };
+  RuleBoxes rules;
+  rules.rules = 300;
+  for (uint32_t p = 0; p < rules.rules; ++p) {
+    Box b = Box::any(p);
+    for (Dim d : kEdgeDims) {
+      if (draw(rng, 0, 2) == 0) continue;
+      const uint32_t x = edge(d);
+      const uint32_t y = edge(d);
+      b.r[d] = Range{std::min(x, y), std::max(x, y)};
+    }
+    rules.boxes.push_back(b);
+  }
+  const TupleSpaceClassifier tuple(rules);
+  EXPECT_EQ(tuple.stats().extra_dims, 0U);
+  const LinearClassifier ref(rules);
+  std::vector<ClassifierKey> keys(100000);
+  for (ClassifierKey& k : keys) {
+    const Box& b = rules.boxes[draw(rng, 0, rules.rules - 1)];
+    for (Dim d : kEdgeDims) {
+      const uint32_t max = field_max(d);
+      switch (draw(rng, 0, 5)) {
+        case 0: k.v[d] = b.r[d].lo; break;
+        case 1: k.v[d] = b.r[d].hi; break;
+        case 2: k.v[d] = b.r[d].lo == 0 ? max : b.r[d].lo - 1; break;
+        case 3: k.v[d] = b.r[d].hi == max ? 0 : b.r[d].hi + 1; break;
+        default: k.v[d] = edge(d); break;
+      }
+    }
+  }
+  expect_same(tuple, ref, keys, {}, "field edges");
+}
+
+// ---- Layout ---------------------------------------------------------------------
+
+TEST(TupleSpaceLayout, ChainDimensionsAllHashedInFourWords) {
+  RandomRules gen(5);
+  gen.empty_boxes = false;
+  const RuleBoxes rules = gen.make(2000, kChainDims);
+  ASSERT_EQ(rules.used_dims(), kChainDims);
+  const TupleSpaceClassifier tuple(rules);
+  // 4 x 32 + 5 x 16 + 2 x 8 = 224 bits.
+  EXPECT_EQ(tuple.stats().words, 4U);
+  EXPECT_EQ(tuple.stats().hashed_dims, kChainDims);
+  EXPECT_EQ(tuple.stats().extra_dims, 0U);
+  const LinearClassifier ref(rules);
+  std::mt19937 rng(5);
+  const std::vector<ClassifierKey> keys = gen.keys(rules, 30000);
+  expect_same(tuple, ref, keys, {}, "chain dims");
+  expect_same_with_starts(tuple, ref, keys, rules.rules, rng, "chain dims");
+}
+
+TEST(TupleSpaceLayout, EveryWordCountEqualsLinear) {
+  // Dimension sets whose fields fill 1, 2, 3 and 4 words (packed by the
+  // general code, not the ClassBench placement), and ClassBench subsets.
+  struct Case {
+    uint32_t dims;
+    uint32_t words;
+  };
+  const Case cases[] = {
+      {(1U << kDimSrcIp) | (1U << kDimInIface) | (1U << kDimCtState), 1},                     // 56 bits
+      {(1U << kDimSrcIp) | (1U << kDimDstIp) | (1U << kDimMark) | (1U << kDimDstPort), 2},    // 112
+      {(1U << kDimSrcIp) | (1U << kDimDstIp) | (1U << kDimCtOrigSrc) | (1U << kDimCtOrigDst) |
+           (1U << kDimMark) | (1U << kDimOutIface),
+       3},                                                                                    // 176
+      {kChainDims, 4},                                                                       // 224
+      {(1U << kDimDstPort) | (1U << kDimProto), 2},                                          // ClassBench places
+      {(1U << kDimSrcIp) | (1U << kDimDstPort), 2},
+  };
+  size_t lookups = 0;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.dims);
+    RandomRules gen(c.dims);
+    gen.empty_boxes = false;
+    const RuleBoxes rules = gen.make(3000, c.dims);
+    const TupleSpaceClassifier tuple(rules);
+    EXPECT_EQ(tuple.stats().words, c.words);
+    EXPECT_EQ(tuple.stats().hashed_dims, c.dims);
+    const LinearClassifier ref(rules);
+    std::mt19937 rng(c.dims);
+    const std::vector<ClassifierKey> keys = gen.keys(rules, 20000);
+    lookups += expect_same(tuple, ref, keys, {}, "dims " + std::to_string(c.dims));
+    lookups += expect_same_with_starts(tuple, ref, keys, rules.rules, rng, "dims " + std::to_string(c.dims));
+  }
+  EXPECT_EQ(lookups, 6U * 60000U);
+}
+
+TEST(TupleSpaceLayout, DimensionsThatDoNotFitAreExtraRanges) {
+  // Every box fixes every dimension to one value (all covers full): the
+  // dimensions are taken in order while they fit in 256 bits (src ip .. ct
+  // orig dst port = 248 bits, then tcp flags), the rest are extra ranges.
+  // Keys equal a box except in one dimension, hashed or not.
+  std::mt19937 rng(12);
+  RuleBoxes rules;
+  rules.rules = 500;
+  for (uint32_t p = 0; p < rules.rules; ++p) {
+    Box b = Box::any(p);
+    for (unsigned d = 0; d < kDims; ++d) {
+      const uint32_t v = draw(rng, 0, std::min<uint32_t>(3, field_max(static_cast<Dim>(d))));
+      b.r[d] = Range{v, v};
+    }
+    rules.boxes.push_back(b);
+  }
+  const TupleSpaceClassifier tuple(rules);
+  const uint32_t hashed = ((1U << (kDimCtOrigDstPort + 1)) - 1) | (1U << kDimTcpFlags);
+  EXPECT_EQ(tuple.stats().words, 4U);
+  EXPECT_EQ(tuple.stats().hashed_dims, hashed);
+  EXPECT_EQ(tuple.stats().extra_dims, ((1U << kDims) - 1) & ~hashed);
+  const LinearClassifier ref(rules);
+  std::vector<ClassifierKey> keys;
+  for (int i = 0; i < 60000; ++i) {
+    const Box& b = rules.boxes[draw(rng, 0, rules.rules - 1)];
+    ClassifierKey k;
+    for (unsigned d = 0; d < kDims; ++d) k.v[d] = b.r[d].lo;
+    if (i % 3 != 0) {
+      const unsigned d = draw(rng, 0, kDims - 1);
+      k.v[d] = draw(rng, 0, std::min<uint32_t>(4, field_max(static_cast<Dim>(d))));
+    }
+    keys.push_back(k);
+  }
+  expect_same(tuple, ref, keys, {}, "all dims fixed");
+  expect_same_with_starts(tuple, ref, keys, rules.rules, rng, "all dims fixed");
+}
+
+TEST(TupleSpaceLayout, DimensionsWithOnlyEmptyCoversAreNotHashed) {
+  // IP length 1..65534 and expiry ranges across the top bit have empty
+  // covers: no tuple could hash them, so they are extra ranges, and the
+  // addresses fit in one word.
+  RuleBoxes rules;
+  rules.rules = 40;
+  for (uint32_t p = 0; p < rules.rules; ++p) {
+    Box b = src_prefix(p, 0x0a000000U + (p << 8), 24);
+    b.r[kDimDstIp] = Range{0xc0a80000U + p, 0xc0a80000U + p};
+    if (p % 2 == 0) b.r[kDimLength] = Range{1 + p, 65534 - p};
+    if (p % 3 == 0) b.r[kDimCtExpire] = Range{0x7fffff00U - p, 0x80000100U + p};
+    rules.boxes.push_back(b);
+  }
+  const TupleSpaceClassifier tuple(rules);
+  EXPECT_EQ(tuple.stats().words, 1U);
+  EXPECT_EQ(tuple.stats().hashed_dims, (1U << kDimSrcIp) | (1U << kDimDstIp));
+  EXPECT_EQ(tuple.stats().extra_dims, (1U << kDimLength) | (1U << kDimCtExpire));
+  const LinearClassifier ref(rules);
+  std::vector<ClassifierKey> keys;
+  for (uint32_t p = 0; p < rules.rules; ++p) {
+    for (uint32_t len : {0U, 1U + p, 700U, 65534U - p, 65535U}) {
+      for (uint32_t expire : {0U, 0x7fffff00U - p, 0x80000000U, 0x80000101U + p}) {
+        ClassifierKey k;
+        k.v[kDimSrcIp] = 0x0a000000U + (p << 8) + 7;
+        k.v[kDimDstIp] = 0xc0a80000U + p;
+        k.v[kDimLength] = len;
+        k.v[kDimCtExpire] = expire;
+        keys.push_back(k);
+      }
+    }
+  }
+  expect_same(tuple, ref, keys, {}, "empty covers");
+}
+
+TEST(TupleSpaceLayout, NoUsedDimensionsOneWordOfNothing) {
+  RuleBoxes rules;
+  rules.rules = 4;
+  rules.boxes = {Box::any(1), Box::any(3)};
+  const TupleSpaceClassifier tuple(rules);
+  EXPECT_EQ(tuple.stats().words, 1U);
+  EXPECT_EQ(tuple.stats().hashed_dims, 0U);
+  EXPECT_EQ(tuple.stats().extra_dims, 0U);
+  std::vector<ClassifierKey> keys(4);
+  keys[3].v[kDimSrcIp] = 0xffffffffU;
+  std::vector<uint32_t> out(4);
+  tuple.lookup(keys, std::vector<uint32_t>{0, 2, 4, 0}, out);
+  EXPECT_EQ(out, (std::vector<uint32_t>{1, 3, kNoMatch, 1}));
 }
 
 // ---- Build errors ---------------------------------------------------------------
