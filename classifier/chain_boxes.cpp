@@ -514,8 +514,7 @@ BoxContext chain_box_context(const ChainWalker& walker, uint32_t chain) {
   return bc;
 }
 
-RuleBoxes chain_boxes(const ChainWalker& walker, uint32_t chain, const HostModel& host) {
-  const BoxContext bc = chain_box_context(walker, chain);
+RuleBoxes chain_boxes(const ChainWalker& walker, uint32_t chain, const HostModel& host, const BoxContext& bc) {
   RuleBoxes rb;
   rb.rules = walker.chain_size(chain);
   for (uint32_t p = 0; p < rb.rules; ++p) {
@@ -602,9 +601,9 @@ ChainClassifiers::ChainClassifiers(const ChainWalker& walker, const HostModel& h
     PerChain& pc = chains_[c];
     const uint32_t n = walker.chain_size(c);
     if (n == 0) continue;
-    RuleBoxes rb = chain_boxes(walker, c, host);
-    boxes_ += rb.boxes.size();
     const BoxContext bc = chain_box_context(walker, c);
+    RuleBoxes rb = chain_boxes(walker, c, host, bc);
+    boxes_ += rb.boxes.size();
     pc.spec = KeySpec{rb.used_dims(), bc.mark_mask, bc.connmark_mask};
     pc.residual.assign(n, 0);
     for (const Box& b : rb.boxes) pc.residual[b.position] = b.residual ? 1 : 0;

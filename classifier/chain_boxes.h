@@ -160,8 +160,9 @@ struct KeySpec {
 bool rule_boxes(const CompiledRule& rule, const HostModel& host, uint32_t position, std::vector<Box>& out,
                 const BoxContext& bc = {});
 
-/// The boxes of chain `chain` of `walker` (positions 0..chain_size-1).
-RuleBoxes chain_boxes(const ChainWalker& walker, uint32_t chain, const HostModel& host);
+/// The boxes of chain `chain` of `walker` (positions 0..chain_size-1), with
+/// its chain_box_context().
+RuleBoxes chain_boxes(const ChainWalker& walker, uint32_t chain, const HostModel& host, const BoxContext& bc);
 
 /// The key of the packet in `ctx` for chain boxes; false when the box model
 /// cannot answer for it (see the top comment). Dimensions outside spec.used

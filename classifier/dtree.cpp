@@ -204,7 +204,7 @@ inline void drive(const View& t, std::span<const ClassifierKey> keys, std::span<
       const uint32_t root = t.roots[tree];
       const uint32_t min_pos = t.min_pos[tree];
       uint32_t ref[kGroup];
-      uint8_t todo[kGroup];  // keys this tree may still improve
+      uint8_t improvable[kGroup];  // keys this tree may still improve
       uint8_t active[kGroup];  // keys still descending
       size_t nt = 0;
       size_t na = 0;
@@ -212,7 +212,7 @@ inline void drive(const View& t, std::span<const ClassifierKey> keys, std::span<
       for (size_t i = 0; i < m; ++i) {
         ref[i] = root;
         const bool wanted = best[i] > min_pos && from[i] < t.rules;
-        todo[nt] = static_cast<uint8_t>(i);
+        improvable[nt] = static_cast<uint8_t>(i);
         nt += wanted ? 1U : 0U;
         active[na] = static_cast<uint8_t>(i);
         na += wanted && root_is_node ? 1U : 0U;
@@ -236,7 +236,7 @@ inline void drive(const View& t, std::span<const ClassifierKey> keys, std::span<
         na = still;
       }
       for (size_t a = 0; a < nt; ++a) {
-        const size_t i = todo[a];
+        const size_t i = improvable[a];
         best[i] = P::template scan<D, kStart>(t.blocks, ref[i], k[i], t.dims, from[i], best[i]);
       }
     }

@@ -159,8 +159,7 @@ int worker_main(void* arg) {
   std::array<PacketIn, kBurst> in;
   std::array<PacketOut, kBurst> res;
   std::array<rte_mbuf*, kBurst> in_mbuf{};
-  const PipelineStats before = pipeline.stats();
-  const uint64_t confirmed_before = pipeline.conntrack().counters().inserted;
+  const PipelineMark before = mark_pipeline(pipeline);
   const uint64_t idle_cycles = sh.hz / 1000 * o.idle_ms;
   const auto max_cycles = static_cast<uint64_t>(o.duration_s * static_cast<double>(sh.hz));
   const auto now_ns = [&](uint64_t tsc) {
@@ -259,16 +258,7 @@ int worker_main(void* arg) {
   r.seconds = static_cast<double>((w.last_rx != 0 ? w.last_rx : rte_get_tsc_cycles()) - sh.t0) /
               static_cast<double>(sh.hz);
   r.loops = 1;
-  r.pipeline = pipeline.stats();
-  for (size_t f = 0; f < kFateCount; ++f) {
-    r.pipeline.by_fate[f] -= before.by_fate[f];
-    (fate_emitted(static_cast<Fate>(f)) ? r.emitted : r.dropped) += r.pipeline.by_fate[f];
-  }
-  r.pipeline.fast_path_packets -= before.fast_path_packets;
-  r.pipeline.walked_packets -= before.walked_packets;
-  r.pipeline.rules_tested -= before.rules_tested;
-  r.invalid = r.parse.rejected();
-  r.flows = pipeline.conntrack().counters().inserted - confirmed_before;
+  fill_verdicts(r, pipeline, before);
   r.emitted_written = w.report.transmitted;
   return 0;
 }

@@ -56,6 +56,25 @@ uint64_t l1_bytes_of(uint32_t wirelen) noexcept {
 
 }  // namespace
 
+PipelineMark mark_pipeline(const Pipeline& pipeline) noexcept {
+  return PipelineMark{pipeline.stats(), pipeline.conntrack().counters().inserted};
+}
+
+void fill_verdicts(ReplayReport& r, const Pipeline& pipeline, const PipelineMark& since) noexcept {
+  const PipelineStats& now = pipeline.stats();
+  r.pipeline = now;
+  r.emitted = r.dropped = 0;
+  for (size_t f = 0; f < kFateCount; ++f) {
+    r.pipeline.by_fate[f] -= since.stats.by_fate[f];
+    (fate_emitted(static_cast<Fate>(f)) ? r.emitted : r.dropped) += r.pipeline.by_fate[f];
+  }
+  r.pipeline.fast_path_packets -= since.stats.fast_path_packets;
+  r.pipeline.walked_packets -= since.stats.walked_packets;
+  r.pipeline.rules_tested -= since.stats.rules_tested;
+  r.invalid = r.parse.rejected();
+  r.flows = pipeline.conntrack().counters().inserted - since.confirmed;
+}
+
 ReplayReport run_replay(Pipeline& pipeline, const HostModel& host, const ReplayOptions& o) {
   if (o.loops == 0) throw std::invalid_argument("replay: --loop must be at least 1");
   CaptureReader reader(o.capture, o.mode);
@@ -100,25 +119,13 @@ ReplayReport run_replay(Pipeline& pipeline, const HostModel& host, const ReplayO
   std::vector<uint8_t> originals(dropped_sink ? kBurst * kMaxFrame : 0);
 
   ReplayReport r;
-  const PipelineStats before = pipeline.stats();
-  const uint64_t confirmed_before = pipeline.conntrack().counters().inserted;
+  const PipelineMark before = mark_pipeline(pipeline);
   const auto start = std::chrono::steady_clock::now();
   auto next_progress = start + std::chrono::milliseconds(500);
   uint64_t span_ns = 0;
   uint64_t shift = 0;
   const auto refresh = [&] {
-    const PipelineStats& st = pipeline.stats();
-    r.pipeline = st;
-    for (size_t f = 0; f < kFateCount; ++f) r.pipeline.by_fate[f] -= before.by_fate[f];
-    r.pipeline.fast_path_packets -= before.fast_path_packets;
-    r.pipeline.walked_packets -= before.walked_packets;
-    r.pipeline.rules_tested -= before.rules_tested;
-    r.emitted = r.dropped = 0;
-    for (size_t f = 0; f < kFateCount; ++f) {
-      (fate_emitted(static_cast<Fate>(f)) ? r.emitted : r.dropped) += r.pipeline.by_fate[f];
-    }
-    r.invalid = r.parse.rejected();
-    r.flows = pipeline.conntrack().counters().inserted - confirmed_before;
+    fill_verdicts(r, pipeline, before);
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
 

@@ -84,6 +84,17 @@ struct ReplayReport {
   bool balanced() const noexcept { return packets == emitted + dropped + invalid; }
 };
 
+/// The pipeline's counts at one moment, so a report can take what it did
+/// after (a pipeline may have run before, e.g. in an earlier loop).
+struct PipelineMark {
+  PipelineStats stats;
+  uint64_t confirmed = 0;  // conntrack entries confirmed so far
+};
+PipelineMark mark_pipeline(const Pipeline& pipeline) noexcept;
+/// Sets r.pipeline, r.emitted, r.dropped and r.flows to what `pipeline` did
+/// since `since`, and r.invalid from r.parse.
+void fill_verdicts(ReplayReport& r, const Pipeline& pipeline, const PipelineMark& since) noexcept;
+
 /// Replays o.capture through `pipeline` (built for `host`). Throws LoadError
 /// (opening the capture or the sinks) and std::invalid_argument (options).
 ReplayReport run_replay(Pipeline& pipeline, const HostModel& host, const ReplayOptions& o);
