@@ -644,6 +644,13 @@ const CtEntry* ConntrackTable::find(const Tuple& t, CtDir* dir) const noexcept {
   return &entries_[node >> 1];
 }
 
+uint32_t ConntrackTable::find_handle(const Tuple& t, CtDir* dir) const noexcept {
+  const uint32_t node = find_node_const(t);
+  if (node == kNoEntry) return kNoEntry;
+  if (dir != nullptr) *dir = static_cast<CtDir>(node & 1);
+  return node >> 1;
+}
+
 bool ConntrackTable::tuple_taken(const Tuple& t, uint32_t ignored) const noexcept {
   const CtEntry* self = entry(ignored);
   for (uint32_t node = buckets_[bucket_of(t)]; node != kNoEntry;

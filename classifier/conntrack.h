@@ -265,6 +265,8 @@ class ConntrackTable {
   /// `dir` (if given) receives the direction that matched. Judged at the
   /// table's clock (the latest timestamp seen).
   const CtEntry* find(const Tuple& t, CtDir* dir = nullptr) const noexcept;
+  /// The same lookup, as a handle for entry() (kNoEntry when none).
+  uint32_t find_handle(const Tuple& t, CtDir* dir = nullptr) const noexcept;
 
   /// Whether a live confirmed entry other than `ignored` has `t` as a tuple
   /// (NAT asks this about a candidate REPLY tuple). As in the kernel, an

@@ -91,6 +91,8 @@ struct Pipeline::Walked {
   uint32_t counter[kMaxFastPath]{};
   uint8_t table_of[kMaxFastPath]{};
   uint32_t length = 0;
+  uint32_t raw_length = 0;     // counter[0, raw_length) are raw's (when raw_replayable)
+  bool raw_replayable = false;  // raw's part is a function of the flow and ingress
   bool overflow = false;
   uint32_t vary = 0;
   bool side_effects = false;
@@ -205,21 +207,48 @@ void Pipeline::fill_ct_view(MatchContext& ctx, const CtResult& r) const noexcept
   ctx.ct = v;
 }
 
-bool Pipeline::try_fast_path(PacketIn& p, PacketOut& out, const CtResult& r) noexcept {
-  const CtEntry* e = ct_.entry(r.entry);
-  if (e == nullptr) return false;
+// Before conntrack: raw PREROUTING's part of the path recorded for the entry
+// that holds the packet's tuple in this direction, when it came in on the
+// same interface (see "raw PREROUTING" in pipeline.h). Counts it and puts it
+// at the start of w's path, as if walked. The entry need not be live: the
+// record's tuple and interface are what raw's walk depended on.
+bool Pipeline::replay_raw(const PacketIn& p, Walked& w) noexcept {
   // ICMP errors carry a quoted packet that NAT rewrites too, and may be
   // refused by it: they always take the full walk.
   if (p.key.has(key_flag::kInner)) return false;
+  CtDir dir = CtDir::Original;
+  const uint32_t handle = ct_.find_handle(tuple_of(p.key), &dir);
+  if (handle == kNoEntry) return false;
+  const FlowPath& fp = paths_[static_cast<size_t>(handle) * 2 + dir_index(dir)];
+  if (!fp.raw_replayable || fp.in_iface != p.in_iface || fp.entry_id != ct_.entry(handle)->id) return false;
+  for (uint32_t i = 0; i < fp.raw_length; ++i) {
+    walkers_[fp.table_of[i]]->count(fp.counter[i], p.key.l3_len);
+    w.counter[i] = fp.counter[i];
+    w.table_of[i] = fp.table_of[i];
+  }
+  w.length = w.raw_length = fp.raw_length;
+  w.raw_replayable = true;
+  return true;
+}
+
+bool Pipeline::try_fast_path(PacketIn& p, PacketOut& out, const CtResult& r, const Walked& w) noexcept {
+  const CtEntry* e = ct_.entry(r.entry);
+  if (e == nullptr) return false;
+  if (p.key.has(key_flag::kInner)) return false;  // see replay_raw()
   FlowPath& fp = paths_[static_cast<size_t>(r.entry) * 2 + dir_index(r.dir)];
   const uint8_t state = ct_.state_bits(r);
-  if (fp.entry_id != e->id || fp.ct_state != state || fp.ct_status != status_key(*e)) return false;
+  if (fp.entry_id != e->id || fp.in_iface != p.in_iface || fp.ct_state != state || fp.ct_status != status_key(*e)) {
+    return false;
+  }
+  // raw's part: counted already when it was replayed, and when it was walked
+  // the walk's own path stands in for it.
+  if (fp.raw_replayable != w.raw_replayable || fp.raw_length != w.raw_length) return false;
   const auto fate = static_cast<Fate>(fp.fate);
   if (fate == Fate::Forwarded && p.key.ttl <= 1) return false;  // the walk drops it before FORWARD
   // From here on the packet is the recorded path's: count it, then rewrite it
   // as the walk would (destination at PREROUTING, source at POSTROUTING or
   // INPUT, TTL when forwarded). The parser guarantees the L4 header NAT needs.
-  for (uint32_t i = 0; i < fp.length; ++i) {
+  for (uint32_t i = fp.raw_length; i < fp.length; ++i) {
     walkers_[fp.table_of[i]]->count(fp.counter[i], p.key.l3_len);
   }
   out.fate = fate;
@@ -237,7 +266,8 @@ bool Pipeline::try_fast_path(PacketIn& p, PacketOut& out, const CtResult& r) noe
   return true;
 }
 
-void Pipeline::record_fast_path(const CtResult& r, const Walked& w, Fate fate, uint16_t out_iface) noexcept {
+void Pipeline::record_fast_path(const CtResult& r, const Walked& w, Fate fate, uint16_t in_iface,
+                                uint16_t out_iface) noexcept {
   if (!config_.fast_path || !r.has_entry() || w.overflow || w.side_effects) return;
   if ((w.vary & kVaryBlocksFastPath) != 0) return;
   const CtEntry* e = ct_.entry(r.entry);
@@ -247,6 +277,9 @@ void Pipeline::record_fast_path(const CtResult& r, const Walked& w, Fate fate, u
   fp.ct_state = ct_.state_bits(r);
   fp.ct_status = w.ct_status;
   fp.length = static_cast<uint8_t>(w.length);
+  fp.raw_length = static_cast<uint8_t>(w.raw_length);
+  fp.raw_replayable = w.raw_replayable;
+  fp.in_iface = in_iface;
   std::copy_n(w.counter, w.length, fp.counter);
   std::copy_n(w.table_of, w.length, fp.table_of);
   fp.fate = static_cast<uint8_t>(fate);
@@ -286,33 +319,34 @@ Fate Pipeline::run_one(PacketIn& p, PacketOut& out) noexcept {
   w.path = PathBuffer{path_storage_.data(), static_cast<uint32_t>(path_storage_.size()), 0, 0};
   w.events = EventBuffer{event_storage_.data(), static_cast<uint32_t>(event_storage_.size()), 0, 0};
 
-  // raw PREROUTING: before conntrack, so no entry is attached yet.
-  WalkResult r = walk(TableId::Raw, Hook::Prerouting, ctx, w);
-  if (r.verdict != WalkResult::Accept) return fate_of(r);
-  // Every packet walks raw (it comes before conntrack, so before the fast
-  // path can know the flow): a recorded path starts after it.
-  w.length = 0;
-  w.vary = 0;
-  w.overflow = false;
-  w.side_effects = r.trace;  // a TRACE rule in raw: this packet is traced, walk it
+  // raw PREROUTING: before conntrack, so no entry is attached yet. Its
+  // recorded part is replayed when the flow's record allows it.
+  const bool fast = config_.fast_path && trace_ == nullptr;
+  WalkResult r;
+  if (!(fast && replay_raw(p, w))) {
+    r = walk(TableId::Raw, Hook::Prerouting, ctx, w);
+    if (r.verdict != WalkResult::Accept) return fate_of(r);
+    // raw's part may be replayed later if its walk was a function of the
+    // flow and the ingress interface; otherwise a recorded path starts after it.
+    w.raw_replayable = !w.overflow && !w.side_effects && (w.vary & kVaryBlocksFastPath) == 0;
+    if (!w.raw_replayable) w.length = 0;
+    w.raw_length = w.length;
+    w.vary = 0;
+    w.overflow = false;
+    w.side_effects = r.trace;  // a TRACE rule in raw: this packet is traced, walk it
+  }
 
   CtResult ct;
-  if (r.untrack) {
-    ctx.ct = CtView{};
-    ctx.ct.state_bits = kCtUntracked;
-  } else {
+  if (!r.untrack) {
     ct = ct_.process(key, p.frame, p.len, p.ts_ns, true);
     if (ct.verdict == CtVerdict::Drop) return Fate::DroppedByConntrack;
-    fill_ct_view(ctx, ct);
-    w.ct_status = ctx.ct.status_bits;
   }
-  out.ct_state = ctx.ct.state_bits;
   const auto dropped = [&](Fate f) {
     ct_.discard(ct);
     return f;
   };
 
-  if (config_.fast_path && trace_ == nullptr && ct.has_entry() && !ct.created && try_fast_path(p, out, ct)) {
+  if (fast && ct.has_entry() && !ct.created && try_fast_path(p, out, ct, w)) {
     ++stats_.fast_path_packets;
     if (!fate_emitted(out.fate)) {
       ct_.discard(ct);
@@ -322,6 +356,14 @@ Fate Pipeline::run_one(PacketIn& p, PacketOut& out) noexcept {
     return out.fate;
   }
   ++stats_.walked_packets;
+  if (r.untrack) {
+    ctx.ct = CtView{};
+    ctx.ct.state_bits = kCtUntracked;
+  } else {
+    fill_ct_view(ctx, ct);
+    w.ct_status = ctx.ct.status_bits;
+  }
+  out.ct_state = ctx.ct.state_bits;
 
   r = walk(TableId::Mangle, Hook::Prerouting, ctx, w);
   if (r.verdict != WalkResult::Accept) return dropped(fate_of(r));
@@ -364,7 +406,7 @@ Fate Pipeline::run_one(PacketIn& p, PacketOut& out) noexcept {
       }
       if (!nat_apply(*e, ct.dir, NatManip::Src, key, p.frame, p.len)) return dropped(Fate::DroppedByNat);
     }
-    record_fast_path(ct, w, Fate::Delivered, kNoIface);  // before confirm(), which lets go of the entry
+    record_fast_path(ct, w, Fate::Delivered, p.in_iface, kNoIface);  // before confirm(), which lets go of the entry
     if (!ct_.confirm(ct, p.ts_ns)) return Fate::DroppedByConntrack;
     return Fate::Delivered;
   }
@@ -397,7 +439,7 @@ Fate Pipeline::run_one(PacketIn& p, PacketOut& out) noexcept {
     }
     if (!nat_apply(*e, ct.dir, NatManip::Src, key, p.frame, p.len)) return dropped(Fate::DroppedByNat);
   }
-  record_fast_path(ct, w, Fate::Forwarded, route.out_iface);  // before confirm(), which lets go of the entry
+  record_fast_path(ct, w, Fate::Forwarded, p.in_iface, route.out_iface);  // before confirm(), which lets go of the entry
   if (!ct_.confirm(ct, p.ts_ns)) return Fate::DroppedByConntrack;
   return Fate::Forwarded;
 }

@@ -25,10 +25,10 @@
 // cannot change replays the counter indices recorded for its flow and
 // direction instead of walking the chains. A recorded path is used only if
 //   - it was recorded for the same conntrack entry (slot and id) and
-//     direction, with the same ctstate bits and the same entry status bits
-//     (a state change -- NEW to ESTABLISHED, SEEN_REPLY, ASSURED -- records
-//     anew), so rules on ctstate, ctstatus, ctdir and the entry's tuples are
-//     covered by the key;
+//     direction, arriving on the same interface, with the same ctstate bits
+//     and the same entry status bits (a state change -- NEW to ESTABLISHED,
+//     SEEN_REPLY, ASSURED -- records anew), so rules on the interfaces,
+//     ctstate, ctstatus, ctdir and the entry's tuples are covered by the key;
 //   - no rule the packet was tested against looks at anything else that can
 //     change within a flow (FlowVary bits of rule_match.h: TCP flags and
 //     options, length, payload, fragment bits, marks, connmark, ctexpire,
@@ -37,6 +37,13 @@
 //     (MARK, CONNMARK, NOTRACK, CT, TRACE, LOG, a NAT target) and no nat
 //     chain was walked (a packet that walked nat is a connection's first);
 //   - the path fits the fixed per-flow record (kMaxFastPath counters).
+// raw PREROUTING runs before conntrack, so its part of a path is replayed on
+// a weaker key, looked up (without changing anything) before conntrack runs:
+// the entry whose tuple the packet has in this direction, and the ingress
+// interface. raw sees no conntrack state, so its walk is a function of those
+// whenever the rules it tested look at nothing else (FlowVary) and it had no
+// side effects (NOTRACK, CT, MARK, TRACE, LOG); the rest of the path then
+// needs the full key above, checked after conntrack as before.
 // Counters come out identical with the fast path on or off; a test checks it.
 //
 // Fragments (classifier/defrag.h): with conntrack in use the kernel
@@ -208,10 +215,13 @@ class Pipeline {
     uint8_t ct_state = 0;
     uint8_t ct_status = 0;  // the entry's low status bits (SEEN_REPLY, ASSURED, ...)
     uint8_t length = 0;
+    uint8_t raw_length = 0;  // counter[0, raw_length) are raw PREROUTING's
+    bool raw_replayable = false;  // raw's part may be replayed before conntrack
     uint8_t fate = 0;
     uint8_t table_of[kMaxFastPath]{};  // TableId of each counter
     uint32_t counter[kMaxFastPath]{};
     uint16_t out_iface = kNoIface;
+    uint16_t in_iface = kNoIface;  // the ingress interface it was recorded for
   };
 
   struct Walked;  // per-packet walk bookkeeping (pipeline.cpp)
@@ -221,8 +231,10 @@ class Pipeline {
   static bool forward_ttl(PacketIn& p) noexcept;
   WalkResult walk(TableId table, Hook hook, MatchContext& ctx, Walked& w) noexcept;
   void fill_ct_view(MatchContext& ctx, const CtResult& r) const noexcept;
-  bool try_fast_path(PacketIn& p, PacketOut& out, const CtResult& r) noexcept;
-  void record_fast_path(const CtResult& r, const Walked& w, Fate fate, uint16_t out_iface) noexcept;
+  bool replay_raw(const PacketIn& p, Walked& w) noexcept;
+  bool try_fast_path(PacketIn& p, PacketOut& out, const CtResult& r, const Walked& w) noexcept;
+  void record_fast_path(const CtResult& r, const Walked& w, Fate fate, uint16_t in_iface,
+                        uint16_t out_iface) noexcept;
   void trace_events(const Walked& w, const MatchContext& ctx) noexcept;
 
   HostModel host_;

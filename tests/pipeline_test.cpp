@@ -18,6 +18,7 @@
 #include "classifier/checksum.h"
 #include "classifier/frame_parser.h"
 #include "classifier/iptables_save.h"
+#include "tests/frame_builder.h"
 #include "tests/kernel_host.h"
 #include "tests/scenarios.h"
 
@@ -341,6 +342,63 @@ TEST(PipelineSeedCase, NaiveRuleCountsNothingAndTheFixBlocks) {
   ASSERT_NE(at, std::string::npos) << fixed.counters;
   const size_t open = fixed.counters.rfind('[', at);
   EXPECT_NE(fixed.counters.substr(open, at - open), "[0:0]") << fixed.counters;
+}
+
+// ------------------------------------------------------------- fast path key
+
+// A later packet of a known flow that comes in on another interface must not
+// reuse the path recorded for the first interface: `-i` rules decide again.
+// raw decides on the interface too, before conntrack (its part of a path is
+// replayed before the lookup).
+TEST(PipelineFastPath, AnotherIngressInterfaceWalksAgain) {
+  const HostModel host = default_docker_host();
+  const Ruleset rules = read_iptables_save(
+      "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+      "-A PREROUTING -i docker0 -p udp --dport 53 -j DROP\nCOMMIT\n"
+      "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+      "-A INPUT -i eth0 -p udp -j ACCEPT\nCOMMIT\n",
+      "iface-test");
+  using namespace nfb::test;
+  const auto frame = [] {
+    return ethernet({.dst = kMacA, .src = kMacB},
+                    ipv4({.src = ip4(203, 0, 113, 5), .dst = ip4(198, 51, 100, 1), .proto = kProtoUdp},
+                         udp({.sport = 5000, .dport = 53, .payload = pattern(20)})));
+  };
+  std::vector<InjectedFrame> frames{{"eth0", frame()}, {"eth0", frame()}, {"eth0", frame()},
+                                    {"docker0", frame()}, {"eth0", frame()}};
+  for (const bool fast_path : {false, true}) {
+    SCOPED_TRACE(fast_path ? "fast path on" : "fast path off");
+    PipelineConfig config;
+    config.fast_path = fast_path;
+    auto pipeline = Pipeline::build(rules, host, config);
+    Fed fed = feed(frames, host);
+    std::vector<PacketOut> out(fed.in.size());
+    for (size_t i = 0; i < fed.in.size(); ++i) pipeline->process(std::span(&fed.in[i], 1), std::span(&out[i], 1));
+    EXPECT_EQ(out[0].fate, Fate::Delivered);
+    EXPECT_EQ(out[1].fate, Fate::Delivered);
+    EXPECT_EQ(out[2].fate, Fate::Delivered);
+    EXPECT_EQ(out[3].fate, Fate::DroppedByRule);  // raw: -i docker0 --dport 53 -j DROP
+    EXPECT_EQ(out[4].fate, Fate::Delivered);
+    if (fast_path) {
+      EXPECT_TRUE(out[2].fast_path);
+      EXPECT_TRUE(out[4].fast_path);
+      // The first packet walks nat, the second records its path.
+      EXPECT_EQ(pipeline->stats().fast_path_packets, 2U);
+    }
+  }
+  // Without the raw rule, filter's `-i eth0` decides: the docker0 packet
+  // falls to INPUT's DROP policy.
+  const Ruleset filter_only = read_iptables_save(
+      "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+      "-A INPUT -i eth0 -p udp -j ACCEPT\nCOMMIT\n",
+      "iface-test");
+  auto pipeline = Pipeline::build(filter_only, host, {});
+  Fed fed = feed(frames, host);
+  std::vector<PacketOut> out(fed.in.size());
+  for (size_t i = 0; i < fed.in.size(); ++i) pipeline->process(std::span(&fed.in[i], 1), std::span(&out[i], 1));
+  EXPECT_EQ(out[3].fate, Fate::DroppedByPolicy);
+  EXPECT_EQ(out[4].fate, Fate::Delivered);
+  EXPECT_TRUE(out[4].fast_path);
 }
 
 }  // namespace
