@@ -547,6 +547,54 @@ std::vector<InjectedFrame> seed_case_frames() {
   return t.take();
 }
 
+std::vector<InjectedFrame> string_traffic_frames() {
+  Traffic t(0x73747269);
+  Rng& r = t.rng();
+  // 1. Redis over published 10000: PING, lower-case ping, mixed case, a
+  //    command to be dropped, the answers, a payload ending in TAIL.
+  {
+    Tcp c = published_tcp(t, ip4(203, 0, 113, 30), 10000, dh::kDocker0, {dh::kRedisIp, 6379});
+    c.handshake();
+    c.send(Tcp::kClient, kPsh | kAck, kRedisPing);
+    c.send(Tcp::kServer, kPsh | kAck, text_bytes("+PONG\r\n"));
+    c.send(Tcp::kClient, kPsh | kAck, text_bytes("*1\r\n$4\r\nping\r\n"));
+    c.send(Tcp::kServer, kPsh | kAck, text_bytes("+PONG\r\n"));
+    c.send(Tcp::kClient, kPsh | kAck, text_bytes("*2\r\n$4\r\nEcho\r\n$4\r\nPiNg\r\n"));
+    c.send(Tcp::kServer, kPsh | kAck, text_bytes("$4\r\nPiNg\r\n"));
+    c.send(Tcp::kClient, kPsh | kAck, text_bytes("*2\r\n$4\r\nECHO\r\n$6\r\nDROPME\r\n"));
+    c.send(Tcp::kClient, kPsh | kAck, text_bytes("*2\r\n$4\r\nECHO\r\n$4\r\nTAIL"));
+    c.send(Tcp::kServer, kPsh | kAck, text_bytes("$4\r\nTAIL"));
+    c.close();
+  }
+  // 2. A second client whose payload starts one byte later (" *1"), and a
+  //    full-size segment with PING at its very end.
+  {
+    Tcp c = published_tcp(t, ip4(203, 0, 113, 31), 10000, dh::kDocker0, {dh::kRedisIp, 6379});
+    c.handshake();
+    c.send(Tcp::kClient, kPsh | kAck, text_bytes(" *1\r\n$4\r\nPING\r\n"));
+    c.send(Tcp::kServer, kPsh | kAck, text_bytes("+PONG\r\n"));
+    Bytes big(1400, 'x');
+    for (size_t i = 0; i < 4; ++i) big[big.size() - 4 + i] = static_cast<uint8_t>("PING"[i]);
+    c.send(Tcp::kClient, kPsh | kAck, big);
+    c.send(Tcp::kServer, kAck);
+    c.close();
+  }
+  // 3. Published UDP 5353: queries for names with "ping" and "Example" in
+  //    them, and dns's answers.
+  {
+    const Endpoint c{ip4(203, 0, 113, 32), r.port()};
+    for (const std::string_view name : {"ping.example.com", "www.EXAMPLE.org"}) {
+      const uint16_t id = r.next16();
+      const uint16_t ip_id = r.next16();
+      t.add(dh::kEth0, udp_packet(c, {kHost, 5353}, dns_query(id, name), ip_id, kOutsideTtl));
+      const uint16_t reply_ip_id = r.next16();
+      t.add(dh::kBridge2, udp_packet({dh::kDnsIp, 53}, c, dns_answer(id, name, ip4(192, 0, 2, 80)), reply_ip_id,
+                                kLocalTtl));
+    }
+  }
+  return t.take();
+}
+
 std::vector<InjectedFrame> mixed_traffic_frames() {
   Traffic t(0x6d697865);
   Rng& r = t.rng();
@@ -1113,6 +1161,44 @@ Scenario fragment_edge_cases() {
   return {"fragment_edge_cases", std::string(kFragmentCountingRules), fragment_edge_frames()};
 }
 
+// String matching (-m string): counting rules in raw PREROUTING (the
+// packet before DNAT) and DOCKER-USER (after DNAT and the TTL decrement),
+// plain, hex and mixed patterns, bm and kmp, --icase, --from/--to at and
+// around the payload's first bytes, negation, and one DROP; see
+// string_traffic_frames() for the payloads.
+constexpr std::string_view kStringRules =
+    "iptables -t raw -A PREROUTING -p tcp -m string --hex-string \"|2710|\" --algo bm\n"
+    "iptables -t raw -A PREROUTING -m string --string \"PING\" --algo kmp\n"
+    "iptables -A DOCKER-USER -p tcp -m string --string \"DROPME\" --algo bm -j DROP\n"
+    "iptables -A DOCKER-USER -m string --hex-string \"|18eb|\" --algo bm\n"
+    "iptables -A DOCKER-USER -m string --hex-string \"|2710|\" --algo kmp\n"
+    "iptables -A DOCKER-USER -m string --string \"PING\" --algo bm\n"
+    "iptables -A DOCKER-USER -m string --string \"PING\" --algo kmp\n"
+    "iptables -A DOCKER-USER -m string --string \"ping\" --algo bm\n"
+    "iptables -A DOCKER-USER -m string --string \"ping\" --algo bm --icase\n"
+    "iptables -A DOCKER-USER -m string --string \"ping\" --algo kmp --icase\n"
+    "iptables -A DOCKER-USER -m string ! --string \"PING\" --algo bm\n"
+    "iptables -A DOCKER-USER -m string --hex-string \"|0d0a|$4|0d0a|\" --algo kmp\n"
+    "iptables -A DOCKER-USER -m string --string \"*1\" --algo bm --from 52 --to 54\n"
+    "iptables -A DOCKER-USER -m string --string \"*1\" --algo bm --from 52 --to 53\n"
+    "iptables -A DOCKER-USER -m string --string \"*1\" --algo kmp --from 52 --to 54\n"
+    "iptables -A DOCKER-USER -m string --string \"*1\" --algo kmp --from 52 --to 53\n"
+    "iptables -A DOCKER-USER -m string --string \"*1\" --algo bm --from 53\n"
+    "iptables -A DOCKER-USER -m string --string \"*1\" --algo bm --to 10\n"
+    "iptables -A DOCKER-USER -m string --string \"PONG\" --algo bm --from 60 --to 70\n"
+    "iptables -A DOCKER-USER -m string --string \"PONG\" --algo kmp --from 60 --to 62\n"
+    "iptables -A DOCKER-USER -m string --string \"TAIL\" --algo bm\n"
+    "iptables -A DOCKER-USER -m string --string \"TAIL\" --algo bm --to 1000\n"
+    "iptables -A DOCKER-USER -m string --string \"example\" --algo bm --icase\n"
+    "iptables -A DOCKER-USER -m string --string \"EXAMPLE\" --algo kmp --icase --from 28\n"
+    "iptables -A DOCKER-USER -m string --hex-string \"|00 01 00 01|\" --algo bm\n"
+    "iptables -A DOCKER-USER -m string --string \"zzzz-not-there\" --algo kmp\n";
+
+Scenario string_match() {
+  return {"string_match", apply_iptables_commands(bundled_ruleset("docker-28.save"), kStringRules),
+          string_traffic_frames()};
+}
+
 std::vector<Scenario> all_scenarios() {
   std::vector<Scenario> all;
   all.push_back(seed_case_naive());
@@ -1122,6 +1208,7 @@ std::vector<Scenario> all_scenarios() {
   all.push_back(docker28_mixed());
   all.push_back(docker28_fragments());
   all.push_back(fragment_edge_cases());
+  all.push_back(string_match());
   return all;
 }
 

@@ -162,6 +162,25 @@ std::vector<InjectedFrame> fragment_traffic_frames();
 /// 86 frames.
 std::vector<InjectedFrame> fragment_edge_frames();
 
+/// String matching (string_traffic_frames) on docker-28.save plus counting
+/// -m string rules in raw PREROUTING and DOCKER-USER (and one DROP): plain,
+/// hex and mixed patterns, bm and kmp, --icase, --from/--to at the edges of
+/// the first payload bytes (offsets count from the IP header: 20 + 32 bytes
+/// of TCP header with timestamps puts the payload at 52), negation, patterns
+/// that are header bytes (the published port 10000 before DNAT, 6379 after).
+Scenario string_match();
+
+/// Payload traffic for string_match(), in this order:
+///  1. a Redis client on published 10000: handshake, PING, ping, PiNg
+///     (answered), a command holding DROPME (dropped), one ending in TAIL,
+///     the answers from redis on docker0, FIN close;
+///  2. a second client: " *1 ... PING" (one byte later), a 1400-byte segment
+///     ending in PING, FIN close;
+///  3. two DNS queries over published UDP 5353 (ping.example.com,
+///     www.EXAMPLE.org) and dns's answers on br-5c0a8c6e1d2f.
+/// 31 frames.
+std::vector<InjectedFrame> string_traffic_frames();
+
 /// Every scenario above, in the order declared.
 std::vector<Scenario> all_scenarios();
 
