@@ -112,6 +112,7 @@ Pipeline::Pipeline(const Ruleset& ruleset, const HostModel& host, const Pipeline
       path_storage_(kMaxWalkPath) {
   WalkOptions opts;
   opts.match = config.match;
+  if (config_.scan_strings) opts.match.strings = &string_patterns_;
   opts.initial_counters_from_table = config.counters_from_ruleset;
   for (const Table& t : ruleset_.tables) {
     walkers_[table_index(t.id)] = std::make_unique<ChainWalker>(ChainWalker::build(t, host_, opts));
@@ -120,6 +121,7 @@ Pipeline::Pipeline(const Ruleset& ruleset, const HostModel& host, const Pipeline
           std::make_unique<ChainClassifiers>(*walkers_[table_index(t.id)], host_, config_.algo);
     }
   }
+  if (!string_patterns_.empty()) strings_ = std::make_unique<StringScanner>(string_patterns_);
   if (config_.fast_path) paths_.resize(ct_.capacity() * 2);
 }
 
@@ -139,6 +141,13 @@ Ruleset Pipeline::counters_ruleset() const {
 WalkResult Pipeline::walk(TableId table, Hook hook, MatchContext& ctx, Walked& w) noexcept {
   ChainWalker* walker = walkers_[table_index(table)].get();
   if (walker == nullptr) return WalkResult{};  // no such table: nothing to walk, accept
+  // The packet's bytes may have changed since the last hook (NAT, TTL): the
+  // string scan is redone, once, for this one.
+  if (strings_ != nullptr && (!scan_current_ || scanned_hook_ != hook)) {
+    strings_->invalidate();
+    scanned_hook_ = hook;
+    scan_current_ = true;
+  }
   w.path.clear();
   w.events.clear();
   const WalkSinks sinks{trace_ != nullptr ? &w.events : nullptr, &w.path};
@@ -315,6 +324,8 @@ Fate Pipeline::run_one(PacketIn& p, PacketOut& out) noexcept {
   ctx.now_ns = p.ts_ns;
   ctx.host = &host_;
   ctx.nf_trace = trace_ != nullptr;
+  ctx.strings = strings_.get();
+  scan_current_ = false;  // a new packet
   Walked w;
   w.path = PathBuffer{path_storage_.data(), static_cast<uint32_t>(path_storage_.size()), 0, 0};
   w.events = EventBuffer{event_storage_.data(), static_cast<uint32_t>(event_storage_.size()), 0, 0};

@@ -91,6 +91,7 @@
 #include "classifier/nat.h"
 #include "classifier/packet_key.h"
 #include "classifier/rule.h"
+#include "classifier/string_scan.h"
 
 namespace nfb {
 
@@ -136,6 +137,10 @@ struct PipelineConfig {
   /// is the ChainWalker's own rule-by-rule walk; the others give identical
   /// counters, verdicts and conntrack states.
   ChainAlgo algo = ChainAlgo::kLinear;
+  /// -m string: every pattern of the ruleset in one Hyperscan database,
+  /// each packet scanned once per hook (classifier/string_scan.h); false:
+  /// every string rule searches the packet itself (the same answers).
+  bool scan_strings = true;
 };
 
 /// One packet in: its parsed key (status Ok), its frame (rewritten in place
@@ -203,6 +208,9 @@ class Pipeline {
   /// The reassembly table (its stats: datagrams, drops by reason, held now).
   const DefragTable& defrag() const noexcept { return defrag_; }
   const PipelineStats& stats() const noexcept { return stats_; }
+  /// The Hyperscan scanner of the ruleset's string patterns (its scans()
+  /// count the packet-and-hook scans); null when there is none.
+  const StringScanner* string_scanner() const noexcept { return strings_.get(); }
   const HostModel& host() const noexcept { return host_; }
 
  private:
@@ -243,6 +251,10 @@ class Pipeline {
   std::array<std::unique_ptr<ChainWalker>, kTableCount> walkers_;
   /// Per table, the chains' classifiers when config_.algo is not kLinear.
   std::array<std::unique_ptr<ChainClassifiers>, kTableCount> compiled_;
+  StringPatterns string_patterns_;  // filled while the walkers compile
+  std::unique_ptr<StringScanner> strings_;  // null: no string rules, or scan_strings off
+  Hook scanned_hook_ = Hook::Prerouting;  // the hook strings_ last scanned for
+  bool scan_current_ = false;             // strings_'s result is this packet's at scanned_hook_
   ConntrackTable ct_;
   NatTable nat_;
   DefragTable defrag_;

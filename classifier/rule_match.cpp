@@ -27,17 +27,8 @@ constexpr uint32_t kIcmpHeaderLen = 8;  // struct icmphdr, what xt_icmp reads
 constexpr uint32_t kPortBytes = 4;      // what multiport reads
 constexpr size_t kMaxIfaceName = 15;
 
-// The kernel's toupper(): ASCII and Latin-1 lower-case letters (0xdf..0xf6,
-// 0xf8..0xff) lose 0x20 [kernel: 0xe9 matches |c9| --icase; 0xdf matches |bf|].
-constexpr std::array<uint8_t, 256> make_fold_table() {
-  std::array<uint8_t, 256> t{};
-  for (unsigned c = 0; c < 256; ++c) {
-    const bool lower = (c >= 'a' && c <= 'z') || (c >= 0xdf && c <= 0xff && c != 0xf7);
-    t[c] = static_cast<uint8_t>(lower ? c - 0x20 : c);
-  }
-  return t;
-}
-constexpr std::array<uint8_t, 256> kFold = make_fold_table();
+// The kernel's toupper() (classifier/string_scan.h).
+constexpr const std::array<uint8_t, 256>& kFold = kStringFold;
 
 uint64_t splitmix64(uint64_t& s) noexcept {
   s += 0x9e3779b97f4a7c15ULL;
@@ -115,7 +106,7 @@ IfaceSet resolve_iface(const Rule& rule, const IfaceMatch& m, const HostModel& h
   return host.resolve(m);
 }
 
-compiled::String compile_string(const Rule& rule, const StringMatch& s) {
+compiled::String compile_string(const Rule& rule, const StringMatch& s, StringPatterns* strings) {
   if (s.pattern.empty() || s.pattern.size() > StringMatch::kMaxPattern)
     fail(rule, "string: the pattern must be 1 to 128 bytes");
   if (s.from > s.to) fail(rule, "string: --from is beyond --to");
@@ -125,6 +116,7 @@ compiled::String compile_string(const Rule& rule, const StringMatch& s) {
   c.to = s.to;
   c.icase = s.icase;
   c.invert = s.invert;
+  if (strings != nullptr) c.id = strings->add(s.pattern, s.from, s.to, s.icase, rule.where);
   if (c.icase) {
     for (char& ch : c.pattern) ch = static_cast<char>(kFold[static_cast<uint8_t>(ch)]);
   }
@@ -217,7 +209,7 @@ CompiledRule compile_rule(const Rule& rule, const HostModel& host, MatchState& s
             [&](const IprangeMatch& r) { c.matches.emplace_back(r); },
             [&](const StringMatch& s) {
               c.vary |= kVaryPayload;
-              c.matches.emplace_back(compile_string(rule, s));
+              c.matches.emplace_back(compile_string(rule, s, options.strings));
             },
             [&](const LimitMatch& l) {
               // The kernel's load-time check (limit_mt_check): the full
@@ -534,6 +526,16 @@ bool string_found(const compiled::String& m, const MatchContext& ctx) noexcept {
   return false;
 }
 
+/// The scanner's answer when the pattern was registered with it (one scan
+/// of the packet per hook for every pattern), else a search of its own.
+bool string_in_packet(const compiled::String& m, const MatchContext& ctx) noexcept {
+  if (ctx.strings == nullptr || m.id == kNoStringId) return string_found(m, ctx);
+  const PacketKey& k = *ctx.key;
+  if (ctx.frame == nullptr || k.l3_off >= ctx.frame_len) return false;
+  const uint32_t len = std::min<uint32_t>(k.l3_len, ctx.frame_len - k.l3_off);
+  return ctx.strings->found(m.id, ctx.frame + k.l3_off, len);
+}
+
 MatchResult eval_pkttype(const PkttypeMatch& m, const MatchContext& ctx) noexcept {
   const PacketKey& k = *ctx.key;
   auto type = static_cast<uint8_t>(k.pkttype);
@@ -637,7 +639,7 @@ MatchResult evaluate(const CompiledRule& r, const MatchContext& ctx, MatchState&
       case kAlt<IprangeMatch>: res = eval_iprange(*std::get_if<IprangeMatch>(&cm), ctx); break;
       case kAlt<compiled::String>: {
         const auto& m = *std::get_if<compiled::String>(&cm);
-        res = result(string_found(m, ctx) != m.invert);
+        res = result(string_in_packet(m, ctx) != m.invert);
         break;
       }
       case kAlt<compiled::Limit>: res = MatchEval::limit(*std::get_if<compiled::Limit>(&cm), ctx, state); break;

@@ -105,6 +105,7 @@
 #include "classifier/host.h"
 #include "classifier/packet_key.h"
 #include "classifier/rule.h"
+#include "classifier/string_scan.h"
 
 namespace nfb {
 
@@ -164,6 +165,10 @@ struct MatchContext {
   /// The host the rules were compiled against (addrtype, loopback test of
   /// -m mac). Must be the same model compile_rule() got.
   const HostModel* host = nullptr;
+  /// The scanner of the patterns registered at compile (MatchOptions::
+  /// strings), holding this packet's scan at this hook; null: each string
+  /// match searches the packet itself.
+  StringScanner* strings = nullptr;
 };
 
 // ---------------------------------------------------------------------------
@@ -218,6 +223,10 @@ struct MatchOptions {
   uint32_t hz = 250;
   /// Seed of the -m statistic --mode random streams.
   uint64_t seed = 0x6e66'6265'6e63'6852ULL;
+  /// When set, every -m string pattern is registered here and its compiled
+  /// match carries the id (classifier/string_scan.h): a MatchContext with a
+  /// StringScanner then reads the scan's result instead of searching.
+  StringPatterns* strings = nullptr;
 };
 
 namespace compiled {
@@ -239,6 +248,7 @@ struct String {
   uint16_t to = 65535;
   bool icase = false;
   bool invert = false;
+  uint32_t id = kNoStringId;  // MatchOptions::strings' id of the pattern, if registered
 };
 
 /// limit: the kernel's credit units, fixed at load.
