@@ -34,7 +34,7 @@
 //
 // and is packed straight-line (a pad port slot gets the key's port, which
 // every rule accepts); any other layout by a loop over its fields
-// (at most 68 bytes, all 27 dimensions; at most 64 fields, rte_acl's
+// (at most 72 bytes, all 28 dimensions; at most 64 fields, rte_acl's
 // limit). layout() names it. Field types follow DPDK's test-acl where the
 // boxes allow: a 32-bit dimension is a MASK (prefix) field when every box
 // is a prefix there, else RANGE; an 8-bit one (the protocol included) a

@@ -392,6 +392,16 @@ bool add_module(Alts& alts, const CompiledRule& r, const CompiledMatch& m, const
     restrict_all(alts, kDimLength, range_or_complement(l->min, l->max, 0xffff, l->invert));
     return true;
   }
+  if (const auto* s = std::get_if<compiled::String>(&m)) {
+    // With the ruleset's scanner, the string dimension says which pattern
+    // occurs (id + 1) when only one does, and kSeveralStrings when more do:
+    // a positive rule on pattern id can match those two values only. With
+    // several patterns the candidate's own check decides (residual).
+    if (s->id != kNoStringId && !s->invert) {
+      restrict_all(alts, kDimString, Ranges{Range{s->id + 1, s->id + 1}, Range{kSeveralStrings, kSeveralStrings}});
+    }
+    return false;
+  }
   if (const auto* pt = std::get_if<PkttypeMatch>(&m)) {
     const auto t = static_cast<uint32_t>(pt->type);
     restrict_all(alts, kDimPkttype, range_or_complement(t, t, 0xff, pt->invert));
@@ -575,6 +585,11 @@ bool chain_key(const MatchContext& ctx, const KeySpec& spec, ClassifierKey& key)
                                                       : static_cast<uint32_t>(PktType::Broadcast);
     }
     key.v[kDimPkttype] = type;
+  }
+  if (uses(kDimString)) {
+    // Rules only use it with the scanner; without one, every string rule is
+    // a candidate ("several").
+    key.v[kDimString] = ctx.strings != nullptr ? string_scan_occurring(ctx) : kSeveralStrings;
   }
   if (uses(kDimSrcAddrtype) || uses(kDimDstAddrtype)) {
     if (ctx.host == nullptr) return false;

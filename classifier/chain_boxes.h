@@ -47,8 +47,15 @@
 //                    --limit-iface-in/out: left out.
 //   -f / ! -f        a keyed packet is never a later fragment: `-f` has no
 //                    box, `! -f` no restriction.
-//   left out         string, limit, statistic, mac, ports (ClassBench), and
-//                    what the list says.
+//   string           with the pipeline's Hyperscan scanner (string_scan.h):
+//                    the string dimension holds which pattern occurs (id + 1)
+//                    when only one does, kSeveralStrings for more, 0 for
+//                    none; a positive rule on pattern id takes those two
+//                    values and stays residual (with several patterns the
+//                    candidate checks its own bit). ! --string, or no
+//                    scanner: left out.
+//   left out         limit, statistic, mac, ports (ClassBench), and what
+//                    the list says.
 // Exactness: the kernel evaluates the core match, then the modules in
 // order, stopping at the first that fails. A module goes into the box only
 // if every module before it went into the box completely (so no stateful or

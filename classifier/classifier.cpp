@@ -40,6 +40,7 @@ const char* dim_name(Dim d) noexcept {
     case kDimDstAddrtype: return "dst_addrtype";
     case kDimCtDir: return "ct_dir";
     case kDimCtExpire: return "ct_expire";
+    case kDimString: return "string";
     case kDims: break;
   }
   return "invalid";

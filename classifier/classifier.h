@@ -72,6 +72,7 @@ enum Dim : uint8_t {
   kDimDstAddrtype,    //  8  ... of the destination address
   kDimCtDir,          //  8  0: the packet goes in the entry's ORIGINAL direction, 1: REPLY
   kDimCtExpire,       // 32  the entry's remaining lifetime in seconds
+  kDimString,         // 32  -m string patterns in the packet: 0 none, id + 1 just one, 0xffffffff several
   kDims,
 };
 static_assert(kDims <= 32, "used-dimension sets are 32-bit masks");
@@ -79,7 +80,7 @@ static_assert(kDims <= 32, "used-dimension sets are 32-bit masks");
 /// Width of each dimension in bits (the numbers beside Dim above).
 constexpr unsigned field_bits(Dim d) noexcept {
   constexpr unsigned kBits[kDims] = {32, 32, 16, 16, 8, 16, 16, 8, 8,  32, 32, 16, 16, 32,
-                                     32, 16, 16, 32, 32, 16, 16, 8, 8,  8,  8,  8,  32};
+                                     32, 16, 16, 32, 32, 16, 16, 8, 8,  8,  8,  8,  32, 32};
   return d < kDims ? kBits[d] : 0;
 }
 constexpr uint32_t field_max(Dim d) noexcept {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -526,14 +527,20 @@ bool string_found(const compiled::String& m, const MatchContext& ctx) noexcept {
   return false;
 }
 
+/// The IP packet's bytes as -m string searches them: [0, data) empty when
+/// there is no frame.
+std::pair<const uint8_t*, uint32_t> string_text(const MatchContext& ctx) noexcept {
+  const PacketKey& k = *ctx.key;
+  if (ctx.frame == nullptr || k.l3_off >= ctx.frame_len) return {nullptr, 0};
+  return {ctx.frame + k.l3_off, std::min<uint32_t>(k.l3_len, ctx.frame_len - k.l3_off)};
+}
+
 /// The scanner's answer when the pattern was registered with it (one scan
 /// of the packet per hook for every pattern), else a search of its own.
 bool string_in_packet(const compiled::String& m, const MatchContext& ctx) noexcept {
   if (ctx.strings == nullptr || m.id == kNoStringId) return string_found(m, ctx);
-  const PacketKey& k = *ctx.key;
-  if (ctx.frame == nullptr || k.l3_off >= ctx.frame_len) return false;
-  const uint32_t len = std::min<uint32_t>(k.l3_len, ctx.frame_len - k.l3_off);
-  return ctx.strings->found(m.id, ctx.frame + k.l3_off, len);
+  const auto [data, len] = string_text(ctx);
+  return ctx.strings->found(m.id, data, len);
 }
 
 MatchResult eval_pkttype(const PkttypeMatch& m, const MatchContext& ctx) noexcept {
@@ -607,6 +614,11 @@ bool core_flow_matches(const CompiledRule& r, const MatchContext& ctx) noexcept 
   if (r.check_in && !r.in_ifaces.contains(ctx.in_iface)) return false;
   if (r.check_out && !r.out_ifaces.contains(ctx.out_iface)) return false;
   return true;
+}
+
+uint32_t string_scan_occurring(const MatchContext& ctx) noexcept {
+  const auto [data, len] = string_text(ctx);
+  return ctx.strings->occurring(data, len);
 }
 
 MatchResult evaluate(const CompiledRule& r, const MatchContext& ctx, MatchState& state,

@@ -171,6 +171,11 @@ struct MatchContext {
   StringScanner* strings = nullptr;
 };
 
+/// The scanner's answer (ctx.strings must be set): which registered string
+/// patterns occur in the packet as it is at this hook, as
+/// StringScanner::occurring() numbers them.
+uint32_t string_scan_occurring(const MatchContext& ctx) noexcept;
+
 // ---------------------------------------------------------------------------
 // Flow variance: what the fast path must know before caching a path
 

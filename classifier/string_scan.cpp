@@ -131,16 +131,24 @@ int StringScanner::on_match(unsigned id, unsigned long long, unsigned long long,
   return 0;  // go on: other patterns may match later
 }
 
+void StringScanner::scan(const uint8_t* data, uint32_t len) noexcept {
+  scanned_ = true;
+  ++scans_;
+  if (db_ != nullptr && data != nullptr && len != 0) {
+    hs_scan(db_, reinterpret_cast<const char*>(data), len, 0, scratch_, &StringScanner::on_match, this);
+  }
+}
+
 bool StringScanner::found(uint32_t id, const uint8_t* data, uint32_t len) noexcept {
   if (id >= count_ || never_[id]) return false;
-  if (!scanned_) {
-    scanned_ = true;
-    ++scans_;
-    if (db_ != nullptr && data != nullptr && len != 0) {
-      hs_scan(db_, reinterpret_cast<const char*>(data), len, 0, scratch_, &StringScanner::on_match, this);
-    }
-  }
+  if (!scanned_) scan(data, len);
   return (bits_[id / 64] >> (id % 64) & 1U) != 0;
+}
+
+uint32_t StringScanner::occurring(const uint8_t* data, uint32_t len) noexcept {
+  if (!scanned_) scan(data, len);
+  if (set_.empty()) return 0;
+  return set_.size() == 1 ? set_[0] + 1 : kSeveralStrings;
 }
 
 }  // namespace nfb

@@ -41,6 +41,7 @@ struct hs_scratch;
 namespace nfb {
 
 inline constexpr uint32_t kNoStringId = 0xffffffffU;
+inline constexpr uint32_t kSeveralStrings = 0xffffffffU;
 
 struct StringPattern {
   std::string bytes;  // as the rule gives it (not folded)
@@ -84,6 +85,11 @@ class StringScanner {
   /// `data`/`len` must be the same packet until the next invalidate().
   bool found(uint32_t id, const uint8_t* data, uint32_t len) noexcept;
 
+  /// Which patterns occur in data[0, len) (within their offsets), as one
+  /// number: 0 none, id + 1 when pattern id is the only one, kSeveralStrings
+  /// for two or more. Scans like found().
+  uint32_t occurring(const uint8_t* data, uint32_t len) noexcept;
+
   /// Scans run so far (a benchmark's and a test's view of "once per hook").
   uint64_t scans() const noexcept { return scans_; }
   size_t patterns() const noexcept { return count_; }
@@ -91,6 +97,7 @@ class StringScanner {
   size_t database_bytes() const noexcept;
 
  private:
+  void scan(const uint8_t* data, uint32_t len) noexcept;
   static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
                       void* self) noexcept;
 

@@ -186,8 +186,9 @@ const std::array<Range, kDims>& edge_ranges() {
       Range{1, 3},                    // dst addrtype
       Range{1, 1},                    // ct dir
       Range{100, 431999},             // ct expire
+      Range{1, 1},                    // string
   };
-  static_assert(kDims == 27, "a range for every dimension");
+  static_assert(kDims == 28, "a range for every dimension");
   return ranges;
 }
 
@@ -303,7 +304,7 @@ TEST_F(AclTest, RecordLayouts) {
             "in_iface:range@16/2 out_iface:range@18/2 ct_orig_dst_port:range@20/2 ct_state:range@22/1 "
             "pad:bitmask@23/1 ct_orig_dst:mask@24/4 mark:mask@28/4 = 32 B");
   // All of them.
-  EXPECT_EQ(layout(kAllDims).substr(layout(kAllDims).size() - 6), "= 68 B");
+  EXPECT_EQ(layout(kAllDims).substr(layout(kAllDims).size() - 6), "= 72 B");
 }
 
 TEST_F(AclTest, LowerPositionWinsOverMoreSpecificRule) {

@@ -138,6 +138,8 @@ struct RandomRules {
       }
       case kDimPkttype:
         return small(4);
+      case kDimString:
+        return small(2);
       case kDimSrcAddrtype:
       case kDimDstAddrtype:
         return small(12);

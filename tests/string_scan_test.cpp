@@ -15,6 +15,7 @@
 #include "classifier/frame_parser.h"
 #include "classifier/iptables_save.h"
 #include "classifier/pipeline.h"
+#include "tests/frame_builder.h"
 #include "tests/scenarios.h"
 
 namespace nfb {
@@ -143,6 +144,53 @@ TEST(StringScan, PipelineScansOncePerHookAndCountsLikeTheRuleByRuleSearch) {
     }
   }
   EXPECT_EQ(counters[0], counters[1]);
+}
+
+// The string dimension: a compiled chain of 300 string rules skips them all
+// for a packet in which no pattern occurs, and tests only the candidates
+// when one does, with the linear walk's counters.
+TEST(StringScan, CompiledChainsSkipStringRulesWhenNoPatternOccurs) {
+  std::string text = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n";
+  for (int i = 0; i < 300; ++i) text += "-A FORWARD -m string --string \"pattern" + std::to_string(i) + "x\" --algo bm\n";
+  text += "-A FORWARD -p udp\nCOMMIT\n";
+  const Ruleset rules = read_iptables_save(text, "strings");
+  const HostModel host = default_docker_host();
+  const auto run = [&](ChainAlgo algo, const std::string& payload) {
+    PipelineConfig config;
+    config.algo = algo;
+    auto pipeline = Pipeline::build(rules, host, config);
+    std::vector<uint8_t> frame = test::ethernet(
+        {}, test::ipv4({.src = test::ip4(203, 0, 113, 9), .dst = test::ip4(172, 17, 0, 2), .proto = kProtoUdp},
+                       test::udp({.sport = 4000, .dport = 53, .payload = std::vector<uint8_t>(payload.begin(),
+                                                                                               payload.end())})));
+    PacketIn in;
+    const uint16_t eth0 = *host.iface_id("eth0");
+    EXPECT_EQ(parse_frame(frame.data(), static_cast<uint32_t>(frame.size()), LinkType::Ethernet, eth0, in.key),
+              ParseStatus::Ok);
+    in.frame = frame.data();
+    in.len = static_cast<uint32_t>(frame.size());
+    in.in_iface = eth0;
+    in.ts_ns = 1'000'000'000ULL;
+    PacketOut out;
+    pipeline->process(std::span(&in, 1), std::span(&out, 1));
+    EXPECT_EQ(out.fate, Fate::Forwarded);
+    WriteOptions wo;
+    wo.counters = true;
+    return std::make_pair(pipeline->stats().rules_tested, write_iptables_save(pipeline->counters_ruleset(), wo));
+  };
+  for (const std::string payload : {"nothing to see", "has pattern17x", "has pattern17x and pattern250x"}) {
+    SCOPED_TRACE(payload);
+    const auto linear = run(ChainAlgo::kLinear, payload);
+    EXPECT_GE(linear.first, 301U);
+    for (ChainAlgo algo : {ChainAlgo::kDtree, ChainAlgo::kTuple, ChainAlgo::kAcl}) {
+      SCOPED_TRACE(chain_algo_name(algo));
+      const auto compiled = run(algo, payload);
+      EXPECT_EQ(compiled.second, linear.second);
+      // No pattern, or one: a few lookups and the one candidate; two: every
+      // string rule is a candidate (each a lookup and a check).
+      EXPECT_LT(compiled.first, payload.find(" and ") == std::string::npos ? 10U : 610U);
+    }
+  }
 }
 
 }  // namespace
