@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <cstdio>
 #include <sstream>
@@ -39,6 +40,7 @@
 #include "pcap/dpdk_port.h"
 #include "pcap/replay.h"
 #include "pcap/traffic_gen.h"
+#include "tools/compare.h"
 
 namespace nfb {
 namespace {
@@ -421,6 +423,40 @@ int cmd_classify(const ClassifyOptions& o) {
   return 0;
 }
 
+struct CompareCommand {
+  std::string old_file;
+  std::string new_file;
+  std::string thresholds;  // "" = results/thresholds.json if it exists, else built-in defaults
+  double alpha = std::nan("");  // NaN = the thresholds file's
+  TimeMetric metric = TimeMetric::kRealTime;
+  bool json = false;
+};
+
+// Regression verdicts between two Google Benchmark runs (tools/compare.h).
+// Exit status: 0 no regression, 1 some benchmark regressed, 2 unreadable or
+// invalid input.
+int cmd_compare(const CompareCommand& o) {
+  Comparison c;
+  try {
+    Thresholds t;
+    if (!o.thresholds.empty()) {
+      t = load_thresholds(o.thresholds);
+    } else if (std::filesystem::exists("results/thresholds.json")) {
+      t = load_thresholds("results/thresholds.json");
+    }
+    if (!std::isnan(o.alpha)) {
+      if (!(o.alpha > 0 && o.alpha < 1)) throw std::invalid_argument(fmt::format("--alpha {} is not in (0, 1)", o.alpha));
+      t.alpha = o.alpha;
+    }
+    c = compare_runs(load_benchmark_run(o.old_file), load_benchmark_run(o.new_file), t, o.metric);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "nfbench: %s\n", e.what());
+    return 2;
+  }
+  std::fputs(o.json ? (comparison_json(c) + "\n").c_str() : format_comparison(c).c_str(), stdout);
+  return c.regressed() ? 1 : 0;
+}
+
 }  // namespace
 }  // namespace nfb
 
@@ -509,6 +545,20 @@ int main(int argc, char** argv) {
   classify->add_option("--repeat", classify_opts.repeat, "timed passes over the trace; the median is reported");
   classify->add_flag("--json", classify_opts.json, "one JSON object per algorithm");
 
+  CompareCommand compare_opts;
+  CLI::App* compare = app.add_subcommand(
+      "compare", "Compare two Google Benchmark JSON runs (every repetition kept): medians, Mann-Whitney U, verdicts; "
+                 "exit 1 if a benchmark regressed, 2 on bad input");
+  compare->add_option("OLD", compare_opts.old_file, "the baseline run")->required();
+  compare->add_option("NEW", compare_opts.new_file, "the run to judge")->required();
+  compare->add_option("--thresholds", compare_opts.thresholds,
+                      "thresholds file (default: results/thresholds.json if it exists, else 5% and alpha 0.05)");
+  compare->add_option("--alpha", compare_opts.alpha, "significance level, in (0, 1) (default: the thresholds file's)");
+  compare->add_option("--metric", compare_opts.metric, "real_time (default) or cpu_time")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, TimeMetric>{{"real_time", TimeMetric::kRealTime}, {"cpu_time", TimeMetric::kCpuTime}}));
+  compare->add_flag("--json", compare_opts.json, "print one JSON object");
+
   CLI::App* gen = app.add_subcommand("gen", "Generate inputs: traffic for a ruleset");
   gen->require_subcommand(1);
   std::string gen_rules, gen_out, gen_addrs, gen_routes;
@@ -541,6 +591,7 @@ int main(int argc, char** argv) {
     if (*parse) return cmd_parse(capture_file, parse_json);
     if (*replay) return cmd_replay(replay_opts);
     if (*classify) return cmd_classify(classify_opts);
+    if (*compare) return cmd_compare(compare_opts);
     if (*gen_traffic) {
       if (gen_addrs.empty() != gen_routes.empty()) {
         throw std::invalid_argument("--host-addrs and --host-routes go together");
