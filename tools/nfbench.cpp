@@ -40,6 +40,8 @@
 #include "pcap/dpdk_port.h"
 #include "pcap/replay.h"
 #include "pcap/traffic_gen.h"
+#include "classifier/explain.h"
+#include "classifier/lint.h"
 #include "tools/compare.h"
 
 namespace nfb {
@@ -432,6 +434,60 @@ struct CompareCommand {
   bool json = false;
 };
 
+struct HostFiles {
+  std::string addrs;
+  std::string routes;
+  HostModel load() const {
+    if (addrs.empty() != routes.empty()) throw std::invalid_argument("--host-addrs and --host-routes go together");
+    return addrs.empty() ? default_docker_host() : load_host(addrs, routes);
+  }
+};
+
+// Rules that cannot do what they say (classifier/lint.h). Exit 1 when
+// something was found, 0 when not.
+int cmd_lint(const std::string& rules_file, const HostFiles& hf, bool json) {
+  const Ruleset rules = load_iptables_save_file(rules_file);
+  const HostModel host = hf.load();
+  const std::vector<LintFinding> found = lint_ruleset(rules, host);
+  if (json) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const LintFinding& f : found) {
+      j.push_back({{"kind", f.kind}, {"where", f.where.str()}, {"message", f.message}, {"evidence", f.evidence},
+                   {"fix", f.fix}});
+    }
+    fmt::print("{}\n", j.dump());
+  } else {
+    fmt::print("{}", format_lint(found));
+  }
+  return found.empty() ? 0 : 1;
+}
+
+// One packet's way through the hooks (classifier/explain.h), then as many
+// replies and later packets as asked, through the same pipeline.
+int cmd_explain(const std::string& rules_file, const HostFiles& hf, const std::string& packet, bool reply,
+                unsigned then) {
+  const Ruleset rules = load_iptables_save_file(rules_file);
+  const HostModel host = hf.load();
+  auto pipeline = Pipeline::build(rules, host, PipelineConfig{});
+  const Probe probe = parse_probe(packet, "--packet");
+  uint64_t ts = 1'000'000'000'000ULL;
+  const Explanation first = explain_probe(*pipeline, rules, host, probe, ts);
+  fmt::print("{}", format_explanation(first));
+  if (reply) {
+    if (!first.emitted) {
+      fmt::print("\nno reply: the packet never arrived\n");
+    } else {
+      fmt::print("\nthe reply:\n{}", format_explanation(explain_probe(*pipeline, rules, host, reply_probe(first),
+                                                                         ts += 1'000'000)));
+    }
+  }
+  for (unsigned i = 0; i < then; ++i) {
+    fmt::print("\na later packet of the same connection:\n{}",
+               format_explanation(explain_probe(*pipeline, rules, host, later_probe(probe), ts += 1'000'000)));
+  }
+  return 0;
+}
+
 // Regression verdicts between two Google Benchmark runs (tools/compare.h).
 // Exit status: 0 no regression, 1 some benchmark regressed, 2 unreadable or
 // invalid input.
@@ -559,6 +615,33 @@ int main(int argc, char** argv) {
           std::map<std::string, TimeMetric>{{"real_time", TimeMetric::kRealTime}, {"cpu_time", TimeMetric::kCpuTime}}));
   compare->add_flag("--json", compare_opts.json, "print one JSON object");
 
+  std::string lint_rules;
+  HostFiles lint_host;
+  bool lint_json = false;
+  CLI::App* lint = app.add_subcommand(
+      "lint", "Find rules that cannot do what they say: published ports rewritten by DNAT before filter sees them, "
+              "shadowed rules, chains nothing jumps to; exit 1 when something is found");
+  lint->add_option("RULES", lint_rules, "iptables-save file")->required();
+  lint->add_option("--host-addrs", lint_host.addrs, "the host's `ip -j addr` (default: the Docker host)");
+  lint->add_option("--host-routes", lint_host.routes, "the host's `ip -j route`");
+  lint->add_flag("--json", lint_json, "print the findings as a JSON array");
+
+  std::string explain_rules, explain_packet;
+  HostFiles explain_host;
+  bool explain_reply = false;
+  unsigned explain_then = 0;
+  CLI::App* explain = app.add_subcommand(
+      "explain", "Print one packet's way through every hook and chain, with the tuple after each rewrite and the "
+                 "rule that decided");
+  explain->add_option("RULES", explain_rules, "iptables-save file")->required();
+  explain->add_option("--packet", explain_packet,
+                      "\"tcp 203.0.113.5:40000 -> 198.51.100.1:10000 in eth0\" (tcp, udp or icmp)")
+      ->required();
+  explain->add_flag("--reply", explain_reply, "then the reply, from where the packet went");
+  explain->add_option("--then", explain_then, "then N later packets of the same connection (default 0)");
+  explain->add_option("--host-addrs", explain_host.addrs, "the host's `ip -j addr` (default: the Docker host)");
+  explain->add_option("--host-routes", explain_host.routes, "the host's `ip -j route`");
+
   CLI::App* gen = app.add_subcommand("gen", "Generate inputs: traffic for a ruleset");
   gen->require_subcommand(1);
   std::string gen_rules, gen_out, gen_addrs, gen_routes;
@@ -592,6 +675,8 @@ int main(int argc, char** argv) {
     if (*replay) return cmd_replay(replay_opts);
     if (*classify) return cmd_classify(classify_opts);
     if (*compare) return cmd_compare(compare_opts);
+    if (*lint) return cmd_lint(lint_rules, lint_host, lint_json);
+    if (*explain) return cmd_explain(explain_rules, explain_host, explain_packet, explain_reply, explain_then);
     if (*gen_traffic) {
       if (gen_addrs.empty() != gen_routes.empty()) {
         throw std::invalid_argument("--host-addrs and --host-routes go together");
