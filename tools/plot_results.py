@@ -11,6 +11,7 @@ repetitions:
                       fast path on and off
   conntrack.svg       the conntrack table beside rte_hash, 1K to 1M flows
   kube.svg            linear vs compiled chains on kube-proxy rulesets
+  string.svg          -m string: Hyperscan against rule-by-rule search
 From every run in the index:
   history.svg         chosen benchmarks across runs, as a ratio to the first
                       run that has them (1.0 = as fast as then)
@@ -38,6 +39,8 @@ HISTORY = [
     "BM_Pipeline/fast:1/new_pct:1",
     "BM_Pipeline/fast:1/new_pct:100",
     "Conntrack/Lookup/ours/flows:100000",
+    "String/patterns:1000/frame:1514/hyperscan",
+    "Kube/services:10000/dtree",
 ]
 
 
@@ -179,6 +182,34 @@ def plot_kube(ctx, rates, out):
     save(fig, out, "kube.svg")
 
 
+def plot_string(ctx, rates, out):
+    counts = [1, 10, 100, 1000, 10000]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    drawn = False
+    for frame in (64, 1514):
+        for how, label in (("hyperscan", "Hyperscan, one scan"), ("rule_by_rule", "rule by rule")):
+            xs, ys = [], []
+            for n in counts:
+                v = mpps(rates, f"String/patterns:{n}/frame:{frame}/{how}")
+                if v is not None:
+                    xs.append(n)
+                    ys.append(v)
+            if xs:
+                ax.plot(xs, ys, "-" if how == "hyperscan" else "--", marker="o", label=f"{label}, {frame}-byte frames")
+                drawn = True
+    if not drawn:
+        plt.close(fig)
+        return
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("string rules (patterns) in the chain")
+    ax.set_ylabel("Mpps, one core")
+    ax.set_title("-m string: Hyperscan against searching rule by rule")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    save(fig, out, "string.svg")
+
+
 def plot_history(index, out):
     runs = []
     for r in index["runs"]:
@@ -229,6 +260,7 @@ def main():
     plot_pipeline(ctx, rates, a.out)
     plot_conntrack(ctx, rates, a.out)
     plot_kube(ctx, rates, a.out)
+    plot_string(ctx, rates, a.out)
     plot_history(index, a.out)
 
 
