@@ -42,6 +42,7 @@
 #include "pcap/traffic_gen.h"
 #include "classifier/explain.h"
 #include "classifier/lint.h"
+#include "classifier/ruleset_gen.h"
 #include "tools/compare.h"
 
 namespace nfb {
@@ -642,7 +643,7 @@ int main(int argc, char** argv) {
   explain->add_option("--host-addrs", explain_host.addrs, "the host's `ip -j addr` (default: the Docker host)");
   explain->add_option("--host-routes", explain_host.routes, "the host's `ip -j route`");
 
-  CLI::App* gen = app.add_subcommand("gen", "Generate inputs: traffic for a ruleset");
+  CLI::App* gen = app.add_subcommand("gen", "Generate inputs: traffic for a ruleset, Docker and kube-proxy rulesets");
   gen->require_subcommand(1);
   std::string gen_rules, gen_out, gen_addrs, gen_routes;
   TrafficSpec traffic;
@@ -659,6 +660,22 @@ int main(int argc, char** argv) {
   gen_traffic->add_option("--seed", traffic.seed, "random seed (default 1)");
   gen_traffic->add_option("--zipf", traffic.zipf_s, "flow popularity exponent (default 1; 0 = uniform)");
   gen_traffic->add_option("-o,--output", gen_out, "pcapng file to write")->required();
+  std::string gen_ruleset_out;
+  DockerGenOptions docker_gen;
+  CLI::App* gen_docker = gen->add_subcommand(
+      "docker", "A Docker 28 host's iptables-save: containers on bridge networks publishing ports");
+  gen_docker->add_option("--containers", docker_gen.containers, "containers")->required();
+  gen_docker->add_option("--ports", docker_gen.ports, "published ports per container")->required();
+  gen_docker->add_option("--networks", docker_gen.networks, "bridge networks, docker0 first (default 1)");
+  gen_docker->add_option("--seed", docker_gen.seed, "random seed: bridge names, container ports (default 1)");
+  gen_docker->add_option("-o,--output", gen_ruleset_out, "file to write (default: standard output)");
+  KubeGenOptions kube_gen;
+  CLI::App* gen_kube = gen->add_subcommand(
+      "kube", "A kube-proxy (iptables mode) node's iptables-save: services, endpoints, node ports");
+  gen_kube->add_option("--services", kube_gen.services, "services")->required();
+  gen_kube->add_option("--endpoints", kube_gen.endpoints, "endpoints per service")->required();
+  gen_kube->add_option("--seed", kube_gen.seed, "random seed: chain hashes, ports (default 1)");
+  gen_kube->add_option("-o,--output", gen_ruleset_out, "file to write (default: standard output)");
 
   CLI11_PARSE(app, argc, argv);
   classify_opts.algos.clear();
@@ -677,6 +694,15 @@ int main(int argc, char** argv) {
     if (*compare) return cmd_compare(compare_opts);
     if (*lint) return cmd_lint(lint_rules, lint_host, lint_json);
     if (*explain) return cmd_explain(explain_rules, explain_host, explain_packet, explain_reply, explain_then);
+    if (*gen_docker || *gen_kube) {
+      const std::string text = *gen_docker ? generate_docker_ruleset(docker_gen) : generate_kube_ruleset(kube_gen);
+      if (gen_ruleset_out.empty()) {
+        std::fputs(text.c_str(), stdout);
+      } else {
+        write_text_file(gen_ruleset_out, text);
+      }
+      return 0;
+    }
     if (*gen_traffic) {
       if (gen_addrs.empty() != gen_routes.empty()) {
         throw std::invalid_argument("--host-addrs and --host-routes go together");
