@@ -14,6 +14,7 @@
 #include "classifier/explain.h"
 #include "classifier/iptables_save.h"
 #include "classifier/pipeline.h"
+#include "classifier/ruleset_gen.h"
 #include "tests/scenarios.h"
 
 namespace nfb {
@@ -71,6 +72,34 @@ TEST(Lint, UserRulesOnDocker27And28) {
     ASSERT_EQ(f.size(), 1U) << format_lint(f);
     EXPECT_EQ(f[0].fix, "-A DOCKER-USER -p udp -m conntrack --ctorigdstport 5353 --ctdir ORIGINAL -j DROP");
   }
+}
+
+// Generated rulesets (classifier/ruleset_gen.h): kube-proxy's shape at a few
+// sizes is clean; a generated Docker host with a naive DOCKER-USER rule on
+// one of its published ports is flagged, and the conntrack fix is not.
+TEST(Lint, GeneratedKubeAndDockerRulesets) {
+  for (const uint32_t services : {10U, 200U}) {
+    KubeGenOptions k;
+    k.services = services;
+    k.endpoints = 3;
+    SCOPED_TRACE(services);
+    EXPECT_EQ(kinds(lint_text(generate_kube_ruleset(k), "kube.save")), "");
+  }
+  DockerGenOptions d;
+  d.containers = 6;
+  d.ports = 2;
+  d.networks = 2;
+  const std::string docker = generate_docker_ruleset(d);
+  EXPECT_EQ(kinds(lint_text(docker, "docker.save")), "");
+  // Host port 10000 is the first container's first published port (TCP).
+  const std::vector<LintFinding> naive = lint_text(
+      apply_iptables_commands(docker, "iptables -I DOCKER-USER -p tcp --dport 10000 -j DROP\n"), "docker.save");
+  ASSERT_EQ(naive.size(), 1U) << format_lint(naive);
+  EXPECT_EQ(naive[0].fix, "-A DOCKER-USER -p tcp -m conntrack --ctorigdstport 10000 --ctdir ORIGINAL -j DROP");
+  EXPECT_EQ(kinds(lint_text(apply_iptables_commands(docker, "iptables -I DOCKER-USER -p tcp -m conntrack "
+                                                            "--ctorigdstport 10000 --ctdir ORIGINAL -j DROP\n"),
+                            "docker.save")),
+            "");
 }
 
 TEST(Lint, ShadowedRulesByBoxSubtraction) {

@@ -53,7 +53,7 @@ def load_run(path):
             continue
         name = b["run_name"]
         # Names may carry Google Benchmark's /min_time: suffix; drop it.
-        name = "/".join(p for p in name.split("/") if not p.startswith("min_time:"))
+        name = "/".join(p for p in name.split("/") if not p.startswith(("min_time:", "iterations:")))
         if "items_per_second" in b:
             rates.setdefault(name, []).append(b["items_per_second"])
     return j["context"], {k: statistics.median(v) for k, v in rates.items()}
