@@ -105,6 +105,14 @@ case "$mode" in
     grep -E -- '(-A DOCKER-USER|DNAT --to-destination 172.17.0.2|--dport 6379 -j ACCEPT)' "$out/fixed.save"
     echo
     echo "== Now the fix counts the blocked packets and nothing reaches the container."
+    echo
+    echo "== nfbench finds such rules before any traffic flows (exit 1: it found one):"
+    "$nfb" lint data/rulesets/docker-28-seed-naive.save || [ $? -eq 1 ]
+    echo
+    echo "== and explains one packet's way, with the tuple each chain saw:"
+    "$nfb" explain data/rulesets/docker-28-seed-naive.save \
+      --packet "tcp 203.0.113.5:40000 -> 198.51.100.1:10000 in eth0"
+    echo
     echo "== Full counters: $out/naive.save, $out/fixed.save; frames the host sent: $out/naive/*.pcapng"
     ;;
   test)
