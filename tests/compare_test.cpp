@@ -598,5 +598,36 @@ TEST(NfbenchCompare, ExitCodes) {
   EXPECT_EQ(bad_alpha.err, "nfbench: --alpha 1.5 is not in (0, 1)\n");
 }
 
+// The committed baseline run (results/index.json names it): compared with
+// itself no regression, against a copy with every time 30% slower exit 1.
+TEST(NfbenchCompare, TheCommittedBaseline) {
+  const char* root = std::getenv("NFB_SOURCE_ROOT");
+  const std::string results = std::string(root != nullptr ? root : ".") + "/results/";
+  std::ifstream index_file(results + "index.json");
+  ASSERT_TRUE(index_file) << "no " << results << "index.json";
+  const json index = json::parse(index_file);
+  ASSERT_TRUE(index["baseline"].is_string()) << "index.json names no baseline";
+  std::string file;
+  for (const json& r : index["runs"]) {
+    if (r["id"] == index["baseline"]) file = results + r["file"].get<std::string>();
+  }
+  ASSERT_FALSE(file.empty());
+  std::ifstream in(file);
+  ASSERT_TRUE(in) << file;
+  const json run = json::parse(in, nullptr, true, false);
+  json slower = run;
+  for (json& b : slower["benchmarks"]) {
+    for (const char* k : {"real_time", "cpu_time"}) {
+      if (b.contains(k) && b[k].is_number()) b[k] = b[k].get<double>() * 1.3;
+    }
+  }
+  const std::string slow_file = write_temp("baseline-slower.json", slower.dump());
+  const CommandResult same = nfbench_compare({file, file});
+  EXPECT_EQ(same.exit_code, 0) << same.describe();
+  const CommandResult slow = nfbench_compare({file, slow_file});
+  EXPECT_EQ(slow.exit_code, 1) << slow.describe();
+  EXPECT_NE(slow.out.find("\nREGRESSION: "), std::string::npos) << slow.out;
+}
+
 }  // namespace
 }  // namespace nfb
