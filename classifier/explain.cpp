@@ -36,22 +36,9 @@ std::vector<Token> tokens_of(std::string_view s) {
 }
 
 uint32_t parse_addr(const Token& t, std::string_view s, const std::string& what) {
-  uint32_t addr = 0;
-  size_t pos = 0;
-  for (int part = 0; part < 4; ++part) {
-    unsigned v = 0;
-    const char* b = s.data() + pos;
-    const auto [end, ec] = std::from_chars(b, s.data() + s.size(), v);
-    if (ec != std::errc{} || end == b || v > 255) bad(what, t.column, "expected an IPv4 address like 203.0.113.5");
-    addr = addr << 8 | v;
-    pos = static_cast<size_t>(end - s.data());
-    if (part < 3) {
-      if (pos >= s.size() || s[pos] != '.') bad(what, t.column, "expected an IPv4 address like 203.0.113.5");
-      ++pos;
-    }
-  }
-  if (pos != s.size()) bad(what, t.column, "expected an IPv4 address like 203.0.113.5");
-  return addr;
+  const std::optional<uint32_t> addr = parse_ipv4(s);
+  if (!addr) bad(what, t.column, "expected an IPv4 address like 203.0.113.5");
+  return *addr;
 }
 
 void parse_endpoint(const Token& t, bool ports, uint32_t& addr, uint16_t& port, const std::string& what) {

@@ -128,20 +128,6 @@ std::optional<uint32_t> parse_ipv4_loose(std::string_view s) noexcept {
   return addr;
 }
 
-/// IPv4 as inet_pton reads it: exactly 4 decimal parts without leading zeros.
-std::optional<uint32_t> parse_ipv4_strict(std::string_view s) noexcept {
-  auto parts = split(s, '.');
-  if (parts.size() != 4) return std::nullopt;
-  uint32_t addr = 0;
-  for (std::string_view p : parts) {
-    if (p.size() > 1 && p[0] == '0') return std::nullopt;
-    auto v = parse_dec_uint(p, 255);
-    if (!v) return std::nullopt;
-    addr = (addr << 8) | static_cast<uint32_t>(*v);
-  }
-  return addr;
-}
-
 /// A small table of well-known services (IANA names as Debian's
 /// /etc/services spells them). iptables resolves names through
 /// /etc/services; we do not read the host's file so that a ruleset means the
@@ -1350,7 +1336,7 @@ void RuleParser::core_option(uint8_t id, const Token& tok, std::string_view opt_
 Ipv4Mask RuleParser::parse_address_mask(std::string_view s, uint32_t col, bool strict, const char* what) {
   size_t slash = s.find('/');
   std::string_view a = s.substr(0, slash);
-  auto addr = strict ? parse_ipv4_strict(a) : parse_ipv4_loose(a);
+  auto addr = strict ? parse_ipv4(a) : parse_ipv4_loose(a);
   if (!addr)
     fail(col, fmt::format("bad {} address \"{}\" (expected a.b.c.d{}; host names are not resolved)", what, a,
                           strict ? "" : " or fewer dotted parts"));
@@ -1359,7 +1345,7 @@ Ipv4Mask RuleParser::parse_address_mask(std::string_view s, uint32_t col, bool s
     std::string_view m = s.substr(slash + 1);
     auto mcol = col + static_cast<uint32_t>(slash) + 1;
     if (m.find('.') != std::string_view::npos) {
-      auto mv = parse_ipv4_strict(m);
+      auto mv = parse_ipv4(m);
       if (!mv) mv = split(m, '.').size() == 4 ? parse_ipv4_loose(m) : std::nullopt;
       if (!mv) fail(mcol, fmt::format("bad mask \"{}\" (expected a prefix length 0-32 or a.b.c.d)", m));
       mask = *mv;
@@ -1507,11 +1493,11 @@ NatRange RuleParser::parse_nat_range(std::string_view s, uint32_t col, bool allo
   std::string_view addr = s.substr(0, colon);
   if (colon == std::string_view::npos || colon > 0) {
     size_t dash = addr.find('-');
-    auto lo = parse_ipv4_strict(addr.substr(0, dash));
+    auto lo = parse_ipv4(addr.substr(0, dash));
     if (!lo) fail(col, fmt::format("bad address \"{}\" (expected a.b.c.d or a.b.c.d-a.b.c.d)", addr));
     uint32_t hi = *lo;
     if (dash != std::string_view::npos) {
-      auto h = parse_ipv4_strict(addr.substr(dash + 1));
+      auto h = parse_ipv4(addr.substr(dash + 1));
       if (!h) fail(col + static_cast<uint32_t>(dash) + 1, fmt::format("bad address \"{}\" (expected a.b.c.d)", addr.substr(dash + 1)));
       hi = *h;
     }

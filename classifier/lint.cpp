@@ -33,15 +33,15 @@ const Table* table_of(const Ruleset& rs, TableId id) {
 // Chains a built-in chain reaches through jumps and gotos.
 std::set<uint32_t> reachable(const Table& t, uint32_t from) {
   std::set<uint32_t> seen{from};
-  std::vector<uint32_t> todo{from};
-  while (!todo.empty()) {
-    const uint32_t c = todo.back();
-    todo.pop_back();
+  std::vector<uint32_t> to_visit{from};
+  while (!to_visit.empty()) {
+    const uint32_t c = to_visit.back();
+    to_visit.pop_back();
     for (const Rule& r : t.chains[c].rules) {
       std::optional<uint32_t> next;
       if (const auto* j = std::get_if<JumpTarget>(&r.target)) next = t.find_chain(j->chain);
       if (const auto* g = std::get_if<GotoTarget>(&r.target)) next = t.find_chain(g->chain);
-      if (next && seen.insert(*next).second) todo.push_back(*next);
+      if (next && seen.insert(*next).second) to_visit.push_back(*next);
     }
   }
   return seen;

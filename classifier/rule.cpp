@@ -102,6 +102,28 @@ int mask_prefix_length(uint32_t mask) noexcept {
   return prefix_mask(static_cast<unsigned>(ones)) == mask ? ones : -1;
 }
 
+std::optional<uint32_t> parse_ipv4(std::string_view s) noexcept {
+  uint32_t addr = 0;
+  size_t pos = 0;
+  for (int part = 0; part < 4; ++part) {
+    if (part > 0) {
+      if (pos >= s.size() || s[pos] != '.') return std::nullopt;
+      ++pos;
+    }
+    size_t end = pos;
+    while (end < s.size() && s[end] >= '0' && s[end] <= '9') ++end;
+    const size_t digits = end - pos;
+    if (digits == 0 || digits > 3 || (digits > 1 && s[pos] == '0')) return std::nullopt;
+    unsigned v = 0;
+    for (size_t i = pos; i < end; ++i) v = v * 10 + static_cast<unsigned>(s[i] - '0');
+    if (v > 255) return std::nullopt;
+    addr = addr << 8 | v;
+    pos = end;
+  }
+  if (pos != s.size()) return std::nullopt;
+  return addr;
+}
+
 std::string format_ipv4(uint32_t addr) {
   return fmt::format("{}.{}.{}.{}", addr >> 24, (addr >> 16) & 0xff, (addr >> 8) & 0xff, addr & 0xff);
 }

@@ -99,6 +99,9 @@ constexpr uint32_t prefix_mask(unsigned len) noexcept {
 }
 /// "a.b.c.d".
 std::string format_ipv4(uint32_t addr);
+/// An IPv4 address as inet_pton reads it: exactly 4 decimal parts 0..255
+/// without leading zeros; nullopt otherwise.
+std::optional<uint32_t> parse_ipv4(std::string_view s) noexcept;
 
 /// Inclusive port range [lo, hi]; {0, 65535} is "any".
 struct PortRange {

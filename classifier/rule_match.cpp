@@ -502,13 +502,18 @@ MatchResult eval_iprange(const IprangeMatch& m, const MatchContext& ctx) noexcep
   return MatchResult::Matched;
 }
 
+/// The IP packet's bytes as -m string searches them: [0, data) empty when
+/// there is no frame.
+std::pair<const uint8_t*, uint32_t> string_text(const MatchContext& ctx) noexcept {
+  const PacketKey& k = *ctx.key;
+  if (ctx.frame == nullptr || k.l3_off >= ctx.frame_len) return {nullptr, 0};
+  return {ctx.frame + k.l3_off, std::min<uint32_t>(k.l3_len, ctx.frame_len - k.l3_off)};
+}
+
 /// Horspool over the IP packet bytes [from, min(to, len)).
 bool string_found(const compiled::String& m, const MatchContext& ctx) noexcept {
-  if (ctx.frame == nullptr) return false;
-  const PacketKey& k = *ctx.key;
-  if (k.l3_off >= ctx.frame_len) return false;
-  const uint32_t len = std::min<uint32_t>(k.l3_len, ctx.frame_len - k.l3_off);
-  const uint8_t* text = ctx.frame + k.l3_off;
+  const auto [text, len] = string_text(ctx);
+  if (text == nullptr) return false;
   const uint32_t end = std::min<uint32_t>(m.to, len);
   const auto n = static_cast<uint32_t>(m.pattern.size());
   const auto* pat = reinterpret_cast<const uint8_t*>(m.pattern.data());
@@ -525,14 +530,6 @@ bool string_found(const compiled::String& m, const MatchContext& ctx) noexcept {
     pos += m.shift[last];
   }
   return false;
-}
-
-/// The IP packet's bytes as -m string searches them: [0, data) empty when
-/// there is no frame.
-std::pair<const uint8_t*, uint32_t> string_text(const MatchContext& ctx) noexcept {
-  const PacketKey& k = *ctx.key;
-  if (ctx.frame == nullptr || k.l3_off >= ctx.frame_len) return {nullptr, 0};
-  return {ctx.frame + k.l3_off, std::min<uint32_t>(k.l3_len, ctx.frame_len - k.l3_off)};
 }
 
 /// The scanner's answer when the pattern was registered with it (one scan

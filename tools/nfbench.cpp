@@ -122,10 +122,20 @@ int cmd_parse(const std::string& path, bool json) {
   return 0;
 }
 
+// --host-addrs/--host-routes: a real host's `ip -j addr`/`ip -j route`, or
+// the default Docker host when neither is given.
+struct HostFiles {
+  std::string addrs;
+  std::string routes;
+  HostModel load() const {
+    if (addrs.empty() != routes.empty()) throw std::invalid_argument("--host-addrs and --host-routes go together");
+    return addrs.empty() ? default_docker_host() : load_host(addrs, routes);
+  }
+};
+
 struct ReplayCommand {
   std::string rules;
-  std::string host_addrs;
-  std::string host_routes;
+  HostFiles host;
   std::string save_counters;
   std::string list_counters;
   bool trace = false;
@@ -151,10 +161,7 @@ void write_text_file(const std::string& path, const std::string& text) {
 // every frame read is emitted, dropped with a reason, or counted invalid.
 int cmd_replay(ReplayCommand& o) {
   const Ruleset rules = load_iptables_save_file(o.rules);
-  if (o.host_addrs.empty() != o.host_routes.empty()) {
-    throw std::invalid_argument("--host-addrs and --host-routes go together");
-  }
-  const HostModel host = o.host_addrs.empty() ? default_docker_host() : load_host(o.host_addrs, o.host_routes);
+  const HostModel host = o.host.load();
   PipelineConfig config;
   config.fast_path = o.fast_path && !o.trace;
   const std::optional<ChainAlgo> algo = parse_chain_algo(o.algo);
@@ -435,15 +442,6 @@ struct CompareCommand {
   bool json = false;
 };
 
-struct HostFiles {
-  std::string addrs;
-  std::string routes;
-  HostModel load() const {
-    if (addrs.empty() != routes.empty()) throw std::invalid_argument("--host-addrs and --host-routes go together");
-    return addrs.empty() ? default_docker_host() : load_host(addrs, routes);
-  }
-};
-
 // Rules that cannot do what they say (classifier/lint.h). Exit 1 when
 // something was found, 0 when not.
 int cmd_lint(const std::string& rules_file, const HostFiles& hf, bool json) {
@@ -550,8 +548,8 @@ int main(int argc, char** argv) {
       "replay", "Replay a capture through the host's netfilter pipeline (raw, conntrack, nat, routing, filter)");
   replay->add_option("CAPTURE", replay_opts.replay.capture, "pcap or pcapng file (.xz too); or use --dpdk");
   replay->add_option("--rules", replay_opts.rules, "iptables-save file of the host")->required();
-  replay->add_option("--host-addrs", replay_opts.host_addrs, "the host's `ip -j addr` (default: the Docker host)");
-  replay->add_option("--host-routes", replay_opts.host_routes, "the host's `ip -j route`");
+  replay->add_option("--host-addrs", replay_opts.host.addrs, "the host's `ip -j addr` (default: the Docker host)");
+  replay->add_option("--host-routes", replay_opts.host.routes, "the host's `ip -j route`");
   replay->add_option("--in-iface", replay_opts.replay.in_iface,
                      "ingress interface of frames whose capture interface has no name (default eth0)");
   replay->add_option("--loop", replay_opts.replay.loops,
@@ -645,13 +643,14 @@ int main(int argc, char** argv) {
 
   CLI::App* gen = app.add_subcommand("gen", "Generate inputs: traffic for a ruleset, Docker and kube-proxy rulesets");
   gen->require_subcommand(1);
-  std::string gen_rules, gen_out, gen_addrs, gen_routes;
+  std::string gen_rules, gen_out;
+  HostFiles gen_host;
   TrafficSpec traffic;
   CLI::App* gen_traffic = gen->add_subcommand(
       "traffic", "Connections to the ruleset's published ports and from its containers, both directions, as pcapng");
   gen_traffic->add_option("--rules", gen_rules, "iptables-save file of the Docker host")->required();
-  gen_traffic->add_option("--host-addrs", gen_addrs, "the host's `ip -j addr` (default: the Docker host)");
-  gen_traffic->add_option("--host-routes", gen_routes, "the host's `ip -j route`");
+  gen_traffic->add_option("--host-addrs", gen_host.addrs, "the host's `ip -j addr` (default: the Docker host)");
+  gen_traffic->add_option("--host-routes", gen_host.routes, "the host's `ip -j route`");
   gen_traffic->add_option("--flows", traffic.flows, "connections open at any time (default 1000)")
       ->check(CLI::PositiveNumber);
   gen_traffic->add_option("--packets", traffic.packets, "frames to write (default 100000)");
@@ -704,11 +703,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*gen_traffic) {
-      if (gen_addrs.empty() != gen_routes.empty()) {
-        throw std::invalid_argument("--host-addrs and --host-routes go together");
-      }
       const Ruleset rs = load_iptables_save_file(gen_rules);
-      const HostModel host = gen_addrs.empty() ? default_docker_host() : load_host(gen_addrs, gen_routes);
+      const HostModel host = gen_host.load();
       const TrafficSummary t = generate_traffic(rs, host, traffic, gen_out);
       fmt::print("wrote {}: {} packets ({} bytes), {} connections ({} to published ports), new share {:.4f}\n",
                  gen_out, t.packets, t.bytes, t.connections, t.inbound,

@@ -74,6 +74,31 @@ def save(fig, out, name):
     print(path)
 
 
+def series(ax, rates, xs_all, name_of, style, label):
+    """Plots the points of xs_all whose benchmark name_of(x) is in the run;
+    False when there is none."""
+    xs, ys = [], []
+    for x in xs_all:
+        v = mpps(rates, name_of(x))
+        if v is not None:
+            xs.append(x)
+            ys.append(v)
+    if xs:
+        ax.plot(xs, ys, style, marker="o", label=label)
+    return bool(xs)
+
+
+def finish_loglog(fig, ax, out, name, xlabel, ylabel, title, legend_size=8):
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=legend_size)
+    save(fig, out, name)
+
+
 def plot_lookup(ctx, rates, out):
     fams = ["acl1", "fw1", "ipc1"]
     sizes = [1000, 10000, 100000]
@@ -82,15 +107,8 @@ def plot_lookup(ctx, rates, out):
     fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
     for ax, fam in zip(axes, fams):
         for algo, label in ALGOS:
-            xs, ys = [], []
-            for s in sizes:
-                v = mpps(rates, f"Lookup/{fam}/{s}/{algo}/burst:32")
-                if v is not None:
-                    xs.append(s)
-                    ys.append(v)
-            if xs:
-                style = "--" if algo == "acl" else "-"
-                ax.plot(xs, ys, style, marker="o", label=label)
+            series(ax, rates, sizes, lambda n, fam=fam, algo=algo: f"Lookup/{fam}/{n}/{algo}/burst:32",
+                   "--" if algo == "acl" else "-", label)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(600, 170000)
@@ -126,7 +144,7 @@ def plot_pipeline(ctx, rates, out):
 
 def plot_conntrack(ctx, rates, out):
     flows = [1000, 10000, 100000, 1000000]
-    series = [
+    lines = [
         ("Conntrack/Lookup/ours", "lookup: ours"),
         ("Conntrack/Lookup/rte_hash", "lookup: rte_hash"),
         ("Conntrack/LookupBulk/rte_hash", "lookup: rte_hash bulk 32"),
@@ -135,27 +153,14 @@ def plot_conntrack(ctx, rates, out):
     ]
     fig, ax = plt.subplots(figsize=(7, 4))
     drawn = False
-    for prefix, label in series:
-        xs, ys = [], []
-        for f in flows:
-            v = mpps(rates, f"{prefix}/flows:{f}")
-            if v is not None:
-                xs.append(f)
-                ys.append(v)
-        if xs:
-            ax.plot(xs, ys, "--" if "rte_hash" in prefix else "-", marker="o", label=label)
-            drawn = True
+    for prefix, label in lines:
+        drawn |= series(ax, rates, flows, lambda f, prefix=prefix: f"{prefix}/flows:{f}",
+                        "--" if "rte_hash" in prefix else "-", label)
     if not drawn:
         plt.close(fig)
         return
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("live flows")
-    ax.set_ylabel("million operations per second")
-    ax.set_title("Conntrack table beside DPDK rte_hash")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    save(fig, out, "conntrack.svg")
+    finish_loglog(fig, ax, out, "conntrack.svg", "live flows", "million operations per second",
+                  "Conntrack table beside DPDK rte_hash")
 
 
 def plot_kube(ctx, rates, out):
@@ -172,14 +177,8 @@ def plot_kube(ctx, rates, out):
     for algo, pts in sorted(by_algo.items()):
         pts.sort()
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=algo)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("services")
-    ax.set_ylabel("first packets, Mpps")
-    ax.set_title("kube-proxy rulesets: every packet opens a connection")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    save(fig, out, "kube.svg")
+    finish_loglog(fig, ax, out, "kube.svg", "services", "first packets, Mpps",
+                  "kube-proxy rulesets: every packet opens a connection", legend_size=10)
 
 
 def plot_string(ctx, rates, out):
@@ -188,26 +187,13 @@ def plot_string(ctx, rates, out):
     drawn = False
     for frame in (64, 1514):
         for how, label in (("hyperscan", "Hyperscan, one scan"), ("rule_by_rule", "rule by rule")):
-            xs, ys = [], []
-            for n in counts:
-                v = mpps(rates, f"String/patterns:{n}/frame:{frame}/{how}")
-                if v is not None:
-                    xs.append(n)
-                    ys.append(v)
-            if xs:
-                ax.plot(xs, ys, "-" if how == "hyperscan" else "--", marker="o", label=f"{label}, {frame}-byte frames")
-                drawn = True
+            drawn |= series(ax, rates, counts, lambda n, frame=frame, how=how: f"String/patterns:{n}/frame:{frame}/{how}",
+                            "-" if how == "hyperscan" else "--", f"{label}, {frame}-byte frames")
     if not drawn:
         plt.close(fig)
         return
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("string rules (patterns) in the chain")
-    ax.set_ylabel("Mpps, one core")
-    ax.set_title("-m string: Hyperscan against searching rule by rule")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    save(fig, out, "string.svg")
+    finish_loglog(fig, ax, out, "string.svg", "string rules (patterns) in the chain", "Mpps, one core",
+                  "-m string: Hyperscan against searching rule by rule")
 
 
 def plot_history(index, out):
