@@ -232,6 +232,12 @@ class ChainWalker {
     counters_[index].packets += 1;
     counters_[index].bytes += bytes;
   }
+  /// Adds `packets` packets of `bytes` bytes in all (a fast path's pending
+  /// packets, counted when read).
+  void count(uint32_t index, uint64_t packets, uint64_t bytes) noexcept {
+    counters_[index].packets += packets;
+    counters_[index].bytes += bytes;
+  }
   /// Zeroes every counter (the match state is left alone).
   void reset_counters() noexcept;
   /// Writes the counters into the same table of `ruleset` (rule.counters,

@@ -7,9 +7,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <iterator>
 #include <stdexcept>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "classifier/byte_order.h"
 #include "classifier/checksum.h"
@@ -20,7 +24,7 @@ namespace {
 
 constexpr uint64_t kNsPerSec = 1'000'000'000ULL;
 constexpr uint64_t kUdpStreamAfterNs = 2 * kNsPerSec;  // UDP: "still active after 2 s"
-constexpr uint32_t kEvictionRange = 8;                 // buckets early_drop looks at
+constexpr uint32_t kEvictionRange = 8;                 // hash chains early_drop looks at
 constexpr uint32_t kMaxSize = 1U << 30;
 constexpr unsigned kWheelShift = 26;                   // 2^26 ns ~ 67 ms per wheel slot
 constexpr uint32_t kWheelSlots = 1U << 14;
@@ -64,7 +68,7 @@ CtReason reason_of(TcpReason r) noexcept {
   }
 }
 
-uint64_t mix64(uint64_t h) noexcept {
+[[maybe_unused]] uint64_t mix64(uint64_t h) noexcept {
   h ^= h >> 31;
   h *= 0x7fb5d329728ea185ULL;
   h ^= h >> 27;
@@ -157,73 +161,131 @@ ConntrackTable::ConntrackTable(const CtConfig& config) : config_(config) {
   free_.resize(n);
   // Pop order: slot 0 first.
   for (uint32_t i = 0; i < n; ++i) free_[i] = n - 1 - i;
-  buckets_.assign(config_.buckets == 0 ? n : config_.buckets, kNoEntry);
-  wheel_.assign(kWheelSlots, kNoEntry);
+  chains_ = config_.buckets == 0 ? n : config_.buckets;
+  // 2n nodes at most over n / 2 buckets of 8 ways: half full when the
+  // table is.
+  nbuckets_ = std::max<uint32_t>(1, n / 2);
+  buckets_.resize(nbuckets_);
+  // Overflow: a chain of k nodes uses ceil(k / 8) - 1 overflow buckets, so
+  // all chains together use at most 2n / 8 of them.
+  overflow_.resize(n / 4 + 1);
+  for (uint32_t i = 0; i < overflow_.size(); ++i)
+    overflow_[i].next = i + 1 < overflow_.size() ? i + 1 : kNone;
+  overflow_free_ = 0;
+  wheel_.assign(kWheelSlots, kNone);
 }
 
-// ---------------------------------------------------------------- hashing
+// ---------------------------------------------------------------- the index
 
-uint32_t ConntrackTable::bucket_of(const Tuple& t) const noexcept {
+uint64_t ConntrackTable::hash_of(const Tuple& t) const noexcept {
   uint64_t a = 0;
   uint64_t b = 0;
   std::memcpy(&a, &t, sizeof a);
   std::memcpy(&b, reinterpret_cast<const unsigned char*>(&t) + sizeof a, sizeof b);
-  const uint64_t h = mix64(mix64(a ^ config_.hash_seed) + b);
-  // Scale the high half to the bucket count (multiply-shift, no division).
-  return static_cast<uint32_t>(((h >> 32) * buckets_.size()) >> 32);
+#if defined(__SSE4_2__)
+  // Two CRC32C chains over the 16 bytes, in opposite orders: the high word
+  // places the tuple, the low word signs it.
+  const uint64_t seed = config_.hash_seed;
+  const uint64_t hi = _mm_crc32_u64(_mm_crc32_u64(seed >> 32, a), b);
+  const uint64_t lo = _mm_crc32_u64(_mm_crc32_u64(seed & 0xffffffffU, b), a);
+  return hi << 32 | lo;
+#else
+  return mix64(mix64(a ^ config_.hash_seed) + b);
+#endif
 }
 
-bool ConntrackTable::expired(uint32_t slot) const noexcept {
-  return entries_[slot].deadline_ns <= clock_ns_;
+uint32_t ConntrackTable::match(const Bucket& b, uint16_t sig) noexcept {
+  uint32_t m = 0;
+#if defined(__SSE2__)
+  const __m128i sigs = _mm_load_si128(reinterpret_cast<const __m128i*>(b.sig));
+  const auto bytes = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi16(sigs, _mm_set1_epi16(static_cast<short>(sig)))));
+  // Two mask bits per 16-bit way: keep one.
+#if defined(__BMI2__)
+  m = _pext_u32(bytes, 0x5555U);
+#else
+  for (uint32_t w = 0; w < kWays; ++w) m |= ((bytes >> (2 * w)) & 1U) << w;
+#endif
+#else
+  for (uint32_t w = 0; w < kWays; ++w) m |= static_cast<uint32_t>(b.sig[w] == sig) << w;
+#endif
+  return m & ((1U << b.count) - 1U);
 }
 
-uint32_t ConntrackTable::find_node(const Tuple& t) noexcept {
-  const uint32_t b = bucket_of(t);
-  for (;;) {
-    uint32_t node = buckets_[b];
-    bool restarted = false;
-    while (node != kNoEntry) {
-      const uint32_t slot = node >> 1;
-      if (expired(slot)) {
-        // Gone: free it now (as the kernel does when a lookup meets one).
-        ++counters_.expired;
-        kill(slot);
-        restarted = true;
-        break;
-      }
-      if (entries_[slot].tuple[node & 1] == t) return node;
-      node = links_[slot].next[node & 1];
+void ConntrackTable::prefetch_entries(uint64_t hash) const noexcept {
+  const Bucket& b = buckets_[bucket_index(hash)];
+  for (uint32_t m = match(b, sig_of(hash)); m != 0; m &= m - 1)
+    __builtin_prefetch(&entries_[b.node[std::countr_zero(m)] >> 1]);
+}
+
+uint32_t ConntrackTable::lookup(const Tuple& t, uint64_t hash) const noexcept {
+  const uint16_t sig = sig_of(hash);
+  for (const Bucket* b = &buckets_[bucket_index(hash)];; b = &next_bucket(*b)) {
+    for (uint32_t m = match(*b, sig); m != 0; m &= m - 1) {
+      const uint32_t node = b->node[std::countr_zero(m)];
+      if (entries_[node >> 1].tuple[node & 1] == t) return node;
     }
-    if (!restarted) return kNoEntry;
+    if (b->next == kNone) return kNoEntry;
   }
 }
 
-uint32_t ConntrackTable::find_node_const(const Tuple& t) const noexcept {
-  for (uint32_t node = buckets_[bucket_of(t)]; node != kNoEntry;
-       node = links_[node >> 1].next[node & 1]) {
-    const uint32_t slot = node >> 1;
-    if (!expired(slot) && entries_[slot].tuple[node & 1] == t) return node;
-  }
+uint32_t ConntrackTable::find_live(const Tuple& t, uint64_t hash) noexcept {
+  const uint32_t node = lookup(t, hash);
+  if (node == kNoEntry || !expired(node >> 1)) return node;
+  // Gone: free it now (as the kernel does when a lookup meets one). No
+  // other entry can hold the tuple: confirm() refuses a second one.
+  ++counters_.expired;
+  kill(node >> 1);
   return kNoEntry;
 }
 
-void ConntrackTable::hash_link(uint32_t slot) noexcept {
-  for (uint32_t d = 0; d < 2; ++d) {
-    const uint32_t b = bucket_of(entries_[slot].tuple[d]);
-    links_[slot].next[d] = buckets_[b];
-    buckets_[b] = slot * 2 + d;
+void ConntrackTable::index_insert(uint32_t node, uint64_t hash) noexcept {
+  Bucket* b = &buckets_[bucket_index(hash)];
+  while (b->count == kWays) {
+    if (b->next == kNone) {
+      // Never empty: overflow_ is sized for every node in overflow.
+      const uint32_t o = overflow_free_;
+      overflow_free_ = overflow_[o].next;
+      overflow_[o] = Bucket{};
+      b->next = o;
+    }
+    b = &next_bucket(*b);
   }
+  b->sig[b->count] = sig_of(hash);
+  b->node[b->count] = node;
+  ++b->count;
 }
 
-void ConntrackTable::hash_unlink_node(uint32_t node) noexcept {
-  uint32_t* link = &buckets_[bucket_of(entries_[node >> 1].tuple[node & 1])];
-  while (*link != kNoEntry) {
-    if (*link == node) {
-      *link = links_[node >> 1].next[node & 1];
-      links_[node >> 1].next[node & 1] = kNoEntry;
-      return;
+void ConntrackTable::index_remove(uint32_t node, uint64_t hash) noexcept {
+  const uint16_t sig = sig_of(hash);
+  Bucket* b = &buckets_[bucket_index(hash)];
+  Bucket* at = nullptr;
+  uint32_t way = 0;
+  for (;; b = &next_bucket(*b)) {
+    for (uint32_t m = match(*b, sig); m != 0 && at == nullptr; m &= m - 1) {
+      if (b->node[std::countr_zero(m)] == node) {
+        at = b;
+        way = static_cast<uint32_t>(std::countr_zero(m));
+      }
     }
-    link = &links_[*link >> 1].next[*link & 1];
+    if (at != nullptr || b->next == kNone) break;
+  }
+  if (at == nullptr) return;
+  // Dense ways: the chain's last node fills the hole.
+  Bucket* prev = nullptr;
+  Bucket* last = &buckets_[bucket_index(hash)];
+  while (last->next != kNone) {
+    prev = last;
+    last = &next_bucket(*last);
+  }
+  const uint32_t tail = last->count - 1U;
+  at->sig[way] = last->sig[tail];
+  at->node[way] = last->node[tail];
+  --last->count;
+  if (last->count == 0 && prev != nullptr) {
+    const uint32_t o = prev->next;
+    prev->next = kNone;
+    overflow_[o].next = overflow_free_;
+    overflow_free_ = o;
   }
 }
 
@@ -231,23 +293,26 @@ void ConntrackTable::hash_unlink_node(uint32_t node) noexcept {
 
 void ConntrackTable::wheel_link(uint32_t slot) noexcept {
   Links& l = links_[slot];
-  const auto w = static_cast<uint32_t>((entries_[slot].deadline_ns >> kWheelShift) & (kWheelSlots - 1));
-  l.wheel_slot = w;
-  l.wheel_prev = kNoEntry;
+  CtEntry& e = entries_[slot];
+  e.wheel_tick = static_cast<uint32_t>(e.deadline_ns >> kWheelShift);
+  const uint32_t w = e.wheel_tick & (kWheelSlots - 1);
+  l.on_wheel = true;
+  l.wheel_prev = kNone;
   l.wheel_next = wheel_[w];
-  if (l.wheel_next != kNoEntry) links_[l.wheel_next].wheel_prev = slot;
+  if (l.wheel_next != kNone) links_[l.wheel_next].wheel_prev = slot;
   wheel_[w] = slot;
 }
 
 void ConntrackTable::wheel_unlink(uint32_t slot) noexcept {
   Links& l = links_[slot];
-  if (l.wheel_slot == kNoEntry) return;
-  if (l.wheel_prev != kNoEntry)
+  if (!l.on_wheel) return;
+  if (l.wheel_prev != kNone)
     links_[l.wheel_prev].wheel_next = l.wheel_next;
   else
-    wheel_[l.wheel_slot] = l.wheel_next;
-  if (l.wheel_next != kNoEntry) links_[l.wheel_next].wheel_prev = l.wheel_prev;
-  l.wheel_prev = l.wheel_next = l.wheel_slot = kNoEntry;
+    wheel_[entries_[slot].wheel_tick & (kWheelSlots - 1)] = l.wheel_next;
+  if (l.wheel_next != kNone) links_[l.wheel_next].wheel_prev = l.wheel_prev;
+  l.wheel_prev = l.wheel_next = kNone;
+  l.on_wheel = false;
 }
 
 void ConntrackTable::expire(uint64_t now_ns) noexcept {
@@ -257,11 +322,16 @@ void ConntrackTable::expire(uint64_t now_ns) noexcept {
   const uint64_t ticks = std::min<uint64_t>(now_tick - std::min(wheel_tick_, now_tick) + 1, kWheelSlots);
   for (uint64_t i = 0; i < ticks; ++i) {
     const auto w = static_cast<uint32_t>((now_tick - i) & (kWheelSlots - 1));
-    for (uint32_t slot = wheel_[w]; slot != kNoEntry;) {
+    for (uint32_t slot = wheel_[w]; slot != kNone;) {
       const uint32_t next = links_[slot].wheel_next;
+      const CtEntry& e = entries_[slot];
       if (expired(slot)) {
         ++counters_.expired;
         kill(slot);
+      } else if (static_cast<uint32_t>(e.deadline_ns >> kWheelShift) != e.wheel_tick) {
+        // Its deadline moved on since it was linked: follow it.
+        wheel_unlink(slot);
+        wheel_link(slot);
       }
       slot = next;
     }
@@ -276,8 +346,8 @@ void ConntrackTable::expire(uint64_t now_ns) noexcept {
 void ConntrackTable::unlink(uint32_t slot) noexcept {
   CtEntry& e = entries_[slot];
   if ((e.status & ct_status::kConfirmed) != 0 && (e.status & ct_status::kDying) == 0) {
-    hash_unlink_node(slot * 2);
-    hash_unlink_node(slot * 2 + 1);
+    index_remove(slot * 2, links_[slot].hash[0]);
+    index_remove(slot * 2 + 1, links_[slot].hash[1]);
     wheel_unlink(slot);
   }
 }
@@ -302,26 +372,39 @@ void ConntrackTable::release(uint32_t slot) noexcept {
   if ((st & ct_status::kDying) != 0 || (st & ct_status::kConfirmed) == 0) free_slot(slot);
 }
 
-bool ConntrackTable::early_drop(uint32_t bucket) noexcept {
+bool ConntrackTable::early_drop(uint32_t chain) noexcept {
   for (uint32_t i = 0; i < kEvictionRange; ++i) {
-    const auto b = static_cast<uint32_t>((uint64_t{bucket} + i) % buckets_.size());
+    const auto c = static_cast<uint32_t>((uint64_t{chain} + i) % chains_);
+    // The buckets chain c's nodes can be in: those of the hashes whose high
+    // word maps to c (bucket_index and chain_of are both monotonic in it).
+    const uint64_t lo_hi = (uint64_t{c} << 32) / chains_ + (((uint64_t{c} << 32) % chains_) != 0 ? 1 : 0);
+    const uint64_t hi_hi = ((uint64_t{c + 1} << 32) - 1) / chains_;
+    const auto first = static_cast<uint32_t>((lo_hi * nbuckets_) >> 32);
+    const auto last = static_cast<uint32_t>((std::min<uint64_t>(hi_hi, 0xffffffffULL) * nbuckets_) >> 32);
     uint64_t drops = 0;
-    // Evict every non-ASSURED entry of this chain (restarting the walk after
-    // each removal, since an entry may own two nodes of the same chain).
+    // Evict every non-ASSURED entry of this chain (rescanning after each
+    // removal: a removal moves nodes, and an entry may own two of them).
     for (bool again = true; again;) {
       again = false;
-      for (uint32_t node = buckets_[b]; node != kNoEntry; node = links_[node >> 1].next[node & 1]) {
-        const uint32_t slot = node >> 1;
-        if (expired(slot)) {
-          ++counters_.expired;
-        } else if ((entries_[slot].status & ct_status::kAssured) == 0) {
-          ++drops;
-        } else {
-          continue;
+      for (uint32_t bi = first; bi <= last && !again; ++bi) {
+        for (const Bucket* b = &buckets_[bi]; b != nullptr && !again;
+             b = b->next == kNone ? nullptr : &next_bucket(*b)) {
+          for (uint32_t w = 0; w < b->count; ++w) {
+            const uint32_t node = b->node[w];
+            const uint32_t slot = node >> 1;
+            if (chain_of(links_[slot].hash[node & 1]) != c) continue;
+            if (expired(slot)) {
+              ++counters_.expired;
+            } else if ((entries_[slot].status & ct_status::kAssured) == 0) {
+              ++drops;
+            } else {
+              continue;
+            }
+            kill(slot);
+            again = true;
+            break;
+          }
         }
-        kill(slot);
-        again = true;
-        break;
       }
     }
     if (drops != 0) {
@@ -332,10 +415,10 @@ bool ConntrackTable::early_drop(uint32_t bucket) noexcept {
   return false;
 }
 
-uint32_t ConntrackTable::allocate(const Tuple& orig, uint64_t now) noexcept {
+uint32_t ConntrackTable::allocate(uint64_t orig_hash, uint64_t now) noexcept {
   if (used_ >= entries_.size()) {
     expire(now);
-    if (used_ >= entries_.size() && !early_drop(bucket_of(orig))) return kNoEntry;
+    if (used_ >= entries_.size() && !early_drop(chain_of(orig_hash))) return kNoEntry;
     // Evicted entries still held by an unfinished packet free no slot yet.
     if (free_.empty()) return kNoEntry;
   }
@@ -344,6 +427,7 @@ uint32_t ConntrackTable::allocate(const Tuple& orig, uint64_t now) noexcept {
   ++used_;
   links_[slot] = Links{};
   links_[slot].used = true;
+  links_[slot].hash[0] = orig_hash;
   CtEntry& e = entries_[slot];
   e = CtEntry{};
   e.id = next_id_++;
@@ -360,8 +444,8 @@ void ConntrackTable::refresh(uint32_t slot, uint32_t timeout_s) noexcept {
   }
   if ((e.status & ct_status::kDying) != 0) return;
   e.deadline_ns = clock_ns_ + seconds(timeout_s);
-  const auto w = static_cast<uint32_t>((e.deadline_ns >> kWheelShift) & (kWheelSlots - 1));
-  if (w != links_[slot].wheel_slot) {
+  // Later: the sweep follows it. Earlier: it must be found by then.
+  if (static_cast<int32_t>(static_cast<uint32_t>(e.deadline_ns >> kWheelShift) - e.wheel_tick) < 0) {
     wheel_unlink(slot);
     wheel_link(slot);
   }
@@ -378,13 +462,22 @@ CtResult ConntrackTable::invalid(CtReason why, TcpReason tcp) noexcept {
   return r;
 }
 
-CtResult ConntrackTable::process(const PacketKey& key, const uint8_t* frame, uint32_t len,
-                                 uint64_t now_ns, bool verify_checksum) noexcept {
+bool ConntrackTable::checksum_passes(const PacketKey& key, const uint8_t* frame, uint32_t len,
+                                     L4Check check) noexcept {
+  if (!config_.checksum || check == L4Check::Skip) return true;
+  if (check == L4Check::TrustedBad) {
+    ++counters_.trusted_bad_checksum;
+    return true;
+  }
+  return l4_checksum_ok(frame, len, key);
+}
+
+CtResult ConntrackTable::process(const PacketKey& key, const uint8_t* frame, uint32_t len, uint64_t now_ns,
+                                 L4Check check, const CtProbe* probe) noexcept {
   clock_ns_ = std::max(clock_ns_, now_ns);
   if (key.is_later_fragment()) return invalid(CtReason::Fragment);
-  const bool checksum = verify_checksum && config_.checksum;
   switch (key.proto) {
-    case kProtoIcmp: return process_icmp(key, frame, len, checksum);
+    case kProtoIcmp: return process_icmp(key, frame, len, check, probe);
     case kProtoTcp:
       if (!key.has(key_flag::kTcpFlags)) return invalid(CtReason::Truncated, TcpReason::Truncated);
       break;
@@ -393,15 +486,21 @@ CtResult ConntrackTable::process(const PacketKey& key, const uint8_t* frame, uin
       break;
     default: break;
   }
-  return track(key, tuple_of(key), frame, len, checksum);
+  if (probe != nullptr) return track(key, *probe, frame, len, check);
+  return track(key, this->probe(tuple_of(key)), frame, len, check);
 }
 
 CtResult ConntrackTable::process_icmp(const PacketKey& key, const uint8_t* frame, uint32_t len,
-                                      bool checksum) noexcept {
+                                      L4Check check, const CtProbe* query) noexcept {
   if (!key.has(key_flag::kIcmp)) return invalid(CtReason::Truncated);
-  if (checksum && !l4_checksum_ok(frame, len, key)) return invalid(CtReason::BadChecksum);
+  // The checksum comes first for ICMP (nf_conntrack_icmpv4_error()).
+  if (!checksum_passes(key, frame, len, check)) return invalid(CtReason::BadChecksum);
   if (key.icmp_type > kIcmpLastKnownType) return invalid(CtReason::IcmpUnknownType);
-  if (!icmp_is_error(key.icmp_type)) return track(key, tuple_of(key), frame, len, checksum);
+  if (!icmp_is_error(key.icmp_type)) {
+    // A query or an answer: tracked like any flow (the checksum is done).
+    if (query != nullptr) return track(key, *query, frame, len, L4Check::Skip);
+    return track(key, probe(tuple_of(key)), frame, len, L4Check::Skip);
+  }
 
   // An error: find the flow of the packet it quotes. The quoted packet went
   // the other way, so its inverted tuple is the one to look up.
@@ -427,7 +526,7 @@ CtResult ConntrackTable::process_icmp(const PacketKey& key, const uint8_t* frame
   }
   Tuple wanted;
   if (!quoted.invert(wanted)) return invalid(CtReason::IcmpErrorInner);
-  const uint32_t node = find_node(wanted);
+  const uint32_t node = find_live(wanted, hash_of(wanted));
   if (node == kNoEntry) return invalid(CtReason::IcmpErrorNoFlow);
   const uint32_t slot = node >> 1;
   const auto dir = static_cast<CtDir>(node & 1);
@@ -441,20 +540,27 @@ CtResult ConntrackTable::process_icmp(const PacketKey& key, const uint8_t* frame
   r.entry = slot;
   r.dir = dir;
   r.state = kCtRelated;
+  r.held = true;
   return r;
 }
 
-CtResult ConntrackTable::track(const PacketKey& key, const Tuple& t, const uint8_t* frame,
-                               uint32_t len, bool checksum) noexcept {
+CtResult ConntrackTable::track(const PacketKey& key, const CtProbe& probe, const uint8_t* frame, uint32_t len,
+                               L4Check check) noexcept {
+  const Tuple& t = probe.tuple;
   TcpSegment seg;
   if (t.proto == kProtoTcp && !read_tcp_segment(frame, len, key, seg))
     return invalid(CtReason::Truncated, TcpReason::Truncated);
 
+  uint32_t node = probe.node;
+  if (node != kNoEntry && expired(node >> 1)) {
+    ++counters_.expired;  // gone: free it, as a kernel lookup that meets it does
+    kill(node >> 1);
+    node = kNoEntry;
+  }
   for (;;) {  // once, or twice when a TCP SYN reopens a closed entry
     uint32_t slot = kNoEntry;
     CtDir dir = CtDir::Original;
     bool created = false;
-    const uint32_t node = find_node(t);
     if (node != kNoEntry) {
       slot = node >> 1;
       dir = static_cast<CtDir>(node & 1);
@@ -462,7 +568,7 @@ CtResult ConntrackTable::track(const PacketKey& key, const Tuple& t, const uint8
     } else {
       Tuple reply;
       if (!t.invert(reply)) return invalid(CtReason::IcmpCannotOpen);
-      slot = allocate(t, clock_ns_);
+      slot = allocate(probe.hash, clock_ns_);
       if (slot == kNoEntry) {
         ++counters_.drop;
         ++counters_.by_reason[static_cast<std::size_t>(CtReason::TableFull)];
@@ -488,7 +594,7 @@ CtResult ConntrackTable::track(const PacketKey& key, const Tuple& t, const uint8
     bool kill_after = false;
     switch (t.proto) {
       case kProtoTcp: {
-        if (checksum && !l4_checksum_ok(frame, len, key)) {
+        if (!checksum_passes(key, frame, len, check)) {
           fail = CtReason::BadChecksum;
         } else if (!tcp_flags_valid(seg.flags)) {
           fail = CtReason::TcpBadFlags;
@@ -503,7 +609,8 @@ CtResult ConntrackTable::track(const PacketKey& key, const Tuple& t, const uint8
             case TcpVerdict::Reopen:
               ++counters_.reopened;
               kill(slot);
-              continue;  // look the SYN up again: it opens a new entry
+              node = kNoEntry;  // the SYN opens a new entry: the old one held its tuples
+              continue;
             case TcpVerdict::Invalid:
               if (u.shrink_timeout && (e.status & ct_status::kConfirmed) != 0 &&
                   e.deadline_ns > clock_ns_) {
@@ -538,7 +645,7 @@ CtResult ConntrackTable::track(const PacketKey& key, const Tuple& t, const uint8
         // reassembled packet can be checked (like its checksum).
         if (!key.is_fragment() && (udp_len > l3_end - key.l4_off || udp_len < 8)) {
           fail = CtReason::UdpBadLength;
-        } else if (checksum && load_be16(udp + 6) != 0 && !l4_checksum_ok(frame, len, key)) {
+        } else if (load_be16(udp + 6) != 0 && !checksum_passes(key, frame, len, check)) {
           fail = CtReason::BadChecksum;
         } else if (seen_reply) {
           // Both ways seen: a stream once the flow is older than 2 s.
@@ -571,6 +678,7 @@ CtResult ConntrackTable::track(const PacketKey& key, const Tuple& t, const uint8
     }
     if (dir == CtDir::Reply) e.status |= ct_status::kSeenReply;
     hold(slot);
+    r.held = true;
     if (kill_after) {
       ++counters_.killed;
       kill(slot);  // the packet keeps it until confirm/discard
@@ -579,16 +687,81 @@ CtResult ConntrackTable::track(const PacketKey& key, const Tuple& t, const uint8
   }
 }
 
+bool ConntrackTable::track_fast(const PacketKey& key, const uint8_t* frame, uint32_t len, uint64_t now_ns,
+                                L4Check check, const CtProbe& probe, CtResult& out) noexcept {
+  const uint32_t slot = probe.slot();
+  const CtDir dir = probe.dir();
+  CtEntry& e = entries_[slot];
+  const uint64_t now = std::max(clock_ns_, now_ns);
+  if (e.deadline_ns <= now) return false;
+  if (config_.checksum && check == L4Check::Verify && !l4_checksum_ok(frame, len, key)) return false;
+  const bool seen_reply = (e.status & ct_status::kSeenReply) != 0;
+  const bool assured = (e.status & ct_status::kAssured) != 0;
+  uint32_t timeout = 0;
+  bool set_assured = false;
+  switch (key.proto) {
+    case kProtoTcp: {
+      TcpSegment seg;
+      if (!read_tcp_segment(frame, len, key, seg)) return false;
+      TcpUpdate u;
+      if (!tcp_track_fast(e.tcp, dir, seg, seen_reply, assured, config_.tcp, u)) return false;
+      timeout = u.timeout_s;
+      set_assured = u.set_assured;
+      break;
+    }
+    case kProtoUdp: {
+      const uint32_t l3_end = static_cast<uint32_t>(key.l3_off) + key.l3_len;
+      if (frame == nullptr || l3_end > len || static_cast<uint32_t>(key.l4_off) + 8 > l3_end) return false;
+      const uint16_t udp_len = load_be16(frame + key.l4_off + 4);
+      if (udp_len > l3_end - key.l4_off || udp_len < 8) return false;
+      // A zero checksum was not checked (nor counted) by process().
+      if (check == L4Check::TrustedBad && load_be16(frame + key.l4_off + 6) == 0) check = L4Check::Skip;
+      if (seen_reply && now > e.start_ns + kUdpStreamAfterNs) {
+        timeout = config_.udp_stream_timeout;
+        set_assured = true;
+      } else {
+        timeout = config_.udp_timeout;
+      }
+      break;
+    }
+    case kProtoIcmp:
+      if (!key.has(key_flag::kIcmp) || key.icmp_type > kIcmpLastKnownType || icmp_is_error(key.icmp_type) ||
+          !icmp_opens(e.tuple[0].icmp_type))
+        return false;
+      timeout = config_.icmp_timeout;
+      break;
+    default:
+      timeout = config_.generic_timeout;
+      break;
+  }
+  // Committed: what process() would have done from here on.
+  clock_ns_ = now;
+  if (config_.checksum && check == L4Check::TrustedBad) ++counters_.trusted_bad_checksum;
+  ++counters_.found;
+  if (set_assured) e.status |= ct_status::kAssured;
+  refresh(slot, timeout);
+  if (dir == CtDir::Reply) e.status |= ct_status::kSeenReply;
+  out = CtResult{};
+  out.entry = slot;
+  out.dir = dir;
+  out.state = (dir == CtDir::Reply || seen_reply) ? kCtEstablished : kCtNew;
+  return true;
+}
+
 bool ConntrackTable::confirm(CtResult& r, uint64_t now_ns) noexcept {
   if (r.entry == kNoEntry) return true;
   const uint32_t slot = r.entry;
   const bool created = r.created;
+  const bool held = r.held;
   r.entry = kNoEntry;
   r.created = false;
+  r.held = false;
   clock_ns_ = std::max(clock_ns_, now_ns);
   CtEntry& e = entries_[slot];
   if (created && (e.status & (ct_status::kConfirmed | ct_status::kDying)) == 0) {
-    if (find_node(e.tuple[0]) != kNoEntry || find_node(e.tuple[1]) != kNoEntry) {
+    Links& l = links_[slot];
+    l.hash[1] = hash_of(e.tuple[1]);  // NAT may have changed it since process()
+    if (find_live(e.tuple[0], l.hash[0]) != kNoEntry || find_live(e.tuple[1], l.hash[1]) != kNoEntry) {
       ++counters_.insert_failed;
       ++counters_.drop;
       release(slot);
@@ -596,20 +769,23 @@ bool ConntrackTable::confirm(CtResult& r, uint64_t now_ns) noexcept {
     }
     e.status |= ct_status::kConfirmed;
     e.deadline_ns = clock_ns_ + seconds(e.timeout_s);
-    hash_link(slot);
+    index_insert(slot * 2, l.hash[0]);
+    index_insert(slot * 2 + 1, l.hash[1]);
     wheel_link(slot);
     ++counters_.inserted;
   }
-  release(slot);
+  if (held) release(slot);
   return true;
 }
 
 void ConntrackTable::discard(CtResult& r) noexcept {
   if (r.entry == kNoEntry) return;
   const uint32_t slot = r.entry;
+  const bool held = r.held;
   r.entry = kNoEntry;
   r.created = false;
-  release(slot);
+  r.held = false;
+  if (held) release(slot);
 }
 
 // ---------------------------------------------------------------- queries
@@ -638,30 +814,25 @@ bool ConntrackTable::set_reply_tuple(uint32_t handle, const Tuple& reply) noexce
 }
 
 const CtEntry* ConntrackTable::find(const Tuple& t, CtDir* dir) const noexcept {
-  const uint32_t node = find_node_const(t);
-  if (node == kNoEntry) return nullptr;
-  if (dir != nullptr) *dir = static_cast<CtDir>(node & 1);
-  return &entries_[node >> 1];
+  const uint32_t handle = find_handle(t, dir);
+  return handle == kNoEntry ? nullptr : &entries_[handle];
 }
 
 uint32_t ConntrackTable::find_handle(const Tuple& t, CtDir* dir) const noexcept {
-  const uint32_t node = find_node_const(t);
-  if (node == kNoEntry) return kNoEntry;
+  const uint32_t node = lookup(t, hash_of(t));
+  if (node == kNoEntry || expired(node >> 1)) return kNoEntry;
   if (dir != nullptr) *dir = static_cast<CtDir>(node & 1);
   return node >> 1;
 }
 
 bool ConntrackTable::tuple_taken(const Tuple& t, uint32_t ignored) const noexcept {
+  const uint32_t node = lookup(t, hash_of(t));  // at most one entry holds a tuple
+  if (node == kNoEntry) return false;
+  const uint32_t slot = node >> 1;
+  if (slot == ignored || expired(slot)) return false;
+  // The same flow seen twice (equal ORIGINAL tuples) is not a conflict.
   const CtEntry* self = entry(ignored);
-  for (uint32_t node = buckets_[bucket_of(t)]; node != kNoEntry;
-       node = links_[node >> 1].next[node & 1]) {
-    const uint32_t slot = node >> 1;
-    if (slot == ignored || expired(slot) || !(entries_[slot].tuple[node & 1] == t)) continue;
-    // The same flow seen twice (equal ORIGINAL tuples) is not a conflict.
-    if (self != nullptr && entries_[slot].tuple[0] == self->tuple[0]) continue;
-    return true;
-  }
-  return false;
+  return self == nullptr || !(entries_[slot].tuple[0] == self->tuple[0]);
 }
 
 // ---------------------------------------------------------------- dump

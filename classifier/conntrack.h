@@ -25,31 +25,57 @@
 // discard() for its result before the next packet is processed (one packet at
 // a time: conntrack state is inherently sequential).
 //
-// Memory layout: a pool of `max_entries` CtEntry slots allocated at
-// construction, a free-slot stack, a bucket array of chain heads (one chain
-// node per entry and direction: node = slot * 2 + dir; the links live in a
-// side array so CtEntry holds only flow data), and a timing wheel of
-// 2^14 slots of 2^26 ns (~67 ms, ~18 min per turn) whose doubly linked lists
-// hold every confirmed entry by deadline.
+// Memory layout (measured against DPDK's rte_hash in bench/conntrack_bench):
+//   - a pool of `max_entries` CtEntry slots, 64-byte aligned, allocated at
+//     construction, and a free-slot stack. An entry's first cache line holds
+//     what every packet reads (both tuples, deadline, id, status, mark); the
+//     second its protocol state (TCP windows).
+//   - the index: 8-way buckets of one cache line, each way a 16-bit
+//     signature and a node (slot * 2 + direction), so both directions of a
+//     flow are found by one lookup. A lookup hashes the tuple once, reads one
+//     bucket, compares the 8 signatures at once and reads only the entries
+//     whose signature matches. Ways are kept dense (a removal moves the
+//     chain's last node into the hole); a full bucket chains to overflow
+//     buckets from a pool sized for the worst case, so inserting never fails
+//     and never allocates. There are about half as many buckets as entries
+//     (at a full table 4 of 8 ways are used on average).
+//   - the kernel's hash chains are kept as a logical layer on top:
+//     nf_conntrack_buckets chains, a tuple's chain taken from the same hash
+//     as its bucket (so the nodes of neighbouring chains sit in neighbouring
+//     buckets), which is what early_drop scans.
+//   - a timing wheel of 2^14 slots of 2^26 ns (~67 ms, ~18 min per turn)
+//     whose doubly linked lists hold every confirmed entry. An entry sits at
+//     the slot of a deadline at or before its own: a timeout that moves the
+//     deadline later leaves it where it is (no list work per packet), and the
+//     sweep moves it on when it meets it; a deadline moved earlier is relinked
+//     at once.
+//
+// Bursts: hash_of(), prefetch() and prefetch_entries() let a caller hash a
+// burst's tuples, prefetch their buckets, then the entries their signatures
+// point to, before it looks any of them up (lookup(); process() and
+// track_fast() take the lookup's result, so a packet is looked up once).
 //
 // Time is the capture's clock (packet timestamps, ns), never the wall clock;
 // it never goes backwards (an earlier timestamp counts as the latest one
-// seen). An entry whose deadline has passed is gone: lookups skip and free
-// it, the dump omits it, and when the table is full the wheel frees every
-// expired entry before anything else is tried.
+// seen). An entry whose deadline has passed is gone: a lookup that meets it
+// frees it (or skips it, when read-only), the dump omits it, and when the
+// table is full the wheel frees every expired entry before anything else is
+// tried.
 //
 // Table full (max_entries in use): expired entries are reaped first; then,
-// as the kernel's early_drop does, the bucket of the new ORIGINAL tuple and
-// the 7 buckets after it are scanned in order, and in the first one holding
-// any non-ASSURED confirmed entry all such entries are evicted; if none is
-// found the packet is DROPPED (verdict Drop, "nf_conntrack: table full,
-// dropping packet"). The kernel's hash is keyed at random per boot, so which
-// flows share buckets differs from any one kernel run; the rule is the same.
+// as the kernel's early_drop does, the hash chain of the new ORIGINAL tuple
+// and the 7 chains after it are scanned in order, and in the first one
+// holding any non-ASSURED confirmed entry all such entries are evicted; if
+// none is found the packet is DROPPED (verdict Drop, "nf_conntrack: table
+// full, dropping packet"). The kernel's hash is keyed at random per boot, so
+// which flows share a chain differs from any one kernel run; the rule is the
+// same.
 //
-// Cost per packet: one hash, a short chain walk (both directions share one
-// table sized like nf_conntrack_buckets), the protocol tracker, O(1) wheel
-// relinking when the timeout changes. No allocation and no exceptions on the
-// packet path (process, confirm, discard, find, tuple_taken, state_bits).
+// Cost per packet: one hash, one bucket line and the entries whose
+// signature matches (about one), the protocol tracker, and a store of the
+// new deadline. No allocation and no exceptions on the packet path
+// (process, track_fast, confirm, discard, lookup, find, tuple_taken,
+// state_bits).
 #pragma once
 
 #include <array>
@@ -112,20 +138,23 @@ inline constexpr uint32_t kDying = 1U << 9;  // deleted from the table; freed wh
 
 /// A flow. Read it through ConntrackTable::entry(); later stages (NAT,
 /// CONNMARK) may change the REPLY tuple of an unconfirmed entry (see
-/// set_reply_tuple), the NAT status bits and the mark.
-struct CtEntry {
+/// set_reply_tuple), the NAT status bits and the mark. The first cache line
+/// holds what every packet of the flow reads; the second the protocol state.
+struct alignas(64) CtEntry {
   std::array<Tuple, 2> tuple{};  // [dir_index(CtDir::Original)], [dir_index(CtDir::Reply)]
   uint64_t deadline_ns = 0;  // confirmed: expiry on the capture clock
-  uint64_t start_ns = 0;     // timestamp of the packet that created it
   uint64_t id = 0;           // creation number, from 1: dump order
   uint32_t status = 0;       // ct_status bits
   uint32_t mark = 0;         // ctmark
   uint32_t timeout_s = 0;    // unconfirmed: the timeout that confirm() starts
+  uint32_t wheel_tick = 0;   // the table's: the wheel tick it is linked at (<= the deadline's)
+  uint64_t start_ns = 0;     // timestamp of the packet that created it
   TcpConn tcp{};             // TCP entries only
 
   uint8_t proto() const noexcept { return tuple[0].proto; }
   bool has(uint32_t status_bits) const noexcept { return (status & status_bits) == status_bits; }
 };
+static_assert(offsetof(CtEntry, start_ns) == 64, "the packet-path fields fill the first cache line");
 
 /// Timeouts (s) and switches: the net.netfilter.nf_conntrack_* sysctls.
 struct CtConfig {
@@ -188,7 +217,9 @@ const char* ct_reason_description(CtReason r) noexcept;
   X(expired, "entries removed because their timeout passed")                        \
   X(insert_failed, "confirmations refused because a tuple was taken meanwhile")     \
   X(reopened, "TCP entries replaced by a SYN reopening a closed connection")        \
-  X(killed, "TCP entries deleted by a RST before any reply")
+  X(killed, "TCP entries deleted by a RST before any reply")                        \
+  X(trusted_bad_checksum, "packets with a wrong L4 checksum let through unchecked because " \
+                          "the NIC vouched for it (--rx-csum trust, CHECKSUM_UNNECESSARY)")
 
 struct CtCounters {
 #define NFB_CT_COUNTER_FIELD(field, desc) uint64_t field = 0;
@@ -204,7 +235,28 @@ enum class CtVerdict : uint8_t {
   Drop,    // conntrack drops the packet (table full); later hooks never see it
 };
 
+/// What conntrack does about a packet's L4 checksum (nf_conntrack_checksum
+/// applies on top: with config.checksum false nothing is checked or counted).
+enum class L4Check : uint8_t {
+  Skip,        // no check: not at PREROUTING, or the NIC verified it (CHECKSUM_UNNECESSARY)
+  Verify,      // at PREROUTING with CHECKSUM_NONE: verify it in software, as the kernel does
+  TrustedBad,  // not checked (as Skip), but the caller knows it is wrong: count it
+};
+
 inline constexpr uint32_t kNoEntry = 0xffffffffU;
+
+/// A tuple looked up once: its hash and the node it found (slot * 2 +
+/// direction), or kNoEntry. The node may be an expired entry's: process()
+/// frees it then; track_fast() refuses it.
+struct CtProbe {
+  Tuple tuple;
+  uint64_t hash = 0;
+  uint32_t node = kNoEntry;
+
+  bool hit() const noexcept { return node != kNoEntry; }
+  uint32_t slot() const noexcept { return node >> 1; }
+  CtDir dir() const noexcept { return static_cast<CtDir>(node & 1U); }
+};
 
 /// What conntrack decided for one packet.
 struct CtResult {
@@ -214,6 +266,7 @@ struct CtResult {
   CtVerdict verdict = CtVerdict::Accept;
   CtReason reason = CtReason::None;  // why INVALID or dropped
   bool created = false;  // this packet created the entry; it is unconfirmed until confirm()
+  bool held = false;     // the entry is held for the packet (process()); track_fast() holds none
   TcpReason tcp_reason = TcpReason::None;  // TCP: why ignored or invalid, in detail
 
   bool has_entry() const noexcept { return entry != kNoEntry; }
@@ -221,25 +274,73 @@ struct CtResult {
 
 class ConntrackTable {
  public:
-  /// Allocates the whole pool and the bucket array. Throws
+  /// Allocates the whole pool, the buckets and their overflow pool. Throws
   /// std::invalid_argument when max_entries is 0 or above 2^30, or buckets
   /// is above 2^30.
   explicit ConntrackTable(const CtConfig& config = {});
 
   const CtConfig& config() const noexcept { return config_; }
 
+  // ---- the index, for bursts ---------------------------------------------
+  /// The tuple's 64-bit hash (keyed by config.hash_seed): its bucket, its
+  /// signature and its kernel hash chain all come from it.
+  uint64_t hash_of(const Tuple& t) const noexcept;
+  /// Starts loading the bucket of a hash.
+  void prefetch(uint64_t hash) const noexcept { __builtin_prefetch(&buckets_[bucket_index(hash)]); }
+  /// Starts loading the entries (first cache line) whose signature in the
+  /// hash's bucket matches; call it once the bucket is (about to be) in cache.
+  void prefetch_entries(uint64_t hash) const noexcept;
+  /// The node whose tuple is `t` (hash == hash_of(t)), expired or not, or
+  /// kNoEntry. Read-only: expired entries are reported, not freed.
+  uint32_t lookup(const Tuple& t, uint64_t hash) const noexcept;
+  /// hash_of() and lookup() in one.
+  CtProbe probe(const Tuple& t) const noexcept {
+    CtProbe p{t, hash_of(t), kNoEntry};
+    p.node = lookup(t, p.hash);
+    return p;
+  }
+  /// Whether the entry in `slot` (one that lookup() returned) is still live
+  /// at `now_ns` (the later of it and the table's clock).
+  bool live(uint32_t slot, uint64_t now_ns) const noexcept {
+    const uint64_t now = now_ns > clock_ns_ ? now_ns : clock_ns_;
+    return entries_[slot].deadline_ns > now;
+  }
+
+  // ---- the packet path -----------------------------------------------------
   /// The conntrack hook for one parsed IPv4 packet (`key` from parse_frame()
   /// with status Ok on `frame`; a key with a missing L4 header gives
-  /// INVALID). `verify_checksum`: the packet came from outside (PREROUTING);
-  /// the kernel checks checksums there only, and only with config.checksum.
+  /// INVALID). `check`: what to do about the L4 checksum (the kernel
+  /// verifies it at PREROUTING only, and only with config.checksum). `probe`,
+  /// when given, is lookup() of tuple_of(key) made since the table last
+  /// changed (the caller looked the packet up already); otherwise process()
+  /// looks it up.
+  CtResult process(const PacketKey& key, const uint8_t* frame, uint32_t len, uint64_t now_ns, L4Check check,
+                   const CtProbe* probe = nullptr) noexcept;
+  /// The same with `verify_checksum`: Verify when true, Skip when false.
   CtResult process(const PacketKey& key, const uint8_t* frame, uint32_t len, uint64_t now_ns,
-                   bool verify_checksum) noexcept;
+                   bool verify_checksum) noexcept {
+    return process(key, frame, len, now_ns, verify_checksum ? L4Check::Verify : L4Check::Skip);
+  }
+
+  /// process() for a packet of a live confirmed entry in the common case,
+  /// or nothing. `probe` hit a live entry (live()) and the key is not an
+  /// ICMP error or a fragment. The common case: the checksum passes (or is
+  /// not checked), and the tracker's decision is a plain accept -- TCP by
+  /// tcp_track_fast(), UDP with a sound length, an ICMP query, another
+  /// protocol. Then it does exactly what process() would (tracker, timeout,
+  /// SEEN_REPLY, ASSURED, counters), fills `out` (the entry is not held:
+  /// out.held is false; confirm() or discard() is still called) and returns
+  /// true. Otherwise it returns false with nothing changed: call process().
+  bool track_fast(const PacketKey& key, const uint8_t* frame, uint32_t len, uint64_t now_ns, L4Check check,
+                  const CtProbe& probe, CtResult& out) noexcept;
 
   /// The end of the packet's path (it was not dropped). Inserts an entry the
   /// packet created, starting its timeout from now_ns; frees an entry that
   /// was deleted while the packet held it. False when the new entry's
   /// ORIGINAL or REPLY tuple was taken in the meantime: the entry is freed
   /// and the kernel drops the packet (counted in drop and insert_failed).
+  /// One pass per tuple: the clash check and the insertion walk the
+  /// bucket chain once, with the hash process() computed.
   /// Clears r.entry and r.created; safe on any result.
   bool confirm(CtResult& r, uint64_t now_ns) noexcept;
 
@@ -252,6 +353,8 @@ class ConntrackTable {
   /// NAT binding.
   uint8_t state_bits(const CtResult& r) const noexcept;
 
+  /// The entry in `slot`, unchecked: for a node lookup() returned.
+  const CtEntry& at(uint32_t slot) const noexcept { return entries_[slot]; }
   /// The entry behind a handle (a result's `entry`), or null.
   const CtEntry* entry(uint32_t handle) const noexcept;
   CtEntry* entry(uint32_t handle) noexcept;
@@ -282,7 +385,8 @@ class ConntrackTable {
   /// unconfirmed, and deleted ones still held by their packet.
   std::size_t size() const noexcept { return used_; }
   std::size_t capacity() const noexcept { return entries_.size(); }
-  std::size_t bucket_count() const noexcept { return buckets_.size(); }
+  /// The kernel's hash chains (nf_conntrack_buckets).
+  std::size_t bucket_count() const noexcept { return chains_; }
   uint64_t clock_ns() const noexcept { return clock_ns_; }
 
   const CtCounters& counters() const noexcept { return counters_; }
@@ -296,26 +400,51 @@ class ConntrackTable {
   std::string format_entry(const CtEntry& e, uint64_t now_ns) const;
 
  private:
+  static constexpr uint32_t kWays = 8;
+  static constexpr uint32_t kNone = 0xffffffffU;
+  /// One cache line of the index: kWays ways, used from 0 to count - 1.
+  struct alignas(64) Bucket {
+    uint16_t sig[kWays]{};
+    uint32_t node[kWays]{};
+    uint32_t next = kNone;  // overflow bucket (index into overflow_); only a full bucket has one
+    uint8_t count = 0;
+  };
+  static_assert(sizeof(Bucket) == 64);
+
+  /// Per slot, what only the table's own bookkeeping reads.
   struct Links {
-    std::array<uint32_t, 2> next{kNoEntry, kNoEntry};  // hash chain, per direction node
-    uint32_t wheel_prev = kNoEntry;
-    uint32_t wheel_next = kNoEntry;
-    uint32_t wheel_slot = kNoEntry;  // kNoEntry: not on the wheel
+    uint64_t hash[2] = {0, 0};  // hash_of(tuple[d]), kept while the entry is in the index
+    uint32_t wheel_prev = kNone;
+    uint32_t wheel_next = kNone;
     uint32_t holds = 0;  // results handed out and not yet confirmed/discarded
+    bool on_wheel = false;
     bool used = false;
   };
 
-  uint32_t bucket_of(const Tuple& t) const noexcept;
-  uint32_t find_node(const Tuple& t) noexcept;  // frees expired entries it meets
-  uint32_t find_node_const(const Tuple& t) const noexcept;
-  bool expired(uint32_t slot) const noexcept;
+  // Hash layout: the high 32 bits pick the bucket and the kernel chain (by
+  // multiply-shift, so neighbouring chains share neighbouring buckets), the
+  // low 16 bits are the signature.
+  uint32_t bucket_index(uint64_t h) const noexcept {
+    return static_cast<uint32_t>(((h >> 32) * nbuckets_) >> 32);
+  }
+  uint32_t chain_of(uint64_t h) const noexcept { return static_cast<uint32_t>(((h >> 32) * chains_) >> 32); }
+  static uint16_t sig_of(uint64_t h) noexcept { return static_cast<uint16_t>(h); }
+  /// The ways of `b` whose signature is `sig`, one bit per way.
+  static uint32_t match(const Bucket& b, uint16_t sig) noexcept;
+  Bucket& next_bucket(const Bucket& b) noexcept { return overflow_[b.next]; }
+  const Bucket& next_bucket(const Bucket& b) const noexcept { return overflow_[b.next]; }
 
-  uint32_t allocate(const Tuple& orig, uint64_t now) noexcept;  // kNoEntry when full
-  bool early_drop(uint32_t bucket) noexcept;
+  bool expired(uint32_t slot) const noexcept { return entries_[slot].deadline_ns <= clock_ns_; }
+  /// lookup(), then: an expired entry found is freed (counted) and kNoEntry
+  /// returned.
+  uint32_t find_live(const Tuple& t, uint64_t hash) noexcept;
+  void index_insert(uint32_t node, uint64_t hash) noexcept;
+  void index_remove(uint32_t node, uint64_t hash) noexcept;
+
+  uint32_t allocate(uint64_t orig_hash, uint64_t now) noexcept;  // kNoEntry when full
+  bool early_drop(uint32_t chain) noexcept;
   void free_slot(uint32_t slot) noexcept;
-  void unlink(uint32_t slot) noexcept;  // out of hash and wheel
-  void hash_link(uint32_t slot) noexcept;
-  void hash_unlink_node(uint32_t node) noexcept;
+  void unlink(uint32_t slot) noexcept;  // out of the index and the wheel
   void wheel_link(uint32_t slot) noexcept;
   void wheel_unlink(uint32_t slot) noexcept;
   void refresh(uint32_t slot, uint32_t timeout_s) noexcept;
@@ -324,16 +453,23 @@ class ConntrackTable {
   void release(uint32_t slot) noexcept;
 
   CtResult invalid(CtReason why, TcpReason tcp = TcpReason::None) noexcept;
-  CtResult process_icmp(const PacketKey& key, const uint8_t* frame, uint32_t len,
-                        bool checksum) noexcept;
-  CtResult track(const PacketKey& key, const Tuple& t, const uint8_t* frame, uint32_t len,
-                 bool checksum) noexcept;
+  CtResult process_icmp(const PacketKey& key, const uint8_t* frame, uint32_t len, L4Check check,
+                        const CtProbe* query) noexcept;
+  CtResult track(const PacketKey& key, const CtProbe& probe, const uint8_t* frame, uint32_t len,
+                 L4Check check) noexcept;
+  /// The L4 checksum as `check` says: false when verified and wrong;
+  /// counts a TrustedBad packet.
+  bool checksum_passes(const PacketKey& key, const uint8_t* frame, uint32_t len, L4Check check) noexcept;
 
   CtConfig config_;
   std::vector<CtEntry> entries_;
   std::vector<Links> links_;
   std::vector<uint32_t> free_;     // stack of free slots
-  std::vector<uint32_t> buckets_;  // chain heads: node = slot * 2 + dir
+  std::vector<Bucket> buckets_;    // nbuckets_ heads
+  std::vector<Bucket> overflow_;   // overflow buckets; free ones chained through `next`
+  uint32_t overflow_free_ = kNone;
+  uint32_t nbuckets_ = 1;
+  uint32_t chains_ = 1;            // nf_conntrack_buckets
   std::vector<uint32_t> wheel_;    // list heads: slot
   std::size_t used_ = 0;
   uint64_t next_id_ = 1;

@@ -113,8 +113,9 @@ void read_syn_options(const TcpSegment& seg, TcpPeer& peer) noexcept {
   });
 }
 
-// The highest right edge of the first SACK option's blocks, if beyond `sack`.
-uint32_t highest_sack(const TcpSegment& seg, uint32_t sack) noexcept {
+}  // namespace
+
+uint32_t tcp_highest_sack(const TcpSegment& seg, uint32_t sack) noexcept {
   if (seg.header_len <= 20) return sack;
   walk_options(seg, [&](uint8_t kind, uint8_t size, const uint8_t* value) {
     if (kind == 5 && size >= 10 && (size - 2) % 8 == 0) {
@@ -128,6 +129,8 @@ uint32_t highest_sack(const TcpSegment& seg, uint32_t sack) noexcept {
   });
   return sack;
 }
+
+namespace {
 
 // ---------------------------------------------------------------- windows
 
@@ -183,7 +186,7 @@ WindowResult check_window(TcpConn& c, CtDir dir, TcpFlagClass cls, const TcpSegm
   uint32_t ack = seg.ack;
   uint32_t end = segment_end(seg);
   uint32_t win = seg.window;
-  uint32_t sack = (receiver.flags & TcpPeer::kSackPerm) != 0 ? highest_sack(seg, ack) : ack;
+  uint32_t sack = (receiver.flags & TcpPeer::kSackPerm) != 0 ? tcp_highest_sack(seg, ack) : ack;
 
   if (sender.max_win == 0) {
     // First segment seen from this side.

@@ -234,4 +234,99 @@ bool tcp_open(TcpConn& conn, const TcpSegment& seg, const TcpSettings& settings)
 TcpUpdate tcp_track(TcpConn& conn, CtDir dir, const TcpSegment& seg, bool seen_reply, bool assured,
                     const TcpSettings& settings) noexcept;
 
+/// The highest right edge of the segment's first SACK option's blocks, if
+/// beyond `sack`; `sack` otherwise (what the window check uses as the ACK
+/// when the receiver permitted SACK).
+uint32_t tcp_highest_sack(const TcpSegment& seg, uint32_t sack) noexcept;
+
+/// tcp_track() for the common segment, or nothing. The common segment is an
+/// ACK-class segment (ACK set; SYN, FIN and RST clear) on an ESTABLISHED
+/// connection whose sender has been seen before, that passes every window
+/// check. Then tcp_track_fast() changes `c` exactly as tcp_track() would,
+/// sets `u` to what tcp_track() would return, and returns true. In every other
+/// case -- another flag class or state, a first segment from this side, a
+/// window check that fails (liberal tracking or not: tcp_track() decides
+/// those) -- it returns false and has changed nothing; the caller then runs
+/// tcp_track(). Flags must be valid (tcp_flags_valid(), which every ACK-class
+/// combination is). Cost: a dozen compares and the updates, plus an option
+/// walk when the receiver permitted SACK and the segment has options.
+/// tests/conntrack_tcp_test.cpp checks it against tcp_track() on random
+/// segment streams.
+inline bool tcp_track_fast(TcpConn& c, CtDir dir, const TcpSegment& seg, bool seen_reply, bool assured,
+                           const TcpSettings& settings, TcpUpdate& u) noexcept {
+  constexpr uint8_t kNotAck = tcp_flag::kSyn | tcp_flag::kFin | tcp_flag::kRst;
+  if ((seg.flags & kNotAck) != 0 || (seg.flags & tcp_flag::kAck) == 0) return false;
+  if (c.state != TcpCtState::Established) return false;
+  TcpPeer& sender = c.peer[dir_index(dir)];
+  TcpPeer& receiver = c.peer[dir_index(opposite(dir))];
+  if (sender.max_win == 0) return false;  // first segment from this side: tcp_track() picks it up
+  const auto before = [](uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) < 0; };
+  const uint32_t seq = seg.seq;
+  const uint32_t ack = seg.ack;
+  const uint32_t end = seq + seg.payload_len;
+  const uint32_t sack =
+      (receiver.flags & TcpPeer::kSackPerm) != 0 && seg.header_len > 20 ? tcp_highest_sack(seg, ack) : ack;
+  const uint32_t ack_window = sender.max_win > 66000U ? sender.max_win : 66000U;
+  // The window checks I, III, II, IV of check_window(), in its order; any
+  // failure is tcp_track()'s to decide.
+  if (!before(seq, sender.max_end + 1)) return false;
+  if (!before(sack, receiver.end + 1)) return false;
+  if (receiver.max_win != 0 && !before(sender.end - receiver.max_win - 1, end)) return false;
+  if (!before(receiver.end - ack_window - 1, sack)) return false;
+
+  // In window: the sender, then the receiver.
+  const uint32_t win = static_cast<uint32_t>(seg.window) << sender.scale;
+  const uint32_t swin = win + (sack - ack);
+  if (sender.max_win < swin) sender.max_win = swin;
+  if (before(sender.end, end)) {
+    sender.end = end;
+    sender.flags |= TcpPeer::kDataUnacked;
+  }
+  if ((sender.flags & TcpPeer::kMaxAckSet) == 0) {
+    sender.max_ack = ack;
+    sender.flags |= TcpPeer::kMaxAckSet;
+  } else if (before(sender.max_ack, ack)) {
+    sender.max_ack = ack;
+  }
+  if (receiver.max_win != 0 && before(sender.max_end, end)) receiver.max_win += end - sender.max_end;
+  if (before(receiver.max_end - 1, sack + win)) {
+    receiver.max_end = sack + win;
+    if (win == 0) ++receiver.max_end;
+  }
+  if (ack == receiver.end) receiver.flags &= static_cast<uint8_t>(~TcpPeer::kDataUnacked);
+  if (c.last_dir == dir && c.last_seq == seq && c.last_ack == ack && c.last_end == end &&
+      c.last_win == seg.window) {
+    ++c.retrans;
+  } else {
+    c.last_dir = dir;
+    c.last_seq = seq;
+    c.last_ack = ack;
+    c.last_end = end;
+    c.last_win = seg.window;
+    c.retrans = 0;
+  }
+  c.last_class = TcpFlagClass::Ack;
+  c.last_dir = dir;
+
+  const TcpTimeouts& tt = settings.timeouts;
+  uint32_t timeout = tt.established;
+  if (c.retrans >= settings.max_retrans && timeout > tt.max_retrans) {
+    timeout = tt.max_retrans;
+  } else if (((c.peer[0].flags | c.peer[1].flags) & TcpPeer::kDataUnacked) != 0 &&
+             timeout > tt.unacknowledged) {
+    timeout = tt.unacknowledged;
+  } else if (c.last_win == 0 && timeout > tt.max_retrans) {
+    timeout = tt.max_retrans;
+  }
+  u = TcpUpdate{TcpVerdict::Accept, TcpReason::None};
+  if (!seen_reply) {
+    if (timeout > tt.unacknowledged) timeout = tt.unacknowledged;  // picked up, no reply yet
+  } else if (!assured) {
+    u.set_assured = true;
+  }
+  u.refresh = true;
+  u.timeout_s = timeout;
+  return true;
+}
+
 }  // namespace nfb

@@ -692,4 +692,60 @@ bool nat_apply(const CtEntry& e, CtDir dir, NatManip manip, PacketKey& key, uint
   return true;
 }
 
+NatRewrite nat_rewrite_for(const CtEntry& e, CtDir dir, bool forwarded) noexcept {
+  NatRewrite rw;
+  const Tuple& now = e.tuple[dir_index(dir)];
+  rw.proto = e.proto();
+  rw.src = now.src;
+  rw.dst = now.dst;
+  rw.sport = now.sport;
+  rw.dport = now.dport;
+  uint64_t ip = 0;
+  uint64_t l4 = 0;
+  const auto change32 = [](uint64_t& sum, uint32_t from, uint32_t to) {
+    sum += static_cast<uint16_t>(~(from >> 16)) + static_cast<uint16_t>(~from) + (to >> 16) + (to & 0xffffU);
+  };
+  const auto change16 = [](uint64_t& sum, uint16_t from, uint16_t to) {
+    sum += static_cast<uint16_t>(~from) + uint64_t{to};
+  };
+  Tuple target;
+  const bool invertible = e.tuple[dir_index(opposite(dir))].invert(target);
+  // In the pipeline's order: the destination at PREROUTING, the source at
+  // POSTROUTING or INPUT; each as manip_ipv4() does it.
+  for (const NatManip m : {NatManip::Dst, NatManip::Src}) {
+    if (!invertible || !nat_rewrites(e, dir, m)) continue;
+    const bool src = m == NatManip::Src;
+    uint32_t& addr = src ? rw.src : rw.dst;
+    const uint32_t to_addr = src ? target.src : target.dst;
+    switch (rw.proto) {
+      case kProtoTcp:
+      case kProtoUdp: {
+        uint16_t& port = src ? rw.sport : rw.dport;
+        const uint16_t to_port = src ? target.sport : target.dport;
+        change32(l4, addr, to_addr);
+        change16(l4, port, to_port);
+        port = to_port;
+        break;
+      }
+      case kProtoIcmp:
+        change16(l4, rw.sport, target.sport);  // the id, whichever the manip
+        rw.sport = target.sport;
+        break;
+      default:
+        break;
+    }
+    change32(ip, addr, to_addr);
+    addr = to_addr;
+    rw.what |= src ? NatRewrite::kSrc : NatRewrite::kDst;
+  }
+  if (forwarded) {
+    // (ttl << 8 | proto) -> ((ttl - 1) << 8 | proto), whatever the TTL.
+    ip += 0xfeffU;
+    rw.what |= NatRewrite::kTtl;
+  }
+  rw.ip_sum = checksum_fold(ip);
+  rw.l4_sum = checksum_fold(l4);
+  return rw;
+}
+
 }  // namespace nfb

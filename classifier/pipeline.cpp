@@ -44,6 +44,14 @@ constexpr uint32_t kVaryBlocksFastPath = kVaryAll & ~kVaryCoveredByKey;
 
 uint8_t status_key(const CtEntry& e) noexcept { return static_cast<uint8_t>(e.status & 0x0fU); }
 
+// ConntrackTable::state_bits() for a result whose entry is `e`.
+uint8_t state_bits_of(const CtEntry& e, const CtResult& r) noexcept {
+  uint8_t bits = r.state;
+  if ((e.status & ct_status::kSrcNat) != 0) bits |= kCtSnat;
+  if ((e.status & ct_status::kDstNat) != 0) bits |= kCtDnat;
+  return bits;
+}
+
 Fate fate_of(const WalkResult& r) noexcept {
   if (r.hotdrop) return Fate::DroppedByMatch;
   if (r.verdict == WalkResult::Reject) return Fate::RejectedByRule;
@@ -122,7 +130,11 @@ Pipeline::Pipeline(const Ruleset& ruleset, const HostModel& host, const Pipeline
     }
   }
   if (!string_patterns_.empty()) strings_ = std::make_unique<StringScanner>(string_patterns_);
-  if (config_.fast_path) paths_.resize(ct_.capacity() * 2);
+  if (config_.fast_path) {
+    paths_.resize(ct_.capacity() * 2);
+    path_counters_.resize(ct_.capacity() * 2);
+    dirty_.reserve(ct_.capacity() * 2);
+  }
 }
 
 std::unique_ptr<Pipeline> Pipeline::build(const Ruleset& ruleset, const HostModel& host,
@@ -130,7 +142,27 @@ std::unique_ptr<Pipeline> Pipeline::build(const Ruleset& ruleset, const HostMode
   return std::unique_ptr<Pipeline>(new Pipeline(ruleset, host, config));
 }
 
+void Pipeline::count_path(uint32_t node, uint32_t from, uint32_t to, uint64_t packets,
+                          uint64_t bytes) const noexcept {
+  const FlowCounters& c = path_counters_[node];
+  for (uint32_t i = from; i < to; ++i) walkers_[c.table_of[i]]->count(c.counter[i], packets, bytes);
+}
+
+void Pipeline::flush_path(uint32_t node) const noexcept {
+  FlowPath& fp = paths_[node];
+  if (fp.pending_packets == 0) return;
+  count_path(node, 0, fp.length, fp.pending_packets, fp.pending_bytes);
+  fp.pending_packets = 0;
+  fp.pending_bytes = 0;
+}
+
+void Pipeline::flush_counters() const noexcept {
+  for (const uint32_t node : dirty_) flush_path(node);
+  dirty_.clear();
+}
+
 Ruleset Pipeline::counters_ruleset() const {
+  flush_counters();
   Ruleset out = ruleset_;
   for (const auto& w : walkers_) {
     if (w) w->store_counters(out);
@@ -216,39 +248,43 @@ void Pipeline::fill_ct_view(MatchContext& ctx, const CtResult& r) const noexcept
   ctx.ct = v;
 }
 
+L4Check Pipeline::l4_check(const PacketIn& p) const noexcept {
+  const bool trusted = p.rx_csum == RxCsum::Good || (p.rx_csum == RxCsum::Unknown && config_.rx_csum_trust);
+  if (!trusted) return L4Check::Verify;
+  return p.csum_wrong ? L4Check::TrustedBad : L4Check::Skip;
+}
+
 // Before conntrack: raw PREROUTING's part of the path recorded for the entry
-// that holds the packet's tuple in this direction, when it came in on the
-// same interface (see "raw PREROUTING" in pipeline.h). Counts it and puts it
-// at the start of w's path, as if walked. The entry need not be live: the
-// record's tuple and interface are what raw's walk depended on.
-bool Pipeline::replay_raw(const PacketIn& p, Walked& w) noexcept {
-  // ICMP errors carry a quoted packet that NAT rewrites too, and may be
-  // refused by it: they always take the full walk.
-  if (p.key.has(key_flag::kInner)) return false;
-  CtDir dir = CtDir::Original;
-  const uint32_t handle = ct_.find_handle(tuple_of(p.key), &dir);
-  if (handle == kNoEntry) return false;
-  const FlowPath& fp = paths_[static_cast<size_t>(handle) * 2 + dir_index(dir)];
-  if (!fp.raw_replayable || fp.in_iface != p.in_iface || fp.entry_id != ct_.entry(handle)->id) return false;
-  for (uint32_t i = 0; i < fp.raw_length; ++i) {
-    walkers_[fp.table_of[i]]->count(fp.counter[i], p.key.l3_len);
-    w.counter[i] = fp.counter[i];
-    w.table_of[i] = fp.table_of[i];
-  }
+// that holds the packet's tuple in this direction (the probe's hit), when
+// it came in on the same interface (see "raw PREROUTING" in pipeline.h).
+// Counts it and puts it at the start of w's path, as if walked. The entry
+// need not be live: the record's tuple and interface are what raw's walk
+// depended on.
+bool Pipeline::replay_raw(const PacketIn& p, const CtProbe* probe, Walked& w) noexcept {
+  if (probe == nullptr || !probe->hit()) return false;
+  const FlowPath& fp = paths_[probe->node];
+  if (!fp.raw_replayable || fp.in_iface != p.in_iface || fp.entry_id != ct_.at(probe->slot()).id) return false;
+  const FlowCounters& c = path_counters_[probe->node];
+  count_path(probe->node, 0, fp.raw_length, 1, p.key.l3_len);
+  std::copy_n(c.counter, fp.raw_length, w.counter);
+  std::copy_n(c.table_of, fp.raw_length, w.table_of);
   w.length = w.raw_length = fp.raw_length;
   w.raw_replayable = true;
   return true;
 }
 
+bool Pipeline::record_matches(const FlowPath& fp, const CtEntry& e, const CtResult& r) const noexcept {
+  return fp.entry_id == e.id && ((state_bits_of(e, r) ^ fp.ct_state) & fp.state_mask) == 0 &&
+         ((status_key(e) ^ fp.ct_status) & fp.status_mask) == 0;
+}
+
 bool Pipeline::try_fast_path(PacketIn& p, PacketOut& out, const CtResult& r, const Walked& w) noexcept {
   const CtEntry* e = ct_.entry(r.entry);
   if (e == nullptr) return false;
-  if (p.key.has(key_flag::kInner)) return false;  // see replay_raw()
-  FlowPath& fp = paths_[static_cast<size_t>(r.entry) * 2 + dir_index(r.dir)];
-  const uint8_t state = ct_.state_bits(r);
-  if (fp.entry_id != e->id || fp.in_iface != p.in_iface || fp.ct_state != state || fp.ct_status != status_key(*e)) {
-    return false;
-  }
+  if (p.key.has(key_flag::kInner)) return false;  // ICMP errors carry a quoted header NAT rewrites too
+  const uint32_t node = r.entry * 2 + dir_index(r.dir);
+  const FlowPath& fp = paths_[node];
+  if (fp.in_iface != p.in_iface || !record_matches(fp, *e, r)) return false;
   // raw's part: counted already when it was replayed, and when it was walked
   // the walk's own path stands in for it.
   if (fp.raw_replayable != w.raw_replayable || fp.raw_length != w.raw_length) return false;
@@ -256,21 +292,12 @@ bool Pipeline::try_fast_path(PacketIn& p, PacketOut& out, const CtResult& r, con
   if (fate == Fate::Forwarded && p.key.ttl <= 1) return false;  // the walk drops it before FORWARD
   // From here on the packet is the recorded path's: count it, then rewrite it
   // as the walk would (destination at PREROUTING, source at POSTROUTING or
-  // INPUT, TTL when forwarded). The parser guarantees the L4 header NAT needs.
-  for (uint32_t i = fp.raw_length; i < fp.length; ++i) {
-    walkers_[fp.table_of[i]]->count(fp.counter[i], p.key.l3_len);
-  }
+  // INPUT, TTL when forwarded). The parser guarantees the L4 header.
+  count_path(node, fp.raw_length, fp.length, 1, p.key.l3_len);
   out.fate = fate;
-  if (fate_emitted(fate)) {
-    if (!nat_apply(*e, r.dir, NatManip::Dst, p.key, p.frame, p.len) ||
-        !nat_apply(*e, r.dir, NatManip::Src, p.key, p.frame, p.len)) {
-      out.fate = Fate::DroppedByNat;
-    } else if (fate == Fate::Forwarded) {
-      forward_ttl(p);
-    }
-  }
+  if (fate_emitted(fate) && p.frame != nullptr) nat_rewrite_apply(fp.rewrite, p.key, p.frame);
   out.out_iface = fp.out_iface;
-  out.ct_state = state;
+  out.ct_state = ct_.state_bits(r);
   out.fast_path = true;
   return true;
 }
@@ -280,23 +307,87 @@ void Pipeline::record_fast_path(const CtResult& r, const Walked& w, Fate fate, u
   if (!config_.fast_path || !r.has_entry() || w.overflow || w.side_effects) return;
   if ((w.vary & kVaryBlocksFastPath) != 0) return;
   const CtEntry* e = ct_.entry(r.entry);
-  if (e == nullptr) return;
-  FlowPath& fp = paths_[static_cast<size_t>(r.entry) * 2 + dir_index(r.dir)];
+  // Both nat hooks consulted: later packets never walk nat, whatever their state.
+  if (e == nullptr || !e->has(ct_status::kSrcNatDone | ct_status::kDstNatDone)) return;
+  const uint32_t node = r.entry * 2 + dir_index(r.dir);
+  flush_path(node);  // its pending packets belong to the path it had
+  FlowPath& fp = paths_[node];
   fp.entry_id = e->id;
   fp.ct_state = ct_.state_bits(r);
+  fp.state_mask = (w.vary & kVaryCtState) != 0 ? 0xff : 0;
   fp.ct_status = w.ct_status;
+  fp.status_mask = (w.vary & kVaryCtStatus) != 0 ? 0x0f : 0;
   fp.length = static_cast<uint8_t>(w.length);
   fp.raw_length = static_cast<uint8_t>(w.raw_length);
   fp.raw_replayable = w.raw_replayable;
   fp.in_iface = in_iface;
-  std::copy_n(w.counter, w.length, fp.counter);
-  std::copy_n(w.table_of, w.length, fp.table_of);
   fp.fate = static_cast<uint8_t>(fate);
   fp.out_iface = out_iface;
+  fp.rewrite = nat_rewrite_for(*e, r.dir, fate == Fate::Forwarded);
+  FlowCounters& c = path_counters_[node];
+  std::copy_n(w.counter, w.length, c.counter);
+  std::copy_n(w.table_of, w.length, c.table_of);
 }
 
-Fate Pipeline::run_one(PacketIn& p, PacketOut& out) noexcept {
+// The established path (see pipeline.h). Nothing is changed before it is
+// sure to apply, except the conntrack step, after which a record that does
+// not match hands the packet to the general path with raw's part counted.
+bool Pipeline::fast_one(PacketIn& p, PacketOut& out, const CtProbe& probe) noexcept {
+  if (!probe.hit()) return false;
+  const uint32_t node = probe.node;
+  FlowPath& fp = paths_[node];
+  const CtEntry& e = ct_.at(probe.slot());
+  if (fp.entry_id != e.id || fp.in_iface != p.in_iface || !fp.raw_replayable) return false;
+  const auto fate = static_cast<Fate>(fp.fate);
+  if (fate == Fate::Forwarded && p.key.ttl <= 1) return false;  // the walk drops it before FORWARD
+  CtResult ct;
+  if (!ct_.track_fast(p.key, p.frame, p.len, p.ts_ns, l4_check(p), probe, ct)) return false;
+  if (!record_matches(fp, e, ct)) {
+    // The state moved on: raw's part as recorded, the rest walked.
+    MatchContext ctx;
+    Walked w;
+    start_walk(p, ctx, w);
+    const FlowCounters& c = path_counters_[node];
+    count_path(node, 0, fp.raw_length, 1, p.key.l3_len);
+    std::copy_n(c.counter, fp.raw_length, w.counter);
+    std::copy_n(c.table_of, fp.raw_length, w.table_of);
+    w.length = w.raw_length = fp.raw_length;
+    w.raw_replayable = true;
+    const Fate f = after_conntrack(p, out, ctx, w, ct, false);
+    out.fate = f;
+    return true;
+  }
+  // The recorded path: counted when read, the packet rewritten as walked.
+  if (fp.pending_packets++ == 0) dirty_.push_back(node);
+  fp.pending_bytes += p.key.l3_len;
+  nat_rewrite_apply(fp.rewrite, p.key, p.frame);
+  out.fate = fate;
+  out.out_iface = fp.out_iface;
+  out.ct_state = state_bits_of(e, ct);
+  out.fast_path = true;
+  ++stats_.fast_path_packets;
+  return true;
+}
+
+void Pipeline::start_walk(PacketIn& p, MatchContext& ctx, Walked& w) noexcept {
+  ctx.key = &p.key;
+  ctx.frame = p.frame;
+  ctx.frame_len = p.len;
+  ctx.in_iface = p.in_iface;
+  ctx.out_iface = kNoIface;
+  ctx.hook = Hook::Prerouting;
+  ctx.now_ns = p.ts_ns;
+  ctx.host = &host_;
+  ctx.nf_trace = trace_ != nullptr;
+  ctx.strings = strings_.get();
+  scan_current_ = false;  // a new packet
+  w.path = PathBuffer{path_storage_.data(), static_cast<uint32_t>(path_storage_.size()), 0, 0};
+  w.events = EventBuffer{event_storage_.data(), static_cast<uint32_t>(event_storage_.size()), 0, 0};
+}
+
+Fate Pipeline::run_one(PacketIn& p, PacketOut& out, const CtProbe* probe) noexcept {
   PacketKey& key = p.key;
+  CtProbe completed;
   // nf_defrag_ipv4, before raw PREROUTING: a fragment is held, dropped, or
   // completes its datagram, which then goes through the hooks in its place.
   if (key.is_fragment()) {
@@ -310,31 +401,25 @@ Fate Pipeline::run_one(PacketIn& p, PacketOut& out) noexcept {
     key = d.key;
     p.frame = d.frame;
     p.len = d.len;
+    p.rx_csum = RxCsum::Unknown;  // the NIC saw fragments, not this datagram
+    p.csum_wrong = false;
     out.fragments = d.fragments;
     completed_slot_ = d.output_slot;
+    if (!key.has(key_flag::kInner)) {
+      completed = ct_.probe(tuple_of(key));
+      probe = &completed;
+    }
   }
 
   MatchContext ctx;
-  ctx.key = &key;
-  ctx.frame = p.frame;
-  ctx.frame_len = p.len;
-  ctx.in_iface = p.in_iface;
-  ctx.out_iface = kNoIface;
-  ctx.hook = Hook::Prerouting;
-  ctx.now_ns = p.ts_ns;
-  ctx.host = &host_;
-  ctx.nf_trace = trace_ != nullptr;
-  ctx.strings = strings_.get();
-  scan_current_ = false;  // a new packet
   Walked w;
-  w.path = PathBuffer{path_storage_.data(), static_cast<uint32_t>(path_storage_.size()), 0, 0};
-  w.events = EventBuffer{event_storage_.data(), static_cast<uint32_t>(event_storage_.size()), 0, 0};
+  start_walk(p, ctx, w);
 
   // raw PREROUTING: before conntrack, so no entry is attached yet. Its
   // recorded part is replayed when the flow's record allows it.
   const bool fast = config_.fast_path && trace_ == nullptr;
   WalkResult r;
-  if (!(fast && replay_raw(p, w))) {
+  if (!(fast && !key.has(key_flag::kInner) && replay_raw(p, probe, w))) {
     r = walk(TableId::Raw, Hook::Prerouting, ctx, w);
     if (r.verdict != WalkResult::Accept) return fate_of(r);
     // raw's part may be replayed later if its walk was a function of the
@@ -349,14 +434,20 @@ Fate Pipeline::run_one(PacketIn& p, PacketOut& out) noexcept {
 
   CtResult ct;
   if (!r.untrack) {
-    ct = ct_.process(key, p.frame, p.len, p.ts_ns, true);
+    ct = ct_.process(key, p.frame, p.len, p.ts_ns, l4_check(p), key.has(key_flag::kInner) ? nullptr : probe);
     if (ct.verdict == CtVerdict::Drop) return Fate::DroppedByConntrack;
   }
+  return after_conntrack(p, out, ctx, w, ct, r.untrack);
+}
+
+Fate Pipeline::after_conntrack(PacketIn& p, PacketOut& out, MatchContext& ctx, Walked& w, CtResult& ct,
+                               bool untracked) noexcept {
+  PacketKey& key = p.key;
   const auto dropped = [&](Fate f) {
     ct_.discard(ct);
     return f;
   };
-
+  const bool fast = config_.fast_path && trace_ == nullptr;
   if (fast && ct.has_entry() && !ct.created && try_fast_path(p, out, ct, w)) {
     ++stats_.fast_path_packets;
     if (!fate_emitted(out.fate)) {
@@ -367,7 +458,7 @@ Fate Pipeline::run_one(PacketIn& p, PacketOut& out) noexcept {
     return out.fate;
   }
   ++stats_.walked_packets;
-  if (r.untrack) {
+  if (untracked) {
     ctx.ct = CtView{};
     ctx.ct.state_bits = kCtUntracked;
   } else {
@@ -376,7 +467,7 @@ Fate Pipeline::run_one(PacketIn& p, PacketOut& out) noexcept {
   }
   out.ct_state = ctx.ct.state_bits;
 
-  r = walk(TableId::Mangle, Hook::Prerouting, ctx, w);
+  WalkResult r = walk(TableId::Mangle, Hook::Prerouting, ctx, w);
   if (r.verdict != WalkResult::Accept) return dropped(fate_of(r));
 
   // nat PREROUTING: only a connection's first packet walks it (INVALID and
@@ -463,27 +554,61 @@ void Pipeline::move_fates(Fate from, Fate to, uint64_t n) noexcept {
 void Pipeline::process(std::span<PacketIn> packets, std::span<PacketOut> results) noexcept {
   const size_t n = std::min(packets.size(), results.size());
   ++call_;
-  for (size_t i = 0; i < n; ++i) {
-    results[i] = PacketOut{};
-    // ipfrag_time runs on packet timestamps: datagrams that timed out by
-    // now are gone before this packet is looked at.
-    if (defrag_.datagrams() != 0) {
-      move_fates(Fate::FragmentHeld, Fate::DroppedFragment, defrag_.expire(packets[i].ts_ns));
+  constexpr size_t kStage = 32;
+  std::array<CtProbe, kStage> probes;
+  std::array<bool, kStage> keyed{};
+  for (size_t base = 0; base < n; base += kStage) {
+    const size_t m = std::min(kStage, n - base);
+    // Stage 1: the tuples' hashes, their buckets loading. Fragments wait for
+    // reassembly; ICMP errors are looked up by their quoted header.
+    for (size_t i = 0; i < m; ++i) {
+      const PacketKey& k = packets[base + i].key;
+      keyed[i] = !k.is_fragment() && !k.has(key_flag::kInner);
+      if (!keyed[i]) continue;
+      probes[i].tuple = tuple_of(k);
+      probes[i].hash = ct_.hash_of(probes[i].tuple);
+      ct_.prefetch(probes[i].hash);
     }
-    const Fate f = run_one(packets[i], results[i]);
-    results[i].fate = f;
-    if (f != Fate::Forwarded) results[i].out_iface = kNoIface;
-    ++stats_.by_fate[static_cast<size_t>(f)];
-    if (results[i].fragments != 0) {
-      // The fragments held for this datagram share its fate.
-      move_fates(Fate::FragmentHeld, f, results[i].fragments - 1U);
-      const uint32_t s = completed_slot_;
-      if (output_call_[s] == call_) {
-        packets[output_owner_[s]].frame = nullptr;
-        packets[output_owner_[s]].len = 0;
+    // Stage 2: the entries whose signatures match, loading.
+    for (size_t i = 0; i < m; ++i) {
+      if (keyed[i]) ct_.prefetch_entries(probes[i].hash);
+    }
+    // Stage 3: each packet in order, looked up as the table is now.
+    for (size_t i = 0; i < m; ++i) {
+      PacketIn& p = packets[base + i];
+      PacketOut& out = results[base + i];
+      out = PacketOut{};
+      // ipfrag_time runs on packet timestamps: datagrams that timed out by
+      // now are gone before this packet is looked at.
+      if (defrag_.datagrams() != 0) {
+        move_fates(Fate::FragmentHeld, Fate::DroppedFragment, defrag_.expire(p.ts_ns));
       }
-      output_call_[s] = call_;
-      output_owner_[s] = static_cast<uint32_t>(i);
+      CtProbe* probe = nullptr;
+      if (keyed[i]) {
+        probes[i].node = ct_.lookup(probes[i].tuple, probes[i].hash);
+        probe = &probes[i];
+        if (probe->hit() && config_.fast_path && trace_ == nullptr) __builtin_prefetch(&paths_[probe->node]);
+      }
+      Fate f;
+      if (probe != nullptr && config_.fast_path && trace_ == nullptr && fast_one(p, out, *probe)) {
+        f = out.fate;
+      } else {
+        f = run_one(p, out, probe);
+      }
+      out.fate = f;
+      if (f != Fate::Forwarded) out.out_iface = kNoIface;
+      ++stats_.by_fate[static_cast<size_t>(f)];
+      if (out.fragments != 0) {
+        // The fragments held for this datagram share its fate.
+        move_fates(Fate::FragmentHeld, f, out.fragments - 1U);
+        const uint32_t s = completed_slot_;
+        if (output_call_[s] == call_) {
+          packets[output_owner_[s]].frame = nullptr;
+          packets[output_owner_[s]].len = 0;
+        }
+        output_call_[s] = call_;
+        output_owner_[s] = static_cast<uint32_t>(base + i);
+      }
     }
   }
 }

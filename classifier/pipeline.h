@@ -21,14 +21,22 @@
 // the conntrack entry (classifier/nat.h). INVALID and untracked packets skip
 // nat, as in the kernel.
 //
+// Bursts: process() hashes the tuples of the whole burst and prefetches
+// their conntrack buckets, then the entries and flow records their
+// signatures point to, then runs the packets one by one in order (state is
+// sequential: a packet sees what every earlier one did). Each packet is
+// looked up once, just before it runs; raw PREROUTING, which runs before
+// conntrack, cannot change the table, so conntrack takes the same lookup.
+//
 // Fast path: a packet of a known connection whose way through the chains
-// cannot change replays the counter indices recorded for its flow and
-// direction instead of walking the chains. A recorded path is used only if
+// cannot change replays the path recorded for its flow and direction
+// instead of walking the chains. A recorded path is used only if
 //   - it was recorded for the same conntrack entry (slot and id) and
-//     direction, arriving on the same interface, with the same ctstate bits
-//     and the same entry status bits (a state change -- NEW to ESTABLISHED,
-//     SEEN_REPLY, ASSURED -- records anew), so rules on the interfaces,
-//     ctstate, ctstatus, ctdir and the entry's tuples are covered by the key;
+//     direction, arriving on the same interface, and the packet's ctstate
+//     bits and the entry's status bits equal the recorded ones in every bit
+//     a rule on the path tested (--ctstate, --ctstatus: a path whose rules
+//     never test the status is kept when ASSURED comes; one that tests
+//     ESTABLISHED records anew when NEW becomes ESTABLISHED);
 //   - no rule the packet was tested against looks at anything else that can
 //     change within a flow (FlowVary bits of rule_match.h: TCP flags and
 //     options, length, payload, fragment bits, marks, connmark, ctexpire,
@@ -37,14 +45,31 @@
 //     (MARK, CONNMARK, NOTRACK, CT, TRACE, LOG, a NAT target) and no nat
 //     chain was walked (a packet that walked nat is a connection's first);
 //   - the path fits the fixed per-flow record (kMaxFastPath counters).
-// raw PREROUTING runs before conntrack, so its part of a path is replayed on
-// a weaker key, looked up (without changing anything) before conntrack runs:
-// the entry whose tuple the packet has in this direction, and the ingress
-// interface. raw sees no conntrack state, so its walk is a function of those
-// whenever the rules it tested look at nothing else (FlowVary) and it had no
-// side effects (NOTRACK, CT, MARK, TRACE, LOG); the rest of the path then
-// needs the full key above, checked after conntrack as before.
-// Counters come out identical with the fast path on or off; a test checks it.
+// The established path: the lookup hit a live entry whose record covers
+// raw PREROUTING too (raw's walk was a function of the tuple and the
+// ingress interface: the rules it tested look at nothing else and it had no
+// side effects), conntrack's common case (ConntrackTable::track_fast: an
+// in-window TCP segment, a UDP datagram, an ICMP query, any other
+// protocol) and the record's key. Then the packet costs the tracker, a
+// counter bump on its record, and the record's precomputed rewrite
+// (NatRewrite: NAT both ways and the TTL in one checksum update); no walk
+// state is set up. Anything else takes the general path, which uses the
+// same records (counting raw's part before conntrack when it can, and the
+// rest after it).
+//
+// Counters are exact and lazy: the established path adds the packet to its
+// record (packets, bytes) and the record's rules are counted when somebody
+// reads them -- counters_ruleset(), which everything that reports counters
+// goes through -- or when the record is replaced. Counters come out
+// identical with the fast path on or off; tests check it, with counter reads
+// interleaved with long random traffic.
+//
+// Checksums: conntrack checks L4 checksums at PREROUTING (nf_conntrack_
+// checksum=1) unless the packet arrives as CHECKSUM_UNNECESSARY: PacketIn::
+// rx_csum Good (a NIC with RX offload said so), or Unknown with
+// PipelineConfig::rx_csum_trust (`--rx-csum trust`). A trusted packet the
+// caller knows to be wrong (PacketIn::csum_wrong) is let through and
+// counted (CtCounters::trusted_bad_checksum).
 //
 // Fragments (classifier/defrag.h): with conntrack in use the kernel
 // reassembles IPv4 fragments at priority -400, before raw, so no chain ever
@@ -129,6 +154,10 @@ struct PipelineConfig {
   CtConfig conntrack;
   MatchOptions match;
   bool fast_path = true;
+  /// `--rx-csum trust`: a packet whose checksum state is unknown arrives as
+  /// CHECKSUM_UNNECESSARY (a NIC with RX checksum offload); false: as
+  /// CHECKSUM_NONE, verified by conntrack (`--rx-csum verify`).
+  bool rx_csum_trust = false;
   /// Start rule counters from the ruleset's `[p:b]` (iptables-restore -c).
   bool counters_from_ruleset = false;
   /// Reassembly: ipfrag_time, ipfrag_high_thresh, table sizes.
@@ -153,12 +182,23 @@ struct PipelineConfig {
 /// more than PipelineConfig::defrag.output_slots datagrams reuses the
 /// earliest buffers; the frame of a packet whose buffer was reused is set to
 /// nullptr (len 0).
+/// What the receiving NIC said about the L4 checksum (DPDK's RX flags).
+enum class RxCsum : uint8_t {
+  Unknown,  // nothing (a capture, a device without offload): PipelineConfig::rx_csum_trust decides
+  Good,     // verified by the NIC: CHECKSUM_UNNECESSARY, conntrack skips it
+  Bad,      // the NIC found it wrong: the driver hands it up as CHECKSUM_NONE and
+            // conntrack verifies it in software (INVALID when it is wrong)
+};
+
 struct PacketIn {
   PacketKey key;
   uint8_t* frame = nullptr;
   uint32_t len = 0;
   uint16_t in_iface = kNoIface;
   uint64_t ts_ns = 0;
+  RxCsum rx_csum = RxCsum::Unknown;
+  /// The caller knows the L4 checksum is wrong (counted when it is trusted).
+  bool csum_wrong = false;
 };
 
 struct PacketOut {
@@ -201,8 +241,12 @@ class Pipeline {
 
   /// The ruleset with every rule's and policy's counters as they are now:
   /// write_iptables_save(counters_ruleset(), {.counters = true}) prints what
-  /// `iptables-save -c` would.
+  /// `iptables-save -c` would. Counts the established path's pending packets
+  /// first (flush_counters()).
   Ruleset counters_ruleset() const;
+  /// Counts every record's pending packets into its rules' counters. Logically
+  /// const: the counters then say what they would have said all along.
+  void flush_counters() const noexcept;
 
   const ConntrackTable& conntrack() const noexcept { return ct_; }
   /// The reassembly table (its stats: datagrams, drops by reason, held now).
@@ -217,32 +261,52 @@ class Pipeline {
   Pipeline(const Ruleset& ruleset, const HostModel& host, const PipelineConfig& config);
 
   static constexpr uint32_t kMaxFastPath = 14;
-  /// A recorded way through the chains, per conntrack slot and direction.
-  struct FlowPath {
-    uint64_t entry_id = 0;  // CtEntry::id it was recorded for; 0 = none
-    uint8_t ct_state = 0;
-    uint8_t ct_status = 0;  // the entry's low status bits (SEEN_REPLY, ASSURED, ...)
-    uint8_t length = 0;
-    uint8_t raw_length = 0;  // counter[0, raw_length) are raw PREROUTING's
-    bool raw_replayable = false;  // raw's part may be replayed before conntrack
-    uint8_t fate = 0;
-    uint8_t table_of[kMaxFastPath]{};  // TableId of each counter
-    uint32_t counter[kMaxFastPath]{};
+  /// A recorded way through the chains, per conntrack node (slot * 2 +
+  /// direction): what the established path reads, in one cache line.
+  struct alignas(64) FlowPath {
+    uint64_t entry_id = 0;       // CtEntry::id it was recorded for; 0 = none
+    uint64_t pending_bytes = 0;  // counted on the path's rules at the next flush
+    uint32_t pending_packets = 0;
+    uint16_t in_iface = kNoIface;   // the ingress interface it was recorded for
     uint16_t out_iface = kNoIface;
-    uint16_t in_iface = kNoIface;  // the ingress interface it was recorded for
+    uint8_t ct_state = 0;    // the packet's ctstate bits, under state_mask
+    uint8_t state_mask = 0;  // 0xff when a rule on the path tested the ctstate, else 0
+    uint8_t ct_status = 0;   // the entry's low status bits (SEEN_REPLY, ASSURED, ...), under status_mask
+    uint8_t status_mask = 0;
+    uint8_t fate = 0;
+    uint8_t length = 0;
+    uint8_t raw_length = 0;       // counter[0, raw_length) are raw PREROUTING's
+    bool raw_replayable = false;  // raw's part may be replayed before conntrack
+    NatRewrite rewrite;           // what the path does to the packet's headers
+  };
+  static_assert(sizeof(FlowPath) == 64);
+  /// The counters of a recorded path (read when it is counted).
+  struct FlowCounters {
+    uint32_t counter[kMaxFastPath]{};
+    uint8_t table_of[kMaxFastPath]{};  // TableId of each counter
   };
 
   struct Walked;  // per-packet walk bookkeeping (pipeline.cpp)
 
-  Fate run_one(PacketIn& p, PacketOut& out) noexcept;
+  /// The established path; false (nothing done) when it does not apply.
+  bool fast_one(PacketIn& p, PacketOut& out, const CtProbe& probe) noexcept;
+  Fate run_one(PacketIn& p, PacketOut& out, const CtProbe* probe) noexcept;
+  /// The general path from conntrack's result on: the walks, NAT, routing, confirm.
+  Fate after_conntrack(PacketIn& p, PacketOut& out, MatchContext& ctx, Walked& w, CtResult& ct,
+                       bool untracked) noexcept;
   void move_fates(Fate from, Fate to, uint64_t n) noexcept;
   static bool forward_ttl(PacketIn& p) noexcept;
+  L4Check l4_check(const PacketIn& p) const noexcept;
   WalkResult walk(TableId table, Hook hook, MatchContext& ctx, Walked& w) noexcept;
   void fill_ct_view(MatchContext& ctx, const CtResult& r) const noexcept;
-  bool replay_raw(const PacketIn& p, Walked& w) noexcept;
+  void start_walk(PacketIn& p, MatchContext& ctx, Walked& w) noexcept;
+  bool replay_raw(const PacketIn& p, const CtProbe* probe, Walked& w) noexcept;
+  bool record_matches(const FlowPath& fp, const CtEntry& e, const CtResult& r) const noexcept;
   bool try_fast_path(PacketIn& p, PacketOut& out, const CtResult& r, const Walked& w) noexcept;
   void record_fast_path(const CtResult& r, const Walked& w, Fate fate, uint16_t in_iface,
                         uint16_t out_iface) noexcept;
+  void count_path(uint32_t node, uint32_t from, uint32_t to, uint64_t packets, uint64_t bytes) const noexcept;
+  void flush_path(uint32_t node) const noexcept;
   void trace_events(const Walked& w, const MatchContext& ctx) noexcept;
 
   HostModel host_;
@@ -265,7 +329,9 @@ class Pipeline {
   std::vector<uint32_t> output_owner_;
   uint64_t call_ = 0;
   uint32_t completed_slot_ = 0;  // run_one -> process(): output buffer of a completion
-  std::vector<FlowPath> paths_;  // [slot * 2 + dir]
+  mutable std::vector<FlowPath> paths_;  // [slot * 2 + dir]: the conntrack node
+  std::vector<FlowCounters> path_counters_;  // [slot * 2 + dir]
+  mutable std::vector<uint32_t> dirty_;  // nodes with pending packets (capacity: every node)
   PipelineStats stats_;
   std::string* trace_ = nullptr;
   // Scratch for one walk: the TRACE/LOG events and the counter indices it

@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "classifier/byte_order.h"
 #include "classifier/frame_parser.h"
 #include "tests/conntrack_replay.h"
 #include "tests/frame_builder.h"
@@ -772,6 +773,142 @@ TEST(TcpCounters, ReopenKillAndIgnoreAreCounted) {
   EXPECT_TRUE(res.created);
   EXPECT_EQ(r.table().counters().reopened, 1U);
   EXPECT_EQ(r.table().size(), 1U);
+}
+
+
+// ---------------------------------------------------------------- fast check
+
+// Field-by-field equality (TcpConn has padding bytes).
+bool same_peer(const TcpPeer& a, const TcpPeer& b) {
+  return a.end == b.end && a.max_end == b.max_end && a.max_win == b.max_win && a.max_ack == b.max_ack &&
+         a.scale == b.scale && a.flags == b.flags;
+}
+bool same_conn(const TcpConn& a, const TcpConn& b) {
+  return same_peer(a.peer[0], b.peer[0]) && same_peer(a.peer[1], b.peer[1]) && a.state == b.state &&
+         a.last_class == b.last_class && a.last_dir == b.last_dir && a.retrans == b.retrans &&
+         a.last_wscale == b.last_wscale && a.last_flags == b.last_flags && a.last_win == b.last_win &&
+         a.last_seq == b.last_seq && a.last_ack == b.last_ack && a.last_end == b.last_end;
+}
+
+// Random segment streams: two endpoints that mostly talk in window (data,
+// ACKs, window updates, SACK blocks, retransmissions) and now and then send
+// something else (a jump in sequence or ack space, a zero window, FIN, RST,
+// SYN, no ACK). For every segment the fast check either does exactly what
+// tcp_track() does -- the same TcpConn afterwards, the same update -- or
+// declines and changes nothing.
+TEST(TcpTrackFast, EqualsTheFullTrackerOnRandomStreams) {
+  uint64_t state = 0x5eed;
+  auto rnd = [&](uint32_t n) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<uint32_t>((state >> 33) % n);
+  };
+  // Options: NOP NOP SACK with one block, or NOP NOP timestamps.
+  uint8_t sack_opt[12] = {1, 1, 5, 10, 0, 0, 0, 0, 0, 0, 0, 0};
+  const uint8_t ts_opt[12] = {1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2};
+  uint64_t fast = 0;
+  uint64_t declined = 0;
+  for (int stream = 0; stream < 400; ++stream) {
+    TcpSettings settings;
+    settings.be_liberal = rnd(10) == 0;
+    settings.max_retrans = static_cast<uint8_t>(1 + rnd(3));
+    TcpConn conn;
+    uint32_t snd[2] = {rnd(1U << 31) | 1U, rnd(1U << 31) | 1U};
+    const bool ws = rnd(2) == 0;
+    TcpSegment syn;
+    syn.flags = flag_bits("S");
+    syn.seq = snd[0];
+    syn.window = 65535;
+    const uint8_t wsopt[4] = {1, 3, 3, 7};
+    if (ws) {
+      syn.header_len = 24;
+      syn.options = wsopt;
+    }
+    ASSERT_TRUE(tcp_open(conn, syn, settings));
+    bool seen_reply = false;
+    bool assured = false;
+    auto run = [&](CtDir dir, const TcpSegment& seg) {
+      TcpConn full = conn;
+      const TcpUpdate want = tcp_track(full, dir, seg, seen_reply, assured, settings);
+      TcpConn quick = conn;
+      TcpUpdate got;
+      if (tcp_track_fast(quick, dir, seg, seen_reply, assured, settings, got)) {
+        ++fast;
+        EXPECT_TRUE(same_conn(quick, full)) << "stream " << stream;
+        EXPECT_EQ(got.verdict, want.verdict);
+        EXPECT_EQ(got.reason, want.reason);
+        EXPECT_EQ(got.refresh, want.refresh);
+        EXPECT_EQ(got.timeout_s, want.timeout_s);
+        EXPECT_EQ(got.kill, want.kill);
+        EXPECT_EQ(got.set_assured, want.set_assured);
+        EXPECT_EQ(got.shrink_timeout, want.shrink_timeout);
+      } else {
+        ++declined;
+        EXPECT_TRUE(same_conn(quick, conn)) << "declined, yet changed: stream " << stream;
+      }
+      conn = full;
+      if (want.verdict != TcpVerdict::Invalid && dir == CtDir::Reply) seen_reply = true;
+      if (want.verdict == TcpVerdict::Accept && want.set_assured) assured = true;
+      return want;
+    };
+    run(CtDir::Original, syn);  // the table tracks the opening segment too
+    ++snd[0];
+    TcpSegment synack;
+    synack.flags = flag_bits("SA");
+    synack.seq = snd[1];
+    synack.ack = snd[0];
+    synack.window = 65535;
+    if (ws && rnd(4) != 0) {
+      synack.header_len = 24;
+      synack.options = wsopt;
+    }
+    run(CtDir::Reply, synack);
+    ++snd[1];
+    for (int i = 0; i < 300; ++i) {
+      const auto d = rnd(2);
+      const CtDir dir = d == 0 ? CtDir::Original : CtDir::Reply;
+      TcpSegment seg;
+      seg.flags = flag_bits(rnd(3) == 0 ? "PA" : "A");
+      seg.seq = snd[d];
+      seg.ack = snd[1 - d];
+      seg.window = static_cast<uint16_t>(rnd(8) == 0 ? 0 : 100 + rnd(60000));
+      seg.payload_len = rnd(3) == 0 ? 0 : rnd(1460);
+      switch (rnd(120)) {
+        case 0: seg.seq += rnd(1U << 31); break;                          // far ahead
+        case 1: seg.seq -= rnd(200000); break;                            // old data
+        case 2: seg.ack += rnd(100000); break;                            // ack of unsent data
+        case 3: seg.ack -= rnd(200000); break;                            // very old ack
+        case 4: seg.flags = flag_bits("FA"); break;
+        case 5: seg.flags = flag_bits(rnd(2) == 0 ? "R" : "RA"); break;
+        case 6: seg.flags = flag_bits("S"); break;
+        case 7: seg.flags = flag_bits("SA"); break;
+        case 8: seg.flags = flag_bits("P"); break;                        // no ACK at all
+        case 9: seg.flags = flag_bits("UA"); break;
+        case 10: seg.seq = snd[d] - seg.payload_len; break;               // retransmission
+        default: break;
+      }
+      switch (rnd(4)) {
+        case 0: {  // a SACK block ending at or a little beyond the ack
+          const uint32_t right = seg.ack + (rnd(2) == 0 ? 0U : rnd(3000));
+          store_be32(sack_opt + 4, right - 1000);
+          store_be32(sack_opt + 8, right);
+          seg.header_len = 32;
+          seg.options = sack_opt;
+          break;
+        }
+        case 1:
+          seg.header_len = 32;
+          seg.options = ts_opt;
+          break;
+        default: break;
+      }
+      const TcpUpdate u = run(dir, seg);
+      if (u.verdict == TcpVerdict::Accept && rnd(5) != 0) snd[d] = seg.seq + seg.payload_len;
+      if (conn.state != TcpCtState::Established && conn.state != TcpCtState::SynRecv) break;
+    }
+  }
+  // Both ways taken, the fast one most of the time.
+  EXPECT_GT(fast, 20000U);
+  EXPECT_GT(declined, 2000U);
 }
 
 }  // namespace
