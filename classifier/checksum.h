@@ -116,6 +116,22 @@ inline bool checksum_verifies(const uint8_t* p, std::size_t n, uint64_t initial 
   return checksum_fold(checksum_add(p, n, initial)) == 0xffffU;
 }
 
+/// checksum_verifies() for an IPv4 header of `hl` bytes (20 to 60): the
+/// usual 20-byte header in five 32-bit adds and a fold.
+inline bool ipv4_header_checksum_ok(const uint8_t* ip, std::size_t hl) noexcept {
+  if (hl != 20) return checksum_verifies(ip, hl);
+  uint32_t w[5];
+  std::memcpy(w, ip, 20);
+  // Native-order 32-bit words: their ones' complement sum is the sum of the
+  // big-endian 16-bit words, byte-swapped (RFC 1071, 2.B); all ones either way.
+  uint64_t sum = uint64_t{w[0]} + w[1] + w[2] + w[3] + w[4];
+  sum = (sum & 0xffffffffU) + (sum >> 32);
+  sum = (sum & 0xffffU) + (sum >> 16);
+  sum = (sum & 0xffffU) + (sum >> 16);
+  sum = (sum & 0xffffU) + (sum >> 16);
+  return sum == 0xffffU;
+}
+
 /// The TCP/UDP pseudo-header sum for IPv4 (addresses host order, l4_len is
 /// the length of the L4 header plus data).
 constexpr uint64_t ipv4_pseudo_header_sum(uint32_t src_ip, uint32_t dst_ip, uint8_t proto,

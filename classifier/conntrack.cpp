@@ -23,24 +23,11 @@ namespace nfb {
 namespace {
 
 constexpr uint64_t kNsPerSec = 1'000'000'000ULL;
-constexpr uint64_t kUdpStreamAfterNs = 2 * kNsPerSec;  // UDP: "still active after 2 s"
 constexpr uint32_t kEvictionRange = 8;                 // hash chains early_drop looks at
 constexpr uint32_t kMaxSize = 1U << 30;
-constexpr unsigned kWheelShift = 26;                   // 2^26 ns ~ 67 ms per wheel slot
-constexpr uint32_t kWheelSlots = 1U << 14;
-constexpr uint8_t kIcmpLastKnownType = 18;
 constexpr uint64_t kShrinkMinRemainingNs = 120 * kNsPerSec;
 
-constexpr uint64_t seconds(uint32_t s) noexcept { return static_cast<uint64_t>(s) * kNsPerSec; }
 
-// ICMP types that report an error about another packet (which they quote).
-constexpr bool icmp_is_error(uint8_t type) noexcept {
-  return type == 3 || type == 4 || type == 5 || type == 11 || type == 12;
-}
-// ICMP queries that may open an entry.
-constexpr bool icmp_opens(uint8_t type) noexcept {
-  return type == 8 || type == 13 || type == 15 || type == 17;
-}
 // The answer to a query type and back; -1 for types that have none.
 constexpr int icmp_counterpart(uint8_t type) noexcept {
   switch (type) {
@@ -68,14 +55,6 @@ CtReason reason_of(TcpReason r) noexcept {
   }
 }
 
-[[maybe_unused]] uint64_t mix64(uint64_t h) noexcept {
-  h ^= h >> 31;
-  h *= 0x7fb5d329728ea185ULL;
-  h ^= h >> 27;
-  h *= 0x81dadef4bc2dd44dULL;
-  h ^= h >> 33;
-  return h;
-}
 
 void append_tuple(std::string& out, const Tuple& t) {
   auto ip = [](uint32_t a) {
@@ -124,21 +103,6 @@ bool Tuple::invert(Tuple& out) const noexcept {
   return true;
 }
 
-Tuple tuple_of(const PacketKey& key) noexcept {
-  Tuple t;
-  t.src = key.src_ip;
-  t.dst = key.dst_ip;
-  t.proto = key.proto;
-  if ((key.proto == kProtoTcp || key.proto == kProtoUdp) && key.has(key_flag::kPorts)) {
-    t.sport = key.src_port;
-    t.dport = key.dst_port;
-  } else if (key.proto == kProtoIcmp && key.has(key_flag::kIcmp)) {
-    t.icmp_type = key.icmp_type;
-    t.icmp_code = key.icmp_code;
-    t.sport = key.icmp_id;  // 0 unless a query
-  }
-  return t;
-}
 
 const char* ct_reason_name(CtReason r) noexcept {
   const auto i = static_cast<std::size_t>(r);
@@ -177,56 +141,9 @@ ConntrackTable::ConntrackTable(const CtConfig& config) : config_(config) {
 
 // ---------------------------------------------------------------- the index
 
-uint64_t ConntrackTable::hash_of(const Tuple& t) const noexcept {
-  uint64_t a = 0;
-  uint64_t b = 0;
-  std::memcpy(&a, &t, sizeof a);
-  std::memcpy(&b, reinterpret_cast<const unsigned char*>(&t) + sizeof a, sizeof b);
-#if defined(__SSE4_2__)
-  // Two CRC32C chains over the 16 bytes, in opposite orders: the high word
-  // places the tuple, the low word signs it.
-  const uint64_t seed = config_.hash_seed;
-  const uint64_t hi = _mm_crc32_u64(_mm_crc32_u64(seed >> 32, a), b);
-  const uint64_t lo = _mm_crc32_u64(_mm_crc32_u64(seed & 0xffffffffU, b), a);
-  return hi << 32 | lo;
-#else
-  return mix64(mix64(a ^ config_.hash_seed) + b);
-#endif
-}
 
-uint32_t ConntrackTable::match(const Bucket& b, uint16_t sig) noexcept {
-  uint32_t m = 0;
-#if defined(__SSE2__)
-  const __m128i sigs = _mm_load_si128(reinterpret_cast<const __m128i*>(b.sig));
-  const auto bytes = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi16(sigs, _mm_set1_epi16(static_cast<short>(sig)))));
-  // Two mask bits per 16-bit way: keep one.
-#if defined(__BMI2__)
-  m = _pext_u32(bytes, 0x5555U);
-#else
-  for (uint32_t w = 0; w < kWays; ++w) m |= ((bytes >> (2 * w)) & 1U) << w;
-#endif
-#else
-  for (uint32_t w = 0; w < kWays; ++w) m |= static_cast<uint32_t>(b.sig[w] == sig) << w;
-#endif
-  return m & ((1U << b.count) - 1U);
-}
 
-void ConntrackTable::prefetch_entries(uint64_t hash) const noexcept {
-  const Bucket& b = buckets_[bucket_index(hash)];
-  for (uint32_t m = match(b, sig_of(hash)); m != 0; m &= m - 1)
-    __builtin_prefetch(&entries_[b.node[std::countr_zero(m)] >> 1]);
-}
 
-uint32_t ConntrackTable::lookup(const Tuple& t, uint64_t hash) const noexcept {
-  const uint16_t sig = sig_of(hash);
-  for (const Bucket* b = &buckets_[bucket_index(hash)];; b = &next_bucket(*b)) {
-    for (uint32_t m = match(*b, sig); m != 0; m &= m - 1) {
-      const uint32_t node = b->node[std::countr_zero(m)];
-      if (entries_[node >> 1].tuple[node & 1] == t) return node;
-    }
-    if (b->next == kNone) return kNoEntry;
-  }
-}
 
 uint32_t ConntrackTable::find_live(const Tuple& t, uint64_t hash) noexcept {
   const uint32_t node = lookup(t, hash);
@@ -253,6 +170,7 @@ void ConntrackTable::index_insert(uint32_t node, uint64_t hash) noexcept {
   b->sig[b->count] = sig_of(hash);
   b->node[b->count] = node;
   ++b->count;
+  ++generation_;
 }
 
 void ConntrackTable::index_remove(uint32_t node, uint64_t hash) noexcept {
@@ -262,14 +180,15 @@ void ConntrackTable::index_remove(uint32_t node, uint64_t hash) noexcept {
   uint32_t way = 0;
   for (;; b = &next_bucket(*b)) {
     for (uint32_t m = match(*b, sig); m != 0 && at == nullptr; m &= m - 1) {
-      if (b->node[std::countr_zero(m)] == node) {
+      if (b->node[std::countr_zero(m) >> 1] == node) {
         at = b;
-        way = static_cast<uint32_t>(std::countr_zero(m));
+        way = static_cast<uint32_t>(std::countr_zero(m) >> 1);
       }
     }
     if (at != nullptr || b->next == kNone) break;
   }
   if (at == nullptr) return;
+  ++generation_;
   // Dense ways: the chain's last node fills the hole.
   Bucket* prev = nullptr;
   Bucket* last = &buckets_[bucket_index(hash)];
@@ -339,6 +258,11 @@ void ConntrackTable::expire(uint64_t now_ns) noexcept {
   // The current tick's slot may still hold entries due later in this tick,
   // so it is swept again next time.
   wheel_tick_ = now_tick;
+}
+
+void ConntrackTable::relink(uint32_t slot) noexcept {
+  wheel_unlink(slot);
+  wheel_link(slot);
 }
 
 // ---------------------------------------------------------------- slots
@@ -436,20 +360,6 @@ uint32_t ConntrackTable::allocate(uint64_t orig_hash, uint64_t now) noexcept {
   return slot;
 }
 
-void ConntrackTable::refresh(uint32_t slot, uint32_t timeout_s) noexcept {
-  CtEntry& e = entries_[slot];
-  if ((e.status & ct_status::kConfirmed) == 0) {
-    e.timeout_s = timeout_s;  // starts at confirmation
-    return;
-  }
-  if ((e.status & ct_status::kDying) != 0) return;
-  e.deadline_ns = clock_ns_ + seconds(timeout_s);
-  // Later: the sweep follows it. Earlier: it must be found by then.
-  if (static_cast<int32_t>(static_cast<uint32_t>(e.deadline_ns >> kWheelShift) - e.wheel_tick) < 0) {
-    wheel_unlink(slot);
-    wheel_link(slot);
-  }
-}
 
 // ---------------------------------------------------------------- packets
 
@@ -687,66 +597,6 @@ CtResult ConntrackTable::track(const PacketKey& key, const CtProbe& probe, const
   }
 }
 
-bool ConntrackTable::track_fast(const PacketKey& key, const uint8_t* frame, uint32_t len, uint64_t now_ns,
-                                L4Check check, const CtProbe& probe, CtResult& out) noexcept {
-  const uint32_t slot = probe.slot();
-  const CtDir dir = probe.dir();
-  CtEntry& e = entries_[slot];
-  const uint64_t now = std::max(clock_ns_, now_ns);
-  if (e.deadline_ns <= now) return false;
-  if (config_.checksum && check == L4Check::Verify && !l4_checksum_ok(frame, len, key)) return false;
-  const bool seen_reply = (e.status & ct_status::kSeenReply) != 0;
-  const bool assured = (e.status & ct_status::kAssured) != 0;
-  uint32_t timeout = 0;
-  bool set_assured = false;
-  switch (key.proto) {
-    case kProtoTcp: {
-      TcpSegment seg;
-      if (!read_tcp_segment(frame, len, key, seg)) return false;
-      TcpUpdate u;
-      if (!tcp_track_fast(e.tcp, dir, seg, seen_reply, assured, config_.tcp, u)) return false;
-      timeout = u.timeout_s;
-      set_assured = u.set_assured;
-      break;
-    }
-    case kProtoUdp: {
-      const uint32_t l3_end = static_cast<uint32_t>(key.l3_off) + key.l3_len;
-      if (frame == nullptr || l3_end > len || static_cast<uint32_t>(key.l4_off) + 8 > l3_end) return false;
-      const uint16_t udp_len = load_be16(frame + key.l4_off + 4);
-      if (udp_len > l3_end - key.l4_off || udp_len < 8) return false;
-      // A zero checksum was not checked (nor counted) by process().
-      if (check == L4Check::TrustedBad && load_be16(frame + key.l4_off + 6) == 0) check = L4Check::Skip;
-      if (seen_reply && now > e.start_ns + kUdpStreamAfterNs) {
-        timeout = config_.udp_stream_timeout;
-        set_assured = true;
-      } else {
-        timeout = config_.udp_timeout;
-      }
-      break;
-    }
-    case kProtoIcmp:
-      if (!key.has(key_flag::kIcmp) || key.icmp_type > kIcmpLastKnownType || icmp_is_error(key.icmp_type) ||
-          !icmp_opens(e.tuple[0].icmp_type))
-        return false;
-      timeout = config_.icmp_timeout;
-      break;
-    default:
-      timeout = config_.generic_timeout;
-      break;
-  }
-  // Committed: what process() would have done from here on.
-  clock_ns_ = now;
-  if (config_.checksum && check == L4Check::TrustedBad) ++counters_.trusted_bad_checksum;
-  ++counters_.found;
-  if (set_assured) e.status |= ct_status::kAssured;
-  refresh(slot, timeout);
-  if (dir == CtDir::Reply) e.status |= ct_status::kSeenReply;
-  out = CtResult{};
-  out.entry = slot;
-  out.dir = dir;
-  out.state = (dir == CtDir::Reply || seen_reply) ? kCtEstablished : kCtNew;
-  return true;
-}
 
 bool ConntrackTable::confirm(CtResult& r, uint64_t now_ns) noexcept {
   if (r.entry == kNoEntry) return true;

@@ -78,13 +78,20 @@
 // state_bits).
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <type_traits>
 #include <vector>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
+#include "classifier/byte_order.h"
+#include "classifier/checksum.h"
 #include "classifier/conntrack_tcp.h"
 #include "classifier/packet_key.h"
 #include "classifier/rule.h"
@@ -120,7 +127,21 @@ static_assert(std::has_unique_object_representations_v<Tuple>);
 
 /// The ORIGINAL tuple of a parsed packet (ICMP errors included: their own
 /// type/code, id 0). Does not look at the frame.
-Tuple tuple_of(const PacketKey& key) noexcept;
+inline Tuple tuple_of(const PacketKey& key) noexcept {
+  Tuple t;
+  t.src = key.src_ip;
+  t.dst = key.dst_ip;
+  t.proto = key.proto;
+  if ((key.proto == kProtoTcp || key.proto == kProtoUdp) && key.has(key_flag::kPorts)) {
+    t.sport = key.src_port;
+    t.dport = key.dst_port;
+  } else if (key.proto == kProtoIcmp && key.has(key_flag::kIcmp)) {
+    t.icmp_type = key.icmp_type;
+    t.icmp_code = key.icmp_code;
+    t.sport = key.icmp_id;  // 0 unless a query
+  }
+  return t;
+}
 
 /// Entry status bits, numbered as the kernel's IPS_* (the low four are the
 /// ones `--ctstatus` tests, see CtStatusBit in rule.h).
@@ -252,6 +273,11 @@ struct CtProbe {
   Tuple tuple;
   uint64_t hash = 0;
   uint32_t node = kNoEntry;
+  // The burst stages' notes (ConntrackTable::start/prefetch_entries/finish).
+  uint32_t bucket = 0;              // the hash's bucket
+  uint32_t candidate = kNoEntry;    // the first node in it with the tuple's signature
+  uint32_t generation = 0;          // the index as it was when `candidate` was taken
+  bool complete = false;            // the bucket had no overflow: no candidate means none
 
   bool hit() const noexcept { return node != kNoEntry; }
   uint32_t slot() const noexcept { return node >> 1; }
@@ -287,9 +313,24 @@ class ConntrackTable {
   uint64_t hash_of(const Tuple& t) const noexcept;
   /// Starts loading the bucket of a hash.
   void prefetch(uint64_t hash) const noexcept { __builtin_prefetch(&buckets_[bucket_index(hash)]); }
-  /// Starts loading the entries (first cache line) whose signature in the
-  /// hash's bucket matches; call it once the bucket is (about to be) in cache.
-  void prefetch_entries(uint64_t hash) const noexcept;
+  /// Starts loading the entries (first cache line, and the second for TCP's
+  /// state) whose signature in the hash's bucket matches; call it once the
+  /// bucket is (about to be) in cache. Returns the first such node (likely
+  /// the packet's: a caller may prefetch its own data for it), or kNoEntry.
+  uint32_t prefetch_entries(uint64_t hash) const noexcept;
+
+  /// A lookup in three stages, for a burst: start() hashes the tuple (set
+  /// p.tuple first) and starts loading its bucket; prefetch_entries(p) reads
+  /// the bucket and starts loading the candidate entries; finish(p) sets
+  /// p.node as lookup() would now -- reusing the bucket's answer when the
+  /// index has not changed since prefetch_entries(p).
+  void start(CtProbe& p) const noexcept {
+    p.hash = hash_of(p.tuple);
+    p.bucket = bucket_index(p.hash);
+    __builtin_prefetch(&buckets_[p.bucket]);
+  }
+  uint32_t prefetch_entries(CtProbe& p) const noexcept;
+  void finish(CtProbe& p) const noexcept;
   /// The node whose tuple is `t` (hash == hash_of(t)), expired or not, or
   /// kNoEntry. Read-only: expired entries are reported, not freed.
   uint32_t lookup(const Tuple& t, uint64_t hash) const noexcept;
@@ -323,16 +364,19 @@ class ConntrackTable {
   }
 
   /// process() for a packet of a live confirmed entry in the common case,
-  /// or nothing. `probe` hit a live entry (live()) and the key is not an
-  /// ICMP error or a fragment. The common case: the checksum passes (or is
+  /// or nothing. `probe` hit an entry, and `key` is what parse_frame() gave
+  /// with status Ok for `frame` (not null), not an ICMP error, not a
+  /// fragment. The common case: the checksum passes (or is
   /// not checked), and the tracker's decision is a plain accept -- TCP by
   /// tcp_track_fast(), UDP with a sound length, an ICMP query, another
   /// protocol. Then it does exactly what process() would (tracker, timeout,
-  /// SEEN_REPLY, ASSURED, counters), fills `out` (the entry is not held:
-  /// out.held is false; confirm() or discard() is still called) and returns
-  /// true. Otherwise it returns false with nothing changed: call process().
-  bool track_fast(const PacketKey& key, const uint8_t* frame, uint32_t len, uint64_t now_ns, L4Check check,
-                  const CtProbe& probe, CtResult& out) noexcept;
+  /// SEEN_REPLY, ASSURED, counters) and returns the packet's state, kCtNew
+  /// or kCtEstablished (as process()'s result: entry probe.slot(), direction
+  /// probe.dir(), not created, not held -- confirm() or discard() of such a
+  /// result is still due). Otherwise it returns 0 with nothing changed: call
+  /// process().
+  uint8_t track_fast(const PacketKey& key, const uint8_t* frame, uint32_t len, uint64_t now_ns, L4Check check,
+                     const CtProbe& probe) noexcept;
 
   /// The end of the packet's path (it was not dropped). Inserts an entry the
   /// packet created, starting its timeout from now_ns; frees an entry that
@@ -400,6 +444,20 @@ class ConntrackTable {
   std::string format_entry(const CtEntry& e, uint64_t now_ns) const;
 
  private:
+  static constexpr uint64_t kNsPerSec = 1'000'000'000ULL;
+  static constexpr uint64_t kUdpStreamAfterNs = 2 * kNsPerSec;  // UDP: "still active after 2 s"
+  static constexpr unsigned kWheelShift = 26;                   // 2^26 ns ~ 67 ms per wheel slot
+  static constexpr uint32_t kWheelSlots = 1U << 14;
+  static constexpr uint8_t kIcmpLastKnownType = 18;
+  static constexpr uint64_t seconds(uint32_t s) noexcept { return static_cast<uint64_t>(s) * kNsPerSec; }
+  // ICMP types that report an error about another packet (which they quote).
+  static constexpr bool icmp_is_error(uint8_t type) noexcept {
+    return type == 3 || type == 4 || type == 5 || type == 11 || type == 12;
+  }
+  // ICMP queries that may open an entry.
+  static constexpr bool icmp_opens(uint8_t type) noexcept {
+    return type == 8 || type == 13 || type == 15 || type == 17;
+  }
   static constexpr uint32_t kWays = 8;
   static constexpr uint32_t kNone = 0xffffffffU;
   /// One cache line of the index: kWays ways, used from 0 to count - 1.
@@ -429,8 +487,9 @@ class ConntrackTable {
   }
   uint32_t chain_of(uint64_t h) const noexcept { return static_cast<uint32_t>(((h >> 32) * chains_) >> 32); }
   static uint16_t sig_of(uint64_t h) noexcept { return static_cast<uint16_t>(h); }
-  /// The ways of `b` whose signature is `sig`, one bit per way.
+  /// The ways of `b` whose signature is `sig`: bit 2w for way w.
   static uint32_t match(const Bucket& b, uint16_t sig) noexcept;
+  static bool same(const Tuple& a, const Tuple& b) noexcept;  // 16 bytes at once
   Bucket& next_bucket(const Bucket& b) noexcept { return overflow_[b.next]; }
   const Bucket& next_bucket(const Bucket& b) const noexcept { return overflow_[b.next]; }
 
@@ -448,6 +507,7 @@ class ConntrackTable {
   void wheel_link(uint32_t slot) noexcept;
   void wheel_unlink(uint32_t slot) noexcept;
   void refresh(uint32_t slot, uint32_t timeout_s) noexcept;
+  void relink(uint32_t slot) noexcept;  // refresh() moved the deadline before the wheel position
   void kill(uint32_t slot) noexcept;  // delete now; free once no result holds it
   void hold(uint32_t slot) noexcept { ++links_[slot].holds; }
   void release(uint32_t slot) noexcept;
@@ -475,7 +535,183 @@ class ConntrackTable {
   uint64_t next_id_ = 1;
   uint64_t clock_ns_ = 0;
   uint64_t wheel_tick_ = 0;  // ticks before this one have been swept
+  uint32_t generation_ = 0;  // changes whenever a node enters or leaves the index
   CtCounters counters_;
 };
+
+
+// ---------------------------------------------------------------- inline: the packet path
+
+inline uint64_t ConntrackTable::hash_of(const Tuple& t) const noexcept {
+  uint64_t a = 0;
+  uint64_t b = 0;
+  std::memcpy(&a, &t, sizeof a);
+  std::memcpy(&b, reinterpret_cast<const unsigned char*>(&t) + sizeof a, sizeof b);
+#if defined(__SSE4_2__)
+  // Two CRC32C chains over the 16 bytes, in opposite orders: the high word
+  // places the tuple, the low word signs it.
+  const uint64_t seed = config_.hash_seed;
+  const uint64_t hi = _mm_crc32_u64(_mm_crc32_u64(seed >> 32, a), b);
+  const uint64_t lo = _mm_crc32_u64(_mm_crc32_u64(seed & 0xffffffffU, b), a);
+  return hi << 32 | lo;
+#else
+  const auto mix64 = [](uint64_t x) {
+    x ^= x >> 31;
+    x *= 0x7fb5d329728ea185ULL;
+    x ^= x >> 27;
+    x *= 0x81dadef4bc2dd44dULL;
+    return x ^ (x >> 33);
+  };
+  return mix64(mix64(a ^ config_.hash_seed) + b);
+#endif
+}
+
+inline uint32_t ConntrackTable::match(const Bucket& b, uint16_t sig) noexcept {
+  // Bit 2w set when way w (in use) has the signature.
+  uint32_t m = 0;
+#if defined(__SSE2__)
+  const __m128i sigs = _mm_load_si128(reinterpret_cast<const __m128i*>(b.sig));
+  m = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi16(sigs, _mm_set1_epi16(static_cast<short>(sig))))) &
+      0x5555U;
+#else
+  for (uint32_t w = 0; w < kWays; ++w) m |= static_cast<uint32_t>(b.sig[w] == sig) << (2 * w);
+#endif
+  return m & ((1U << (2 * b.count)) - 1U);
+}
+
+inline bool ConntrackTable::same(const Tuple& a, const Tuple& b) noexcept {
+  uint64_t a0;
+  uint64_t a1;
+  uint64_t b0;
+  uint64_t b1;
+  std::memcpy(&a0, &a, 8);
+  std::memcpy(&a1, reinterpret_cast<const unsigned char*>(&a) + 8, 8);
+  std::memcpy(&b0, &b, 8);
+  std::memcpy(&b1, reinterpret_cast<const unsigned char*>(&b) + 8, 8);
+  return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+}
+
+inline uint32_t ConntrackTable::prefetch_entries(uint64_t hash) const noexcept {
+  const Bucket& b = buckets_[bucket_index(hash)];
+  uint32_t first = kNoEntry;
+  for (uint32_t m = match(b, sig_of(hash)); m != 0; m &= m - 1) {
+    const uint32_t node = b.node[std::countr_zero(m) >> 1];
+    const CtEntry* e = &entries_[node >> 1];
+    __builtin_prefetch(e);
+    __builtin_prefetch(reinterpret_cast<const char*>(e) + 64);
+    if (first == kNoEntry) first = node;
+  }
+  return first;
+}
+
+inline uint32_t ConntrackTable::prefetch_entries(CtProbe& p) const noexcept {
+  const Bucket& b = buckets_[p.bucket];
+  p.candidate = kNoEntry;
+  p.generation = generation_;
+  p.complete = b.next == kNone;
+  for (uint32_t m = match(b, sig_of(p.hash)); m != 0; m &= m - 1) {
+    const uint32_t node = b.node[std::countr_zero(m) >> 1];
+    const CtEntry* e = &entries_[node >> 1];
+    __builtin_prefetch(e);
+    __builtin_prefetch(reinterpret_cast<const char*>(e) + 64);
+    if (p.candidate == kNoEntry) p.candidate = node;
+  }
+  return p.candidate;
+}
+
+inline void ConntrackTable::finish(CtProbe& p) const noexcept {
+  if (p.generation == generation_) {
+    if (p.candidate == kNoEntry && p.complete) {
+      p.node = kNoEntry;
+      return;
+    }
+    if (p.candidate != kNoEntry && same(entries_[p.candidate >> 1].tuple[p.candidate & 1], p.tuple)) {
+      p.node = p.candidate;
+      return;
+    }
+  }
+  p.node = lookup(p.tuple, p.hash);
+}
+
+inline uint32_t ConntrackTable::lookup(const Tuple& t, uint64_t hash) const noexcept {
+  const uint16_t sig = sig_of(hash);
+  for (const Bucket* b = &buckets_[bucket_index(hash)];; b = &next_bucket(*b)) {
+    for (uint32_t m = match(*b, sig); m != 0; m &= m - 1) {
+      const uint32_t node = b->node[std::countr_zero(m) >> 1];
+      if (same(entries_[node >> 1].tuple[node & 1], t)) return node;
+    }
+    if (b->next == kNone) return kNoEntry;
+  }
+}
+
+inline void ConntrackTable::refresh(uint32_t slot, uint32_t timeout_s) noexcept {
+  CtEntry& e = entries_[slot];
+  if ((e.status & ct_status::kConfirmed) == 0) {
+    e.timeout_s = timeout_s;  // starts at confirmation
+    return;
+  }
+  if ((e.status & ct_status::kDying) != 0) return;
+  e.deadline_ns = clock_ns_ + seconds(timeout_s);
+  // Later: the sweep follows it. Earlier: it must be found by then.
+  if (static_cast<int32_t>(static_cast<uint32_t>(e.deadline_ns >> kWheelShift) - e.wheel_tick) < 0) relink(slot);
+}
+
+[[gnu::always_inline]] inline uint8_t ConntrackTable::track_fast(const PacketKey& key, const uint8_t* frame, uint32_t,
+                                                                  uint64_t now_ns, L4Check check,
+                                                                  const CtProbe& probe) noexcept {
+  const uint32_t slot = probe.slot();
+  const CtDir dir = probe.dir();
+  CtEntry& e = entries_[slot];
+  const uint64_t now = std::max(clock_ns_, now_ns);
+  if (e.deadline_ns <= now) return 0;
+  if (config_.checksum && check == L4Check::Verify && !l4_checksum_ok(frame, key.l3_off + uint32_t{key.l3_len}, key))
+    return 0;
+  const bool seen_reply = (e.status & ct_status::kSeenReply) != 0;
+  const bool assured = (e.status & ct_status::kAssured) != 0;
+  uint32_t timeout = 0;
+  bool set_assured = false;
+  switch (key.proto) {
+    case kProtoTcp: {
+      const TcpSegment seg = tcp_segment_of(frame, key);
+      TcpUpdate u;
+      if (!tcp_track_fast(e.tcp, dir, seg, seen_reply, assured, config_.tcp, u)) return 0;
+      timeout = u.timeout_s;
+      set_assured = u.set_assured;
+      break;
+    }
+    case kProtoUdp: {
+      const uint32_t l3_end = static_cast<uint32_t>(key.l3_off) + key.l3_len;  // the parser checked 8 bytes fit
+      const uint16_t udp_len = load_be16(frame + key.l4_off + 4);
+      if (udp_len > l3_end - key.l4_off || udp_len < 8) return 0;
+      // A zero checksum was not checked (nor counted) by process().
+      if (check == L4Check::TrustedBad && load_be16(frame + key.l4_off + 6) == 0) check = L4Check::Skip;
+      if (seen_reply && now > e.start_ns + kUdpStreamAfterNs) {
+        timeout = config_.udp_stream_timeout;
+        set_assured = true;
+      } else {
+        timeout = config_.udp_timeout;
+      }
+      break;
+    }
+    case kProtoIcmp:
+      if (!key.has(key_flag::kIcmp) || key.icmp_type > kIcmpLastKnownType || icmp_is_error(key.icmp_type) ||
+          !icmp_opens(e.tuple[0].icmp_type))
+        return 0;
+      timeout = config_.icmp_timeout;
+      break;
+    default:
+      timeout = config_.generic_timeout;
+      break;
+  }
+  // Committed: what process() would have done from here on (refresh() of a
+  // confirmed live entry, then SEEN_REPLY).
+  clock_ns_ = now;
+  if (config_.checksum && check == L4Check::TrustedBad) ++counters_.trusted_bad_checksum;
+  ++counters_.found;
+  e.deadline_ns = now + seconds(timeout);
+  if (static_cast<int32_t>(static_cast<uint32_t>(e.deadline_ns >> kWheelShift) - e.wheel_tick) < 0) relink(slot);
+  e.status |= (set_assured ? ct_status::kAssured : 0U) | (dir == CtDir::Reply ? ct_status::kSeenReply : 0U);
+  return (dir == CtDir::Reply || seen_reply) ? kCtEstablished : kCtNew;
+}
 
 }  // namespace nfb

@@ -346,24 +346,6 @@ uint32_t TcpTimeouts::of(TcpCtState s) const noexcept {
   return 0;
 }
 
-bool read_tcp_segment(const uint8_t* frame, uint32_t len, const PacketKey& key,
-                      TcpSegment& out) noexcept {
-  if (key.proto != kProtoTcp || !key.has(key_flag::kTcpFlags) || frame == nullptr) return false;
-  const uint32_t l3_end = static_cast<uint32_t>(key.l3_off) + key.l3_len;
-  const uint32_t l4 = key.l4_off;
-  if (l3_end > len || l4 + 20 > l3_end) return false;
-  const uint8_t* h = frame + l4;
-  const uint32_t header_len = static_cast<uint32_t>(h[12] >> 4) * 4U;
-  if (header_len < 20 || l4 + header_len > l3_end) return false;
-  out.seq = load_be32(h + 4);
-  out.ack = load_be32(h + 8);
-  out.flags = h[13];
-  out.window = load_be16(h + 14);
-  out.header_len = static_cast<uint8_t>(header_len);
-  out.payload_len = l3_end - l4 - header_len;
-  out.options = h + 20;
-  return true;
-}
 
 bool tcp_open(TcpConn& conn, const TcpSegment& seg, const TcpSettings& settings) noexcept {
   const TcpTransition t =

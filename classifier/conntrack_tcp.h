@@ -37,6 +37,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "classifier/byte_order.h"
 #include "classifier/packet_key.h"
 
 namespace nfb {
@@ -147,8 +148,40 @@ struct TcpSegment {
 /// key is not TCP with kTcpFlags, or when the header (data offset included)
 /// does not fit in the IP packet or the frame: conntrack calls such a packet
 /// truncated and INVALID.
-bool read_tcp_segment(const uint8_t* frame, uint32_t len, const PacketKey& key,
-                      TcpSegment& out) noexcept;
+inline bool read_tcp_segment(const uint8_t* frame, uint32_t len, const PacketKey& key,
+                             TcpSegment& out) noexcept {
+  if (key.proto != kProtoTcp || !key.has(key_flag::kTcpFlags) || frame == nullptr) return false;
+  const uint32_t l3_end = static_cast<uint32_t>(key.l3_off) + key.l3_len;
+  const uint32_t l4 = key.l4_off;
+  if (l3_end > len || l4 + 20 > l3_end) return false;
+  const uint8_t* h = frame + l4;
+  const uint32_t header_len = static_cast<uint32_t>(h[12] >> 4) * 4U;
+  if (header_len < 20 || l4 + header_len > l3_end) return false;
+  out.seq = load_be32(h + 4);
+  out.ack = load_be32(h + 8);
+  out.flags = h[13];
+  out.window = load_be16(h + 14);
+  out.header_len = static_cast<uint8_t>(header_len);
+  out.payload_len = l3_end - l4 - header_len;
+  out.options = h + 20;
+  return true;
+}
+
+/// read_tcp_segment() for a key parse_frame() gave status Ok on `frame`
+/// (TCP, not a later fragment): the parser has checked that the header and
+/// its options fit, so nothing is checked again.
+inline TcpSegment tcp_segment_of(const uint8_t* frame, const PacketKey& key) noexcept {
+  const uint8_t* h = frame + key.l4_off;
+  TcpSegment seg;
+  seg.seq = load_be32(h + 4);
+  seg.ack = load_be32(h + 8);
+  seg.window = load_be16(h + 14);
+  seg.flags = key.tcp_flags;
+  seg.header_len = static_cast<uint8_t>(key.payload_off - key.l4_off);
+  seg.payload_len = static_cast<uint32_t>(key.l3_off) + key.l3_len - key.payload_off;
+  seg.options = h + 20;
+  return seg;
+}
 
 /// Per-direction tracking data (the sender's view of its own stream).
 struct TcpPeer {

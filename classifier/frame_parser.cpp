@@ -160,7 +160,7 @@ ParseStatus parse_ipv4(const uint8_t* d, uint32_t len, uint32_t off, PacketKey& 
   const uint32_t hl = (ip[0] & 0x0fU) * 4U;
   if (hl < kIpMinHeaderLen) return ParseStatus::BadIpHeaderLength;
   if (avail < hl) return ParseStatus::TruncatedIpHeader;
-  if (!checksum_verifies(ip, hl)) return ParseStatus::BadIpChecksum;
+  if (!ipv4_header_checksum_ok(ip, hl)) return ParseStatus::BadIpChecksum;
   const uint32_t total = load_be16(ip + kIpTotalLenOff);
   if (total > avail) return ParseStatus::IpTotalLengthBeyondFrame;
   if (total < hl) return ParseStatus::IpTotalLengthTooShort;
@@ -254,8 +254,11 @@ ParseStatus parse_raw(const uint8_t* d, uint32_t len, PacketKey& key) noexcept {
 }
 
 // One frame, link type fixed at compile time so a burst can hoist the switch.
-template <LinkType kLink>
+template <LinkType kLink, bool kCommonFirst = true>
 ParseStatus parse_one(const uint8_t* d, uint32_t len, uint16_t ifindex, PacketKey& key) noexcept {
+  if constexpr (kLink == LinkType::Ethernet && kCommonFirst) {
+    if (parse_common_ethernet(d, len, ifindex, key)) return ParseStatus::Ok;
+  }
   key = PacketKey{};
   key.ifindex = ifindex;
   if constexpr (kLink == LinkType::Ethernet) {
@@ -337,6 +340,13 @@ const char* parse_status_description(ParseStatus s) noexcept {
 ParseStatus parse_frame(const uint8_t* data, uint32_t len, LinkType link, uint16_t ifindex,
                         PacketKey& key) noexcept {
   if (data == nullptr) len = 0;  // a null frame is an empty one
+  return parse_dispatch(data, len, link, ifindex, key);
+}
+
+ParseStatus parse_frame_general(const uint8_t* data, uint32_t len, LinkType link, uint16_t ifindex,
+                                PacketKey& key) noexcept {
+  if (data == nullptr) len = 0;
+  if (link == LinkType::Ethernet) return parse_one<LinkType::Ethernet, false>(data, len, ifindex, key);
   return parse_dispatch(data, len, link, ifindex, key);
 }
 

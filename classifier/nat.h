@@ -348,7 +348,7 @@ NatRewrite nat_rewrite_for(const CtEntry& e, CtDir dir, bool forwarded) noexcept
 /// parse_frame() (status Ok, not a fragment, not an ICMP error) on `frame`
 /// (the L4 header is there: the parser checked it). Rewrites the key as
 /// well. Cost: a few stores and two checksum folds; nothing when `what` is 0.
-inline void nat_rewrite_apply(const NatRewrite& rw, PacketKey& key, uint8_t* frame) noexcept {
+[[gnu::always_inline]] inline void nat_rewrite_apply(const NatRewrite& rw, PacketKey& key, uint8_t* frame) noexcept {
   if (rw.what == 0) return;
   const auto update = [](uint8_t* at, uint16_t sum) {
     // ~fold(0xffff + ~check + sum): checksum_replace32/16's arithmetic.

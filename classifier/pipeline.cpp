@@ -248,7 +248,7 @@ void Pipeline::fill_ct_view(MatchContext& ctx, const CtResult& r) const noexcept
   ctx.ct = v;
 }
 
-L4Check Pipeline::l4_check(const PacketIn& p) const noexcept {
+[[gnu::always_inline]] inline L4Check Pipeline::l4_check(const PacketIn& p) const noexcept {
   const bool trusted = p.rx_csum == RxCsum::Good || (p.rx_csum == RxCsum::Unknown && config_.rx_csum_trust);
   if (!trusted) return L4Check::Verify;
   return p.csum_wrong ? L4Check::TrustedBad : L4Check::Skip;
@@ -273,7 +273,8 @@ bool Pipeline::replay_raw(const PacketIn& p, const CtProbe* probe, Walked& w) no
   return true;
 }
 
-bool Pipeline::record_matches(const FlowPath& fp, const CtEntry& e, const CtResult& r) const noexcept {
+[[gnu::always_inline]] inline bool Pipeline::record_matches(const FlowPath& fp, const CtEntry& e,
+                                                            const CtResult& r) const noexcept {
   return fp.entry_id == e.id && ((state_bits_of(e, r) ^ fp.ct_state) & fp.state_mask) == 0 &&
          ((status_key(e) ^ fp.ct_status) & fp.status_mask) == 0;
 }
@@ -332,7 +333,7 @@ void Pipeline::record_fast_path(const CtResult& r, const Walked& w, Fate fate, u
 // The established path (see pipeline.h). Nothing is changed before it is
 // sure to apply, except the conntrack step, after which a record that does
 // not match hands the packet to the general path with raw's part counted.
-bool Pipeline::fast_one(PacketIn& p, PacketOut& out, const CtProbe& probe) noexcept {
+[[gnu::always_inline]] inline bool Pipeline::fast_one(PacketIn& p, PacketOut& out, const CtProbe& probe) noexcept {
   if (!probe.hit()) return false;
   const uint32_t node = probe.node;
   FlowPath& fp = paths_[node];
@@ -340,9 +341,14 @@ bool Pipeline::fast_one(PacketIn& p, PacketOut& out, const CtProbe& probe) noexc
   if (fp.entry_id != e.id || fp.in_iface != p.in_iface || !fp.raw_replayable) return false;
   const auto fate = static_cast<Fate>(fp.fate);
   if (fate == Fate::Forwarded && p.key.ttl <= 1) return false;  // the walk drops it before FORWARD
+  const uint8_t tracked = ct_.track_fast(p.key, p.frame, p.len, p.ts_ns, l4_check(p), probe);
+  if (tracked == 0) return false;
   CtResult ct;
-  if (!ct_.track_fast(p.key, p.frame, p.len, p.ts_ns, l4_check(p), probe, ct)) return false;
-  if (!record_matches(fp, e, ct)) {
+  ct.entry = probe.slot();
+  ct.dir = probe.dir();
+  ct.state = tracked;
+  const uint8_t state = state_bits_of(e, ct);
+  if (((state ^ fp.ct_state) & fp.state_mask) != 0 || ((status_key(e) ^ fp.ct_status) & fp.status_mask) != 0) {
     // The state moved on: raw's part as recorded, the rest walked.
     MatchContext ctx;
     Walked w;
@@ -353,19 +359,20 @@ bool Pipeline::fast_one(PacketIn& p, PacketOut& out, const CtProbe& probe) noexc
     std::copy_n(c.table_of, fp.raw_length, w.table_of);
     w.length = w.raw_length = fp.raw_length;
     w.raw_replayable = true;
+    out = PacketOut{};
     const Fate f = after_conntrack(p, out, ctx, w, ct, false);
     out.fate = f;
+    if (f != Fate::Forwarded) out.out_iface = kNoIface;
+    ++stats_.by_fate[static_cast<size_t>(f)];
     return true;
   }
   // The recorded path: counted when read, the packet rewritten as walked.
   if (fp.pending_packets++ == 0) dirty_.push_back(node);
   fp.pending_bytes += p.key.l3_len;
   nat_rewrite_apply(fp.rewrite, p.key, p.frame);
-  out.fate = fate;
-  out.out_iface = fp.out_iface;
-  out.ct_state = state_bits_of(e, ct);
-  out.fast_path = true;
+  out = PacketOut{fate, fate == Fate::Forwarded ? fp.out_iface : kNoIface, state, true, 0, DefragDrop::None};
   ++stats_.fast_path_packets;
+  ++stats_.by_fate[fp.fate];
   return true;
 }
 
@@ -566,18 +573,20 @@ void Pipeline::process(std::span<PacketIn> packets, std::span<PacketOut> results
       keyed[i] = !k.is_fragment() && !k.has(key_flag::kInner);
       if (!keyed[i]) continue;
       probes[i].tuple = tuple_of(k);
-      probes[i].hash = ct_.hash_of(probes[i].tuple);
-      ct_.prefetch(probes[i].hash);
+      ct_.start(probes[i]);
     }
-    // Stage 2: the entries whose signatures match, loading.
+    // Stage 2: the entries whose signatures match, and their flow records,
+    // loading.
     for (size_t i = 0; i < m; ++i) {
-      if (keyed[i]) ct_.prefetch_entries(probes[i].hash);
+      if (!keyed[i]) continue;
+      const uint32_t node = ct_.prefetch_entries(probes[i]);
+      if (node != kNoEntry && !paths_.empty()) __builtin_prefetch(&paths_[node]);
     }
     // Stage 3: each packet in order, looked up as the table is now.
+    const bool fast = config_.fast_path && trace_ == nullptr;
     for (size_t i = 0; i < m; ++i) {
       PacketIn& p = packets[base + i];
       PacketOut& out = results[base + i];
-      out = PacketOut{};
       // ipfrag_time runs on packet timestamps: datagrams that timed out by
       // now are gone before this packet is looked at.
       if (defrag_.datagrams() != 0) {
@@ -585,16 +594,13 @@ void Pipeline::process(std::span<PacketIn> packets, std::span<PacketOut> results
       }
       CtProbe* probe = nullptr;
       if (keyed[i]) {
-        probes[i].node = ct_.lookup(probes[i].tuple, probes[i].hash);
+        ct_.finish(probes[i]);
         probe = &probes[i];
-        if (probe->hit() && config_.fast_path && trace_ == nullptr) __builtin_prefetch(&paths_[probe->node]);
+        // The established path counts its own fates.
+        if (fast && probe->hit() && fast_one(p, out, *probe)) continue;
       }
-      Fate f;
-      if (probe != nullptr && config_.fast_path && trace_ == nullptr && fast_one(p, out, *probe)) {
-        f = out.fate;
-      } else {
-        f = run_one(p, out, probe);
-      }
+      out = PacketOut{};
+      const Fate f = run_one(p, out, probe);
       out.fate = f;
       if (f != Fate::Forwarded) out.out_iface = kNoIface;
       ++stats_.by_fate[static_cast<size_t>(f)];

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -82,20 +83,90 @@ CaptureReader::CaptureReader(const std::string& path, CaptureMode mode) : path_(
     size_ = len;
     streaming_ = true;
   } else {
-    // Preloaded (and every .xz file, which must be decompressed anyway).
-    const std::string bytes = read_input_file(path);
-    owned_.assign(bytes.begin(), bytes.end());
-    base_ = owned_.data();
-    size_ = owned_.size();
+    // Preloaded (and every .xz file, which must be decompressed anyway):
+    // read straight into the buffer the replay will work in.
+    if (compressed) {
+      const std::string bytes = read_input_file(path);
+      allocate_owned(bytes.size());
+      std::memcpy(owned_->addr, bytes.data(), bytes.size());
+    } else {
+      const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) throw LoadError(SourceLocation{path}, std::string("cannot open the capture: ") + std::strerror(errno));
+      struct stat st {};
+      if (fstat(fd, &st) != 0) {
+        const int err = errno;
+        close(fd);
+        throw LoadError(SourceLocation{path}, std::string("cannot stat the capture: ") + std::strerror(err));
+      }
+      if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        throw LoadError(SourceLocation{path}, "expected a capture file, found a directory or another non-regular file");
+      }
+      allocate_owned(static_cast<size_t>(st.st_size));
+      auto* to = static_cast<uint8_t*>(owned_->addr);
+      size_t got = 0;
+      while (got < size_) {
+        const ssize_t n = read(fd, to + got, size_ - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          const int err = errno;
+          close(fd);
+          throw LoadError(SourceLocation{path, 0, 0, got, true},
+                          n == 0 ? std::string("the file ended early while it was read")
+                                 : std::string("cannot read the capture: ") + std::strerror(err));
+        }
+        got += static_cast<size_t>(n);
+      }
+      close(fd);
+    }
   }
   read_file_header();
+  if (!streaming_) build_index();
 }
 
-CaptureReader::CaptureReader(std::string name, std::vector<uint8_t> bytes)
-    : path_(std::move(name)), owned_(std::move(bytes)) {
-  base_ = owned_.data();
-  size_ = owned_.size();
+CaptureReader::CaptureReader(std::string name, std::vector<uint8_t> bytes) : path_(std::move(name)) {
+  allocate_owned(bytes.size());
+  if (!bytes.empty()) std::memcpy(owned_->addr, bytes.data(), bytes.size());
   read_file_header();
+  build_index();
+}
+
+void CaptureReader::allocate_owned(size_t size) {
+  // Anonymous memory: zeros after the file come free (mutable_frame()'s
+  // slack), and huge pages, where the kernel gives them, spare the replay a
+  // TLB miss every few frames.
+  const size_t len = size + kSlack;
+  void* addr = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (addr == MAP_FAILED) {
+    throw LoadError(SourceLocation{path_}, fmt::format("cannot allocate {} bytes for the capture: {}", len,
+                                                       std::strerror(errno)));
+  }
+  madvise(addr, len, MADV_HUGEPAGE);
+  owned_ = std::make_unique<Mapping>();
+  owned_->addr = addr;
+  owned_->len = len;
+  size_ = size;
+  base_ = static_cast<const uint8_t*>(addr);
+}
+
+void CaptureReader::build_index() {
+  CaptureFrame f;
+  try {
+    while (pcapng_ ? next_pcapng(&f) : next_pcap(f)) {
+      if (f.iface >= kMaxIndexedIfaces) {
+        fail(f.offset, fmt::format("at most {} interfaces in a preloaded capture (use --stream)", kMaxIndexedIfaces));
+      }
+      const auto data_at = static_cast<uint64_t>(f.data - base_);
+      if (data_at > kOffsetMask) fail(f.offset, "a capture of less than 2^48 bytes (use --stream)");
+      const uint64_t code = data_at - f.offset == 16 ? 0 : data_at - f.offset == 28 ? 1 : 2;
+      index_.push_back(Indexed{f.ts_ns, data_at | code << 48 | uint64_t{f.iface} << 50, f.caplen, f.wirelen});
+    }
+  } catch (const LoadError&) {
+    index_error_ = std::current_exception();  // handed on after the frames before it
+  }
+  index_end_ = pos_;
+  index_.shrink_to_fit();
+  next_ = 0;
 }
 
 CaptureReader CaptureReader::from_bytes(std::string name, std::vector<uint8_t> bytes) {
@@ -158,6 +229,11 @@ uint64_t CaptureReader::u64(uint64_t at) const noexcept {
 }
 
 void CaptureReader::rewind() noexcept {
+  if (!streaming_) {
+    next_ = 0;
+    return;
+  }
+  handed_out_ = 0;
   pos_ = first_record_;
   dropped_to_ = 0;  // a dropped page of a private read-only mapping reads from the file again
   if (pcapng_) {
@@ -364,9 +440,27 @@ void CaptureReader::drop_pages_before(uint64_t offset) noexcept {
 }
 
 size_t CaptureReader::next_burst(std::span<CaptureFrame> out) {
+  if (!streaming_) {
+    // Preloaded: the index says it all.
+    const size_t n = std::min(out.size(), index_.size() - next_);
+    if (n == 0 && index_error_) std::rethrow_exception(index_error_);
+    for (size_t i = 0; i < n; ++i) {
+      const Indexed& x = index_[next_ + i];
+      const uint64_t at = x.where & kOffsetMask;
+      CaptureFrame& f = out[i];
+      f.data = base_ + at;
+      f.caplen = x.caplen;
+      f.wirelen = x.wirelen;
+      f.ts_ns = x.ts_ns;
+      f.iface = static_cast<uint32_t>(x.where >> 50);
+      f.offset = at - header_of(x.where);
+    }
+    next_ += n;
+    return n;
+  }
   // Frames of the previous burst are no longer needed (the contract):
   // their pages may go.
-  if (streaming_) drop_pages_before(pos_);
+  drop_pages_before(pos_);
   size_t n = 0;
   while (n < out.size()) {
     if (n == 0) {
@@ -375,11 +469,13 @@ size_t CaptureReader::next_burst(std::span<CaptureFrame> out) {
       try {
         if (!(pcapng_ ? next_pcapng(&out[n]) : next_pcap(out[n]))) break;
       } catch (const LoadError&) {
+        handed_out_ += n;
         return n;  // hand out the good frames; the error is sticky, the next call throws it
       }
     }
     ++n;
   }
+  handed_out_ += n;
   return n;
 }
 

@@ -3,12 +3,15 @@
 // timestamp resolutions; comments, statistics and unknown blocks skipped).
 //
 // Two modes. kPreload (the default) reads the whole file into memory once
-// (like tcpreplay -K), checks it as it is walked and hands out bursts of
-// frames that point into that memory, so a replay can loop over it without
-// copying. kStream maps the file instead and, at each next_burst(), drops the
-// pages behind the previous burst (madvise DONTNEED), so a file larger than
-// memory streams through a bounded resident set; frames then stay valid only
-// until the next next_burst() call. (.xz files are always preloaded.)
+// (like tcpreplay -K) and indexes it: one walk at load checks every block and
+// records each frame's place, length, timestamp and interface (24 bytes a
+// frame), so handing out a burst later is reading the index -- a replay
+// loop pays no format parsing -- and frames point into that memory, which
+// the reader lets its user rewrite in place (mutable_frame()). kStream maps
+// the file instead and walks it at each next_burst(), dropping the pages
+// behind the previous burst (madvise DONTNEED), so a file larger than memory
+// streams through a bounded resident set; frames then stay valid only until
+// the next next_burst() call. (.xz files are always preloaded.)
 // Why not libpcap: it reads
 // pcapng but does not say which interface a packet came in on, and the
 // pipeline needs that to know a frame's ingress interface.
@@ -16,7 +19,8 @@
 // Errors throw LoadError with the file name and the byte offset of the block
 // or record at fault, saying what was expected. An error is sticky: the
 // reader stays at the block at fault, so calling next_burst() again throws
-// the same error.
+// the same error. A preloaded capture finds its error at load and hands out
+// the frames before it first, exactly as a streamed one does.
 //
 // Timestamps: classic pcap seconds + micro/nanoseconds; pcapng units of the
 // interface's if_tsresol (10^-n or 2^-n s, default 10^-6) plus its
@@ -25,7 +29,9 @@
 // below its captured length is handed out with wirelen = caplen.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <span>
 #include <string>
@@ -54,6 +60,7 @@ enum class CaptureMode : uint8_t { kPreload, kStream };
 
 class CaptureReader {
  public:
+  static constexpr uint32_t kSlack = 256;
   /// Reads PATH (".xz" is decompressed) into memory and checks its header;
   /// for pcapng also the blocks before the first packet (section header,
   /// interface descriptions), so interfaces() already lists those. Throws
@@ -67,6 +74,7 @@ class CaptureReader {
   bool is_pcapng() const noexcept { return pcapng_; }
   /// Interfaces seen so far, in file order over all sections (pcapng may
   /// declare more as it goes; an interface precedes the packets that use it).
+  /// Preloaded: every interface of the file (up to an error), from the start.
   /// A rewind() does not change it: walking the file again finds the same.
   const std::vector<CaptureInterface>& interfaces() const noexcept { return ifaces_; }
   /// Link type of the first interface (0 before any is declared).
@@ -80,8 +88,36 @@ class CaptureReader {
   size_t next_burst(std::span<CaptureFrame> out);
   /// Starts again from the first frame (for --loop).
   void rewind() noexcept;
+  /// Preloaded: the writable bytes of a frame this reader handed out (the
+  /// reader owns them; what is written stays, rewind() included), followed
+  /// by at least kSlack bytes of the file or of zeros, so a fixed-size copy
+  /// of a frame's first kSlack bytes never leaves the buffer. Streamed: null
+  /// (the mapping is read-only).
+  uint8_t* mutable_frame(const CaptureFrame& f) noexcept {
+    return streaming_ ? nullptr : static_cast<uint8_t*>(owned_->addr) + (f.data - base_);
+  }
+  /// Preloaded: starts loading the first bytes (two cache lines) of the next
+  /// `n` frames, so that a caller working on one burst has the next one's
+  /// headers in cache when it gets to them. Streamed: nothing.
+  void prefetch_next(size_t n, size_t skip = 0) const noexcept {
+    if (streaming_) return;
+    const size_t end = std::min(index_.size(), next_ + skip + n);
+    for (size_t i = next_ + skip; i < end; ++i) {
+      const uint8_t* p = base_ + (index_[i].where & kOffsetMask);
+      __builtin_prefetch(p, 1);
+      __builtin_prefetch(p + 64, 1);
+    }
+  }
+  /// Frames in the file (preloaded: up to an error; streamed: those handed
+  /// out so far).
+  uint64_t frame_count() const noexcept { return streaming_ ? handed_out_ : index_.size(); }
   /// Byte offset of the next block or record.
-  uint64_t offset() const noexcept { return pos_; }
+  uint64_t offset() const noexcept {
+    if (streaming_) return pos_;
+    if (next_ >= index_.size()) return index_end_;
+    const uint64_t where = index_[next_].where;
+    return (where & kOffsetMask) - header_of(where);
+  }
   /// Size of the file (decompressed for .xz) in bytes.
   uint64_t size() const noexcept { return size_; }
   bool streaming() const noexcept { return streaming_; }
@@ -112,11 +148,30 @@ class CaptureReader {
     Mapping& operator=(const Mapping&) = delete;
     ~Mapping();
   };
+  // Preloaded: one frame's place in the file.
+  struct Indexed {
+    uint64_t ts_ns = 0;
+    // The frame's bytes' offset (48 bits) | the record header's length
+    // code (2 bits: pcap 16, pcapng 28, pcapng simple 12) << 48 | the
+    // interface (14 bits) << 50.
+    uint64_t where = 0;
+    uint32_t caplen = 0;
+    uint32_t wirelen = 0;
+  };
+  static constexpr uint64_t kOffsetMask = (uint64_t{1} << 48) - 1;
+  static constexpr uint32_t kMaxIndexedIfaces = 1U << 14;
+  static uint32_t header_of(uint64_t where) noexcept {
+    constexpr uint32_t kHeader[4] = {16, 28, 12, 0};
+    return kHeader[(where >> 48) & 3U];
+  }
+  static_assert(sizeof(Indexed) == 24);
+  void build_index();
+  void allocate_owned(size_t size);
   static constexpr uint64_t kDropChunk = 8U << 20;
   void drop_pages_before(uint64_t offset) noexcept;
 
   std::string path_;
-  std::vector<uint8_t> owned_;     // preloaded bytes
+  std::unique_ptr<Mapping> owned_;  // preloaded: the file's bytes, then kSlack zeros
   std::unique_ptr<Mapping> map_;   // streamed: the file's mapping
   const uint8_t* base_ = nullptr;  // the file's bytes (owned_ or map_)
   uint64_t size_ = 0;
@@ -131,6 +186,11 @@ class CaptureReader {
   std::vector<PcapngIface> ng_ifaces_;  // per interface of the current section
   uint32_t section_base_ = 0;           // index in ifaces_ of the section's first interface
   uint32_t next_iface_ = 0;             // index in ifaces_ of the next interface block
+  std::vector<Indexed> index_;          // preloaded: every frame up to the end or an error
+  size_t next_ = 0;                     // preloaded: the next frame of index_
+  uint64_t index_end_ = 0;              // preloaded: where the walk stopped (end, or the block at fault)
+  std::exception_ptr index_error_;      // preloaded: what stopped it, if not the end
+  uint64_t handed_out_ = 0;             // streamed: frames handed out
 };
 
 }  // namespace nfb

@@ -276,6 +276,7 @@ void add_into(DpdkReplayReport& total, const DpdkReplayReport& one) {
   t.dropped += r.dropped;
   t.invalid += r.invalid;
   t.flows += r.flows;
+  t.trusted_bad_checksum += r.trusted_bad_checksum;
   t.loops = 1;
   for (size_t f = 0; f < kFateCount; ++f) t.pipeline.by_fate[f] += r.pipeline.by_fate[f];
   t.pipeline.fast_path_packets += r.pipeline.fast_path_packets;

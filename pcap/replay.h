@@ -1,9 +1,13 @@
 // Replay: frames from a capture through the netfilter pipeline, at the speed
 // the machine allows, into optional sinks, with a tcpreplay-style report.
 //
-//   source (capture: preloaded, or streamed; --loop N)
-//     -> burst of 32 frames -> copy (NAT rewrites in place) -> parse_burst
-//     -> Pipeline::process -> sinks (emitted / dropped / per-interface)
+//   source (capture: preloaded and indexed, or streamed; --loop N)
+//     -> burst of 32 frames -> parsed into the pipeline's input
+//     -> Pipeline::process (NAT rewrites the frame in place: in the
+//        preloaded capture itself, whose rewritable header bytes are saved
+//        and put back when a later loop or the dropped sink needs them; a
+//        streamed frame is copied first)
+//     -> sinks (emitted / dropped / per-interface)
 //
 // Accounting: every frame read is in exactly one of emitted (forwarded or
 // delivered), dropped (a pipeline fate, by reason; fragments held for a
@@ -51,6 +55,11 @@ struct ReplayOptions {
   std::string emitted_file;        // "" = not written
   std::string dropped_file;
   std::string out_dir;
+  /// --rx-csum trust (the pipeline's PipelineConfig::rx_csum_trust): frames
+  /// with a wrong L4 checksum are marked (PacketIn::csum_wrong), so conntrack
+  /// counts the ones it let through unchecked. Preloaded captures are checked
+  /// once before the clock starts; streamed ones frame by frame.
+  bool rx_csum_trust = false;
   /// Called after every burst with the pipeline's trace text (when a trace
   /// string was set on the pipeline); may consume and clear it.
   std::function<void()> after_burst;
@@ -70,6 +79,7 @@ struct ReplayReport {
   uint64_t dropped = 0;
   uint64_t invalid = 0;
   uint64_t flows = 0;          // connections conntrack confirmed
+  uint64_t trusted_bad_checksum = 0;  // wrong L4 checksums let through unchecked (--rx-csum trust)
   PipelineStats pipeline;
   ParseCounters parse;
   uint64_t emitted_written = 0;  // frames in emitted_file
@@ -89,10 +99,11 @@ struct ReplayReport {
 struct PipelineMark {
   PipelineStats stats;
   uint64_t confirmed = 0;  // conntrack entries confirmed so far
+  uint64_t trusted_bad = 0;  // conntrack's trusted_bad_checksum so far
 };
 PipelineMark mark_pipeline(const Pipeline& pipeline) noexcept;
-/// Sets r.pipeline, r.emitted, r.dropped and r.flows to what `pipeline` did
-/// since `since`, and r.invalid from r.parse.
+/// Sets r.pipeline, r.emitted, r.dropped, r.flows and r.trusted_bad_checksum
+/// to what `pipeline` did since `since`, and r.invalid from r.parse.
 void fill_verdicts(ReplayReport& r, const Pipeline& pipeline, const PipelineMark& since) noexcept;
 
 /// Replays o.capture through `pipeline` (built for `host`). Throws LoadError

@@ -826,5 +826,103 @@ TEST(Reasons, NamesAreUniqueAndStable) {
   EXPECT_STREQ(ct_reason_name(static_cast<CtReason>(kCtReasonCount)), "invalid");
 }
 
+
+// The established-flow step equals process(): two tables fed the same random
+// traffic (TCP with every flag mix, in and out of window, UDP, ICMP queries
+// and errors, other protocols, time jumps, a table that fills), one through
+// process() only, the other through track_fast() whenever its lookup hits a
+// live entry and it accepts the packet -- the same ctstate for every packet,
+// the same counters and the same conntrack -L all along.
+TEST(RandomTraffic, TrackFastEqualsProcess) {
+  CtConfig c;
+  c.max_entries = 64;
+  c.buckets = 16;
+  ConntrackTable full(c);
+  ConntrackTable quick(c);
+  uint64_t state = 777;
+  auto rnd = [&](uint32_t n) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<uint32_t>((state >> 33) % n);
+  };
+  const uint32_t hosts[] = {kC, kS, kM, kX};
+  uint32_t seq[2][8] = {};
+  uint64_t now = kT0;
+  uint64_t fast = 0;
+  for (int i = 0; i < 40000; ++i) {
+    const uint32_t ai = rnd(2);
+    const uint32_t a = hosts[ai];
+    const uint32_t b = hosts[1 - ai];
+    const auto sp = static_cast<uint16_t>(1 + rnd(4));
+    const auto dp = static_cast<uint16_t>(1 + rnd(4));
+    Bytes ip;
+    switch (rnd(6)) {
+      case 0:
+      case 1:
+      case 2: {
+        static const char* const kFlags[] = {"A", "PA", "A", "PA", "S", "SA", "FA", "R", "RA", "A"};
+        const char* flags = kFlags[rnd(10)];
+        uint32_t& s_next = seq[ai][sp % 8];
+        uint32_t& r_next = seq[1 - ai][dp % 8];
+        const uint32_t data = rnd(3) * 100;
+        const bool jump = rnd(20) == 0;
+        ip = tcp_packet(a, b, sp, dp, jump ? rnd(1U << 31) : s_next, r_next, flags,
+                        {.win = static_cast<uint16_t>(rnd(8) == 0 ? 0 : 5000 + rnd(3000)), .ws = rnd(2) == 0,
+                         .data = data, .bad = rnd(40) == 0});
+        if (!jump) s_next += data + (flags[0] == 'S' || flags[0] == 'F' ? 1 : 0);
+        break;
+      }
+      case 3: ip = udp_packet(a, b, sp, dp, {.data = rnd(40), .bad = rnd(40) == 0}); break;
+      case 4:
+        ip = rnd(3) != 0 ? test::ipv4({.src = a, .dst = b, .proto = kProtoIcmp},
+                                      test::icmp({.type = static_cast<uint8_t>(rnd(2) == 0 ? 8 : 0), .id = sp}))
+                         : E(3, 0, udp_packet(b, a, dp, sp, {}), {.src = hosts[rnd(4)], .dst = a});
+        break;
+      default: ip = G(a, b, 253, 8); break;
+    }
+    const Bytes frame = test::ethernet({}, ip);
+    const PacketKey key = parse(frame);
+    if (rnd(50) == 0) now += static_cast<uint64_t>(rnd(200)) * kSec;
+    now += rnd(100000) * 1000ULL;
+    const auto len = static_cast<uint32_t>(frame.size());
+    CtResult want = full.process(key, frame.data(), len, now, true);
+    CtResult got;
+    bool took_fast = false;
+    if (!key.is_fragment() && !key.has(key_flag::kInner)) {
+      const CtProbe probe = quick.probe(tuple_of(key));
+      if (probe.hit()) {
+        if (const uint8_t st = quick.track_fast(key, frame.data(), len, now, L4Check::Verify, probe); st != 0) {
+          got.entry = probe.slot();
+          got.dir = probe.dir();
+          got.state = st;
+          took_fast = true;
+          ++fast;
+        }
+      }
+      if (!took_fast) got = quick.process(key, frame.data(), len, now, L4Check::Verify, &probe);
+    } else {
+      got = quick.process(key, frame.data(), len, now, true);
+    }
+    ASSERT_EQ(got.state, want.state) << i;
+    ASSERT_EQ(got.dir, want.dir) << i;
+    ASSERT_EQ(got.verdict, want.verdict) << i;
+    ASSERT_EQ(got.created, want.created) << i;
+    if (rnd(10) == 0) {
+      full.discard(want);
+      quick.discard(got);
+    } else {
+      ASSERT_EQ(full.confirm(want, now), quick.confirm(got, now)) << i;
+    }
+    ASSERT_EQ(full.counters(), quick.counters()) << i;
+    if (i % 50 == 0) {
+      std::string a_dump;
+      std::string b_dump;
+      full.dump(a_dump, now);
+      quick.dump(b_dump, now);
+      ASSERT_EQ(a_dump, b_dump) << i;
+    }
+  }
+  EXPECT_GT(fast, 5000U);
+}
+
 }  // namespace
 }  // namespace nfb

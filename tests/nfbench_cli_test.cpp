@@ -325,6 +325,7 @@ TEST(NfbenchReplay, DpdkPortsGiveWhatTheFileReplayGives) {
   for (const char* key : {"transmitted", "tx_no_port", "tx_failed", "tx_too_big"}) {
     got = std::regex_replace(got, std::regex(std::string("\"") + key + "\":[0-9]+,?"), "");
   }
+  got = std::regex_replace(got, std::regex(",\\}"), "}");  // a removed last member leaves its comma
   EXPECT_EQ(got, want);
   EXPECT_NE(ports.out.find("\"tx_failed\":0"), std::string::npos) << ports.out;
   // The frames leaving on docker0 are the file replay's emitted frames, byte for byte.

@@ -145,6 +145,7 @@ struct ReplayCommand {
   bool stream = false;
   bool progress = false;
   std::string algo = "linear";  // the classifier every chain runs on (chain_boxes.h)
+  std::string rx_csum = "verify";  // L4 checksums as the NIC delivers them: verify or trust
   ReplayOptions replay;
   std::string dpdk;             // EAL arguments: receive from DPDK ports instead of a capture
   DpdkReplayOptions ports;
@@ -167,6 +168,10 @@ int cmd_replay(ReplayCommand& o) {
   const std::optional<ChainAlgo> algo = parse_chain_algo(o.algo);
   if (!algo) throw std::invalid_argument("--algo: unknown algorithm '" + o.algo + "' (linear, dtree, tuple, acl)");
   config.algo = *algo;
+  if (o.rx_csum != "verify" && o.rx_csum != "trust")
+    throw std::invalid_argument("--rx-csum: '" + o.rx_csum + "' is not verify or trust");
+  config.rx_csum_trust = o.rx_csum == "trust";
+  o.replay.rx_csum_trust = config.rx_csum_trust;
   auto pipeline = Pipeline::build(rules, host, config);
   std::string trace;
   if (o.trace) {
@@ -277,6 +282,8 @@ int cmd_replay(ReplayCommand& o) {
     j["flows"] = r.flows;
     j["fast_path_packets"] = r.pipeline.fast_path_packets;
     j["algo"] = o.algo;
+    j["rx_csum"] = o.rx_csum;
+    j["trusted_bad_checksum"] = r.trusted_bad_checksum;
     nlohmann::json fates = nlohmann::json::object();
     for (size_t f = 0; f < kFateCount; ++f) {
       if (r.pipeline.by_fate[f] != 0) fates[fate_name(static_cast<Fate>(f))] = r.pipeline.by_fate[f];
@@ -570,6 +577,10 @@ int main(int argc, char** argv) {
   replay->add_flag("--trace", replay_opts.trace, "print every packet's path as kernel TRACE lines");
   replay->add_flag("--conntrack", replay_opts.conntrack, "print the conntrack table at the end (conntrack -L)");
   replay->add_flag("--no-fast-path", no_fast_path, "walk the chains for every packet");
+  replay->add_option("--rx-csum", replay_opts.rx_csum,
+                     "L4 checksums as the NIC delivers them: verify (CHECKSUM_NONE: conntrack checks them, "
+                     "the default) or trust (CHECKSUM_UNNECESSARY: RX checksum offload; wrong ones are let "
+                     "through and counted). DPDK ports: the mbuf's flags decide, this only for unknown ones");
   replay->add_flag("--progress", replay_opts.progress, "print a progress line on standard error (default on a terminal)");
   replay->add_option("--algo", replay_opts.algo,
                      "classifier every chain runs on: linear (default), dtree, tuple, acl; counters are identical");
