@@ -173,6 +173,38 @@ void ConntrackTable::index_insert(uint32_t node, uint64_t hash) noexcept {
   ++generation_;
 }
 
+bool ConntrackTable::index_insert_unless_taken(uint32_t node, uint64_t hash, const Tuple& t) noexcept {
+  const uint16_t sig = sig_of(hash);
+  for (;;) {
+    Bucket* b = &buckets_[bucket_index(hash)];
+    uint32_t gone = kNoEntry;  // an expired entry with the tuple: freed, then the walk starts again
+    for (;;) {
+      for (uint32_t m = match(*b, sig); m != 0 && gone == kNoEntry; m &= m - 1) {
+        const uint32_t other = b->node[std::countr_zero(m) >> 1];
+        if (!same(entries_[other >> 1].tuple[other & 1], t)) continue;
+        if (!expired(other >> 1)) return false;
+        gone = other >> 1;
+      }
+      if (gone != kNoEntry) break;
+      if (b->count < kWays) {
+        // Dense ways: a bucket with a free way is the chain's last.
+        b->sig[b->count] = sig;
+        b->node[b->count] = node;
+        ++b->count;
+        ++generation_;
+        return true;
+      }
+      if (b->next == kNone) {
+        index_insert(node, hash);
+        return true;
+      }
+      b = &next_bucket(*b);
+    }
+    ++counters_.expired;
+    kill(gone);
+  }
+}
+
 void ConntrackTable::index_remove(uint32_t node, uint64_t hash) noexcept {
   const uint16_t sig = sig_of(hash);
   Bucket* b = &buckets_[bucket_index(hash)];
@@ -352,10 +384,10 @@ uint32_t ConntrackTable::allocate(uint64_t orig_hash, uint64_t now) noexcept {
   links_[slot] = Links{};
   links_[slot].used = true;
   links_[slot].hash[0] = orig_hash;
+  links_[slot].start_ns = now;
   CtEntry& e = entries_[slot];
   e = CtEntry{};
   e.id = next_id_++;
-  e.start_ns = now;
   ++counters_.created;
   return slot;
 }
@@ -497,6 +529,7 @@ CtResult ConntrackTable::track(const PacketKey& key, const CtProbe& probe, const
     r.entry = slot;
     r.dir = dir;
     r.created = created;
+    r.generation = generation_;
     r.state = (dir == CtDir::Reply || seen_reply) ? kCtEstablished : kCtNew;
 
     CtReason fail = CtReason::None;
@@ -559,7 +592,7 @@ CtResult ConntrackTable::track(const PacketKey& key, const CtProbe& probe, const
           fail = CtReason::BadChecksum;
         } else if (seen_reply) {
           // Both ways seen: a stream once the flow is older than 2 s.
-          if (clock_ns_ > e.start_ns + kUdpStreamAfterNs) {
+          if (clock_ns_ > links_[slot].start_ns + kUdpStreamAfterNs) {
             refresh(slot, config_.udp_stream_timeout);
             e.status |= ct_status::kAssured;
           } else {
@@ -611,16 +644,19 @@ bool ConntrackTable::confirm(CtResult& r, uint64_t now_ns) noexcept {
   if (created && (e.status & (ct_status::kConfirmed | ct_status::kDying)) == 0) {
     Links& l = links_[slot];
     l.hash[1] = hash_of(e.tuple[1]);  // NAT may have changed it since process()
-    if (find_live(e.tuple[0], l.hash[0]) != kNoEntry || find_live(e.tuple[1], l.hash[1]) != kNoEntry) {
+    // ORIGINAL: process() found it free; unless the index changed since, it
+    // still is. REPLY: checked and inserted in one walk. ORIGINAL goes in
+    // after REPLY, as in the kernel (see resolve()).
+    const bool orig_free = r.generation == generation_ || find_live(e.tuple[0], l.hash[0]) == kNoEntry;
+    if (!orig_free || !index_insert_unless_taken(slot * 2 + 1, l.hash[1], e.tuple[1])) {
       ++counters_.insert_failed;
       ++counters_.drop;
       release(slot);
       return false;
     }
+    index_insert(slot * 2, l.hash[0]);
     e.status |= ct_status::kConfirmed;
     e.deadline_ns = clock_ns_ + seconds(e.timeout_s);
-    index_insert(slot * 2, l.hash[0]);
-    index_insert(slot * 2 + 1, l.hash[1]);
     wheel_link(slot);
     ++counters_.inserted;
   }

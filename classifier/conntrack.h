@@ -169,13 +169,13 @@ struct alignas(64) CtEntry {
   uint32_t mark = 0;         // ctmark
   uint32_t timeout_s = 0;    // unconfirmed: the timeout that confirm() starts
   uint32_t wheel_tick = 0;   // the table's: the wheel tick it is linked at (<= the deadline's)
-  uint64_t start_ns = 0;     // timestamp of the packet that created it
   TcpConn tcp{};             // TCP entries only
 
   uint8_t proto() const noexcept { return tuple[0].proto; }
   bool has(uint32_t status_bits) const noexcept { return (status & status_bits) == status_bits; }
 };
-static_assert(offsetof(CtEntry, start_ns) == 64, "the packet-path fields fill the first cache line");
+static_assert(offsetof(CtEntry, tcp) == 64, "the packet-path fields fill the first cache line");
+static_assert(sizeof(CtEntry) == 128, "an entry is two cache lines");
 
 /// Timeouts (s) and switches: the net.netfilter.nf_conntrack_* sysctls.
 struct CtConfig {
@@ -293,6 +293,7 @@ struct CtResult {
   CtReason reason = CtReason::None;  // why INVALID or dropped
   bool created = false;  // this packet created the entry; it is unconfirmed until confirm()
   bool held = false;     // the entry is held for the packet (process()); track_fast() holds none
+  uint32_t generation = 0;  // created: the index's generation then (confirm() skips a check it proved)
   TcpReason tcp_reason = TcpReason::None;  // TCP: why ignored or invalid, in detail
 
   bool has_entry() const noexcept { return entry != kNoEntry; }
@@ -313,17 +314,15 @@ class ConntrackTable {
   uint64_t hash_of(const Tuple& t) const noexcept;
   /// Starts loading the bucket of a hash.
   void prefetch(uint64_t hash) const noexcept { __builtin_prefetch(&buckets_[bucket_index(hash)]); }
-  /// Starts loading the entries (first cache line, and the second for TCP's
-  /// state) whose signature in the hash's bucket matches; call it once the
-  /// bucket is (about to be) in cache. Returns the first such node (likely
-  /// the packet's: a caller may prefetch its own data for it), or kNoEntry.
-  uint32_t prefetch_entries(uint64_t hash) const noexcept;
 
   /// A lookup in three stages, for a burst: start() hashes the tuple (set
   /// p.tuple first) and starts loading its bucket; prefetch_entries(p) reads
-  /// the bucket and starts loading the candidate entries; finish(p) sets
-  /// p.node as lookup() would now -- reusing the bucket's answer when the
-  /// index has not changed since prefetch_entries(p).
+  /// the bucket and starts loading the entries whose signature matches (their
+  /// first cache line; for TCP the second too, its window state) and returns
+  /// the first such node (likely the packet's: a caller may prefetch its own
+  /// data for it) or kNoEntry; finish(p) sets p.node as lookup() would now --
+  /// reusing the bucket's answer when the index has not changed since
+  /// prefetch_entries(p).
   void start(CtProbe& p) const noexcept {
     p.hash = hash_of(p.tuple);
     p.bucket = bucket_index(p.hash);
@@ -472,6 +471,7 @@ class ConntrackTable {
   /// Per slot, what only the table's own bookkeeping reads.
   struct Links {
     uint64_t hash[2] = {0, 0};  // hash_of(tuple[d]), kept while the entry is in the index
+    uint64_t start_ns = 0;      // timestamp of the packet that created it (UDP streams)
     uint32_t wheel_prev = kNone;
     uint32_t wheel_next = kNone;
     uint32_t holds = 0;  // results handed out and not yet confirmed/discarded
@@ -498,6 +498,17 @@ class ConntrackTable {
   /// returned.
   uint32_t find_live(const Tuple& t, uint64_t hash) noexcept;
   void index_insert(uint32_t node, uint64_t hash) noexcept;
+  /// index_insert() unless a live entry has `t`, in one walk of the chain
+  /// (an expired one met is freed first). False: taken, nothing inserted.
+  bool index_insert_unless_taken(uint32_t node, uint64_t hash, const Tuple& t) noexcept;
+  /// A node whose entry has `t` as both tuples (a flow from an address and
+  /// port to themselves) is found in the REPLY direction, as the kernel,
+  /// which hashes REPLY in after ORIGINAL at the head of a chain, finds it.
+  uint32_t resolve(uint32_t node, const Tuple& t) const noexcept {
+    if (t.src != t.dst) return node;
+    const CtEntry& e = entries_[node >> 1];
+    return same(e.tuple[0], e.tuple[1]) ? node | 1U : node;
+  }
   void index_remove(uint32_t node, uint64_t hash) noexcept;
 
   uint32_t allocate(uint64_t orig_hash, uint64_t now) noexcept;  // kNoEntry when full
@@ -591,19 +602,6 @@ inline bool ConntrackTable::same(const Tuple& a, const Tuple& b) noexcept {
   return ((a0 ^ b0) | (a1 ^ b1)) == 0;
 }
 
-inline uint32_t ConntrackTable::prefetch_entries(uint64_t hash) const noexcept {
-  const Bucket& b = buckets_[bucket_index(hash)];
-  uint32_t first = kNoEntry;
-  for (uint32_t m = match(b, sig_of(hash)); m != 0; m &= m - 1) {
-    const uint32_t node = b.node[std::countr_zero(m) >> 1];
-    const CtEntry* e = &entries_[node >> 1];
-    __builtin_prefetch(e);
-    __builtin_prefetch(reinterpret_cast<const char*>(e) + 64);
-    if (first == kNoEntry) first = node;
-  }
-  return first;
-}
-
 inline uint32_t ConntrackTable::prefetch_entries(CtProbe& p) const noexcept {
   const Bucket& b = buckets_[p.bucket];
   p.candidate = kNoEntry;
@@ -613,7 +611,7 @@ inline uint32_t ConntrackTable::prefetch_entries(CtProbe& p) const noexcept {
     const uint32_t node = b.node[std::countr_zero(m) >> 1];
     const CtEntry* e = &entries_[node >> 1];
     __builtin_prefetch(e);
-    __builtin_prefetch(reinterpret_cast<const char*>(e) + 64);
+    if (p.tuple.proto == kProtoTcp) __builtin_prefetch(&e->tcp);
     if (p.candidate == kNoEntry) p.candidate = node;
   }
   return p.candidate;
@@ -626,7 +624,7 @@ inline void ConntrackTable::finish(CtProbe& p) const noexcept {
       return;
     }
     if (p.candidate != kNoEntry && same(entries_[p.candidate >> 1].tuple[p.candidate & 1], p.tuple)) {
-      p.node = p.candidate;
+      p.node = resolve(p.candidate, p.tuple);
       return;
     }
   }
@@ -638,7 +636,7 @@ inline uint32_t ConntrackTable::lookup(const Tuple& t, uint64_t hash) const noex
   for (const Bucket* b = &buckets_[bucket_index(hash)];; b = &next_bucket(*b)) {
     for (uint32_t m = match(*b, sig); m != 0; m &= m - 1) {
       const uint32_t node = b->node[std::countr_zero(m) >> 1];
-      if (same(entries_[node >> 1].tuple[node & 1], t)) return node;
+      if (same(entries_[node >> 1].tuple[node & 1], t)) return resolve(node, t);
     }
     if (b->next == kNone) return kNoEntry;
   }
@@ -685,7 +683,9 @@ inline void ConntrackTable::refresh(uint32_t slot, uint32_t timeout_s) noexcept 
       if (udp_len > l3_end - key.l4_off || udp_len < 8) return 0;
       // A zero checksum was not checked (nor counted) by process().
       if (check == L4Check::TrustedBad && load_be16(frame + key.l4_off + 6) == 0) check = L4Check::Skip;
-      if (seen_reply && now > e.start_ns + kUdpStreamAfterNs) {
+      // Both ways seen: a stream once the flow is older than 2 s (ASSURED
+      // says it was, and time only moves on).
+      if (seen_reply && (assured || now > links_[slot].start_ns + kUdpStreamAfterNs)) {
         timeout = config_.udp_stream_timeout;
         set_assured = true;
       } else {
