@@ -625,7 +625,10 @@ ChainClassifiers::ChainClassifiers(const ChainWalker& walker, const HostModel& h
     if (!rb.boxes.empty()) pc.cls = make_chain_classifier(algo, rb);
     // Sparse table of FlowVary bits.
     pc.vary.emplace_back(n);
-    for (uint32_t p = 0; p < n; ++p) pc.vary[0][p] = walker.compiled_rule(walker.flat_index(c, p)).vary;
+    for (uint32_t p = 0; p < n; ++p) {
+      pc.vary[0][p] = walker.compiled_rule(walker.flat_index(c, p)).vary;
+      if (pc.vary[0][p] != 0) pc.varying.push_back(p);
+    }
     for (uint32_t k = 1; (1U << k) <= n; ++k) {
       const std::vector<uint32_t>& prev = pc.vary[k - 1];
       std::vector<uint32_t> row(n - (1U << k) + 1);
@@ -635,11 +638,22 @@ ChainClassifiers::ChainClassifiers(const ChainWalker& walker, const HostModel& h
   }
 }
 
-uint32_t ChainClassifiers::vary_range(const PerChain& pc, uint32_t lo, uint32_t hi) const noexcept {
-  // OR over positions [lo, hi], lo <= hi < n.
-  const uint32_t len = hi - lo + 1;
-  const auto k = static_cast<uint32_t>(std::bit_width(len) - 1);
-  return pc.vary[k][lo] | pc.vary[k][hi + 1 - (1U << k)];
+uint32_t ChainClassifiers::vary_of(const ChainWalker& walker, const PerChain& pc, uint32_t chain, uint32_t lo,
+                                   uint32_t hi, const MatchContext& ctx) noexcept {
+  const auto first = std::lower_bound(pc.varying.begin(), pc.varying.end(), lo);
+  const auto last = std::upper_bound(first, pc.varying.end(), hi);
+  if (first == last) return 0;
+  if (static_cast<size_t>(last - first) > kExactVary) {
+    const uint32_t len = hi - lo + 1;
+    const auto k = static_cast<uint32_t>(std::bit_width(len) - 1);
+    return pc.vary[k][lo] | pc.vary[k][hi + 1 - (1U << k)];
+  }
+  uint32_t bits = 0;
+  for (auto it = first; it != last; ++it) {
+    const CompiledRule& r = walker.compiled_rule(walker.flat_index(chain, *it));
+    if (core_flow_matches(r, ctx)) bits |= r.vary;
+  }
+  return bits;
 }
 
 uint32_t ChainClassifiers::step(ChainWalker& walker, uint32_t chain, uint32_t pos, MatchContext& ctx,
@@ -650,7 +664,7 @@ uint32_t ChainClassifiers::step(ChainWalker& walker, uint32_t chain, uint32_t po
   ClassifierKey key;
   if (!chain_key(ctx, pc.spec, key)) return walker.first_match(chain, pos, ctx, res);
   if (!pc.cls) {  // no rule can match
-    res.vary |= vary_range(pc, pos, n - 1);
+    res.vary |= vary_of(walker, pc, chain, pos, n - 1, ctx);
     return n;
   }
   while (pos < n) {
@@ -659,10 +673,10 @@ uint32_t ChainClassifiers::step(ChainWalker& walker, uint32_t chain, uint32_t po
                    std::span<uint32_t>(&hit, 1));
     ++res.rules_tested;
     if (hit == kNoMatch || hit >= n) {
-      res.vary |= vary_range(pc, pos, n - 1);
+      res.vary |= vary_of(walker, pc, chain, pos, n - 1, ctx);
       return n;
     }
-    res.vary |= vary_range(pc, pos, hit);
+    res.vary |= vary_of(walker, pc, chain, pos, hit, ctx);
     if (pc.residual[hit] == 0) return hit;
     ++res.rules_tested;
     uint32_t vary = 0;
@@ -682,6 +696,7 @@ size_t ChainClassifiers::memory_bytes() const noexcept {
     if (pc.cls) total += pc.cls->memory_bytes();
     total += pc.residual.size();
     for (const auto& row : pc.vary) total += row.size() * sizeof(uint32_t);
+    total += pc.varying.size() * sizeof(uint32_t);
   }
   return total;
 }

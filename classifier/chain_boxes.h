@@ -82,10 +82,13 @@
 // O(1)). step() is first_match()'s replacement for walk_using():
 //   lookup (key, start = pos) -> hit; residual hit: evaluate() it, on a
 //   miss look up again from hit + 1. res.vary gets the OR of the FlowVary
-//   bits of every rule in [pos, hit] (a superset of what the linear walk
-//   ORs in: only rules whose core matched; the fast path is then at most
-//   more conservative, counters are identical). res.rules_tested counts
-//   classifier lookups plus evaluate() calls.
+//   bits of the rules in [pos, hit] whose flow-invariant core (-s -d -p -i
+//   -o) matches the packet: exactly what the linear walk ORs in. Only rules
+//   with FlowVary bits are looked at (a sorted list per chain); when more
+//   than kExactVary of them lie in the range, the OR of all their bits is
+//   taken from a sparse table instead (a superset: the fast path is then at
+//   most more conservative; counters are identical either way).
+//   res.rules_tested counts classifier lookups plus evaluate() calls.
 // Cost per step: one single-key lookup (a virtual call) per candidate, plus
 // an evaluate() per residual candidate; no allocation, no exceptions.
 // Memory: the classifiers, one byte per rule, 4 * rules * log2(rules) bytes
@@ -209,13 +212,17 @@ class ChainClassifiers {
   size_t box_count() const noexcept { return boxes_; }
 
  private:
+  static constexpr size_t kExactVary = 16;
   struct PerChain {
     std::unique_ptr<Classifier> cls;  // null for an empty chain
     KeySpec spec;                     // what its keys need
     std::vector<uint8_t> residual;    // per position
+    std::vector<uint32_t> varying;    // positions of the rules with FlowVary bits, ascending
     std::vector<std::vector<uint32_t>> vary;  // sparse table: vary[k][i] = OR over [i, i + 2^k)
   };
-  uint32_t vary_range(const PerChain& pc, uint32_t lo, uint32_t hi) const noexcept;
+  /// The FlowVary bits the linear walk ORs in over positions [lo, hi].
+  static uint32_t vary_of(const ChainWalker& walker, const PerChain& pc, uint32_t chain, uint32_t lo, uint32_t hi,
+                          const MatchContext& ctx) noexcept;
 
   std::vector<PerChain> chains_;
   ChainAlgo algo_ = ChainAlgo::kLinear;
