@@ -72,7 +72,6 @@ struct Connection {
   uint16_t dport_a = 0;
   uint32_t dst_b = 0;  // destination of b's packets (the client, or the host's address)
   uint16_t dport_b = 0;
-  uint64_t left = 0;   // packets still to send
   uint64_t sent = 0;
   uint32_t seq_a = 0;  // next sequence numbers
   uint32_t seq_b = 0;
@@ -181,15 +180,15 @@ TrafficSummary generate_traffic(const Ruleset& ruleset, const HostModel& host, c
     total += 1.0 / std::pow(static_cast<double>(k + 1), spec.zipf_s);
     cdf[k] = total;
   }
-  // Connection length: geometric, mean L. Every slot's last connection is
-  // cut short when the packets run out (about half a connection per slot),
-  // so L is chosen for M / L + N / 2 connections = S x M, not M / L.
-  const double m = static_cast<double>(spec.packets);
-  const double target = spec.new_share * m;
-  const double half_slots = static_cast<double>(spec.flows) / 2;
-  double mean = spec.new_share >= 1 ? 1.0 : 1.0 / spec.new_share;
-  if (spec.new_share < 1 && target > 2 * half_slots) mean = m / (target - half_slots);
-  std::geometric_distribution<uint64_t> length(std::min(1.0, 1.0 / mean));
+  // Which packets open a connection: exactly round(S x M) of them (at least
+  // one), the first packet and the rest drawn uniformly without replacement
+  // (selection sampling: packet i opens one with probability r / (M - i),
+  // r the openers still to place). A connection lasts until its slot opens
+  // the next one.
+  const uint64_t openers =
+      spec.new_share >= 1 ? spec.packets
+                          : std::max<uint64_t>(1, static_cast<uint64_t>(std::llround(spec.new_share * static_cast<double>(spec.packets))));
+  uint64_t openers_left = std::min(openers, spec.packets);
   // Ephemeral source ports of outbound connections, one pool for every
   // container (they all leave with the host's address), never reused while
   // open, so MASQUERADE keeps each.
@@ -198,11 +197,13 @@ TrafficSummary generate_traffic(const Ruleset& ruleset, const HostModel& host, c
 
   TrafficSummary sum;
   std::vector<Connection> slots(spec.flows);
+  std::vector<uint32_t> open_slots;  // slots holding a connection
+  open_slots.reserve(spec.flows);
+  std::vector<uint8_t> is_open(spec.flows, 0);
   Builder builder;
   uint16_t ip_id = 1;
   const auto open = [&](Connection& c) {
     c = Connection{};
-    c.left = 1 + length(rng);  // geometric from 0: mean 1 / p - 1
     const bool inbound = !published.empty() && unit(rng) < spec.inbound_share;
     if (inbound) {
       const PublishedPort& p = published[rng() % published.size()];
@@ -253,12 +254,22 @@ TrafficSummary generate_traffic(const Ruleset& ruleset, const HostModel& host, c
   uint64_t ts = spec.start_ns;
   for (uint64_t i = 0; i < spec.packets; ++i) {
     const double u = unit(rng) * total;
-    const auto k = static_cast<size_t>(std::lower_bound(cdf.begin(), cdf.end(), u) - cdf.begin());
-    Connection& c = slots[std::min<size_t>(k, slots.size() - 1)];
-    if (c.left == 0) {
-      close(c);
-      open(c);
+    auto k = std::min<size_t>(static_cast<size_t>(std::lower_bound(cdf.begin(), cdf.end(), u) - cdf.begin()),
+                              slots.size() - 1);
+    const bool opener = openers_left != 0 && (i == 0 || rng() % (spec.packets - i) < openers_left);
+    if (opener) {
+      --openers_left;
+      if (is_open[k] != 0) {
+        close(slots[k]);
+      } else {
+        is_open[k] = 1;
+        open_slots.push_back(static_cast<uint32_t>(k));
+      }
+      open(slots[k]);
+    } else if (is_open[k] == 0) {
+      k = open_slots[rng() % open_slots.size()];  // a packet of a connection that is open
     }
+    Connection& c = slots[k];
     // Which side sends, and what.
     bool from_a = true;
     uint8_t flags = 0;
@@ -293,7 +304,6 @@ TrafficSummary generate_traffic(const Ruleset& ruleset, const HostModel& host, c
     ++sum.packets;
     sum.bytes += f.size();
     ++c.sent;
-    --c.left;
   }
   writer.close();
   return sum;

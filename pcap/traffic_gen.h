@@ -22,13 +22,16 @@
 // and answer. Checksums are correct.
 //
 // Shape:
-//   - `flows` connection slots are open at any time; each packet picks a slot
-//     with Zipf(s) popularity (slot k with weight 1 / k^s), and a slot whose
-//     connection has sent its last packet opens a new connection;
-//   - a connection's length in packets is geometric, with the mean that
-//     makes new_share of all packets open a connection (about 1 / new_share,
-//     corrected for the last connection of each slot, which the end of the
-//     capture cuts short); new_share 1: every packet is a connection's first;
+//   - exactly round(new_share x packets) packets open a connection (at
+//     least one: the first), chosen uniformly at random among the packets
+//     (selection sampling); new_share 1: every packet is a connection's
+//     first;
+//   - up to `flows` connection slots are open at any time; each packet picks
+//     a slot with Zipf(s) popularity (slot k with weight 1 / k^s); an opening
+//     packet starts a new connection in its slot (the slot's previous one
+//     just stops, as a client that goes quiet), any other packet belongs to
+//     its slot's connection, or to a random open one while its slot has none
+//     yet;
 //   - data frames take sizes from a simple IMIX (7 : 4 : 1 of 60, 590 and
 //     1514 bytes without FCS); handshakes are minimum-size frames;
 //   - timestamps start at a fixed instant and advance by `gap_ns`.

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -49,7 +50,7 @@ TEST(TrafficGen, PublishedPortsComeFromTheDnatRules) {
 
 TEST(TrafficGen, EveryPacketIsForwardedWithTheAskedShareOfNewConnections) {
   const HostModel host = default_docker_host();
-  for (const double share : {0.05, 0.2, 1.0}) {
+  for (const double share : {0.001, 0.01, 0.05, 0.2, 1.0}) {
     SCOPED_TRACE(share);
     TrafficSpec spec;
     spec.packets = 40000;
@@ -59,8 +60,8 @@ TEST(TrafficGen, EveryPacketIsForwardedWithTheAskedShareOfNewConnections) {
     const std::string path = ::testing::TempDir() + "/gen-traffic.pcapng";
     const TrafficSummary t = generate_traffic(docker28(), host, spec, path);
     EXPECT_EQ(t.packets, spec.packets);
-    const double got = static_cast<double>(t.connections) / static_cast<double>(t.packets);
-    EXPECT_NEAR(got, share, share * 0.2);
+    // Exactly the share asked: round(share x packets) connection openers.
+    EXPECT_EQ(t.connections, static_cast<uint64_t>(std::llround(share * static_cast<double>(spec.packets))));
     EXPECT_GT(t.inbound, t.connections / 3);
     EXPECT_LT(t.inbound, t.connections);
 
@@ -73,7 +74,9 @@ TEST(TrafficGen, EveryPacketIsForwardedWithTheAskedShareOfNewConnections) {
     }
     EXPECT_GT(per_iface["eth0"], spec.packets / 10);
     EXPECT_GT(per_iface["docker0"], spec.packets / 10);
-    EXPECT_GT(per_iface["br-5c0a8c6e1d2f"], 0U);
+    if (t.connections >= 40) {
+      EXPECT_GT(per_iface["br-5c0a8c6e1d2f"], 0U);
+    }
 
     auto pipeline = Pipeline::build(docker28(), host);
     ReplayOptions o;
