@@ -9,6 +9,8 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
+#include <rte_ring.h>
+#include <rte_eth_ring.h>
 
 #include <algorithm>
 #include <array>
@@ -18,6 +20,8 @@
 #include <stdexcept>
 
 #include "classifier/dpdk_eal.h"
+#include "classifier/frame_parser.h"
+#include "pcap/capture_reader.h"
 
 namespace nfb {
 namespace {
@@ -28,6 +32,26 @@ constexpr uint32_t kPoolCache = 256;
 uint8_t* mbuf_data(rte_mbuf* m) noexcept { return static_cast<uint8_t*>(m->buf_addr) + m->data_off; }
 
 }  // namespace
+
+uint16_t steer_lcore(const PacketKey& key, bool outside, uint16_t lcores) noexcept {
+  uint32_t addr = 0;
+  uint16_t port = 0;
+  if (key.has(key_flag::kInner)) {
+    // An ICMP error quotes the packet of the flow as it went: its
+    // destination is the endpoint NAT left alone, whichever way it came.
+    addr = key.inner.dst_ip;
+    port = key.inner.dst_port;
+  } else if (outside) {
+    addr = key.src_ip;
+    port = key.src_port;
+  } else {
+    addr = key.dst_ip;
+    port = key.dst_port;
+  }
+  uint64_t h = (uint64_t{addr} << 16 | port) * 0x9e3779b97f4a7c15ULL;
+  h ^= h >> 29;
+  return static_cast<uint16_t>(((h >> 32) * lcores) >> 32);
+}
 
 std::vector<std::pair<uint16_t, uint16_t>> parse_port_map(const std::string& text, const HostModel& host) {
   std::vector<std::pair<uint16_t, uint16_t>> out;
@@ -115,23 +139,35 @@ struct PortQueue {
   uint16_t port = 0;
   uint16_t iface = 0;
   uint16_t rx_queues = 1;
+  bool iface_per_mbuf = false;  // the ring source: each mbuf says its ingress interface (hash.usr)
 };
 
-/// What the lcores share: the ports, the stop conditions, the clock.
+/// What one lcore publishes for lcore 0's stop checks: written by its lcore
+/// alone (plain relaxed stores, now and then), read by lcore 0: no atomic
+/// read-modify-write is shared on the packet path.
+struct alignas(64) LcoreStatus {
+  std::atomic<uint64_t> packets{0};
+  std::atomic<uint64_t> last_rx{0};  // TSC of its latest burst; 0 before the first
+};
+
+/// What the lcores share: the ports, the steering, the stop flag, the clock.
 struct Shared {
   const HostModel* host = nullptr;
   const DpdkReplayOptions* opts = nullptr;
   std::vector<PortQueue> ports;
   std::vector<int32_t> port_of_iface;
+  std::vector<uint8_t> outside;     // per host interface: 1 = the outside (steer on the source)
+  std::vector<rte_ring*> handoff;   // per lcore: packets another lcore received for it
+  std::unique_ptr<LcoreStatus[]> status;
+  uint16_t lcores = 1;
   uint64_t hz = 0;
   uint64_t t0 = 0;
   uint64_t wall0 = 0;
-  std::atomic<uint64_t> packets{0};
-  std::atomic<uint64_t> last_rx{0};  // TSC of the latest burst on any lcore; 0 before the first
+  std::atomic<bool> stop{false};
 };
 
 /// One lcore's run: queue `q` of every port, its own pipeline (conntrack
-/// shard), its own tx queue `q` on every port.
+/// shard), its own tx queue `q` on every port, its own handoff ring.
 struct Worker {
   Shared* shared = nullptr;
   Pipeline* pipeline = nullptr;
@@ -140,28 +176,42 @@ struct Worker {
   uint64_t last_rx = 0;
 };
 
+/// Lcore 0's stop check over every lcore's published status.
+void check_stop(Shared& sh, uint64_t tsc) noexcept {
+  const DpdkReplayOptions& o = *sh.opts;
+  uint64_t packets = 0;
+  uint64_t last = 0;
+  for (uint16_t i = 0; i < sh.lcores; ++i) {
+    packets += sh.status[i].packets.load(std::memory_order_relaxed);
+    last = std::max(last, sh.status[i].last_rx.load(std::memory_order_relaxed));
+  }
+  const uint64_t idle_cycles = sh.hz / 1000 * o.idle_ms;
+  const auto max_cycles = static_cast<uint64_t>(o.duration_s * static_cast<double>(sh.hz));
+  bool stop = false;
+  if (last != 0 && o.idle_ms != 0 && tsc > last && tsc - last > idle_cycles) stop = true;
+  if (max_cycles != 0 && tsc - sh.t0 > max_cycles) stop = true;
+  if (o.max_packets != 0 && packets >= o.max_packets) stop = true;
+  if (stop) sh.stop.store(true, std::memory_order_relaxed);
+}
+
 int worker_main(void* arg) {
   Worker& w = *static_cast<Worker*>(arg);
   Shared& sh = *w.shared;
-  const DpdkReplayOptions& o = *sh.opts;
   const HostModel& host = *sh.host;
   Pipeline& pipeline = *w.pipeline;
   ReplayReport& r = w.report.replay;
+  LcoreStatus& mine = sh.status[w.queue];
   struct Tx {
     std::array<rte_mbuf*, kBurst> bufs{};
     uint16_t count = 0;
   };
   std::array<Tx, RTE_MAX_ETHPORTS> tx_storage;  // one buffer per mapped port (first ports.size() used)
+  std::vector<Tx> give(sh.lcores);              // packets for other lcores, per lcore
   std::array<rte_mbuf*, kBurst> rx{};
-  std::array<FrameRef, kBurst> refs;
-  std::array<PacketKey, kBurst> keys;
-  std::array<ParseStatus, kBurst> status;
   std::array<PacketIn, kBurst> in;
   std::array<PacketOut, kBurst> res;
   std::array<rte_mbuf*, kBurst> in_mbuf{};
   const PipelineMark before = mark_pipeline(pipeline);
-  const uint64_t idle_cycles = sh.hz / 1000 * o.idle_ms;
-  const auto max_cycles = static_cast<uint64_t>(o.duration_s * static_cast<double>(sh.hz));
   const auto now_ns = [&](uint64_t tsc) {
     const uint64_t d = tsc - sh.t0;
     return sh.wall0 + d / sh.hz * 1'000'000'000ULL + d % sh.hz * 1'000'000'000ULL / sh.hz;
@@ -175,91 +225,214 @@ int worker_main(void* arg) {
     w.report.tx_failed += t.count - sent;
     t.count = 0;
   };
+  const auto hand_over = [&](uint16_t to) {
+    Tx& t = give[to];
+    if (t.count == 0) return;
+    const unsigned sent = rte_ring_enqueue_burst(sh.handoff[to], reinterpret_cast<void* const*>(t.bufs.data()),
+                                                 t.count, nullptr);
+    for (unsigned i = sent; i < t.count; ++i) {
+      // Received, not processed: counted here, as dropped (the report says why).
+      ++r.packets;
+      r.bytes += t.bufs[i]->pkt_len;
+      r.l1_bytes += uint64_t{std::max<uint32_t>(t.bufs[i]->pkt_len, 60)} + 24;
+      rte_pktmbuf_free(t.bufs[i]);
+    }
+    w.report.handoff_failed += t.count - sent;
+    t.count = 0;
+  };
 
-  for (bool running = true; running;) {
+  // One burst from a port queue (iface: its interface) or from the handoff
+  // ring (kNoIface: each mbuf says).
+  const auto handle = [&](uint16_t n, uint16_t iface, bool per_mbuf) {
+    const uint64_t tsc = rte_get_tsc_cycles();
+    w.last_rx = tsc;
+    const uint64_t ts = now_ns(tsc);
+    size_t k = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+      rte_mbuf* m = rx[i];
+      const uint16_t ingress = per_mbuf ? static_cast<uint16_t>(m->hash.usr) : iface;
+      uint8_t* data = mbuf_data(m);
+      // A chained mbuf cannot be parsed in place: an empty frame makes it
+      // invalid (truncated_l2) rather than lost.
+      const uint32_t len = m->nb_segs == 1 ? m->data_len : 0U;
+      PacketIn& p = in[k];
+      const ParseStatus st = parse_common_ethernet(data, len, ingress, p.key)
+                                 ? ParseStatus::Ok
+                                 : parse_frame(data, len, LinkType::Ethernet, ingress, p.key);
+      if (st == ParseStatus::Ok && sh.lcores > 1) {
+        // The lcore that owns the flow: by the endpoint NAT leaves alone.
+        const uint16_t owner = steer_lcore(p.key, sh.outside[ingress] != 0, sh.lcores);
+        if (owner != w.queue) {
+          m->hash.usr = ingress;
+          Tx& t = give[owner];
+          t.bufs[t.count++] = m;
+          if (t.count == kBurst) hand_over(owner);
+          continue;  // counted where it is processed
+        }
+      }
+      if (r.packets == 0) r.first_ts_ns = ts;
+      r.last_ts_ns = ts;
+      ++r.packets;
+      r.bytes += m->pkt_len;
+      r.l1_bytes += uint64_t{std::max<uint32_t>(m->pkt_len, 60)} + 24;
+      r.parse.add(st);
+      if (st != ParseStatus::Ok) {
+        rte_pktmbuf_free(m);
+        continue;
+      }
+      p.frame = data;
+      p.len = len;
+      p.in_iface = ingress;
+      p.ts_ns = ts;
+      const uint64_t l4 = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+      p.rx_csum = l4 == RTE_MBUF_F_RX_L4_CKSUM_GOOD ? RxCsum::Good
+                  : l4 == RTE_MBUF_F_RX_L4_CKSUM_BAD ? RxCsum::Bad
+                                                     : RxCsum::Unknown;
+      p.csum_wrong = false;
+      in_mbuf[k++] = m;
+    }
+    pipeline.process(std::span(in.data(), k), std::span(res.data(), k));
+    for (size_t j = 0; j < k; ++j) {
+      rte_mbuf* m = in_mbuf[j];
+      if (res[j].fate != Fate::Forwarded || in[j].frame == nullptr) {
+        rte_pktmbuf_free(m);
+        continue;
+      }
+      const int32_t pi = sh.port_of_iface[res[j].out_iface];
+      if (pi < 0) {
+        ++w.report.tx_no_port;
+        rte_pktmbuf_free(m);
+        continue;
+      }
+      if (in[j].frame != mbuf_data(m)) {
+        // A reassembled datagram: its bytes live in the pipeline's buffer.
+        if (in[j].len + uint32_t{RTE_PKTMBUF_HEADROOM} > uint32_t{m->buf_len}) {
+          ++w.report.tx_too_big;
+          rte_pktmbuf_free(m);
+          continue;
+        }
+        m->data_off = RTE_PKTMBUF_HEADROOM;
+        std::memcpy(mbuf_data(m), in[j].frame, in[j].len);
+        m->data_len = static_cast<uint16_t>(in[j].len);
+        m->pkt_len = in[j].len;
+      }
+      uint8_t* f = mbuf_data(m);
+      const Interface& ifc = host.iface(res[j].out_iface);
+      if (m->data_len >= 12) {
+        std::memset(f, 0, 6);
+        if (ifc.has_mac) std::memcpy(f + 6, ifc.mac.data(), 6);
+      }
+      Tx& t = tx_storage[static_cast<size_t>(pi)];
+      t.bufs[t.count++] = m;
+      if (t.count == kBurst) flush(static_cast<size_t>(pi));
+    }
+  };
+
+  for (uint64_t round = 1; !sh.stop.load(std::memory_order_relaxed); ++round) {
     bool got = false;
-    for (size_t src_i = 0; src_i < sh.ports.size(); ++src_i) {
-      const PortQueue& src = sh.ports[src_i];
+    for (const PortQueue& src : sh.ports) {
       if (w.queue >= src.rx_queues) continue;
       const uint16_t n = rte_eth_rx_burst(src.port, w.queue, rx.data(), kBurst);
       if (n == 0) continue;
       got = true;
-      const uint64_t tsc = rte_get_tsc_cycles();
-      w.last_rx = tsc;
-      sh.last_rx.store(tsc, std::memory_order_relaxed);
-      const uint64_t ts = now_ns(tsc);
-      if (r.packets == 0) r.first_ts_ns = ts;
-      r.last_ts_ns = ts;
-      for (uint16_t i = 0; i < n; ++i) {
-        rte_mbuf* m = rx[i];
-        r.bytes += m->pkt_len;
-        r.l1_bytes += uint64_t{std::max<uint32_t>(m->pkt_len, 60)} + 24;
-        // A chained mbuf cannot be parsed in place: an empty frame makes it
-        // invalid (truncated_l2) rather than lost.
-        refs[i] = FrameRef{mbuf_data(m), m->nb_segs == 1 ? m->data_len : 0U, src.iface, LinkType::Ethernet};
-      }
-      r.packets += n;
-      sh.packets.fetch_add(n, std::memory_order_relaxed);
-      parse_burst(std::span(refs.data(), n), keys, status, r.parse);
-      size_t k = 0;
-      for (uint16_t i = 0; i < n; ++i) {
-        if (status[i] != ParseStatus::Ok) {
-          rte_pktmbuf_free(rx[i]);
-          continue;
-        }
-        in[k] = PacketIn{keys[i], mbuf_data(rx[i]), refs[i].len, src.iface, ts};
-        in_mbuf[k++] = rx[i];
-      }
-      pipeline.process(std::span(in.data(), k), std::span(res.data(), k));
-      for (size_t j = 0; j < k; ++j) {
-        rte_mbuf* m = in_mbuf[j];
-        if (res[j].fate != Fate::Forwarded || in[j].frame == nullptr) {
-          rte_pktmbuf_free(m);
-          continue;
-        }
-        const int32_t pi = sh.port_of_iface[res[j].out_iface];
-        if (pi < 0) {
-          ++w.report.tx_no_port;
-          rte_pktmbuf_free(m);
-          continue;
-        }
-        if (in[j].frame != mbuf_data(m)) {
-          // A reassembled datagram: its bytes live in the pipeline's buffer.
-          if (in[j].len + uint32_t{RTE_PKTMBUF_HEADROOM} > uint32_t{m->buf_len}) {
-            ++w.report.tx_too_big;
-            rte_pktmbuf_free(m);
-            continue;
-          }
-          m->data_off = RTE_PKTMBUF_HEADROOM;
-          std::memcpy(mbuf_data(m), in[j].frame, in[j].len);
-          m->data_len = static_cast<uint16_t>(in[j].len);
-          m->pkt_len = in[j].len;
-        }
-        uint8_t* f = mbuf_data(m);
-        const Interface& ifc = host.iface(res[j].out_iface);
-        if (m->data_len >= 12) {
-          std::memset(f, 0, 6);
-          if (ifc.has_mac) std::memcpy(f + 6, ifc.mac.data(), 6);
-        }
-        Tx& t = tx_storage[static_cast<size_t>(pi)];
-        t.bufs[t.count++] = m;
-        if (t.count == kBurst) flush(static_cast<size_t>(pi));
+      handle(n, src.iface, src.iface_per_mbuf);
+    }
+    if (!sh.handoff.empty()) {
+      const auto n = static_cast<uint16_t>(
+          rte_ring_dequeue_burst(sh.handoff[w.queue], reinterpret_cast<void**>(rx.data()), kBurst, nullptr));
+      if (n != 0) {
+        got = true;
+        handle(n, kNoIface, true);
       }
     }
     for (size_t pi = 0; pi < sh.ports.size(); ++pi) flush(pi);
-    if (!got) {
-      const uint64_t tsc = rte_get_tsc_cycles();
-      const uint64_t last = sh.last_rx.load(std::memory_order_relaxed);
-      if (last != 0 && o.idle_ms != 0 && tsc > last && tsc - last > idle_cycles) running = false;
-      if (max_cycles != 0 && tsc - sh.t0 > max_cycles) running = false;
+    for (uint16_t to = 0; to < give.size(); ++to) hand_over(to);
+    // Published now and then, not per burst; lcore 0 decides when to stop.
+    if (!got || (round & 63U) == 0) {
+      mine.packets.store(r.packets, std::memory_order_relaxed);
+      if (w.last_rx != 0) mine.last_rx.store(w.last_rx, std::memory_order_relaxed);
+      if (w.queue == 0) check_stop(sh, rte_get_tsc_cycles());
     }
-    if (o.max_packets != 0 && sh.packets.load(std::memory_order_relaxed) >= o.max_packets) running = false;
   }
   r.seconds = static_cast<double>((w.last_rx != 0 ? w.last_rx : rte_get_tsc_cycles()) - sh.t0) /
               static_cast<double>(sh.hz);
   r.loops = 1;
   fill_verdicts(r, pipeline, before);
+  r.dropped += w.report.handoff_failed;
   r.emitted_written = w.report.transmitted;
+  return 0;
+}
+
+/// The NIC of the ring source: frames of a preloaded capture into mbufs and
+/// onto the ring port's rx rings (one per lcore, each frame on the ring of
+/// the lcore that owns its flow, as per-port RSS on the endpoint NAT leaves
+/// alone would put it), forwarded frames taken off its tx rings and freed.
+struct Feeder {
+  Shared* shared = nullptr;
+  CaptureReader* capture = nullptr;
+  std::vector<uint16_t> ingress;  // per capture interface: host interface id
+  rte_mempool* pool = nullptr;
+  std::vector<rte_ring*> rx;      // per lcore
+  std::vector<rte_ring*> tx;      // per lcore
+  uint32_t loops = 1;
+  uint64_t fed = 0;
+};
+
+int feeder_main(void* arg) {
+  Feeder& fd = *static_cast<Feeder*>(arg);
+  Shared& sh = *fd.shared;
+  std::array<CaptureFrame, kBurst> frames;
+  std::array<rte_mbuf*, kBurst> bufs{};
+  std::vector<std::array<rte_mbuf*, kBurst>> per(fd.rx.size());
+  std::vector<uint16_t> count(fd.rx.size(), 0);
+  const auto drain = [&] {
+    std::array<rte_mbuf*, kBurst> done{};
+    for (rte_ring* t : fd.tx) {
+      for (unsigned n; (n = rte_ring_dequeue_burst(t, reinterpret_cast<void**>(done.data()), kBurst, nullptr)) != 0;)
+        rte_pktmbuf_free_bulk(done.data(), n);
+    }
+  };
+  const auto push = [&](size_t q) {
+    unsigned sent = 0;
+    while (sent < count[q] && !sh.stop.load(std::memory_order_relaxed)) {
+      sent += rte_ring_enqueue_burst(fd.rx[q], reinterpret_cast<void* const*>(per[q].data() + sent), count[q] - sent,
+                                     nullptr);
+      if (sent < count[q]) drain();
+    }
+    if (sent < count[q]) rte_pktmbuf_free_bulk(per[q].data() + sent, count[q] - sent);
+    count[q] = 0;
+  };
+  PacketKey key;
+  for (uint32_t loop = 0; loop < fd.loops && !sh.stop.load(std::memory_order_relaxed); ++loop) {
+    fd.capture->rewind();
+    for (size_t n; (n = fd.capture->next_burst(frames)) != 0 && !sh.stop.load(std::memory_order_relaxed);) {
+      while (rte_pktmbuf_alloc_bulk(fd.pool, bufs.data(), static_cast<unsigned>(n)) != 0) {
+        drain();
+        if (sh.stop.load(std::memory_order_relaxed)) return 0;
+      }
+      for (size_t i = 0; i < n; ++i) {
+        const CaptureFrame& f = frames[i];
+        rte_mbuf* m = bufs[i];
+        const uint16_t room = static_cast<uint16_t>(m->buf_len - m->data_off);
+        const auto len = static_cast<uint16_t>(std::min<uint32_t>(f.caplen, room));
+        std::memcpy(mbuf_data(m), f.data, len);
+        m->data_len = len;
+        m->pkt_len = len;
+        const uint16_t ingress = fd.ingress[f.iface];
+        m->hash.usr = ingress;
+        size_t q = 0;
+        if (fd.rx.size() > 1 && parse_frame(f.data, len, LinkType::Ethernet, ingress, key) == ParseStatus::Ok)
+          q = steer_lcore(key, sh.outside[ingress] != 0, static_cast<uint16_t>(fd.rx.size()));
+        per[q][count[q]++] = m;
+        if (count[q] == kBurst) push(q);
+      }
+      for (size_t q = 0; q < per.size(); ++q) push(q);
+      fd.fed += n;
+      drain();
+    }
+  }
+  while (!sh.stop.load(std::memory_order_relaxed)) drain();
+  drain();
   return 0;
 }
 
@@ -288,6 +461,7 @@ void add_into(DpdkReplayReport& total, const DpdkReplayReport& one) {
   total.tx_no_port += one.tx_no_port;
   total.tx_failed += one.tx_failed;
   total.tx_too_big += one.tx_too_big;
+  total.handoff_failed += one.handoff_failed;
 }
 
 }  // namespace
@@ -300,11 +474,19 @@ DpdkReplayReport run_dpdk_replay(Pipeline& pipeline, const HostModel& host, cons
 DpdkReplayReport run_dpdk_replay(std::span<Pipeline* const> shards, const HostModel& host,
                                  const DpdkReplayOptions& o) {
   if (shards.empty() || shards.size() > RTE_MAX_LCORE) throw std::invalid_argument("--lcores: 1 or more");
-  const auto map = parse_port_map(o.port_map, host);
+  const bool ring = !o.ring_from.empty();
+  const auto map = ring && o.port_map.empty() ? std::vector<std::pair<uint16_t, uint16_t>>{}
+                                              : parse_port_map(o.port_map, host);
+  // The ring source's capture, preloaded before the EAL starts (its errors
+  // are the file's).
+  std::unique_ptr<CaptureReader> capture;
+  if (ring) capture = std::make_unique<CaptureReader>(o.ring_from, CaptureMode::kPreload);
   start_dpdk_eal_exact(o.eal_args);
-  if (rte_lcore_count() < shards.size()) {
-    throw std::invalid_argument(fmt::format("--lcores {}: the EAL has {} lcores (give it -l 0-{})", shards.size(),
-                                            rte_lcore_count(), shards.size() - 1));
+  const size_t need = shards.size() + (ring ? 1 : 0);
+  if (rte_lcore_count() < need) {
+    throw std::invalid_argument(fmt::format("--lcores {}{}: the EAL has {} lcores (give it -l 0-{})", shards.size(),
+                                            ring ? " and the ring source's feeder" : "", rte_lcore_count(),
+                                            need - 1));
   }
   for (const auto& [port, iface] : map) {
     if (rte_eth_dev_is_valid_port(port) == 0) {
@@ -320,13 +502,68 @@ DpdkReplayReport run_dpdk_replay(std::span<Pipeline* const> shards, const HostMo
   sh.host = &host;
   sh.opts = &o;
   sh.port_of_iface.assign(host.iface_count(), -1);
+  sh.lcores = static_cast<uint16_t>(shards.size());
+  sh.status = std::make_unique<LcoreStatus[]>(shards.size());
+  // The outside interface (the default route's) steers on the source: the
+  // remote end of inbound flows, the server of outbound (MASQUERADEd) ones;
+  // the bridges on the destination, which is the same endpoint seen from
+  // inside.
+  sh.outside.assign(host.iface_count(), 0);
+  if (const RouteResult def = host.route(0x08080808U); def.found() && def.iface != kNoIface) sh.outside[def.iface] = 1;
   DpdkReplayReport out;
   const auto lcores = static_cast<uint16_t>(shards.size());
+  if (lcores > 1) {
+    for (uint16_t i = 0; i < lcores; ++i) {
+      rte_ring* r = rte_ring_create(fmt::format("nfb_hand{}", i).c_str(), 4096, static_cast<int>(rte_socket_id()),
+                                    RING_F_SC_DEQ);
+      if (r == nullptr) throw std::runtime_error(fmt::format("DPDK handoff ring: {}", rte_strerror(rte_errno)));
+      sh.handoff.push_back(r);
+    }
+  }
   for (const auto& [port, iface] : map) {
     const uint16_t rxq = start_port_queues(port, lcores, pool);
     sh.port_of_iface[iface] = static_cast<int32_t>(sh.ports.size());
-    sh.ports.push_back(PortQueue{port, iface, rxq});
+    sh.ports.push_back(PortQueue{port, iface, rxq, false});
     out.ports.emplace_back(port, host.iface(iface).name);
+  }
+  Feeder feeder;
+  if (ring) {
+    // One net_ring port, an rx and a tx ring per lcore; every interface the
+    // port map leaves out goes through it.
+    std::vector<rte_ring*> rxr;
+    std::vector<rte_ring*> txr;
+    for (uint16_t i = 0; i < lcores; ++i) {
+      rxr.push_back(rte_ring_create(fmt::format("nfb_src_rx{}", i).c_str(), 4096, static_cast<int>(rte_socket_id()),
+                                    RING_F_SP_ENQ | RING_F_SC_DEQ));
+      txr.push_back(rte_ring_create(fmt::format("nfb_src_tx{}", i).c_str(), 4096, static_cast<int>(rte_socket_id()),
+                                    RING_F_SP_ENQ | RING_F_SC_DEQ));
+      if (rxr.back() == nullptr || txr.back() == nullptr)
+        throw std::runtime_error(fmt::format("DPDK ring source: {}", rte_strerror(rte_errno)));
+    }
+    const int port = rte_eth_from_rings("nfb_ring_source", rxr.data(), lcores, txr.data(), lcores,
+                                        rte_socket_id());
+    if (port < 0) throw std::runtime_error(fmt::format("DPDK ring source port: {}", rte_strerror(rte_errno)));
+    const uint16_t rxq = start_port_queues(static_cast<uint16_t>(port), lcores, pool);
+    for (uint16_t id = 0; id < host.iface_count(); ++id) {
+      if (sh.port_of_iface[id] < 0) sh.port_of_iface[id] = static_cast<int32_t>(sh.ports.size());
+    }
+    sh.ports.push_back(PortQueue{static_cast<uint16_t>(port), kNoIface, rxq, true});
+    out.ports.emplace_back(static_cast<uint16_t>(port), "ring:" + o.ring_from);
+    feeder.shared = &sh;
+    feeder.capture = capture.get();
+    feeder.pool = pool;
+    feeder.rx = rxr;
+    feeder.tx = txr;
+    feeder.loops = std::max<uint32_t>(1, o.ring_loops);
+    for (const CaptureInterface& ci : capture->interfaces()) {
+      const std::string& name = ci.name.empty() ? o.ring_iface : ci.name;
+      const auto id = host.iface_id(name);
+      if (!id) {
+        throw std::invalid_argument(
+            fmt::format("{}: capture interface \"{}\" is not the host's", o.ring_from, name));
+      }
+      feeder.ingress.push_back(*id);
+    }
   }
   sh.hz = rte_get_tsc_hz();
   sh.t0 = rte_get_tsc_cycles();
@@ -340,14 +577,23 @@ DpdkReplayReport run_dpdk_replay(std::span<Pipeline* const> shards, const HostMo
     workers[i].pipeline = shards[i];
     workers[i].queue = static_cast<uint16_t>(i);
   }
-  // Lcore 0 of the run is the calling (main) lcore; the others are workers.
+  // Lcore 0 of the run is the calling (main) lcore; the next ones are
+  // workers, then the feeder of a ring source.
   size_t next = 1;
+  bool feeding = false;
   for (unsigned lcore = rte_get_next_lcore(~0U, 1, 0); lcore < RTE_MAX_LCORE;
        lcore = rte_get_next_lcore(lcore, 1, 0)) {
-    if (next == workers.size()) break;
-    const int rc = rte_eal_remote_launch(worker_main, &workers[next], lcore);
+    int rc = 0;
+    if (next < workers.size()) {
+      rc = rte_eal_remote_launch(worker_main, &workers[next], lcore);
+      ++next;
+    } else if (ring && !feeding) {
+      rc = rte_eal_remote_launch(feeder_main, &feeder, lcore);
+      feeding = true;
+    } else {
+      break;
+    }
     if (rc != 0) throw std::runtime_error(fmt::format("DPDK lcore {}: launch failed: {}", lcore, rte_strerror(-rc)));
-    ++next;
   }
   worker_main(&workers[0]);
   rte_eal_mp_wait_lcore();
@@ -356,6 +602,7 @@ DpdkReplayReport run_dpdk_replay(std::span<Pipeline* const> shards, const HostMo
     add_into(out, w.report);
     out.per_lcore.push_back(w.report);
   }
+  out.fed = feeder.fed;
   for (const PortQueue& p : sh.ports) {
     (void)rte_eth_dev_stop(p.port);
     (void)rte_eth_dev_close(p.port);
@@ -377,6 +624,8 @@ std::string format_dpdk_report(const DpdkReplayReport& r) {
   s += fmt::format("\nTransmitted: {} frames ({} with no port for their interface, {} refused by a full queue, "
                    "{} too big for an mbuf)\n",
                    r.transmitted, r.tx_no_port, r.tx_failed, r.tx_too_big);
+  if (r.handoff_failed != 0)
+    s += fmt::format("Handed to another lcore: {} frames lost to a full handoff ring\n", r.handoff_failed);
   return s;
 }
 

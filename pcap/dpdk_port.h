@@ -3,8 +3,12 @@
 // pipeline, and transmits each forwarded frame on the port of its egress
 // interface.
 //
-//   rx_burst (every mapped port, queue 0) -> parse_burst on the mbuf data
-//     -> Pipeline::process (NAT rewrites the mbuf in place)
+//   rx_burst (every mapped port, the lcore's queue; its handoff ring)
+//     -> parse on the mbuf data -> the flow's lcore: this one, or handed
+//        over (rte_ring) to the one that owns it
+//     -> Pipeline::process (NAT rewrites the mbuf in place; the mbuf's RX
+//        checksum flags: GOOD is trusted, BAD and UNKNOWN/NONE are checked
+//        in software -- or UNKNOWN/NONE trusted with --rx-csum trust)
 //     -> forwarded: tx_burst on the egress interface's port (per-port
 //        buffers, flushed once per round); delivered to the host or
 //        dropped: freed.
@@ -12,30 +16,42 @@
 // Ports map to host interfaces: port 0 is eth0 unless `port_map` says
 // otherwise (e.g. "0=eth0,1=docker0"). Frames leave with the egress
 // interface's MAC as source (the neighbour table is not modelled: the
-// destination MAC is zero, as in the file replay's sinks).
+// destination MAC is zero, as in the file replay's sinks). The ring source
+// (DpdkReplayOptions::ring_from) is one more port whose frames each carry
+// their own ingress interface, and through which every interface the port
+// map leaves out sends.
 //
-// Accounting: every frame received is emitted, dropped (pipeline fate) or
-// invalid (did not parse, or a multi-segment mbuf, which the parser cannot
-// read) -- ReplayReport::balanced(). Emitted frames that could not leave are
-// counted apart: tx_no_port (the egress interface has no port),
+// Accounting: every frame received is emitted, dropped (pipeline fate, or
+// lost to a full handoff ring) or invalid (did not parse, or a multi-segment
+// mbuf, which the parser cannot read) -- ReplayReport::balanced(). A frame
+// handed to another lcore is counted there. Emitted frames that could not
+// leave are counted apart: tx_no_port (the egress interface has no port),
 // tx_failed (the port's queue was full), tx_too_big (a reassembled
 // datagram larger than an mbuf).
 //
 // Stopping: after max_packets frames, after duration_s seconds, or when no
 // port has received anything for idle_ms after the first frame (how a pcap
-// vdev's end of file shows), whichever comes first.
+// vdev's end of file shows), whichever comes first. Every lcore keeps its
+// own counters and publishes them to lcore 0 every 64 rounds and when idle
+// (plain stores to its own cache line); lcore 0 decides and raises a stop
+// flag the others read: no atomic read-modify-write is shared per burst, and
+// a stop lands within about 64 rounds.
 //
 // Lcores: with N shards, lcore i (the calling thread for i = 0, EAL worker
 // lcores for the others) polls rx queue i of every port that has one and
-// sends on tx queue i, with its own Pipeline: a conntrack shard. Ports get N
-// rx queues where the device has them, with RSS on a symmetric Toeplitz key
-// (0x6d5a repeated) when it hashes, so both directions of a connection
-// whose addresses and ports NAT leaves alone reach the same shard. A NAT'd
-// connection's reply has another tuple: it reaches the right shard only if
-// the traffic is steered by what NAT does not change (the outside
-// endpoint) -- with pcap vdevs, by splitting the capture that way (one
-// rx_pcap per queue). Stop conditions are shared; every lcore reports its
-// own figures and the sum.
+// sends on tx queue i, with its own Pipeline: a conntrack shard. Both
+// directions of a connection must reach the same shard, and NAT gives the
+// reply another tuple, so flows are steered by the endpoint NAT leaves alone
+// (steer_lcore): the remote end, which is the source of what arrives on the
+// outside interface and the destination of what arrives on a bridge. A NIC
+// with per-port RSS on those fields (L3/L4 SRC_ONLY outside, DST_ONLY on
+// bridges) would place every packet right; the ring source does exactly
+// that. Devices without it (pcap vdevs, a NIC whose RSS hashes the whole
+// tuple) get a software handoff: a packet that lands on another lcore's
+// queue is passed to it over that lcore's rte_ring. Flows between two
+// bridges, or rewritten at both ends, are not steered right (their two
+// directions may land on two shards). Every lcore reports its own figures
+// and the sum.
 // The EAL is started with exactly the given arguments (start_dpdk_eal_exact).
 // The packet path does not allocate from the heap; mbufs come from the
 // pool created at start.
@@ -47,10 +63,18 @@
 #include <utility>
 #include <vector>
 
+#include "classifier/packet_key.h"
 #include "classifier/pipeline.h"
 #include "pcap/replay.h"
 
 namespace nfb {
+
+/// The lcore (of `lcores`) that owns a packet's flow: a hash of the endpoint
+/// NAT leaves alone -- the source on the outside interface (`outside`), the
+/// destination on a bridge; an ICMP error's quoted destination -- so both
+/// directions of a DNATed or MASQUERADEd connection land on one lcore, with
+/// its conntrack shard.
+uint16_t steer_lcore(const PacketKey& key, bool outside, uint16_t lcores) noexcept;
 
 struct DpdkReplayOptions {
   std::vector<std::string> eal_args;  // e.g. {"--no-huge", "--no-pci", "--vdev=net_pcap0,rx_pcap=IN,tx_pcap=OUT"}
@@ -59,6 +83,15 @@ struct DpdkReplayOptions {
   double duration_s = 0;              // 0: no limit
   uint32_t idle_ms = 200;             // 0: never stop for idleness
   uint32_t mbufs = 8191;              // mbuf pool size (a pcap vdev with infinite_rx=1 holds its whole file)
+  /// The ring source: a capture, preloaded, fed into a net_ring port by a
+  /// feeder lcore (the EAL's next lcore after the workers): frames copied
+  /// into mbufs that carry their capture interface as ingress, put on the rx
+  /// ring of the lcore that owns their flow (steer_lcore: what per-port RSS
+  /// on that endpoint would do), forwarded frames taken back off the tx rings
+  /// and freed. Measures the port path without libpcap. "" = none.
+  std::string ring_from;
+  uint32_t ring_loops = 1;            // times the feeder sends the capture
+  std::string ring_iface = "eth0";    // ingress of frames whose capture interface has no name
 };
 
 struct DpdkReplayReport {
@@ -67,6 +100,8 @@ struct DpdkReplayReport {
   uint64_t tx_no_port = 0;
   uint64_t tx_failed = 0;
   uint64_t tx_too_big = 0;
+  uint64_t handoff_failed = 0;  // frames another lcore owned, lost to its full handoff ring (counted dropped)
+  uint64_t fed = 0;             // frames the ring source's feeder sent
   std::vector<std::pair<uint16_t, std::string>> ports;  // port -> interface
   std::vector<DpdkReplayReport> per_lcore;              // each lcore's own figures (one entry per shard)
 };

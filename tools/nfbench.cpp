@@ -197,8 +197,12 @@ int cmd_replay(ReplayCommand& o) {
   Pipeline* const first = shards[0].get();
   if (o.lcores == 0) throw std::invalid_argument("--lcores must be at least 1");
   if (o.lcores > 1 && o.dpdk.empty()) throw std::invalid_argument("--lcores goes with --dpdk");
+  if (!o.ports.ring_from.empty() && o.dpdk.empty()) throw std::invalid_argument("--ring-from goes with --dpdk");
   if (!o.dpdk.empty()) {
-    if (!o.replay.capture.empty()) throw std::invalid_argument("--dpdk replaces CAPTURE: give one or the other");
+    if (!o.replay.capture.empty()) {
+      throw std::invalid_argument("--dpdk replaces CAPTURE: give one or the other (--ring-from CAPTURE feeds a DPDK ring)");
+    }
+    o.ports.ring_iface = o.replay.in_iface;
     std::istringstream words(o.dpdk);
     for (std::string w; words >> w;) o.ports.eal_args.push_back(w);
     // One pipeline (conntrack shard) per lcore; the first is `pipeline`.
@@ -301,6 +305,8 @@ int cmd_replay(ReplayCommand& o) {
       j["tx_no_port"] = dpdk_report.tx_no_port;
       j["tx_failed"] = dpdk_report.tx_failed;
       j["tx_too_big"] = dpdk_report.tx_too_big;
+      j["handoff_failed"] = dpdk_report.handoff_failed;
+      if (!o.ports.ring_from.empty()) j["fed"] = dpdk_report.fed;
       nlohmann::json lcores = nlohmann::json::array();
       for (const DpdkReplayReport& l : dpdk_report.per_lcore) {
         lcores.push_back({{"packets", l.replay.packets}, {"mpps", l.replay.mpps()}, {"emitted", l.replay.emitted},
@@ -595,6 +601,10 @@ int main(int argc, char** argv) {
   replay->add_option("--lcores", replay_opts.lcores,
                      "DPDK: lcores, each on its own rx/tx queue of every port with its own conntrack shard "
                      "(default 1; the EAL needs as many, -l 0-N)");
+  replay->add_option("--ring-from", replay_opts.ports.ring_from,
+                     "DPDK: a net_ring port fed from this capture (preloaded) by a feeder on the EAL's next lcore "
+                     "after the workers: the port path measured without libpcap (needs -l 0-N with one lcore more)");
+  replay->add_option("--ring-loops", replay_opts.ports.ring_loops, "DPDK ring source: times the capture is sent");
   replay->add_option("--mbufs", replay_opts.ports.mbufs,
                      "DPDK: mbuf pool size (default 8191; a pcap vdev with infinite_rx=1 needs one per frame)");
   replay->add_option("--idle-ms", replay_opts.ports.idle_ms,
