@@ -92,9 +92,12 @@ const uint8_t kSymmetricRssKey[40] = {  // 0x6d5a repeated: the Toeplitz hash of
     0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a};
 
 /// Configures and starts a port with `queues` tx queues and up to that many
-/// rx queues (as many as the device has), symmetric RSS when it can hash.
-/// Returns the rx queue count.
-uint16_t start_port_queues(uint16_t port, uint16_t queues, rte_mempool* pool) {
+/// rx queues (as many as the device has). Where the device hashes: RSS on
+/// the endpoint NAT leaves alone when it can hash one end only (L3/L4
+/// SRC_ONLY on the outside port, DST_ONLY on a bridge), else symmetric RSS;
+/// steer_lcore() stays the judge either way (a packet on another lcore's
+/// queue is handed over). Returns the rx queue count.
+uint16_t start_port_queues(uint16_t port, uint16_t queues, rte_mempool* pool, bool outside) {
   rte_eth_dev_info info;
   std::memset(&info, 0, sizeof info);
   int rc = rte_eth_dev_info_get(port, &info);
@@ -111,8 +114,11 @@ uint16_t start_port_queues(uint16_t port, uint16_t queues, rte_mempool* pool) {
     conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
     conf.rx_adv_conf.rss_conf.rss_key = const_cast<uint8_t*>(kSymmetricRssKey);
     conf.rx_adv_conf.rss_conf.rss_key_len = sizeof kSymmetricRssKey;
-    conf.rx_adv_conf.rss_conf.rss_hf =
-        (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+    uint64_t hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+    const uint64_t one_end =
+        outside ? RTE_ETH_RSS_L3_SRC_ONLY | RTE_ETH_RSS_L4_SRC_ONLY : RTE_ETH_RSS_L3_DST_ONLY | RTE_ETH_RSS_L4_DST_ONLY;
+    if ((info.flow_type_rss_offloads & one_end) == one_end) hf |= one_end;
+    conf.rx_adv_conf.rss_conf.rss_hf = hf;
   }
   rc = rte_eth_dev_configure(port, rxq, queues, &conf);
   if (rc != 0) throw std::runtime_error(fmt::format("DPDK port {}: configure failed: {}", port, rte_strerror(-rc)));
@@ -521,7 +527,7 @@ DpdkReplayReport run_dpdk_replay(std::span<Pipeline* const> shards, const HostMo
     }
   }
   for (const auto& [port, iface] : map) {
-    const uint16_t rxq = start_port_queues(port, lcores, pool);
+    const uint16_t rxq = start_port_queues(port, lcores, pool, sh.outside[iface] != 0);
     sh.port_of_iface[iface] = static_cast<int32_t>(sh.ports.size());
     sh.ports.push_back(PortQueue{port, iface, rxq, false});
     out.ports.emplace_back(port, host.iface(iface).name);
@@ -543,7 +549,7 @@ DpdkReplayReport run_dpdk_replay(std::span<Pipeline* const> shards, const HostMo
     const int port = rte_eth_from_rings("nfb_ring_source", rxr.data(), lcores, txr.data(), lcores,
                                         rte_socket_id());
     if (port < 0) throw std::runtime_error(fmt::format("DPDK ring source port: {}", rte_strerror(rte_errno)));
-    const uint16_t rxq = start_port_queues(static_cast<uint16_t>(port), lcores, pool);
+    const uint16_t rxq = start_port_queues(static_cast<uint16_t>(port), lcores, pool, false);
     for (uint16_t id = 0; id < host.iface_count(); ++id) {
       if (sh.port_of_iface[id] < 0) sh.port_of_iface[id] = static_cast<int32_t>(sh.ports.size());
     }
