@@ -77,6 +77,7 @@ ChainWalker ChainWalker::build(const Table& table, const HostModel& host, const 
 
     for (const Rule& r : ch.rules) {
       w.rules_.push_back(compile_rule(r, host, w.state_, options.match));
+      w.cores_.push_back(RuleCore::of(w.rules_.back()));
       const bool uncond = w.rules_.back().unconditional;
       TargetOp op;
       if (uncond && is_standard_verdict(r.target))
@@ -192,11 +193,21 @@ void ChainWalker::check_loops() const {
 
 uint32_t ChainWalker::first_match(uint32_t chain, uint32_t pos, MatchContext& ctx, WalkResult& res) noexcept {
   const ChainInfo& ci = chains_[chain];
+  const PacketKey& key = *ctx.key;
+  const uint16_t in = ctx.in_iface;
+  const uint16_t out = ctx.out_iface;
+  if (pos < ci.count) res.rules_tested += ci.count - pos;  // less the ones after a hit, below
   for (uint32_t p = pos; p < ci.count; ++p) {
-    ++res.rules_tested;
-    switch (evaluate(rules_[ci.first + p], ctx, state_, res.vary)) {
-      case MatchResult::Matched: return p;
-      case MatchResult::Hotdrop: return kHotdrop;
+    // The flow-invariant core first, inline: most rules fail there.
+    const RuleCore& core = cores_[ci.first + p];
+    if (core.exact ? !core.matches(key, in, out) : !core_flow_matches(rules_[ci.first + p], ctx)) continue;
+    switch (evaluate_past_core(rules_[ci.first + p], ctx, state_, res.vary)) {
+      case MatchResult::Matched:
+        res.rules_tested -= ci.count - p - 1;
+        return p;
+      case MatchResult::Hotdrop:
+        res.rules_tested -= ci.count - p - 1;
+        return kHotdrop;
       case MatchResult::NoMatch: break;
     }
   }

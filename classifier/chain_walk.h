@@ -290,6 +290,7 @@ class ChainWalker {
   std::unique_ptr<Table> table_;
   std::vector<ChainInfo> chains_;
   std::vector<CompiledRule> rules_;
+  std::vector<RuleCore> cores_;  // parallel to rules_: the first test of each
   std::vector<TargetOp> ops_;
   std::vector<const Rule*> rule_ptrs_;
   std::vector<Counters> counters_;

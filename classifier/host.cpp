@@ -109,44 +109,48 @@ size_t IfaceSet::count() const noexcept {
 // Longest-prefix match
 
 void HostModel::LpmTable::build(std::span<const Route> routes, std::span<const uint32_t> indices) {
-  // `indices` is in preference order for equal prefixes; keep the first.
-  std::vector<uint32_t> order(indices.begin(), indices.end());
-  std::stable_sort(order.begin(), order.end(), [&routes](uint32_t a, uint32_t b) {
-    const Route& ra = routes[a];
-    const Route& rb = routes[b];
-    if (ra.prefix_len != rb.prefix_len) return ra.prefix_len > rb.prefix_len;
-    return ra.dst < rb.dst;
-  });
-  levels_.clear();
-  keys_.clear();
-  vals_.clear();
-  keys_.reserve(order.size());
-  vals_.reserve(order.size());
-  int current_len = -1;
+  // `indices` is in preference order for equal prefixes: keep the first of
+  // each, then insert short prefixes before long ones, which overwrite them.
+  std::vector<uint32_t> order;
+  for (const uint32_t idx : indices) {
+    const Route& r = routes[idx];
+    const bool seen = std::any_of(order.begin(), order.end(), [&](uint32_t o) {
+      return routes[o].prefix_len == r.prefix_len && routes[o].dst == r.dst;
+    });
+    if (!seen) order.push_back(idx);
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [&routes](uint32_t a, uint32_t b) { return routes[a].prefix_len < routes[b].prefix_len; });
+  l1_.assign(1U << 16, 0);
+  l2_.clear();
+  l3_.clear();
+  // The group a level-1 (level-2) entry points to, made from its value.
+  const auto group = [](std::vector<uint32_t>& entries, uint32_t at, std::vector<uint32_t>& next) {
+    if ((entries[at] & kGroup) == 0) {
+      const auto g = static_cast<uint32_t>(next.size() / 256);
+      next.insert(next.end(), 256, entries[at]);
+      entries[at] = kGroup | g;
+    }
+    return (entries[at] & ~kGroup) * 256U;
+  };
   for (const uint32_t idx : order) {
     const Route& r = routes[idx];
-    if (r.prefix_len != current_len) {
-      current_len = r.prefix_len;
-      const auto at = static_cast<uint32_t>(keys_.size());
-      levels_.push_back(Level{prefix_mask(r.prefix_len), at, at});
-    } else if (keys_.back() == r.dst) {
-      continue;  // a less preferred entry for the same prefix: never found
+    const uint32_t val = idx + 1;
+    const uint32_t dst = r.dst & prefix_mask(r.prefix_len);
+    if (r.prefix_len <= 16) {
+      const uint32_t first = dst >> 16;
+      for (uint32_t i = 0; i < (1U << (16 - r.prefix_len)); ++i) l1_[first + i] = val;
+    } else if (r.prefix_len <= 24) {
+      const uint32_t g2 = group(l1_, dst >> 16, l2_);
+      const uint32_t first = (dst >> 8) & 0xffU;
+      for (uint32_t i = 0; i < (1U << (24 - r.prefix_len)); ++i) l2_[g2 + first + i] = val;
+    } else {
+      const uint32_t g2 = group(l1_, dst >> 16, l2_);
+      const uint32_t g3 = group(l2_, g2 + ((dst >> 8) & 0xffU), l3_);
+      const uint32_t first = dst & 0xffU;
+      for (uint32_t i = 0; i < (1U << (32 - r.prefix_len)); ++i) l3_[g3 + first + i] = val;
     }
-    keys_.push_back(r.dst);
-    vals_.push_back(idx);
-    levels_.back().end = static_cast<uint32_t>(keys_.size());
   }
-}
-
-uint32_t HostModel::LpmTable::lookup(uint32_t addr) const noexcept {
-  for (const Level& level : levels_) {
-    const uint32_t key = addr & level.mask;
-    const uint32_t* first = keys_.data() + level.begin;
-    const uint32_t* last = keys_.data() + level.end;
-    const uint32_t* it = std::lower_bound(first, last, key);
-    if (it != last && *it == key) return vals_[static_cast<size_t>(it - keys_.data())];
-  }
-  return kNone;
 }
 
 // ---------------------------------------------------------------------------

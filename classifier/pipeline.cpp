@@ -561,9 +561,9 @@ void Pipeline::move_fates(Fate from, Fate to, uint64_t n) noexcept {
 void Pipeline::process(std::span<PacketIn> packets, std::span<PacketOut> results) noexcept {
   const size_t n = std::min(packets.size(), results.size());
   ++call_;
-  constexpr size_t kStage = 32;
-  std::array<CtProbe, kStage> probes;
-  std::array<bool, kStage> keyed{};
+  constexpr size_t kStage = kBurstStage;
+  CtProbe* const probes = probes_.data();  // scratch: nothing to construct per call
+  bool* const keyed = keyed_.data();
   for (size_t base = 0; base < n; base += kStage) {
     const size_t m = std::min(kStage, n - base);
     // Stage 1: the tuples' hashes, their buckets loading. Fragments wait for

@@ -332,6 +332,10 @@ class Pipeline {
   mutable std::vector<FlowPath> paths_;  // [slot * 2 + dir]: the conntrack node
   std::vector<FlowCounters> path_counters_;  // [slot * 2 + dir]
   mutable std::vector<uint32_t> dirty_;  // nodes with pending packets (capacity: every node)
+  // process()'s per-stage scratch: the lookups of up to kBurstStage packets.
+  static constexpr size_t kBurstStage = 32;
+  std::array<CtProbe, kBurstStage> probes_{};
+  std::array<bool, kBurstStage> keyed_{};
   PipelineStats stats_;
   std::string* trace_ = nullptr;
   // Scratch for one walk: the TRACE/LOG events and the counter indices it

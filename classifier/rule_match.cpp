@@ -618,9 +618,37 @@ uint32_t string_scan_occurring(const MatchContext& ctx) noexcept {
   return ctx.strings->occurring(data, len);
 }
 
+RuleCore RuleCore::of(const CompiledRule& r) noexcept {
+  RuleCore c;
+  c.src_addr = r.src_addr;
+  c.src_mask = r.src_mask;
+  c.dst_addr = r.dst_addr;
+  c.dst_mask = r.dst_mask;
+  c.proto = r.proto;
+  c.src_invert = r.src_invert;
+  c.dst_invert = r.dst_invert;
+  c.proto_invert = r.proto_invert;
+  if (r.check_in) {
+    c.exact = c.exact && r.in_ifaces.fits_word();
+    c.in_bits = r.in_ifaces.low_word();
+    c.in_other = r.in_ifaces.outside();
+  }
+  if (r.check_out) {
+    c.exact = c.exact && r.out_ifaces.fits_word();
+    c.out_bits = r.out_ifaces.low_word();
+    c.out_other = r.out_ifaces.outside();
+  }
+  return c;
+}
+
 MatchResult evaluate(const CompiledRule& r, const MatchContext& ctx, MatchState& state,
                      uint32_t& vary) noexcept {
   if (!core_flow_matches(r, ctx)) return MatchResult::NoMatch;
+  return evaluate_past_core(r, ctx, state, vary);
+}
+
+MatchResult evaluate_past_core(const CompiledRule& r, const MatchContext& ctx, MatchState& state,
+                               uint32_t& vary) noexcept {
   vary |= r.vary;
   if (r.frag_check && ctx.key->is_later_fragment() == r.frag_invert) return MatchResult::NoMatch;
 

@@ -387,4 +387,38 @@ inline bool matches(const CompiledRule& rule, const MatchContext& ctx, MatchStat
 /// classifier that pre-filters on it. Stateless.
 bool core_flow_matches(const CompiledRule& rule, const MatchContext& ctx) noexcept;
 
+/// The same test in 40 bytes and a dozen branch-free operations, for a walk
+/// that tests rule after rule: core_flow_matches() without its pointer
+/// chasing (interface sets as one 64-bit word). `exact` false (a host of
+/// more than 64 interfaces): use core_flow_matches().
+struct RuleCore {
+  uint32_t src_addr = 0, src_mask = 0;
+  uint32_t dst_addr = 0, dst_mask = 0;
+  uint64_t in_bits = ~uint64_t{0};   // -i: interface ids 0..63 accepted (all when not given)
+  uint64_t out_bits = ~uint64_t{0};
+  uint8_t proto = 0;
+  bool src_invert = false;
+  bool dst_invert = false;
+  bool proto_invert = false;
+  bool in_other = true;   // -i accepts ids beyond 63 (kNoIface: no interface at this hook)
+  bool out_other = true;
+  bool exact = true;
+
+  static RuleCore of(const CompiledRule& r) noexcept;
+  bool matches(const PacketKey& k, uint16_t in, uint16_t out) const noexcept {
+    const bool src = ((k.src_ip & src_mask) == src_addr) != src_invert;
+    const bool dst = ((k.dst_ip & dst_mask) == dst_addr) != dst_invert;
+    const bool pro = proto == 0 || ((k.proto == proto) != proto_invert);
+    const bool i = in < 64 ? ((in_bits >> in) & 1U) != 0 : in_other;
+    const bool o = out < 64 ? ((out_bits >> out) & 1U) != 0 : out_other;
+    return src & dst & pro & i & o;
+  }
+};
+static_assert(sizeof(RuleCore) <= 40);
+
+/// evaluate() for a rule whose core_flow_matches() holds: its FlowVary bits,
+/// the fragment test and the module matches.
+MatchResult evaluate_past_core(const CompiledRule& rule, const MatchContext& ctx, MatchState& state,
+                               uint32_t& vary) noexcept;
+
 }  // namespace nfb

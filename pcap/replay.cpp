@@ -215,6 +215,11 @@ ReplayReport run_replay(Pipeline& pipeline, const HostModel& host, const ReplayO
       }
       if (n == 0) break;
       reader.prefetch_next(kBurst);  // the next burst's headers, while this one runs
+      if (!any) loop_first = frames[0].ts_ns;
+      any = true;
+      loop_last = frames[n - 1].ts_ns;
+      if (r.packets == 0) r.first_ts_ns = frames[0].ts_ns + shift;
+      r.packets += n;
       if (ingress.size() < reader.interfaces().size()) learn_interfaces();
       size_t m = 0;
       for (size_t i = 0; i < n; ++i) {
@@ -230,11 +235,6 @@ ReplayReport run_replay(Pipeline& pipeline, const HostModel& host, const ReplayO
           if (!originals.empty()) std::memcpy(originals.data() + i * kMaxFrame, f.data, len);
         }
         bytes_of[i] = bytes;
-        if (!any) loop_first = f.ts_ns;
-        any = true;
-        loop_last = f.ts_ns;
-        if (r.packets == 0) r.first_ts_ns = f.ts_ns + shift;
-        ++r.packets;
         r.bytes += f.wirelen;
         r.l1_bytes += l1_bytes_of(f.wirelen);
         const uint16_t iface = ingress[f.iface];

@@ -861,5 +861,55 @@ TEST(EvaluationOrderTest, CoreFailureTouchesNoState) {
   EXPECT_TRUE(t.hit(from_one));
 }
 
+
+// The walk's inline first test of a rule (RuleCore) answers as
+// core_flow_matches(): random -s/-d/-p/-i/-o combinations, inverted or not,
+// interface patterns with '+', against random keys and interfaces (no
+// interface at a hook included).
+TEST(RuleCore, EqualsCoreFlowMatches) {
+  uint64_t state = 99;
+  auto rnd = [&](uint32_t n) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<uint32_t>((state >> 33) % n);
+  };
+  const char* const addrs[] = {"10.0.0.0/8", "172.17.0.2/32", "0.0.0.0/0", "198.51.100.0/24", "1.2.3.4/31"};
+  const char* const ifaces[] = {"eth0", "docker0", "br-+", "lo", "+", "veth+", "nothere"};
+  const char* const protos[] = {"tcp", "udp", "icmp", "47"};
+  const uint32_t values[] = {0x0a010203U, 0xac110002U, 0xc6336405U, 0x01020305U, 0x08080808U, 0U};
+  const uint16_t ids[] = {kLo, kEth0, kDocker0, kBr, kNoIface};
+  int compared = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string spec;
+    const auto opt = [&](const char* flag, const char* value) {
+      if (rnd(2) == 0) return;
+      spec += rnd(3) == 0 ? std::string(" ! ") + flag + " " + value : std::string(" ") + flag + " " + value;
+    };
+    opt("-s", addrs[rnd(5)]);
+    opt("-d", addrs[rnd(5)]);
+    opt("-p", protos[rnd(4)]);
+    opt("-i", ifaces[rnd(7)]);
+    opt("-o", ifaces[rnd(7)]);
+    const Rule r = rule_of(spec.empty() ? "-j ACCEPT" : spec + " -j ACCEPT");
+    MatchState st;
+    const CompiledRule c = compile_rule(r, host(), st);
+    const RuleCore core = RuleCore::of(c);
+    ASSERT_TRUE(core.exact);
+    for (int k = 0; k < 20; ++k) {
+      PacketKey key{};
+      key.src_ip = values[rnd(6)];
+      key.dst_ip = values[rnd(6)];
+      key.proto = static_cast<uint8_t>(rnd(3) == 0 ? 47 : rnd(2) == 0 ? kProtoTcp : kProtoUdp);
+      MatchContext ctx;
+      ctx.key = &key;
+      ctx.host = &host();
+      ctx.in_iface = ids[rnd(5)];
+      ctx.out_iface = ids[rnd(5)];
+      ASSERT_EQ(core.matches(key, ctx.in_iface, ctx.out_iface), core_flow_matches(c, ctx)) << spec;
+      ++compared;
+    }
+  }
+  EXPECT_EQ(compared, 60000);
+}
+
 }  // namespace
 }  // namespace nfb
