@@ -34,48 +34,83 @@ std::string read_file(const std::string& path) {
 struct ModelRun {
   std::string counters;  // iptables-save -c of the model
   PipelineStats stats;
+  uint64_t trusted_bad = 0;  // conntrack's trusted_bad_checksum
   std::vector<Fate> fates;
   std::vector<uint8_t> states;
 };
 
 // Runs a scenario's frames through a fresh pipeline on the default Docker
-// host, one frame per millisecond of capture time, one burst per frame.
-ModelRun run_model(const Scenario& s, bool fast_path, ChainAlgo algo = ChainAlgo::kLinear) {
+// host, one frame per millisecond of capture time, in bursts of `burst`
+// frames (the burst stages look every packet up before the first one runs),
+// with L4 checksums verified or trusted (--rx-csum; a frame the test knows
+// to be wrong is marked, as the replay marks it).
+ModelRun run_model(const Scenario& s, bool fast_path, ChainAlgo algo = ChainAlgo::kLinear, size_t burst = 1,
+                   bool trust = false) {
   const HostModel host = default_docker_host();
   const Ruleset rules = read_iptables_save(s.ruleset, s.name);
   PipelineConfig config;
   config.fast_path = fast_path;
   config.algo = algo;
+  config.rx_csum_trust = trust;
   auto pipeline = Pipeline::build(rules, host, config);
   ModelRun run;
   uint64_t ts = 1'764'000'000'000'000'000ULL;
-  for (const InjectedFrame& f : s.frames) {
-    std::vector<uint8_t> frame = f.bytes;
+  std::vector<std::vector<uint8_t>> frames;
+  for (const InjectedFrame& f : s.frames) frames.push_back(f.bytes);
+  std::vector<PacketIn> in;
+  std::vector<size_t> slot;  // in[] -> run.fates index
+  const auto flush = [&] {
+    std::vector<PacketOut> out(in.size());
+    pipeline->process(std::span(in), std::span(out));
+    for (size_t j = 0; j < in.size(); ++j) {
+      run.fates[slot[j]] = out[j].fate;
+      run.states[slot[j]] = out[j].ct_state;
+    }
+    in.clear();
+    slot.clear();
+  };
+  for (size_t i = 0; i < s.frames.size(); ++i) {
+    const InjectedFrame& f = s.frames[i];
+    std::vector<uint8_t>& frame = frames[i];
     const auto iface = host.iface_id(f.ingress);
     EXPECT_TRUE(iface.has_value()) << f.ingress;
-    PacketIn in;
+    PacketIn p;
     const ParseStatus st = parse_frame(frame.data(), static_cast<uint32_t>(frame.size()), LinkType::Ethernet,
-                                       iface.value_or(0), in.key);
+                                       iface.value_or(0), p.key);
     ts += 1'000'000;
-    if (st != ParseStatus::Ok) {
-      run.fates.push_back(Fate::DroppedByRouting);  // the kernel drops it before any hook
-      run.states.push_back(0);
-      continue;
-    }
-    in.frame = frame.data();
-    in.len = static_cast<uint32_t>(frame.size());
-    in.in_iface = *iface;
-    in.ts_ns = ts;
-    PacketOut out;
-    pipeline->process(std::span(&in, 1), std::span(&out, 1));
-    run.fates.push_back(out.fate);
-    run.states.push_back(out.ct_state);
+    run.fates.push_back(Fate::DroppedByRouting);  // the kernel drops a frame that does not parse before any hook
+    run.states.push_back(0);
+    if (st != ParseStatus::Ok) continue;
+    p.frame = frame.data();
+    p.len = static_cast<uint32_t>(frame.size());
+    p.in_iface = *iface;
+    p.ts_ns = ts;
+    p.csum_wrong = trust && !p.key.is_fragment() && !l4_checksum_ok(p.frame, p.len, p.key);
+    in.push_back(p);
+    slot.push_back(i);
+    if (in.size() == burst) flush();
   }
+  flush();
   WriteOptions wo;
   wo.counters = true;
   run.counters = write_iptables_save(pipeline->counters_ruleset(), wo);
   run.stats = pipeline->stats();
+  run.trusted_bad = pipeline->conntrack().counters().trusted_bad_checksum;
   return run;
+}
+
+// Whether every frame of a scenario that reaches conntrack has a right L4
+// checksum (then trusting checksums, as --rx-csum trust does, cannot change
+// what the kernel, which verified them, did).
+bool checksums_valid(const Scenario& s) {
+  for (const InjectedFrame& f : s.frames) {
+    PacketKey k;
+    if (parse_frame(f.bytes.data(), static_cast<uint32_t>(f.bytes.size()), LinkType::Ethernet, 0, k) !=
+        ParseStatus::Ok)
+      continue;
+    if (!k.is_fragment() && !l4_checksum_ok(f.bytes.data(), static_cast<uint32_t>(f.bytes.size()), k)) return false;
+  }
+  return true;
 }
 
 std::string join(const std::vector<std::string>& lines) {
@@ -179,6 +214,24 @@ TEST_P(PipelineAlgo, EqualsTheLinearWalk) {
     if (fast && s.name != "fragment_edge_cases" && s.name != "string_match") {
       EXPECT_GT(compiled.stats.fast_path_packets, 0U);
     }
+  }
+  // Bursts of 32 (every packet looked up before the first one runs) and
+  // --rx-csum trust change nothing either, where the checksums are right;
+  // where some are wrong, verify is what the kernel did, and trust lets
+  // those through and counts them.
+  const ModelRun one = run_model(s, true);
+  const ModelRun bursts = run_model(s, true, algo, 32);
+  EXPECT_EQ(one.counters, bursts.counters);
+  EXPECT_EQ(one.fates, bursts.fates);
+  EXPECT_EQ(one.states, bursts.states);
+  const ModelRun trusted = run_model(s, true, algo, 32, true);
+  if (checksums_valid(s)) {
+    EXPECT_EQ(one.counters, trusted.counters);
+    EXPECT_EQ(one.fates, trusted.fates);
+    EXPECT_EQ(one.states, trusted.states);
+    EXPECT_EQ(trusted.trusted_bad, 0U);
+  } else {
+    EXPECT_GT(trusted.trusted_bad, 0U);
   }
   // And the kernel's counters, directly.
   const ModelRun model = run_model(s, /*fast_path=*/true, algo);
