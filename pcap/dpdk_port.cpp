@@ -212,7 +212,15 @@ int worker_main(void* arg) {
     uint16_t count = 0;
   };
   std::array<Tx, RTE_MAX_ETHPORTS> tx_storage;  // one buffer per mapped port (first ports.size() used)
-  std::vector<Tx> give(sh.lcores);              // packets for other lcores, per lcore
+  // Packets for other lcores, per lcore. Room for two bursts: the rx queues
+  // are polled only while every one has a burst's room, so a full handoff
+  // ring holds traffic back (as a NIC whose queue is not polled) instead of
+  // losing it.
+  struct Give {
+    std::array<rte_mbuf*, 2 * kBurst> bufs{};
+    uint16_t count = 0;
+  };
+  std::vector<Give> give(sh.lcores);
   std::array<rte_mbuf*, kBurst> rx{};
   std::array<PacketIn, kBurst> in;
   std::array<PacketOut, kBurst> res;
@@ -231,20 +239,20 @@ int worker_main(void* arg) {
     w.report.tx_failed += t.count - sent;
     t.count = 0;
   };
+  // Whatever fits on the owner's ring; the rest waits for the next round.
   const auto hand_over = [&](uint16_t to) {
-    Tx& t = give[to];
-    if (t.count == 0) return;
-    const unsigned sent = rte_ring_enqueue_burst(sh.handoff[to], reinterpret_cast<void* const*>(t.bufs.data()),
-                                                 t.count, nullptr);
-    for (unsigned i = sent; i < t.count; ++i) {
-      // Received, not processed: counted here, as dropped (the report says why).
-      ++r.packets;
-      r.bytes += t.bufs[i]->pkt_len;
-      r.l1_bytes += uint64_t{std::max<uint32_t>(t.bufs[i]->pkt_len, 60)} + 24;
-      rte_pktmbuf_free(t.bufs[i]);
+    Give& g = give[to];
+    if (g.count == 0) return;
+    const unsigned sent = rte_ring_enqueue_burst(sh.handoff[to], reinterpret_cast<void* const*>(g.bufs.data()),
+                                                 g.count, nullptr);
+    std::copy(g.bufs.begin() + sent, g.bufs.begin() + g.count, g.bufs.begin());
+    g.count = static_cast<uint16_t>(g.count - sent);
+  };
+  const auto room_for_a_burst = [&] {
+    for (const Give& g : give) {
+      if (g.count > kBurst) return false;
     }
-    w.report.handoff_failed += t.count - sent;
-    t.count = 0;
+    return true;
   };
 
   // One burst from a port queue (iface: its interface) or from the handoff
@@ -270,9 +278,8 @@ int worker_main(void* arg) {
         const uint16_t owner = steer_lcore(p.key, sh.outside[ingress] != 0, sh.lcores);
         if (owner != w.queue) {
           m->hash.usr = ingress;
-          Tx& t = give[owner];
-          t.bufs[t.count++] = m;
-          if (t.count == kBurst) hand_over(owner);
+          Give& g = give[owner];
+          g.bufs[g.count++] = m;  // room: see room_for_a_burst()
           continue;  // counted where it is processed
         }
       }
@@ -336,8 +343,9 @@ int worker_main(void* arg) {
 
   for (uint64_t round = 1; !sh.stop.load(std::memory_order_relaxed); ++round) {
     bool got = false;
+    const bool may_receive = room_for_a_burst();
     for (const PortQueue& src : sh.ports) {
-      if (w.queue >= src.rx_queues) continue;
+      if (w.queue >= src.rx_queues || !may_receive) continue;
       const uint16_t n = rte_eth_rx_burst(src.port, w.queue, rx.data(), kBurst);
       if (n == 0) continue;
       got = true;
@@ -359,6 +367,20 @@ int worker_main(void* arg) {
       if (w.last_rx != 0) mine.last_rx.store(w.last_rx, std::memory_order_relaxed);
       if (w.queue == 0) check_stop(sh, rte_get_tsc_cycles());
     }
+  }
+  // Stopped with packets still waiting for a full ring: counted here, as
+  // dropped (the report says why).
+  for (uint16_t to = 0; to < give.size(); ++to) {
+    hand_over(to);
+    Give& g = give[to];
+    for (uint16_t i = 0; i < g.count; ++i) {
+      ++r.packets;
+      r.bytes += g.bufs[i]->pkt_len;
+      r.l1_bytes += uint64_t{std::max<uint32_t>(g.bufs[i]->pkt_len, 60)} + 24;
+      rte_pktmbuf_free(g.bufs[i]);
+    }
+    w.report.handoff_failed += g.count;
+    g.count = 0;
   }
   r.seconds = static_cast<double>((w.last_rx != 0 ? w.last_rx : rte_get_tsc_cycles()) - sh.t0) /
               static_cast<double>(sh.hz);

@@ -22,7 +22,8 @@
 // map leaves out sends.
 //
 // Accounting: every frame received is emitted, dropped (pipeline fate, or
-// lost to a full handoff ring) or invalid (did not parse, or a multi-segment
+// still waiting for another lcore's full handoff ring when the run stopped)
+// or invalid (did not parse, or a multi-segment
 // mbuf, which the parser cannot read) -- ReplayReport::balanced(). A frame
 // handed to another lcore is counted there. Emitted frames that could not
 // leave are counted apart: tx_no_port (the egress interface has no port),
@@ -48,7 +49,9 @@
 // bridges) would place every packet right; the ring source does exactly
 // that. Devices without it (pcap vdevs, a NIC whose RSS hashes the whole
 // tuple) get a software handoff: a packet that lands on another lcore's
-// queue is passed to it over that lcore's rte_ring. Flows between two
+// queue is passed to it over that lcore's rte_ring; while that ring is full
+// the lcore stops taking new packets from its queues (back-pressure, as a
+// NIC queue that is not polled) and keeps serving its own ring. Flows between two
 // bridges, or rewritten at both ends, are not steered right (their two
 // directions may land on two shards). Every lcore reports its own figures
 // and the sum.
@@ -100,7 +103,8 @@ struct DpdkReplayReport {
   uint64_t tx_no_port = 0;
   uint64_t tx_failed = 0;
   uint64_t tx_too_big = 0;
-  uint64_t handoff_failed = 0;  // frames another lcore owned, lost to its full handoff ring (counted dropped)
+  uint64_t handoff_failed = 0;  // frames another lcore owned, still waiting for its handoff ring at the stop
+                                // (counted dropped)
   uint64_t fed = 0;             // frames the ring source's feeder sent
   std::vector<std::pair<uint16_t, std::string>> ports;  // port -> interface
   std::vector<DpdkReplayReport> per_lcore;              // each lcore's own figures (one entry per shard)

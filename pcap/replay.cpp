@@ -214,7 +214,6 @@ ReplayReport run_replay(Pipeline& pipeline, const HostModel& host, const ReplayO
         break;
       }
       if (n == 0) break;
-      reader.prefetch_next(kBurst);  // the next burst's headers, while this one runs
       if (!any) loop_first = frames[0].ts_ns;
       any = true;
       loop_last = frames[n - 1].ts_ns;
@@ -224,6 +223,9 @@ ReplayReport run_replay(Pipeline& pipeline, const HostModel& host, const ReplayO
       size_t m = 0;
       for (size_t i = 0; i < n; ++i) {
         const CaptureFrame& f = frames[i];
+        // The next burst's frame i: its headers come from memory while this
+        // burst runs (one prefetch a frame keeps the misses in flight spread).
+        reader.prefetch_ahead(i + kBurst);
         const uint32_t len = f.caplen < kMaxFrame ? f.caplen : static_cast<uint32_t>(kMaxFrame);
         uint8_t* bytes = nullptr;
         head[i] = 0;
