@@ -26,6 +26,7 @@
 #include "classifier/pipeline.h"
 #include "pcap/capture_reader.h"
 #include "pcap/traffic_gen.h"
+#include "tests/sanitizer.h"
 
 namespace nfb {
 namespace {
@@ -205,7 +206,7 @@ TEST_P(FastPath, LazyCountersEqualPerPacketCountersWithInterleavedReads) {
 
 INSTANTIATE_TEST_SUITE_P(
     EveryAlgo, FastPath,
-    ::testing::Combine(::testing::Values(ChainAlgo::kLinear, ChainAlgo::kDtree, ChainAlgo::kTuple, ChainAlgo::kAcl),
+    ::testing::Combine(::testing::Values(NFB_TEST_ALGOS),
                        ::testing::Bool()),
     [](const auto& p) {
       return std::string(chain_algo_name(std::get<0>(p.param))) + (std::get<1>(p.param) ? "_trust" : "_verify");

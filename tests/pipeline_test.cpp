@@ -18,6 +18,7 @@
 #include "classifier/checksum.h"
 #include "classifier/frame_parser.h"
 #include "classifier/iptables_save.h"
+#include "tests/sanitizer.h"
 #include "tests/frame_builder.h"
 #include "tests/kernel_host.h"
 #include "tests/scenarios.h"
@@ -246,8 +247,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Values("seed_case_naive", "seed_case_fixed", "seed_case_post_dnat",
                                          "docker27_mixed", "docker28_mixed", "docker28_fragments", "string_match",
                                          "fragment_edge_cases"),
-                       ::testing::Values(ChainAlgo::kLinear, ChainAlgo::kDtree, ChainAlgo::kTuple,
-                                         ChainAlgo::kAcl)),
+                       ::testing::Values(NFB_TEST_ALGOS)),
     [](const ::testing::TestParamInfo<std::tuple<std::string, ChainAlgo>>& p) {
       return std::get<0>(p.param) + "_" + std::string(chain_algo_name(std::get<1>(p.param)));
     });
