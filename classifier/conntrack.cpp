@@ -302,8 +302,8 @@ void ConntrackTable::relink(uint32_t slot) noexcept {
 void ConntrackTable::unlink(uint32_t slot) noexcept {
   CtEntry& e = entries_[slot];
   if ((e.status & ct_status::kConfirmed) != 0 && (e.status & ct_status::kDying) == 0) {
-    index_remove(slot * 2, links_[slot].hash[0]);
-    index_remove(slot * 2 + 1, links_[slot].hash[1]);
+    index_remove(slot * 2, links_[slot].hash(0));
+    index_remove(slot * 2 + 1, links_[slot].hash(1));
     wheel_unlink(slot);
   }
 }
@@ -348,7 +348,7 @@ bool ConntrackTable::early_drop(uint32_t chain) noexcept {
           for (uint32_t w = 0; w < b->count; ++w) {
             const uint32_t node = b->node[w];
             const uint32_t slot = node >> 1;
-            if (chain_of(links_[slot].hash[node & 1]) != c) continue;
+            if (chain_of(links_[slot].hash(node & 1)) != c) continue;
             if (expired(slot)) {
               ++counters_.expired;
             } else if ((entries_[slot].status & ct_status::kAssured) == 0) {
@@ -383,11 +383,19 @@ uint32_t ConntrackTable::allocate(uint64_t orig_hash, uint64_t now) noexcept {
   ++used_;
   links_[slot] = Links{};
   links_[slot].used = true;
-  links_[slot].hash[0] = orig_hash;
+  links_[slot].set_hash(0, orig_hash);
   links_[slot].start_ns = now;
+  // The first cache line only: the TCP state is tcp_open()'s to set (and
+  // read for TCP entries alone), so a UDP or other entry never touches the
+  // second line.
   CtEntry& e = entries_[slot];
-  e = CtEntry{};
+  e.tuple = {};
+  e.deadline_ns = 0;
   e.id = next_id_++;
+  e.status = 0;
+  e.mark = 0;
+  e.timeout_s = 0;
+  e.wheel_tick = 0;
   ++counters_.created;
   return slot;
 }
@@ -643,18 +651,19 @@ bool ConntrackTable::confirm(CtResult& r, uint64_t now_ns) noexcept {
   CtEntry& e = entries_[slot];
   if (created && (e.status & (ct_status::kConfirmed | ct_status::kDying)) == 0) {
     Links& l = links_[slot];
-    l.hash[1] = hash_of(e.tuple[1]);  // NAT may have changed it since process()
+    const uint64_t reply_hash = hash_of(e.tuple[1]);  // NAT may have changed it since process()
+    l.set_hash(1, reply_hash);
     // ORIGINAL: process() found it free; unless the index changed since, it
     // still is. REPLY: checked and inserted in one walk. ORIGINAL goes in
     // after REPLY, as in the kernel (see resolve()).
-    const bool orig_free = r.generation == generation_ || find_live(e.tuple[0], l.hash[0]) == kNoEntry;
-    if (!orig_free || !index_insert_unless_taken(slot * 2 + 1, l.hash[1], e.tuple[1])) {
+    const bool orig_free = r.generation == generation_ || find_live(e.tuple[0], l.hash(0)) == kNoEntry;
+    if (!orig_free || !index_insert_unless_taken(slot * 2 + 1, reply_hash, e.tuple[1])) {
       ++counters_.insert_failed;
       ++counters_.drop;
       release(slot);
       return false;
     }
-    index_insert(slot * 2, l.hash[0]);
+    index_insert(slot * 2, l.hash(0));
     e.status |= ct_status::kConfirmed;
     e.deadline_ns = clock_ns_ + seconds(e.timeout_s);
     wheel_link(slot);

@@ -169,7 +169,7 @@ struct alignas(64) CtEntry {
   uint32_t mark = 0;         // ctmark
   uint32_t timeout_s = 0;    // unconfirmed: the timeout that confirm() starts
   uint32_t wheel_tick = 0;   // the table's: the wheel tick it is linked at (<= the deadline's)
-  TcpConn tcp{};             // TCP entries only
+  TcpConn tcp{};             // TCP entries only (set by tcp_open(); stale in other entries)
 
   uint8_t proto() const noexcept { return tuple[0].proto; }
   bool has(uint32_t status_bits) const noexcept { return (status & status_bits) == status_bits; }
@@ -468,16 +468,27 @@ class ConntrackTable {
   };
   static_assert(sizeof(Bucket) == 64);
 
-  /// Per slot, what only the table's own bookkeeping reads.
+  /// Per slot, what only the table's own bookkeeping reads: half a cache
+  /// line.
   struct Links {
-    uint64_t hash[2] = {0, 0};  // hash_of(tuple[d]), kept while the entry is in the index
-    uint64_t start_ns = 0;      // timestamp of the packet that created it (UDP streams)
+    // hash_of(tuple[d]) as far as the index reads it (the high word: bucket
+    // and chain; the low 16 bits: signature), kept while the entry is in it.
+    uint64_t start_ns = 0;  // timestamp of the packet that created it (UDP streams)
+    uint32_t hash_hi[2] = {0, 0};
     uint32_t wheel_prev = kNone;
     uint32_t wheel_next = kNone;
-    uint32_t holds = 0;  // results handed out and not yet confirmed/discarded
+    uint16_t hash_sig[2] = {0, 0};
+    uint16_t holds = 0;     // results handed out and not yet confirmed/discarded
     bool on_wheel = false;
     bool used = false;
+
+    uint64_t hash(unsigned d) const noexcept { return uint64_t{hash_hi[d]} << 32 | hash_sig[d]; }
+    void set_hash(unsigned d, uint64_t h) noexcept {
+      hash_hi[d] = static_cast<uint32_t>(h >> 32);
+      hash_sig[d] = static_cast<uint16_t>(h);
+    }
   };
+  static_assert(sizeof(Links) == 32);
 
   // Hash layout: the high 32 bits pick the bucket and the kernel chain (by
   // multiply-shift, so neighbouring chains share neighbouring buckets), the

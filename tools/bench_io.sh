@@ -6,8 +6,9 @@
 #   - the DPDK ring source (a feeder lcore fills a net_ring port from the
 #     preloaded capture; one worker lcore) against the in-memory replay;
 #   - DPDK pcap vdevs with the capture's eth0 frames: one lcore on one rx
-#     queue, and two lcores on two (the frames split by client address),
-#     against the file replay of the same frames;
+#     queue, and two lcores on two (the frames split as per-port RSS on the
+#     client would split them: steer_lcore()'s hash), against the file
+#     replay of the same frames;
 # REPS repetitions each (default 5), interleaved, one JSON object per run;
 # then callgrind's instruction counts (deterministic): the marginal cost per
 # packet of --loop 3 over --loop 1 on a 100K-packet 1% capture, trust and
@@ -33,7 +34,7 @@ trap 'rm -rf "$tmp"' EXIT
 "$nfb" gen traffic --rules "$rules" --packets 300000 --flows 1000 --new-share 1 --seed 1 -o "$tmp/new100.pcapng" >&2
 "$nfb" gen traffic --rules "$rules" --packets 100000 --flows 1000 --new-share 0.01 --seed 1 -o "$tmp/small1.pcapng" >&2
 # The frames that arrive on eth0, as a classic pcap (a pcap vdev knows no
-# interfaces), and split by the client address's low bit for two queues.
+# interfaces), and split for two queues by the lcore that owns each flow.
 python3 - "$tmp/new1.pcapng" "$tmp/eth0.pcap" <<'PY'
 import struct, sys
 data = open(sys.argv[1], 'rb').read()
@@ -62,9 +63,20 @@ def write(path, keep):
             if keep(b):
                 f.write(struct.pack('<IIII', ts // 10**9, ts % 10**9, len(b), wire))
                 f.write(b)
+def lcore(b, lcores=2):
+    # pcap/dpdk_port.cpp's steer_lcore() for a frame arriving outside: the
+    # source address and port (what per-port RSS on the source would do).
+    if len(b) < 34:
+        return 0
+    addr = int.from_bytes(b[26:30], 'big')
+    ihl = (b[14] & 15) * 4
+    port = int.from_bytes(b[14 + ihl:16 + ihl], 'big') if b[23] in (6, 17) and len(b) >= 16 + ihl else 0
+    h = (((addr << 16) | port) * 0x9e3779b97f4a7c15) % (1 << 64)
+    h ^= h >> 29
+    return ((h >> 32) * lcores) >> 32
 write(sys.argv[2], lambda b: True)
-write(sys.argv[2] + '.q0', lambda b: len(b) >= 34 and b[29] % 2 == 0)
-write(sys.argv[2] + '.q1', lambda b: len(b) >= 34 and b[29] % 2 == 1)
+write(sys.argv[2] + '.q0', lambda b: lcore(b) == 0)
+write(sys.argv[2] + '.q1', lambda b: lcore(b) == 1)
 PY
 eal="--no-huge --no-pci --no-shconf --no-telemetry -m 1024 -l 0 --log-level=lib.eal:error"
 eal2="--no-huge --no-pci --no-shconf --no-telemetry -m 1024 -l 0-1 --log-level=lib.eal:error"
