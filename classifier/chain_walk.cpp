@@ -3,6 +3,7 @@
 #include "classifier/chain_walk.h"
 
 #include <algorithm>
+#include <bit>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -56,6 +57,7 @@ ChainWalker ChainWalker::build(const Table& table, const HostModel& host, const 
   }
 
   w.rules_.reserve(total);
+  w.cores_.reserve(total);
   w.ops_.reserve(total);
   w.rule_ptrs_.reserve(total);
 
@@ -147,6 +149,7 @@ ChainWalker ChainWalker::build(const Table& table, const HostModel& host, const 
     }
   }
   w.stack_.assign(nchains + 1, Frame{0, 0});
+  w.core_filter_ = CoreFilter(w.cores_);
   w.check_loops();
   return w;
 }
@@ -193,22 +196,53 @@ void ChainWalker::check_loops() const {
 
 uint32_t ChainWalker::first_match(uint32_t chain, uint32_t pos, MatchContext& ctx, WalkResult& res) noexcept {
   const ChainInfo& ci = chains_[chain];
+  if (pos >= ci.count) return ci.count;
   const PacketKey& key = *ctx.key;
   const uint16_t in = ctx.in_iface;
   const uint16_t out = ctx.out_iface;
-  if (pos < ci.count) res.rules_tested += ci.count - pos;  // less the ones after a hit, below
-  for (uint32_t p = pos; p < ci.count; ++p) {
-    // The flow-invariant core first, inline: most rules fail there.
-    const RuleCore& core = cores_[ci.first + p];
-    if (core.exact ? !core.matches(key, in, out) : !core_flow_matches(rules_[ci.first + p], ctx)) continue;
-    switch (evaluate_past_core(rules_[ci.first + p], ctx, state_, res.vary)) {
-      case MatchResult::Matched:
-        res.rules_tested -= ci.count - p - 1;
-        return p;
-      case MatchResult::Hotdrop:
-        res.rules_tested -= ci.count - p - 1;
-        return kHotdrop;
-      case MatchResult::NoMatch: break;
+  res.rules_tested += ci.count - pos;  // less the ones after a hit, below
+  // The flow-invariant cores first (most rules fail there): one by one for
+  // a short stretch, 16 at a time for a long one; then each rule whose core
+  // matched, in order.
+  const uint32_t begin = ci.first + pos;
+  const uint32_t end = ci.first + ci.count;
+  if (end - begin < kShortStretch) {
+    for (uint32_t flat = begin; flat < end; ++flat) {
+      const RuleCore& core = cores_[flat];
+      if (core.exact ? !core.matches(key, in, out) : !core_flow_matches(rules_[flat], ctx)) continue;
+      const uint32_t p = flat - ci.first;
+      switch (evaluate_past_core(rules_[flat], ctx, state_, res.vary)) {
+        case MatchResult::Matched:
+          res.rules_tested -= ci.count - p - 1;
+          return p;
+        case MatchResult::Hotdrop:
+          res.rules_tested -= ci.count - p - 1;
+          return kHotdrop;
+        case MatchResult::NoMatch: break;
+      }
+    }
+    return ci.count;
+  }
+  for (uint32_t b = begin / 16; b * 16 < end; ++b) {
+    const uint32_t lo = b * 16;
+    uint32_t m = core_filter_.block(b, key, in, out);
+    if (begin > lo) m &= ~((1U << (begin - lo)) - 1U);
+    if (end < lo + 16) m &= (1U << (end - lo)) - 1U;
+    const uint32_t inexact = core_filter_.inexact(b);
+    for (; m != 0; m &= m - 1) {
+      const auto i = static_cast<uint32_t>(std::countr_zero(m));
+      const uint32_t flat = lo + i;
+      if ((inexact >> i & 1U) != 0 && !core_flow_matches(rules_[flat], ctx)) continue;
+      const uint32_t p = flat - ci.first;
+      switch (evaluate_past_core(rules_[flat], ctx, state_, res.vary)) {
+        case MatchResult::Matched:
+          res.rules_tested -= ci.count - p - 1;
+          return p;
+        case MatchResult::Hotdrop:
+          res.rules_tested -= ci.count - p - 1;
+          return kHotdrop;
+        case MatchResult::NoMatch: break;
+      }
     }
   }
   return ci.count;

@@ -291,6 +291,8 @@ class ChainWalker {
   std::vector<ChainInfo> chains_;
   std::vector<CompiledRule> rules_;
   std::vector<RuleCore> cores_;  // parallel to rules_: the first test of each
+  CoreFilter core_filter_;       // the same, 16 to a block, for long stretches of a chain
+  static constexpr uint32_t kShortStretch = 8;  // fewer rules than this: tested one by one
   std::vector<TargetOp> ops_;
   std::vector<const Rule*> rule_ptrs_;
   std::vector<Counters> counters_;

@@ -98,6 +98,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <variant>
 #include <vector>
@@ -415,6 +416,39 @@ struct RuleCore {
   }
 };
 static_assert(sizeof(RuleCore) <= 40);
+
+/// The cores of a sequence of rules (a table's, in flat order), 16 to a
+/// block in columns, so that a handful of vector instructions test 16 rules'
+/// cores at once: the walk's first test of every rule, at a few cycles a
+/// rule. block(b, ...) has bit i set when rule 16 * b + i's core matches;
+/// rules whose core is not exact (more than 64 interfaces) always get their
+/// bit, and inexact(b) says which: check those with core_flow_matches().
+/// AVX2 where the build has it (-Dnative on a CPU with it: every x86-64
+/// server of the last decade), a loop over RuleCore::matches() elsewhere;
+/// tests/rule_match_test.cpp compares the build's path with
+/// core_flow_matches().
+class CoreFilter {
+ public:
+  CoreFilter() = default;
+  explicit CoreFilter(std::span<const RuleCore> cores);
+  uint32_t block(uint32_t b, const PacketKey& k, uint16_t in, uint16_t out) const noexcept;
+  /// block() without vector instructions: what block() is on a build
+  /// without AVX2, and the reference the tests hold the vector path to.
+  uint32_t block_portable(uint32_t b, const PacketKey& k, uint16_t in, uint16_t out) const noexcept;
+  uint32_t inexact(uint32_t b) const noexcept { return masks_[b].inexact; }
+  size_t blocks() const noexcept { return masks_.size(); }
+
+ private:
+  struct Masks {
+    uint16_t src_inv = 0, dst_inv = 0, proto_inv = 0, proto_any = 0, inexact = 0;
+  };
+  static constexpr size_t kIfaceColumns = 65;  // ids 0..63, then every other id
+  std::vector<uint32_t> src_addr_, src_mask_, dst_addr_, dst_mask_, proto_;
+  // Per block and interface column: which of its rules accept the interface.
+  std::vector<uint16_t> in_ok_, out_ok_;
+  std::vector<Masks> masks_;
+  std::vector<RuleCore> cores_;  // the scalar path's
+};
 
 /// evaluate() for a rule whose core_flow_matches() holds: its FlowVary bits,
 /// the fragment test and the module matches.
