@@ -79,6 +79,17 @@ def main():
         print(f"| (DPDK pcap vdev path / file replay of the same frames) | {ratio:.2f}x | |")
     if 'stream-1pct-trust' in med and 'preload-1pct-trust' in med:
         print(f"| (streaming / preloading) | {med['stream-1pct-trust'] / med['preload-1pct-trust']:.2f}x | |")
+    one, two = runs.get('dpdk-pcap-eth0-trust', []), runs.get('dpdk-pcap-eth0-2lcores-trust', [])
+    if one and two:
+        # Repetitions are interleaved: each two-lcore run beside the one-lcore
+        # run just before it, with its lcores' own rates (a slow lcore is a
+        # busy neighbour on that vCPU, not the handoff).
+        print()
+        print('| repetition | one lcore, Mpps | two lcores, Mpps | per lcore | ratio |')
+        print('|---|---|---|---|---|')
+        for i, (a, b) in enumerate(zip(one, two), 1):
+            lc = ' / '.join(f"{x['mpps']:.2f}" for x in b.get('lcores', []))
+            print(f"| {i} | {a['mpps']:.2f} | {b['mpps']:.2f} | {lc} | {b['mpps'] / a['mpps']:.2f}x |")
     return 0
 
 
