@@ -31,12 +31,12 @@
 #include <utility>
 #include <vector>
 
+#include "base/dpdk_eal.h"
 #include "classifier/acl.h"
-#include "classifier/classbench.h"
 #include "classifier/classifier.h"
-#include "classifier/dpdk_eal.h"
 #include "classifier/dtree.h"
 #include "classifier/tuple_space.h"
+#include "rules/classbench.h"
 
 namespace nfb {
 namespace {

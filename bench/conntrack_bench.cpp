@@ -34,9 +34,9 @@
 #include <string>
 #include <vector>
 
-#include "classifier/conntrack.h"
-#include "classifier/dpdk_eal.h"
-#include "classifier/packet_key.h"
+#include "base/dpdk_eal.h"
+#include "netfilter/conntrack.h"
+#include "packet/packet_key.h"
 
 namespace nfb {
 namespace {

@@ -12,9 +12,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "classifier/checksum.h"
-#include "classifier/frame_parser.h"
-#include "tests/frame_builder.h"
+#include "packet/checksum.h"
+#include "packet/frame_parser.h"
+#include "tests/support/frame_builder.h"
 
 namespace {
 

@@ -24,11 +24,11 @@
 #include <variant>
 #include <vector>
 
-#include "classifier/frame_parser.h"
-#include "classifier/iptables_save.h"
-#include "classifier/pipeline.h"
-#include "classifier/ruleset_gen.h"
-#include "tests/frame_builder.h"
+#include "netfilter/pipeline.h"
+#include "packet/frame_parser.h"
+#include "rules/iptables_save.h"
+#include "rules/ruleset_gen.h"
+#include "tests/support/frame_builder.h"
 
 namespace nfb {
 namespace {

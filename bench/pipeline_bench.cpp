@@ -20,10 +20,10 @@
 #include <string>
 #include <vector>
 
-#include "classifier/frame_parser.h"
-#include "classifier/iptables_save.h"
-#include "classifier/pipeline.h"
-#include "tests/frame_builder.h"
+#include "netfilter/pipeline.h"
+#include "packet/frame_parser.h"
+#include "rules/iptables_save.h"
+#include "tests/support/frame_builder.h"
 
 namespace nfb {
 namespace {

@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "classifier/dpdk_eal.h"
-#include "classifier/host.h"
+#include "base/dpdk_eal.h"
+#include "netfilter/host.h"
 
 namespace nfb {
 namespace {

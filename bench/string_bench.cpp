@@ -19,12 +19,12 @@
 #include <string>
 #include <vector>
 
-#include "classifier/chain_walk.h"
-#include "classifier/frame_parser.h"
-#include "classifier/host.h"
-#include "classifier/iptables_save.h"
 #include "classifier/string_scan.h"
-#include "tests/frame_builder.h"
+#include "netfilter/chain_walk.h"
+#include "netfilter/host.h"
+#include "packet/frame_parser.h"
+#include "rules/iptables_save.h"
+#include "tests/support/frame_builder.h"
 
 namespace nfb {
 namespace {

@@ -17,8 +17,8 @@
 #include <string>
 #include <utility>
 
-#include "classifier/byte_order.h"
-#include "classifier/dpdk_eal.h"
+#include "base/dpdk_eal.h"
+#include "packet/byte_order.h"
 
 namespace nfb {
 namespace {

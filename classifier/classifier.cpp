@@ -6,8 +6,8 @@
 #include <stdexcept>
 #include <variant>
 
-#include "classifier/packet_key.h"
-#include "classifier/rule.h"
+#include "packet/packet_key.h"
+#include "rules/rule.h"
 
 namespace nfb {
 

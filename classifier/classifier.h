@@ -27,8 +27,11 @@
 // LinearClassifier.
 //
 // Two phases: build (may allocate, may fail with std::invalid_argument
-// naming the reason) then lookup (const, noexcept, no allocation). A
-// virtual call is made per burst, never per packet.
+// naming the reason) then lookup (const, noexcept, no allocation). The
+// interface takes bursts (the ClassBench harness and benchmarks ask in
+// bursts of up to 256 keys); the chain walk asks with one key per chain step
+// (netfilter/chain_boxes.cpp), so there the virtual call is per packet and
+// chain.
 #pragma once
 
 #include <array>

@@ -16,6 +16,8 @@
 #define NFB_DTREE_X86 0
 #endif
 
+#include "base/hash.h"
+
 namespace nfb {
 
 // ---------------------------------------------------------------------------
@@ -744,13 +746,6 @@ std::vector<std::vector<uint32_t>> address_partition(const RuleBoxes& rules, con
     parts[src_small ? 0 : dst_small ? 1 : 2].push_back(i);
   }
   return parts;
-}
-
-uint64_t splitmix64(uint64_t& state) noexcept {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
 }
 
 /// Keys the way ClassBench traces are made: a random box, a random point in

@@ -33,7 +33,7 @@
 #include <string_view>
 #include <vector>
 
-#include "classifier/load_error.h"
+#include "base/load_error.h"
 
 struct hs_database;
 struct hs_scratch;

@@ -12,9 +12,9 @@
 #include <cstring>
 #include <utility>
 
-#include "classifier/byte_order.h"
-#include "classifier/input_file.h"
-#include "classifier/load_error.h"
+#include "base/input_file.h"
+#include "base/load_error.h"
+#include "packet/byte_order.h"
 
 namespace nfb {
 namespace {

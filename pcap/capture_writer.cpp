@@ -9,7 +9,7 @@
 #include <cstring>
 #include <utility>
 
-#include "classifier/load_error.h"
+#include "base/load_error.h"
 
 namespace nfb {
 namespace {

@@ -19,8 +19,8 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "classifier/dpdk_eal.h"
-#include "classifier/frame_parser.h"
+#include "base/dpdk_eal.h"
+#include "packet/frame_parser.h"
 #include "pcap/capture_reader.h"
 
 namespace nfb {

@@ -66,8 +66,8 @@
 #include <utility>
 #include <vector>
 
-#include "classifier/packet_key.h"
-#include "classifier/pipeline.h"
+#include "netfilter/pipeline.h"
+#include "packet/packet_key.h"
 #include "pcap/replay.h"
 
 namespace nfb {

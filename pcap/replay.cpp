@@ -13,8 +13,8 @@
 #include <utility>
 #include <vector>
 
-#include "classifier/checksum.h"
-#include "classifier/load_error.h"
+#include "base/load_error.h"
+#include "packet/checksum.h"
 #include "pcap/capture_writer.h"
 
 namespace nfb {

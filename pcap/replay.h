@@ -41,8 +41,8 @@
 #include <functional>
 #include <string>
 
-#include "classifier/frame_parser.h"
-#include "classifier/pipeline.h"
+#include "netfilter/pipeline.h"
+#include "packet/frame_parser.h"
 #include "pcap/capture_reader.h"
 
 namespace nfb {

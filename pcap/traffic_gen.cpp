@@ -9,10 +9,10 @@
 #include <stdexcept>
 #include <variant>
 
-#include "classifier/byte_order.h"
-#include "classifier/checksum.h"
-#include "classifier/ip_protocol.h"
-#include "classifier/packet_key.h"
+#include "packet/byte_order.h"
+#include "packet/checksum.h"
+#include "packet/ip_protocol.h"
+#include "packet/packet_key.h"
 #include "pcap/capture_writer.h"
 
 namespace nfb {

@@ -42,8 +42,8 @@
 #include <string>
 #include <vector>
 
-#include "classifier/host.h"
-#include "classifier/rule.h"
+#include "netfilter/host.h"
+#include "rules/rule.h"
 
 namespace nfb {
 

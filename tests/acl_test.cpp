@@ -1,7 +1,7 @@
 // AclClassifier (DPDK rte_acl behind the classifier interface) against the
 // linear walk: every bundled ClassBench 1K set (jiachang_acl1_1k with its
 // trace), the 10K sets with the first 200,000 headers of their traces, and
-// random rule sets (tests/random_boxes.h) over the five-tuple, a chain's
+// random rule sets (tests/support/random_boxes.h) over the five-tuple, a chain's
 // dimensions, all dimensions and random subsets of them (several boxes per
 // position, residual flags, empty and over-wide ranges, rounds with only
 // prefixes), with random start positions and starts just past the first
@@ -25,73 +25,34 @@
 #include <string>
 #include <vector>
 
-#include "classifier/classbench.h"
+#include "base/dpdk_eal.h"
 #include "classifier/classifier.h"
-#include "classifier/dpdk_eal.h"
-#include "tests/random_boxes.h"
+#include "rules/classbench.h"
+#include "tests/support/classbench_data.h"
+#include "tests/support/equals_linear.h"
+#include "tests/support/random_boxes.h"
 
 namespace nfb {
 namespace {
 
+using test::linear_answers;
+using test::load_classbench_boxes;
+using test::load_classbench_trace_keys;
+
 // avx512x32 needs the EAL to allow 512-bit SIMD.
 const std::vector<std::string> kEalArgs = {"--force-max-simd-bitwidth=512", "--log-level=lib.eal:warning"};
-
-std::string data_path(const std::string& name) {
-  const char* root = std::getenv("NFB_SOURCE_ROOT");
-  return std::string(root != nullptr ? root : ".") + "/data/classbench/" + name;
-}
 
 uint32_t draw(std::mt19937_64& rng, uint32_t lo, uint32_t hi) {
   return lo + static_cast<uint32_t>(rng() % (uint64_t{hi} - lo + 1));
 }
 bool chance(std::mt19937_64& rng, unsigned percent) { return rng() % 100 < percent; }
 
-// The key's non-zero dimensions.
-std::string key_str(const ClassifierKey& k) {
-  std::string out;
-  for (unsigned d = 0; d < kDims; ++d) {
-    if (k.v[d] != 0) out += fmt::format("{}{} {:#x}", out.empty() ? "" : " ", dim_name(static_cast<Dim>(d)), k.v[d]);
-  }
-  return out.empty() ? "all 0" : out;
-}
+// rte_acl's answers in bursts of uneven sizes, around its internal 256.
+const std::vector<size_t> kAclBursts{1, 7, 255, 256, 257, 1000, 4096};
 
-// acl's answers for keys/starts, asked in bursts of uneven sizes (around the
-// internal 256) so every split of a burst is exercised.
-std::vector<uint32_t> acl_answers(const Classifier& acl, const std::vector<ClassifierKey>& keys,
-                                  const std::vector<uint32_t>& starts) {
-  static constexpr size_t kSizes[] = {1, 7, 255, 256, 257, 1000, 4096};
-  std::vector<uint32_t> out(keys.size(), 0xdeadbeef);
-  size_t at = 0;
-  for (size_t s = 0; at < keys.size(); ++s) {
-    const size_t n = std::min(kSizes[s % std::size(kSizes)], keys.size() - at);
-    acl.lookup(std::span(keys).subspan(at, n),
-               starts.empty() ? std::span<const uint32_t>() : std::span(starts).subspan(at, n),
-               std::span(out).subspan(at, n));
-    at += n;
-  }
-  return out;
-}
-
-std::vector<uint32_t> linear_answers(const LinearClassifier& linear, const std::vector<ClassifierKey>& keys,
-                                     const std::vector<uint32_t>& starts) {
-  std::vector<uint32_t> out(keys.size());
-  linear.lookup(keys, starts, out);
-  return out;
-}
-
-// Checks acl against the expected answers; prints the first few differences.
 void expect_same(const Classifier& acl, const std::vector<ClassifierKey>& keys, const std::vector<uint32_t>& starts,
                  const std::vector<uint32_t>& expected, const std::string& what) {
-  const std::vector<uint32_t> got = acl_answers(acl, keys, starts);
-  size_t wrong = 0;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (got[i] == expected[i]) continue;
-    if (++wrong <= 5) {
-      ADD_FAILURE() << what << ": key " << i << " (" << key_str(keys[i]) << ") start "
-                    << (starts.empty() ? 0 : starts[i]) << ": acl " << got[i] << ", linear " << expected[i];
-    }
-  }
-  EXPECT_EQ(wrong, 0U) << what << ": " << wrong << " of " << keys.size() << " lookups differ";
+  test::expect_answers(acl, keys, starts, expected, kAclBursts, what);
 }
 
 // Start positions: 0, random, and just past / at the key's first match (so
@@ -140,18 +101,6 @@ class AclTest : public ::testing::Test {
     return algs;
   }
 };
-
-RuleBoxes load_boxes(const std::string& file) {
-  const Ruleset rs = load_classbench_rules(data_path(file));
-  return classbench_boxes(classbench_chain(rs));
-}
-
-std::vector<ClassifierKey> trace_keys(const std::string& file, size_t limit) {
-  const ClassBenchTrace trace = load_classbench_trace(data_path(file));
-  std::vector<ClassifierKey> keys;
-  for (size_t i = 0; i < trace.keys.size() && i < limit; ++i) keys.push_back(classbench_key(trace.keys[i]));
-  return keys;
-}
 
 // ---------------------------------------------------------------- basics
 
@@ -280,7 +229,7 @@ TEST_F(AclTest, RecordLayouts) {
   EXPECT_EQ(layout(kFiveTuple & ~(1U << kDimSrcPort)),
             "proto:bitmask@0/1 src_ip:mask@4/4 dst_ip:mask@8/4 pad:bitmask@12/2 dst_port:range@14/2 = 16 B");
   for (const char* file : {"neurocuts_acl1_1k.rules", "neurocuts_fw1_1k.rules"}) {
-    const AclClassifier acl(load_boxes(file));
+    const AclClassifier acl(load_classbench_boxes(file));
     EXPECT_EQ(acl.record_bytes(), 16U) << file;
     EXPECT_EQ(acl.layout().rfind("proto:bitmask@0/1 src_ip:mask@4/4 dst_ip:mask@8/4 ", 0), 0U) << acl.layout();
   }
@@ -460,8 +409,8 @@ TEST_F(AclTest, EalStartsOnceWithTheDocumentedArguments) {
 }
 
 TEST_F(AclTest, MemoryIsReported) {
-  const RuleBoxes small = load_boxes("neurocuts_acl1_1k.rules");
-  const RuleBoxes large = load_boxes("neurocuts_acl1_10k.rules");
+  const RuleBoxes small = load_classbench_boxes("neurocuts_acl1_1k.rules");
+  const RuleBoxes large = load_classbench_boxes("neurocuts_acl1_10k.rules");
   AclClassifier a(small);
   AclClassifier b(large);
   // rte_acl keeps a copy of every rule: 16 bytes of rule data and 16 per
@@ -500,7 +449,7 @@ TEST_F(AclTest, BuildFailuresNameTheReason) {
 
   AclOptions tiny;
   tiny.max_size = 4096;
-  EXPECT_EQ(message(load_boxes("neurocuts_acl1_1k.rules"), tiny),
+  EXPECT_EQ(message(load_classbench_boxes("neurocuts_acl1_1k.rules"), tiny),
             "acl: rte_acl_build of positions 0..941 (942 boxes) failed: the run-time structure does not fit "
             "max_size = 4096 bytes even with the smallest tries");
 
@@ -553,11 +502,11 @@ TEST_F(AclTest, EqualsLinearOnClassBench1k) {
   for (const char* file : {"neurocuts_acl1_1k.rules", "neurocuts_fw1_1k.rules", "neurocuts_ipc1_1k.rules",
                            "jiachang_acl1_1k.rules"}) {
     SCOPED_TRACE(file);
-    const RuleBoxes rules = load_boxes(file);
+    const RuleBoxes rules = load_classbench_boxes(file);
     const LinearClassifier linear(rules);
     std::vector<ClassifierKey> keys = gen.keys(rules, 20000);
     if (std::string(file) == "jiachang_acl1_1k.rules") {
-      const std::vector<ClassifierKey> trace = trace_keys("jiachang_acl1_1k.trace", SIZE_MAX);
+      const std::vector<ClassifierKey> trace = load_classbench_trace_keys("jiachang_acl1_1k.trace", SIZE_MAX);
       ASSERT_EQ(trace.size(), 11069U);
       keys.insert(keys.begin(), trace.begin(), trace.end());
     }
@@ -584,9 +533,9 @@ TEST_F(AclTest, EqualsLinearOnClassBench10kTraces) {
   std::mt19937_64 rng(10001);
   for (const char* set : {"acl1", "fw1", "ipc1"}) {
     SCOPED_TRACE(set);
-    const RuleBoxes rules = load_boxes(fmt::format("neurocuts_{}_10k.rules", set));
+    const RuleBoxes rules = load_classbench_boxes(fmt::format("neurocuts_{}_10k.rules", set));
     const LinearClassifier linear(rules);
-    const std::vector<ClassifierKey> keys = trace_keys(fmt::format("classbench_{}_10k.trace.xz", set), 200000);
+    const std::vector<ClassifierKey> keys = load_classbench_trace_keys(fmt::format("classbench_{}_10k.trace.xz", set), 200000);
     ASSERT_EQ(keys.size(), 200000U);
     const std::vector<uint32_t> first = linear_answers(linear, keys, {});
     AclClassifier acl(rules);

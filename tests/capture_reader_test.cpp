@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "classifier/load_error.h"
+#include "base/load_error.h"
 
 namespace nfb {
 namespace {

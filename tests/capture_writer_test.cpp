@@ -23,7 +23,7 @@
 #include <utility>
 #include <vector>
 
-#include "classifier/load_error.h"
+#include "base/load_error.h"
 #include "pcap/capture_reader.h"
 
 namespace {

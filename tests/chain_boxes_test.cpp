@@ -1,7 +1,7 @@
-// Chain boxes (classifier/chain_boxes.h): the box conversion on hand-written
+// Chain boxes (netfilter/chain_boxes.h): the box conversion on hand-written
 // rules, the key of a packet, and random chains walked on every classifier
 // against the linear walk (same verdicts, same counters, same state).
-#include "classifier/chain_boxes.h"
+#include "netfilter/chain_boxes.h"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "classifier/iptables_save.h"
+#include "rules/iptables_save.h"
 
 namespace nfb {
 namespace {

@@ -10,7 +10,7 @@
 // The TRACE expectations below were read from the kernel log of the same
 // kind of namespace (net.netfilter.nf_log_all_netns=1, nf_log.2=nf_log_ipv4),
 // which the automatic test does not do because it changes a global sysctl.
-#include "classifier/chain_walk.h"
+#include "netfilter/chain_walk.h"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -33,12 +33,12 @@
 #include <utility>
 #include <vector>
 
-#include "classifier/frame_parser.h"
-#include "classifier/host.h"
-#include "classifier/iptables_save.h"
-#include "classifier/load_error.h"
-#include "tests/frame_builder.h"
-#include "tests/netns.h"
+#include "base/load_error.h"
+#include "netfilter/host.h"
+#include "packet/frame_parser.h"
+#include "rules/iptables_save.h"
+#include "tests/support/frame_builder.h"
+#include "tests/support/netns.h"
 
 namespace nfb {
 namespace {

@@ -1,7 +1,7 @@
 // ClassBench reader: the bundled rule sets and traces load completely, rules
 // land in the shared rule model as documented, the writer round-trips, and
 // every error names FILE:LINE:COL and what was expected.
-#include "classifier/classbench.h"
+#include "rules/classbench.h"
 
 #include <gtest/gtest.h>
 
@@ -9,15 +9,11 @@
 #include <stdexcept>
 #include <string>
 
-#include "classifier/input_file.h"
+#include "base/input_file.h"
+#include "tests/support/classbench_data.h"
 
 namespace nfb {
 namespace {
-
-std::string data_path(const std::string& name) {
-  const char* root = std::getenv("NFB_SOURCE_ROOT");
-  return std::string(root != nullptr ? root : ".") + "/data/classbench/" + name;
-}
 
 size_t count_lines(const std::string& text) {
   size_t n = 0;
@@ -27,7 +23,7 @@ size_t count_lines(const std::string& text) {
 
 TEST(ClassBenchRules, FirstRuleOfAcl1) {
   // @176.19.181.33/32  90.145.23.162/32  0 : 65535  1550 : 1550  0x06/0xFF  0x0000/0x0200
-  const Ruleset rs = load_classbench_rules(data_path("neurocuts_acl1_1k.rules"));
+  const Ruleset rs = load_classbench_rules(test::classbench_path("neurocuts_acl1_1k.rules"));
   const Chain& chain = classbench_chain(rs);
   ASSERT_EQ(chain.rules.size(), 942U);
   const Rule& r = chain.rules[0];
@@ -69,14 +65,14 @@ TEST(ClassBenchRules, EveryBundledSetLoadsCompletely) {
                        Set{"neurocuts_ipc1_10k.rules", 9518}, Set{"classbench_acl1_100k.rules.xz", 99383},
                        Set{"classbench_fw1_100k.rules.xz", 89038}, Set{"classbench_ipc1_100k.rules.xz", 99253}}) {
     SCOPED_TRACE(s.file);
-    EXPECT_EQ(classbench_chain(load_classbench_rules(data_path(s.file))).rules.size(), s.rules);
+    EXPECT_EQ(classbench_chain(load_classbench_rules(test::classbench_path(s.file))).rules.size(), s.rules);
   }
 }
 
 TEST(ClassBenchRules, WriterRoundTripsEveryRule) {
   for (const char* file : {"neurocuts_fw1_1k.rules", "neurocuts_ipc1_10k.rules"}) {
     SCOPED_TRACE(file);
-    const Ruleset first = load_classbench_rules(data_path(file));
+    const Ruleset first = load_classbench_rules(test::classbench_path(file));
     const std::string text = write_classbench_rules(classbench_chain(first));
     const Ruleset second = read_classbench_rules(text, "rewritten");
     const Chain& a = classbench_chain(first);
@@ -106,7 +102,7 @@ TEST(ClassBenchRules, WriterRejectsWhatClassBenchCannotSay) {
 
 TEST(ClassBenchTrace, JiachangTraceLoads) {
   // 3266998700  1458994818  0  1521  6  268439552  214
-  const ClassBenchTrace t = load_classbench_trace(data_path("jiachang_acl1_1k.trace"));
+  const ClassBenchTrace t = load_classbench_trace(test::classbench_path("jiachang_acl1_1k.trace"));
   ASSERT_EQ(t.keys.size(), 11069U);
   ASSERT_EQ(t.filter_ids.size(), t.keys.size());
   EXPECT_EQ(t.keys[0].src_ip, 3266998700U);
@@ -118,7 +114,7 @@ TEST(ClassBenchTrace, JiachangTraceLoads) {
 }
 
 TEST(ClassBenchTrace, XzTraceLoadsEveryLine) {
-  const std::string path = data_path("classbench_fw1_10k.trace.xz");
+  const std::string path = test::classbench_path("classbench_fw1_10k.trace.xz");
   const ClassBenchTrace t = load_classbench_trace(path);
   EXPECT_EQ(t.keys.size(), count_lines(read_input_file(path)));
   EXPECT_EQ(t.keys.size(), 1000000U);
@@ -213,7 +209,7 @@ TEST(ClassBenchFiles, MissingFileIsNamed) {
 TEST(ClassBenchFiles, CorruptXzNamesTheOffset) {
   const std::string path = ::testing::TempDir() + "/corrupt.rules.xz";
   // Take the real compressed bytes and cut them: decoding must fail at the end.
-  FILE* in = std::fopen(data_path("classbench_fw1_100k.rules.xz").c_str(), "rb");
+  FILE* in = std::fopen(test::classbench_path("classbench_fw1_100k.rules.xz").c_str(), "rb");
   ASSERT_NE(in, nullptr);
   std::string packed(4096, '\0');
   const size_t got = std::fread(packed.data(), 1, packed.size(), in);

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "classifier/load_error.h"
-#include "tests/netns.h"
-#include "tests/test_data.h"
+#include "base/load_error.h"
+#include "tests/support/netns.h"
+#include "tests/support/test_data.h"
 #include "tools/compare.h"
 
 namespace nfb {

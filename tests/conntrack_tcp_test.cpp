@@ -3,7 +3,7 @@
 // sequences replayed with the answers Linux 6.18 gave for the very same
 // packets (KernelSequences.*).
 //
-// How the kernel answers were obtained (classifier/conntrack.md, "How the
+// How the kernel answers were obtained (netfilter/conntrack.md, "How the
 // facts were measured"): each packet was sent with an AF_PACKET socket into a
 // network namespace that forwards 10.201.0.0/16 to a sink namespace, with
 // iptables-legacy rules in mangle PREROUTING counting `--ctstate` and
@@ -13,8 +13,8 @@
 // feeds the same frames to ConntrackTable with timestamps 40 ms (dump) and
 // 60 ms (next packet) apart, as in the measurement, and compares every
 // answer and every conntrack -L line.
-#include "classifier/conntrack.h"
-#include "classifier/conntrack_tcp.h"
+#include "netfilter/conntrack.h"
+#include "netfilter/conntrack_tcp.h"
 
 #include <gtest/gtest.h>
 
@@ -24,10 +24,10 @@
 #include <string_view>
 #include <vector>
 
-#include "classifier/byte_order.h"
-#include "classifier/frame_parser.h"
-#include "tests/conntrack_replay.h"
-#include "tests/frame_builder.h"
+#include "packet/byte_order.h"
+#include "packet/frame_parser.h"
+#include "tests/support/conntrack_replay.h"
+#include "tests/support/frame_builder.h"
 
 namespace nfb {
 namespace {
@@ -35,7 +35,7 @@ namespace {
 using test::Bytes;
 using test::ip4;
 
-// Packets of the measurement: tests/conntrack_replay.h.
+// Packets of the measurement: tests/support/conntrack_replay.h.
 using test::flag_bits;
 using test::kC;
 using test::kS;
@@ -46,7 +46,7 @@ using test::tcp_packet;
 
 // ---------------------------------------------------------------- replay
 
-// The replay harness: tests/conntrack_replay.h.
+// The replay harness: tests/support/conntrack_replay.h.
 using test::Replay;
 
 TEST(KernelSequences, HandshakeDataCloseReopen) {

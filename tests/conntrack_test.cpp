@@ -6,7 +6,7 @@
 // packets (KernelSequences.*). TCP sequences are in conntrack_tcp_test.cpp,
 // which shares this file's replay harness (kept identical).
 //
-// How the kernel answers were obtained (classifier/conntrack.md, "How the
+// How the kernel answers were obtained (netfilter/conntrack.md, "How the
 // facts were measured"): each packet was sent with an AF_PACKET socket into a
 // network namespace that forwards 10.201.0.0/16 to a sink namespace, with
 // iptables-legacy rules in mangle PREROUTING counting `--ctstate` and
@@ -16,8 +16,8 @@
 // feeds the same frames to ConntrackTable with timestamps 40 ms (dump) and
 // 60 ms (next packet) apart, as in the measurement, and compares every
 // answer and every conntrack -L line.
-#include "classifier/conntrack.h"
-#include "classifier/conntrack_tcp.h"
+#include "netfilter/conntrack.h"
+#include "netfilter/conntrack_tcp.h"
 
 #include <gtest/gtest.h>
 
@@ -31,9 +31,9 @@
 #include <string_view>
 #include <vector>
 
-#include "classifier/frame_parser.h"
-#include "tests/conntrack_replay.h"
-#include "tests/frame_builder.h"
+#include "packet/frame_parser.h"
+#include "tests/support/conntrack_replay.h"
+#include "tests/support/frame_builder.h"
 
 namespace nfb {
 namespace {
@@ -41,7 +41,7 @@ namespace {
 using test::Bytes;
 using test::ip4;
 
-// Packets of the measurement: tests/conntrack_replay.h.
+// Packets of the measurement: tests/support/conntrack_replay.h.
 using test::flag_bits;
 using test::kC;
 using test::kS;
@@ -106,7 +106,7 @@ Bytes G(uint32_t src, uint32_t dst, uint8_t proto, std::size_t n) {
 
 // ---------------------------------------------------------------- replay
 
-// The replay harness: tests/conntrack_replay.h.
+// The replay harness: tests/support/conntrack_replay.h.
 using test::Replay;
 
 TEST(KernelSequences, UdpStreamAfterTwoSeconds) {

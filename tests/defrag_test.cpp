@@ -1,10 +1,10 @@
-// The reassembly table (classifier/defrag.h): arrival orders, duplicates and
+// The reassembly table (netfilter/defrag.h): arrival orders, duplicates and
 // overlaps with the kernel's run rule, length rules, the reassembled bytes
 // and header fields, timeouts, capacity, memory and output buffers. Every
 // rule checked here was measured on the kernel first (see defrag.h and
 // tests/data/scenarios/README.md); a randomized test holds the table to a
 // plain reference written from the same rules.
-#include "classifier/defrag.h"
+#include "netfilter/defrag.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -16,8 +16,8 @@
 #include <utility>
 #include <vector>
 
-#include "classifier/frame_parser.h"
-#include "tests/frame_builder.h"
+#include "packet/frame_parser.h"
+#include "tests/support/frame_builder.h"
 
 namespace nfb {
 namespace {

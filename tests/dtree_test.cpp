@@ -19,23 +19,14 @@
 #include <string>
 #include <vector>
 
-#include "classifier/classbench.h"
 #include "classifier/classifier.h"
-#include "tests/random_boxes.h"
+#include "rules/classbench.h"
+#include "tests/support/classbench_data.h"
+#include "tests/support/equals_linear.h"
+#include "tests/support/random_boxes.h"
 
 namespace nfb {
 namespace {
-
-std::string data_path(const std::string& name) {
-  const char* root = std::getenv("NFB_SOURCE_ROOT");
-  return std::string(root != nullptr ? root : ".") + "/data/classbench/" + name;
-}
-
-std::string key_str(const ClassifierKey& k) {
-  std::string s;
-  for (unsigned d = 0; d < kDims; ++d) s += std::string(d ? " " : "") + dim_name(static_cast<Dim>(d)) + "=" + std::to_string(k.v[d]);
-  return s;
-}
 
 /// The instruction sets this CPU runs (scalar always).
 std::vector<DtreeIsa> isas() {
@@ -45,31 +36,11 @@ std::vector<DtreeIsa> isas() {
   return out;
 }
 
-/// Looks `keys` up in both classifiers in bursts of random sizes (so group
-/// boundaries inside the kernel are crossed) and compares every answer.
-/// Returns the number of lookups; records at most a few failures.
-size_t expect_same(const Classifier& want, const Classifier& got, const std::vector<ClassifierKey>& keys,
+/// dtree against the linear walk, asked in bursts of random sizes (so group
+/// boundaries inside the kernel are crossed). Returns the lookups made.
+size_t expect_same(const LinearClassifier& linear, const Classifier& dtree, const std::vector<ClassifierKey>& keys,
                    const std::vector<uint32_t>& starts, uint64_t seed, const std::string& label) {
-  std::mt19937_64 rng(seed);
-  std::vector<uint32_t> a(keys.size(), 0xdeadbeefU);
-  std::vector<uint32_t> b(keys.size(), 0xdeadbeefU);
-  const std::span<const ClassifierKey> all(keys);
-  const std::span<const uint32_t> all_starts(starts);
-  want.lookup(all, all_starts, a);
-  for (size_t i = 0; i < keys.size();) {
-    const size_t n = std::min<size_t>(keys.size() - i, 1 + rng() % 300);
-    got.lookup(all.subspan(i, n), starts.empty() ? all_starts : all_starts.subspan(i, n),
-               std::span<uint32_t>(b).subspan(i, n));
-    i += n;
-  }
-  int reported = 0;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (a[i] != b[i] && reported++ < 5) {
-      ADD_FAILURE() << label << ": key " << i << " (" << key_str(keys[i])
-                    << ") start " << (starts.empty() ? 0 : starts[i]) << ": linear " << a[i] << ", dtree " << b[i];
-    }
-  }
-  return keys.size();
+  return test::expect_equals_linear(dtree, linear, keys, starts, test::random_bursts(keys.size(), seed, 300), label);
 }
 
 struct RandomCase {
@@ -342,18 +313,6 @@ TEST(DtreeErrors, InstructionSetThisCpuLacks) {
 // ---------------------------------------------------------------------------
 // ClassBench sets.
 
-RuleBoxes classbench(const std::string& file) {
-  const Ruleset rs = load_classbench_rules(data_path(file));
-  return classbench_boxes(classbench_chain(rs));
-}
-
-std::vector<ClassifierKey> trace_keys(const std::string& file, size_t limit) {
-  const ClassBenchTrace trace = load_classbench_trace(data_path(file));
-  std::vector<ClassifierKey> keys;
-  for (size_t i = 0; i < trace.keys.size() && i < limit; ++i) keys.push_back(classbench_key(trace.keys[i]));
-  return keys;
-}
-
 /// Keys in the ClassBench key space (5 tuple, the rest 0) drawn from the
 /// rules: a point in a random box, its endpoints and their neighbours.
 std::vector<ClassifierKey> classbench_like_keys(const RuleBoxes& rb, size_t n, uint64_t seed) {
@@ -368,7 +327,7 @@ std::vector<ClassifierKey> classbench_like_keys(const RuleBoxes& rb, size_t n, u
 class DtreeClassBench1k : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(DtreeClassBench1k, EqualsLinear) {
-  const RuleBoxes rb = classbench(GetParam());
+  const RuleBoxes rb = test::load_classbench_boxes(GetParam());
   const LinearClassifier linear(rb);
   const std::vector<ClassifierKey> keys = classbench_like_keys(rb, 30000, 31);
   RandomRules gen(32);
@@ -392,8 +351,8 @@ INSTANTIATE_TEST_SUITE_P(Sets, DtreeClassBench1k,
                                            "neurocuts_ipc1_1k.rules", "jiachang_acl1_1k.rules"));
 
 TEST(DtreeClassBench, JiachangAcl1WithItsTrace) {
-  const RuleBoxes rb = classbench("jiachang_acl1_1k.rules");
-  const std::vector<ClassifierKey> keys = trace_keys("jiachang_acl1_1k.trace", std::numeric_limits<size_t>::max());
+  const RuleBoxes rb = test::load_classbench_boxes("jiachang_acl1_1k.rules");
+  const std::vector<ClassifierKey> keys = test::load_classbench_trace_keys("jiachang_acl1_1k.trace", std::numeric_limits<size_t>::max());
   ASSERT_GT(keys.size(), 10000U);
   const LinearClassifier linear(rb);
   RandomRules gen(41);
@@ -411,8 +370,8 @@ class DtreeClassBench10k : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(DtreeClassBench10k, EqualsLinearOnTrace) {
   const std::string set = GetParam();
-  const RuleBoxes rb = classbench("neurocuts_" + set + "_10k.rules");
-  const std::vector<ClassifierKey> keys = trace_keys("classbench_" + set + "_10k.trace.xz", 200000);
+  const RuleBoxes rb = test::load_classbench_boxes("neurocuts_" + set + "_10k.rules");
+  const std::vector<ClassifierKey> keys = test::load_classbench_trace_keys("classbench_" + set + "_10k.trace.xz", 200000);
   ASSERT_EQ(keys.size(), 200000U);
   const LinearClassifier linear(rb);
   const DtreeClassifier dtree(rb);  // the default build, as benchmarked

@@ -21,12 +21,12 @@
 #include <string>
 #include <vector>
 
-#include "classifier/checksum.h"
-#include "classifier/iptables_save.h"
-#include "classifier/pipeline.h"
+#include "netfilter/pipeline.h"
+#include "packet/checksum.h"
 #include "pcap/capture_reader.h"
 #include "pcap/traffic_gen.h"
-#include "tests/sanitizer.h"
+#include "rules/iptables_save.h"
+#include "tests/support/sanitizer.h"
 
 namespace nfb {
 namespace {

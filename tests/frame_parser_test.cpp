@@ -1,6 +1,6 @@
-// Tests for classifier/frame_parser.h, classifier/packet_key.h and
-// classifier/checksum.h. Frames are built byte by byte with tests/frame_builder.h.
-#include "classifier/frame_parser.h"
+// Tests for packet/frame_parser.h, packet/packet_key.h and
+// packet/checksum.h. Frames are built byte by byte with tests/support/frame_builder.h.
+#include "packet/frame_parser.h"
 
 #include <gtest/gtest.h>
 
@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "classifier/checksum.h"
-#include "classifier/packet_key.h"
-#include "tests/frame_builder.h"
+#include "packet/checksum.h"
+#include "packet/packet_key.h"
+#include "tests/support/frame_builder.h"
 
 namespace nfb {
 // Readable failures: print statuses by name.

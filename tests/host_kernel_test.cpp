@@ -13,7 +13,7 @@
 //    MASQUERADE.
 // Needs root, `ip`, iptables-legacy and conntrack; skips with the reason
 // otherwise.
-#include "classifier/host.h"
+#include "netfilter/host.h"
 
 #include <fcntl.h>
 #include <linux/if_packet.h>
@@ -37,9 +37,9 @@
 #include <thread>
 #include <vector>
 
-#include "classifier/byte_order.h"
-#include "classifier/rule.h"
-#include "tests/netns.h"
+#include "packet/byte_order.h"
+#include "rules/rule.h"
+#include "tests/support/netns.h"
 
 namespace nfb {
 namespace {

@@ -2,9 +2,9 @@
 // selection on the default Docker host and on variations of it, loading `ip
 // -j addr` / `ip -j route` JSON, and the load errors. The expected answers
 // are what Linux 6.18 gave in a namespace built the same way (see the
-// comment block in classifier/host.h; tests/host_kernel_test.cpp re-checks
+// comment block in netfilter/host.h; tests/host_kernel_test.cpp re-checks
 // them against the running kernel).
-#include "classifier/host.h"
+#include "netfilter/host.h"
 
 #include <gtest/gtest.h>
 
@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "classifier/load_error.h"
-#include "classifier/rule.h"
+#include "base/load_error.h"
+#include "rules/rule.h"
 
 namespace nfb {
 namespace {

@@ -24,10 +24,10 @@
 
 #include <fmt/format.h>
 
-#include "classifier/iptables_list.h"
-#include "classifier/iptables_save.h"
-#include "tests/netns.h"
-#include "tests/test_data.h"
+#include "rules/iptables_list.h"
+#include "rules/iptables_save.h"
+#include "tests/support/netns.h"
+#include "tests/support/test_data.h"
 
 namespace nfb {
 namespace {

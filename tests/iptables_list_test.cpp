@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
-#include "classifier/iptables_list.h"
-#include "classifier/iptables_save.h"
-#include "tests/test_data.h"
+#include "rules/iptables_list.h"
+#include "rules/iptables_save.h"
+#include "tests/support/test_data.h"
 
 namespace nfb {
 namespace {

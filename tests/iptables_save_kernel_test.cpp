@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
-#include "classifier/iptables_save.h"
-#include "tests/netns.h"
-#include "tests/test_data.h"
+#include "rules/iptables_save.h"
+#include "tests/support/netns.h"
+#include "tests/support/test_data.h"
 
 namespace nfb {
 namespace {

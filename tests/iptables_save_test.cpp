@@ -19,8 +19,8 @@
 
 #include <fmt/format.h>
 
-#include "classifier/iptables_save.h"
-#include "tests/test_data.h"
+#include "rules/iptables_save.h"
+#include "tests/support/test_data.h"
 
 namespace nfb {
 namespace {
@@ -236,8 +236,8 @@ TEST(IptablesSaveReader, ModuleValues) {
     EXPECT_EQ(m.sport, (PortRange{1024, 65535}));
     EXPECT_TRUE(m.sport_invert);
     EXPECT_EQ(m.dport, (PortRange{0, 80}));
-    EXPECT_EQ(m.flags_mask, kTcpFin | kTcpSyn | kTcpRst | kTcpAck);
-    EXPECT_EQ(m.flags_cmp, kTcpSyn);
+    EXPECT_EQ(m.flags_mask, tcp_flag::kFin | tcp_flag::kSyn | tcp_flag::kRst | tcp_flag::kAck);
+    EXPECT_EQ(m.flags_cmp, tcp_flag::kSyn);
     EXPECT_TRUE(m.flags_invert);
     EXPECT_EQ(m.option, 8);
   }

@@ -5,7 +5,7 @@
 // proven: counters are a pure function of (ruleset, frames), an idle host
 // counts nothing, simple counts come out as predicted, checksums reach
 // conntrack unverified, and the seed case behaves as documented.
-#include "tests/kernel_host.h"
+#include "tests/support/kernel_host.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -19,12 +19,12 @@
 #include <thread>
 #include <vector>
 
-#include "classifier/frame_parser.h"
-#include "classifier/iptables_save.h"
-#include "classifier/load_error.h"
-#include "tests/frame_builder.h"
-#include "tests/netns.h"
-#include "tests/scenarios.h"
+#include "base/load_error.h"
+#include "packet/frame_parser.h"
+#include "rules/iptables_save.h"
+#include "tests/support/frame_builder.h"
+#include "tests/support/netns.h"
+#include "tests/support/scenarios.h"
 
 namespace nfb {
 namespace {
@@ -675,7 +675,7 @@ TEST_F(KernelHostTest, ScenariosMatchTheRecordedKernel) {
 }
 
 TEST_F(KernelHostTest, FragmentsAreReassembledBeforeAnyChain) {
-  // The reassembly facts classifier/defrag.h relies on, in the edge cases'
+  // The reassembly facts netfilter/defrag.h relies on, in the edge cases'
   // counters (see fragment_edge_frames() for the cases).
   const Scenario s = fragment_edge_cases();
   const KernelRun r = run_in_kernel(s);

@@ -1,21 +1,21 @@
-// Lint and explain (classifier/lint.h, classifier/explain.h): the seed case
+// Lint and explain (analysis/lint.h, analysis/explain.h): the seed case
 // flagged with its DNAT rule and a checked fix, the fixed rules and the
 // shipped rulesets clean, Docker 27 and 28 with user rules added, shadowed
 // rules found by box subtraction (and not on a guess), unreferenced chains,
 // one packet explained with its reply and a later packet, and the command's
 // exit codes.
-#include "classifier/lint.h"
+#include "analysis/lint.h"
 
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <string>
 
-#include "classifier/explain.h"
-#include "classifier/iptables_save.h"
-#include "classifier/pipeline.h"
-#include "classifier/ruleset_gen.h"
-#include "tests/scenarios.h"
+#include "analysis/explain.h"
+#include "netfilter/pipeline.h"
+#include "rules/iptables_save.h"
+#include "rules/ruleset_gen.h"
+#include "tests/support/scenarios.h"
 
 namespace nfb {
 namespace {
@@ -74,7 +74,7 @@ TEST(Lint, UserRulesOnDocker27And28) {
   }
 }
 
-// Generated rulesets (classifier/ruleset_gen.h): kube-proxy's shape at a few
+// Generated rulesets (rules/ruleset_gen.h): kube-proxy's shape at a few
 // sizes is clean; a generated Docker host with a naive DOCKER-USER rule on
 // one of its published ports is flagged, and the conntrack fix is not.
 TEST(Lint, GeneratedKubeAndDockerRulesets) {

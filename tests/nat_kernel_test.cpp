@@ -1,8 +1,8 @@
 // NAT against the real kernel: the frames Linux sends after DNAT,
 // MASQUERADE, SNAT and null bindings, compared byte for byte with what the
-// model (ConntrackTable + classifier/nat.h) makes of the same frames.
+// model (ConntrackTable + netfilter/nat.h) makes of the same frames.
 //
-// The kernel side is the Docker host of tests/kernel_host.h (namespaces,
+// The kernel side is the Docker host of tests/support/kernel_host.h (namespaces,
 // veths, bridges, frames injected with AF_PACKET from the peers) with the
 // nat ruleset kNatRules below. What the host sends out is captured by an
 // AF_PACKET socket on the receiving peer's eth0 (the peers' raw DROP rules
@@ -21,7 +21,7 @@
 // so that the bytes can be compared and the connection followed.
 //
 // Needs root, ip, iptables-legacy; skips with the reason otherwise.
-#include "classifier/nat.h"
+#include "netfilter/nat.h"
 
 #include <fcntl.h>
 #include <linux/if_packet.h>
@@ -51,12 +51,12 @@
 #include <thread>
 #include <vector>
 
-#include "classifier/byte_order.h"
-#include "classifier/checksum.h"
-#include "classifier/frame_parser.h"
-#include "classifier/host.h"
-#include "tests/frame_builder.h"
-#include "tests/kernel_host.h"
+#include "netfilter/host.h"
+#include "packet/byte_order.h"
+#include "packet/checksum.h"
+#include "packet/frame_parser.h"
+#include "tests/support/frame_builder.h"
+#include "tests/support/kernel_host.h"
 
 namespace nfb {
 namespace {

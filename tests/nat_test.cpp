@@ -1,4 +1,4 @@
-// Tests of NAT (classifier/nat.h): which hook rewrites what, the bindings
+// Tests of NAT (netfilter/nat.h): which hook rewrites what, the bindings
 // (DNAT of a published port, MASQUERADE of container egress, a clash moving
 // the source port, the reuse of a source's mapping, SNAT/DNAT ranges,
 // REDIRECT, null bindings, ICMP ids), the rewriting of frames in both
@@ -9,7 +9,7 @@
 // Facts measured on the kernel (Linux 6.18, tests/nat_kernel_test.cpp, which
 // replays the same kinds of flows through a real Docker-like host and
 // compares the bytes it sends with nat_apply's) are marked "kernel:".
-#include "classifier/nat.h"
+#include "netfilter/nat.h"
 
 #include <gtest/gtest.h>
 
@@ -19,11 +19,11 @@
 #include <string>
 #include <vector>
 
-#include "classifier/checksum.h"
-#include "classifier/conntrack.h"
-#include "classifier/frame_parser.h"
-#include "classifier/host.h"
-#include "tests/frame_builder.h"
+#include "netfilter/conntrack.h"
+#include "netfilter/host.h"
+#include "packet/checksum.h"
+#include "packet/frame_parser.h"
+#include "tests/support/frame_builder.h"
 
 namespace nfb {
 namespace {

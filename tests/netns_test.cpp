@@ -1,7 +1,7 @@
 // Tests of the kernel-test utility itself: the fork/exec runner, the
 // iptables-save splitter, and the namespace sandbox (root only; skips with the
 // reason elsewhere).
-#include "tests/netns.h"
+#include "tests/support/netns.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

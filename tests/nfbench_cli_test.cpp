@@ -14,7 +14,7 @@
 
 #include "pcap/capture_reader.h"
 #include "pcap/capture_writer.h"
-#include "tests/netns.h"
+#include "tests/support/netns.h"
 
 namespace nfb {
 namespace {

@@ -1,11 +1,11 @@
 // The netfilter pipeline against the kernel: every scenario of
-// tests/scenarios.h (the seed case, docker 27/28 mixed traffic, fragments)
+// tests/support/scenarios.h (the seed case, docker 27/28 mixed traffic, fragments)
 // runs through the model, and its `iptables-save -c` must equal what the
 // real kernel counted for the same frames (recorded in
 // tests/data/scenarios/*.kernel by kernel_host_test), and so must the
 // conntrack state of every frame (*.states). The fast path must not change
 // a single counter.
-#include "classifier/pipeline.h"
+#include "netfilter/pipeline.h"
 
 #include <gtest/gtest.h>
 
@@ -15,13 +15,13 @@
 #include <sstream>
 #include <tuple>
 
-#include "classifier/checksum.h"
-#include "classifier/frame_parser.h"
-#include "classifier/iptables_save.h"
-#include "tests/sanitizer.h"
-#include "tests/frame_builder.h"
-#include "tests/kernel_host.h"
-#include "tests/scenarios.h"
+#include "packet/checksum.h"
+#include "packet/frame_parser.h"
+#include "rules/iptables_save.h"
+#include "tests/support/frame_builder.h"
+#include "tests/support/kernel_host.h"
+#include "tests/support/sanitizer.h"
+#include "tests/support/scenarios.h"
 
 namespace nfb {
 namespace {

@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "classifier/iptables_save.h"
-#include "classifier/load_error.h"
+#include "base/load_error.h"
 #include "pcap/capture_reader.h"
 #include "pcap/capture_writer.h"
-#include "tests/frame_builder.h"
+#include "rules/iptables_save.h"
+#include "tests/support/frame_builder.h"
 
 namespace nfb {
 namespace {

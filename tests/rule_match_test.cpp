@@ -1,9 +1,9 @@
 // Rule matching: every core and module match against real keys (frames built
-// with tests/frame_builder.h, parsed by the frame parser), positive and
+// with tests/support/frame_builder.h, parsed by the frame parser), positive and
 // negative, with inversion, plus the kernel corner cases listed in
-// classifier/rule_match.h. Tests whose name ends in "Kernel..." pin down a
+// netfilter/rule_match.h. Tests whose name ends in "Kernel..." pin down a
 // behaviour measured on Linux 6.18 with iptables-legacy in a namespace.
-#include "classifier/rule_match.h"
+#include "netfilter/rule_match.h"
 
 #include <gtest/gtest.h>
 
@@ -12,11 +12,11 @@
 #include <utility>
 #include <vector>
 
-#include "classifier/frame_parser.h"
-#include "classifier/host.h"
-#include "classifier/iptables_save.h"
-#include "classifier/load_error.h"
-#include "tests/frame_builder.h"
+#include "base/load_error.h"
+#include "netfilter/host.h"
+#include "packet/frame_parser.h"
+#include "rules/iptables_save.h"
+#include "tests/support/frame_builder.h"
 
 namespace nfb {
 namespace {

@@ -1,4 +1,4 @@
-// The generated rulesets (classifier/ruleset_gen.h) against the real kernel:
+// The generated rulesets (rules/ruleset_gen.h) against the real kernel:
 // each is restored with iptables-legacy-restore into a fresh network
 // namespace, and iptables-legacy-save must print the model's canonical text
 // for it (write_iptables_save(read_iptables_save(...))), table by table. The
@@ -11,9 +11,9 @@
 #include <map>
 #include <string>
 
-#include "classifier/iptables_save.h"
-#include "classifier/ruleset_gen.h"
-#include "tests/netns.h"
+#include "rules/iptables_save.h"
+#include "rules/ruleset_gen.h"
+#include "tests/support/netns.h"
 
 namespace nfb {
 namespace {

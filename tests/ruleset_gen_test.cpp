@@ -1,11 +1,11 @@
-// The ruleset generators (classifier/ruleset_gen.h): the same bytes for the
+// The ruleset generators (rules/ruleset_gen.h): the same bytes for the
 // same options; the rule counts per chain for several sizes; the shapes of the
 // bundled dumps (docker-28.save rule for rule, kube-proxy.save rule kind for
 // rule kind); what the rules say (host ports, addresses, one equal share per
 // endpoint); text the reader loads and a pipeline is built from; errors for
 // options out of range; and `nfbench gen docker|kube` end to end. The kernel
 // side is tests/ruleset_gen_kernel_test.cpp.
-#include "classifier/ruleset_gen.h"
+#include "rules/ruleset_gen.h"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -25,11 +25,11 @@
 #include <tuple>
 #include <vector>
 
-#include "classifier/host.h"
-#include "classifier/iptables_save.h"
-#include "classifier/pipeline.h"
-#include "tests/netns.h"
-#include "tests/test_data.h"
+#include "netfilter/host.h"
+#include "netfilter/pipeline.h"
+#include "rules/iptables_save.h"
+#include "tests/support/netns.h"
+#include "tests/support/test_data.h"
 
 namespace nfb {
 namespace {

@@ -13,7 +13,7 @@
 #include <string>
 
 #include "pcap/capture_writer.h"
-#include "tests/scenarios.h"
+#include "tests/support/scenarios.h"
 
 namespace nfb {
 namespace {

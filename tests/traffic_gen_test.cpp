@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "classifier/iptables_save.h"
-#include "classifier/pipeline.h"
+#include "netfilter/pipeline.h"
 #include "pcap/capture_reader.h"
 #include "pcap/replay.h"
+#include "rules/iptables_save.h"
 
 namespace nfb {
 namespace {

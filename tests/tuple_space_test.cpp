@@ -1,7 +1,7 @@
 // TupleSpaceClassifier answers exactly like LinearClassifier: on the bundled
 // ClassBench sets (1K with generated keys and the jiachang trace, 10K with
 // the first 200,000 headers of their traces), on random rule sets
-// (tests/random_boxes.h) over the five ClassBench dimensions, the dimensions
+// (tests/support/random_boxes.h) over the five ClassBench dimensions, the dimensions
 // a Docker host's chains use and all dimensions -- the last more than the
 // four hashed words hold, so some are checked only as extra ranges -- with
 // several boxes per position, keys mostly inside boxes and random start
@@ -22,56 +22,21 @@
 #include <string>
 #include <vector>
 
-#include "classifier/classbench.h"
-#include "tests/random_boxes.h"
+#include "rules/classbench.h"
+#include "tests/support/classbench_data.h"
+#include "tests/support/equals_linear.h"
+#include "tests/support/random_boxes.h"
 
 namespace nfb {
 namespace {
 
 using ::testing::HasSubstr;
 
-std::string data_path(const std::string& name) {
-  const char* root = std::getenv("NFB_SOURCE_ROOT");
-  return std::string(root != nullptr ? root : ".") + "/data/classbench/" + name;
-}
-
-RuleBoxes load_boxes(const std::string& name) {
-  return classbench_boxes(classbench_chain(load_classbench_rules(data_path(name))));
-}
-
-std::string key_str(const ClassifierKey& k) {
-  std::string s;
-  for (unsigned d = 0; d < kDims; ++d) s += std::string(d ? " " : "") + dim_name(static_cast<Dim>(d)) + "=" + std::to_string(k.v[d]);
-  return s;
-}
-
-// Looks `keys` up in `c` in bursts of uneven sizes (so chunk boundaries fall
-// everywhere) and compares with the reference. Returns the lookups made.
+// The tuple classifier against the linear walk, in bursts of uneven sizes
+// (so chunk boundaries fall everywhere). Returns the lookups made.
 size_t expect_same(const Classifier& c, const LinearClassifier& ref, const std::vector<ClassifierKey>& keys,
                    const std::vector<uint32_t>& start, const std::string& what) {
-  std::vector<uint32_t> want(keys.size());
-  std::vector<uint32_t> got(keys.size(), 0xdeadbeefU);
-  ref.lookup(keys, start, want);
-  static constexpr size_t kSizes[] = {1, 3, 64, 65, 200, 1000, 17};
-  size_t at = 0;
-  for (size_t step = 0; at < keys.size(); ++step) {
-    const size_t n = std::min(kSizes[step % std::size(kSizes)], keys.size() - at);
-    const std::span<const ClassifierKey> ks(keys.data() + at, n);
-    const std::span<const uint32_t> ss = start.empty() ? std::span<const uint32_t>{}
-                                                       : std::span<const uint32_t>(start.data() + at, n);
-    c.lookup(ks, ss, std::span<uint32_t>(got.data() + at, n));
-    at += n;
-  }
-  size_t wrong = 0;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (got[i] == want[i]) continue;
-    if (++wrong <= 5) {
-      ADD_FAILURE() << what << ": key " << i << " (" << key_str(keys[i]) << ") from "
-                    << (start.empty() ? 0 : start[i]) << ": tuple says " << got[i] << ", linear says " << want[i];
-    }
-  }
-  EXPECT_EQ(wrong, 0U) << what << ": " << wrong << " of " << keys.size() << " lookups differ";
-  return keys.size();
+  return test::expect_equals_linear(c, ref, keys, start, {1, 3, 64, 65, 200, 1000, 17}, what);
 }
 
 // For every key that matched: ask again from the position after its match
@@ -104,7 +69,7 @@ TEST(TupleSpaceClassBench, OneThousandRuleSetsWithKeysInsideRules) {
   for (const char* name : {"neurocuts_acl1_1k.rules", "neurocuts_fw1_1k.rules", "neurocuts_ipc1_1k.rules",
                            "jiachang_acl1_1k.rules"}) {
     SCOPED_TRACE(name);
-    const RuleBoxes rules = load_boxes(name);
+    const RuleBoxes rules = test::load_classbench_boxes(name);
     const LinearClassifier ref(rules);
     const TupleSpaceClassifier tuple(rules);
     EXPECT_EQ(tuple.stats().words, 2U);
@@ -116,11 +81,9 @@ TEST(TupleSpaceClassBench, OneThousandRuleSetsWithKeysInsideRules) {
 }
 
 TEST(TupleSpaceClassBench, JiachangAcl1WithItsTrace) {
-  const RuleBoxes rules = load_boxes("jiachang_acl1_1k.rules");
-  const ClassBenchTrace trace = load_classbench_trace(data_path("jiachang_acl1_1k.trace"));
-  ASSERT_EQ(trace.keys.size(), 11069U);
-  std::vector<ClassifierKey> keys;
-  for (const PacketKey& k : trace.keys) keys.push_back(classbench_key(k));
+  const RuleBoxes rules = test::load_classbench_boxes("jiachang_acl1_1k.rules");
+  const std::vector<ClassifierKey> keys = test::load_classbench_trace_keys("jiachang_acl1_1k.trace");
+  ASSERT_EQ(keys.size(), 11069U);
   const LinearClassifier ref(rules);
   std::mt19937 rng(7);
   for (const TupleSpaceOptions options :
@@ -140,12 +103,10 @@ TEST(TupleSpaceClassBench, TenThousandRuleSetsWithTheirTraces) {
   std::mt19937 rng(99);
   for (const char* set : {"acl1", "fw1", "ipc1"}) {
     SCOPED_TRACE(set);
-    const RuleBoxes rules = load_boxes(std::string("neurocuts_") + set + "_10k.rules");
-    const ClassBenchTrace trace = load_classbench_trace(data_path(std::string("classbench_") + set + "_10k.trace.xz"));
-    ASSERT_GE(trace.keys.size(), 200000U);
-    std::vector<ClassifierKey> keys;
-    keys.reserve(200000);
-    for (size_t i = 0; i < 200000; ++i) keys.push_back(classbench_key(trace.keys[i]));
+    const RuleBoxes rules = test::load_classbench_boxes(std::string("neurocuts_") + set + "_10k.rules");
+    const std::vector<ClassifierKey> keys =
+        test::load_classbench_trace_keys(std::string("classbench_") + set + "_10k.trace.xz", 200000);
+    ASSERT_EQ(keys.size(), 200000U);
     const LinearClassifier ref(rules);
     const TupleSpaceClassifier tuple(rules);
     const TupleSpaceStats& s = tuple.stats();

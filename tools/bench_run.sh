@@ -60,7 +60,7 @@ for exe in "$build"/bench/*_bench; do
 done
 
 dirty=false
-git diff --quiet HEAD -- classifier pcap bench tools meson.build || dirty=true
+git diff --quiet HEAD -- base packet rules classifier netfilter analysis pcap bench tools meson.build || dirty=true
 python3 - "$tmp" "results/runs/$run_id.json" "$run_id" "$commit" "$dirty" "$reps" "$note" "$baseline" <<'PY'
 import glob, hashlib, json, math, os, platform, subprocess, sys
 tmp, out, run_id, commit, dirty, reps, note, baseline = sys.argv[1:]

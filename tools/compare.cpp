@@ -13,8 +13,8 @@
 #include <unordered_set>
 #include <utility>
 
-#include "classifier/input_file.h"
-#include "classifier/load_error.h"
+#include "base/input_file.h"
+#include "base/load_error.h"
 
 namespace nfb {
 namespace {

@@ -22,27 +22,27 @@
 #include <unistd.h>
 #include <x86intrin.h>
 
+#include "analysis/explain.h"
+#include "analysis/lint.h"
+#include "base/dpdk_eal.h"
+#include "base/input_file.h"
+#include "base/load_error.h"
 #include "classifier/acl.h"
-#include "classifier/classbench.h"
 #include "classifier/classifier.h"
-#include "classifier/dpdk_eal.h"
 #include "classifier/dtree.h"
 #include "classifier/tuple_space.h"
-#include "classifier/frame_parser.h"
-#include "classifier/host.h"
-#include "classifier/input_file.h"
-#include "classifier/iptables_list.h"
-#include "classifier/iptables_save.h"
-#include "classifier/load_error.h"
-#include "classifier/pipeline.h"
+#include "netfilter/host.h"
+#include "netfilter/pipeline.h"
+#include "packet/frame_parser.h"
 #include "pcap/capture_reader.h"
 #include "pcap/capture_writer.h"
 #include "pcap/dpdk_port.h"
 #include "pcap/replay.h"
 #include "pcap/traffic_gen.h"
-#include "classifier/explain.h"
-#include "classifier/lint.h"
-#include "classifier/ruleset_gen.h"
+#include "rules/classbench.h"
+#include "rules/iptables_list.h"
+#include "rules/iptables_save.h"
+#include "rules/ruleset_gen.h"
 #include "tools/compare.h"
 
 namespace nfb {
@@ -455,7 +455,7 @@ struct CompareCommand {
   bool json = false;
 };
 
-// Rules that cannot do what they say (classifier/lint.h). Exit 1 when
+// Rules that cannot do what they say (analysis/lint.h). Exit 1 when
 // something was found, 0 when not.
 int cmd_lint(const std::string& rules_file, const HostFiles& hf, bool json) {
   const Ruleset rules = load_iptables_save_file(rules_file);
@@ -474,7 +474,7 @@ int cmd_lint(const std::string& rules_file, const HostFiles& hf, bool json) {
   return found.empty() ? 0 : 1;
 }
 
-// One packet's way through the hooks (classifier/explain.h), then as many
+// One packet's way through the hooks (analysis/explain.h), then as many
 // replies and later packets as asked, through the same pipeline.
 int cmd_explain(const std::string& rules_file, const HostFiles& hf, const std::string& packet, bool reply,
                 unsigned then) {

@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "classifier/load_error.h"
+#include "base/load_error.h"
 #include "pcap/capture_reader.h"
 
 namespace {

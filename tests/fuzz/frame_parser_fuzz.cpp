@@ -1,4 +1,4 @@
-// libFuzzer target for the frame parser (classifier/frame_parser.h).
+// libFuzzer target for the frame parser (packet/frame_parser.h).
 //
 // Input: byte 0 picks the link type (low 3 bits) and the caller's ifindex
 // (high 5 bits; 0 means "from the frame"); the rest is the frame, which
@@ -19,9 +19,9 @@
 #include <cstdint>
 #include <cstring>
 
-#include "classifier/checksum.h"
-#include "classifier/frame_parser.h"
-#include "classifier/packet_key.h"
+#include "packet/checksum.h"
+#include "packet/frame_parser.h"
+#include "packet/packet_key.h"
 
 namespace {
 

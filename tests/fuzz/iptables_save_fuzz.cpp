@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "classifier/iptables_save.h"
+#include "rules/iptables_save.h"
 
 namespace {
 

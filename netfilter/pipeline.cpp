@@ -1,0 +1,602 @@
+#include "netfilter/pipeline.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "netfilter/nat.h"
+#include "packet/byte_order.h"
+#include "packet/checksum.h"
+
+namespace nfb {
+
+namespace {
+
+constexpr size_t table_index(TableId t) noexcept { return static_cast<size_t>(t); }
+
+// What a recorded path is keyed by, besides the entry and direction: the
+// packet's ctstate bits and the entry's status bits. Rules that look only at
+// those (and at the entry's tuples, which never change) cannot take a packet
+// of the same key down another path; anything else they look at can.
+constexpr uint32_t kVaryCoveredByKey = kVaryCtState | kVaryCtDir | kVaryCtStatus;
+constexpr uint32_t kVaryBlocksFastPath = kVaryAll & ~kVaryCoveredByKey;
+
+uint8_t status_key(const CtEntry& e) noexcept { return static_cast<uint8_t>(e.status & 0x0fU); }
+
+// ConntrackTable::state_bits() for a result whose entry is `e`.
+uint8_t state_bits_of(const CtEntry& e, const CtResult& r) noexcept {
+  uint8_t bits = r.state;
+  if ((e.status & ct_status::kSrcNat) != 0) bits |= kCtSnat;
+  if ((e.status & ct_status::kDstNat) != 0) bits |= kCtDnat;
+  return bits;
+}
+
+Fate fate_of(const WalkResult& r) noexcept {
+  if (r.hotdrop) return Fate::DroppedByMatch;
+  if (r.verdict == WalkResult::Reject) return Fate::RejectedByRule;
+  return r.by_policy ? Fate::DroppedByPolicy : Fate::DroppedByRule;
+}
+
+// The matches' view of a conntrack tuple uses the kernel's layout: for ICMP
+// the id sits in sport and (type << 8 | code) in dport.
+CtTupleView view_of(const Tuple& t) noexcept {
+  const uint16_t dport =
+      t.proto == kProtoIcmp ? static_cast<uint16_t>((t.icmp_type << 8) | t.icmp_code) : t.dport;
+  return CtTupleView{t.src, t.dst, t.sport, dport, t.proto};
+}
+
+}  // namespace
+
+// ip_forward(): a packet that would leave with TTL 0 is dropped (the host
+// sends time-exceeded) before the FORWARD hook; the others go on with the TTL
+// decremented, in the key and in the frame (header checksum updated
+// incrementally).
+bool Pipeline::forward_ttl(PacketIn& p) noexcept {
+  if (p.key.ttl <= 1) return false;
+  const uint8_t ttl = p.key.ttl;
+  p.key.ttl = static_cast<uint8_t>(ttl - 1);
+  const uint32_t at = p.key.l3_off;
+  if (p.frame != nullptr && at + 12U <= p.len) {
+    const auto before = static_cast<uint16_t>(ttl << 8 | p.frame[at + 9]);
+    const auto after = static_cast<uint16_t>((ttl - 1) << 8 | p.frame[at + 9]);
+    p.frame[at + 8] = static_cast<uint8_t>(ttl - 1);
+    const uint16_t check = load_be16(p.frame + at + 10);
+    store_be16(p.frame + at + 10, checksum_replace16(check, before, after));
+  }
+  return true;
+}
+
+// Per-packet bookkeeping of the walks: the counters the packet incremented
+// (for the fast path), what the tested rules look at, and whether anything
+// happened that a replayed path could not reproduce. Lives on the stack.
+// The path and event buffers point into the pipeline's scratch storage,
+// allocated once at build (a packet does not initialise kilobytes of
+// trace-event slots it almost never uses).
+struct Pipeline::Walked {
+  PathBuffer path;
+  EventBuffer events;
+  uint32_t counter[kMaxFastPath]{};
+  uint8_t table_of[kMaxFastPath]{};
+  uint32_t length = 0;
+  uint32_t raw_length = 0;     // counter[0, raw_length) are raw's (when raw_replayable)
+  bool raw_replayable = false;  // raw's part is a function of the flow and ingress
+  bool overflow = false;
+  uint32_t vary = 0;
+  bool side_effects = false;
+  uint8_t ct_status = 0;  // the entry's status bits the walks saw
+};
+
+Pipeline::Pipeline(const Ruleset& ruleset, const HostModel& host, const PipelineConfig& config)
+    : host_(host),
+      config_(config),
+      ruleset_(ruleset),
+      ct_(config.conntrack),
+      nat_(ct_),
+      defrag_(config.defrag),
+      output_call_(config.defrag.output_slots, 0),
+      output_owner_(config.defrag.output_slots, 0),
+      event_storage_(kMaxWalkEvents),
+      path_storage_(kMaxWalkPath) {
+  WalkOptions opts;
+  opts.match = config.match;
+  if (config_.scan_strings) opts.match.strings = &string_patterns_;
+  opts.initial_counters_from_table = config.counters_from_ruleset;
+  for (const Table& t : ruleset_.tables) {
+    walkers_[table_index(t.id)] = std::make_unique<ChainWalker>(ChainWalker::build(t, host_, opts));
+    if (config_.algo != ChainAlgo::kLinear) {
+      compiled_[table_index(t.id)] =
+          std::make_unique<ChainClassifiers>(*walkers_[table_index(t.id)], host_, config_.algo);
+    }
+  }
+  if (!string_patterns_.empty()) strings_ = std::make_unique<StringScanner>(string_patterns_);
+  if (config_.fast_path) {
+    paths_.resize(ct_.capacity() * 2);
+    path_counters_.resize(ct_.capacity() * 2);
+    dirty_.reserve(ct_.capacity() * 2);
+  }
+}
+
+std::unique_ptr<Pipeline> Pipeline::build(const Ruleset& ruleset, const HostModel& host,
+                                          const PipelineConfig& config) {
+  return std::unique_ptr<Pipeline>(new Pipeline(ruleset, host, config));
+}
+
+void Pipeline::count_path(uint32_t node, uint32_t from, uint32_t to, uint64_t packets,
+                          uint64_t bytes) const noexcept {
+  const FlowCounters& c = path_counters_[node];
+  for (uint32_t i = from; i < to; ++i) walkers_[c.table_of[i]]->count(c.counter[i], packets, bytes);
+}
+
+void Pipeline::flush_path(uint32_t node) const noexcept {
+  FlowPath& fp = paths_[node];
+  if (fp.pending_packets == 0) return;
+  count_path(node, 0, fp.length, fp.pending_packets, fp.pending_bytes);
+  fp.pending_packets = 0;
+  fp.pending_bytes = 0;
+}
+
+void Pipeline::flush_counters() const noexcept {
+  for (const uint32_t node : dirty_) flush_path(node);
+  dirty_.clear();
+}
+
+Ruleset Pipeline::counters_ruleset() const {
+  flush_counters();
+  Ruleset out = ruleset_;
+  for (const auto& w : walkers_) {
+    if (w) w->store_counters(out);
+  }
+  return out;
+}
+
+WalkResult Pipeline::walk(TableId table, Hook hook, MatchContext& ctx, Walked& w) noexcept {
+  ChainWalker* walker = walkers_[table_index(table)].get();
+  if (walker == nullptr) return WalkResult{};  // no such table: nothing to walk, accept
+  // The packet's bytes may have changed since the last hook (NAT, TTL): the
+  // string scan is redone, once, for this one.
+  if (strings_ != nullptr && (!scan_current_ || scanned_hook_ != hook)) {
+    strings_->invalidate();
+    scanned_hook_ = hook;
+    scan_current_ = true;
+  }
+  w.path.clear();
+  w.events.clear();
+  const WalkSinks sinks{trace_ != nullptr ? &w.events : nullptr, &w.path};
+  const ChainClassifiers* compiled = compiled_[table_index(table)].get();
+  WalkResult r = compiled != nullptr ? compiled->walk(*walker, hook, ctx, sinks) : walker->walk(hook, ctx, sinks);
+  stats_.rules_tested += r.rules_tested;
+  w.vary |= r.vary;
+  if (r.nat != nullptr || r.untrack || r.trace || r.mark_changed || r.connmark_changed ||
+      r.ct_template != nullptr) {
+    w.side_effects = true;
+  }
+  if (w.path.dropped != 0) w.overflow = true;
+  for (uint32_t index : w.path.items()) {
+    if (w.length == kMaxFastPath) {
+      w.overflow = true;
+      break;
+    }
+    w.counter[w.length] = index;
+    w.table_of[w.length] = static_cast<uint8_t>(table);
+    ++w.length;
+  }
+  if (trace_ != nullptr) {
+    for (const WalkEvent& ev : w.events.items()) {
+      if (ev.kind == WalkEvent::Kind::Log) {
+        w.side_effects = true;
+        continue;
+      }
+      const char* kind = ev.kind == WalkEvent::Kind::TraceRule     ? "rule"
+                         : ev.kind == WalkEvent::Kind::TraceReturn ? "return"
+                                                                   : "policy";
+      const PacketKey& k = *ctx.key;
+      const auto iface = [&](uint16_t id) -> std::string {
+        return id == kNoIface || id >= host_.iface_count() ? std::string() : host_.iface(id).name;
+      };
+      fmt::format_to(std::back_inserter(*trace_), "TRACE: {}:{}:{}:{} IN={} OUT={} SRC={} DST={} LEN={} ",
+                     table_name(table), walker->chain_name(ev.chain), kind, ev.rulenum, iface(ctx.in_iface),
+                     iface(ctx.out_iface), format_ipv4(k.src_ip), format_ipv4(k.dst_ip), k.l3_len);
+      if (k.proto == kProtoTcp || k.proto == kProtoUdp) {
+        fmt::format_to(std::back_inserter(*trace_), "PROTO={} SPT={} DPT={}\n", k.proto == kProtoTcp ? "TCP" : "UDP",
+                       k.src_port, k.dst_port);
+      } else if (k.proto == kProtoIcmp) {
+        fmt::format_to(std::back_inserter(*trace_), "PROTO=ICMP TYPE={} CODE={}\n", k.icmp_type, k.icmp_code);
+      } else {
+        fmt::format_to(std::back_inserter(*trace_), "PROTO={}\n", k.proto);
+      }
+    }
+  }
+  return r;
+}
+
+void Pipeline::fill_ct_view(MatchContext& ctx, const CtResult& r) const noexcept {
+  CtView v;
+  v.state_bits = ct_.state_bits(r);
+  v.reply_dir = r.dir == CtDir::Reply;
+  const CtEntry* e = r.has_entry() ? ct_.entry(r.entry) : nullptr;
+  if (e != nullptr) {
+    v.present = true;
+    v.status_bits = static_cast<uint8_t>(e->status & 0x0fU);  // the kernel's low IPS_* bits
+    v.ctmark = e->mark;
+    v.expire_s = e->has(ct_status::kConfirmed) && e->deadline_ns > ctx.now_ns
+                     ? static_cast<uint32_t>((e->deadline_ns - ctx.now_ns) / 1'000'000'000ULL)
+                     : e->timeout_s;
+    v.orig = view_of(e->tuple[dir_index(CtDir::Original)]);
+    v.reply = view_of(e->tuple[dir_index(CtDir::Reply)]);
+  }
+  ctx.ct = v;
+}
+
+[[gnu::always_inline]] inline L4Check Pipeline::l4_check(const PacketIn& p) const noexcept {
+  const bool trusted = p.rx_csum == RxCsum::Good || (p.rx_csum == RxCsum::Unknown && config_.rx_csum_trust);
+  if (!trusted) return L4Check::Verify;
+  return p.csum_wrong ? L4Check::TrustedBad : L4Check::Skip;
+}
+
+// Before conntrack: raw PREROUTING's part of the path recorded for the entry
+// that holds the packet's tuple in this direction (the probe's hit), when
+// it came in on the same interface (see "raw PREROUTING" in pipeline.h).
+// Counts it and puts it at the start of w's path, as if walked. The entry
+// need not be live: the record's tuple and interface are what raw's walk
+// depended on.
+bool Pipeline::replay_raw(const PacketIn& p, const CtProbe* probe, Walked& w) noexcept {
+  if (probe == nullptr || !probe->hit()) return false;
+  const FlowPath& fp = paths_[probe->node];
+  if (!fp.raw_replayable || fp.in_iface != p.in_iface || fp.entry_id != ct_.at(probe->slot()).id) return false;
+  const FlowCounters& c = path_counters_[probe->node];
+  count_path(probe->node, 0, fp.raw_length, 1, p.key.l3_len);
+  std::copy_n(c.counter, fp.raw_length, w.counter);
+  std::copy_n(c.table_of, fp.raw_length, w.table_of);
+  w.length = w.raw_length = fp.raw_length;
+  w.raw_replayable = true;
+  return true;
+}
+
+[[gnu::always_inline]] inline bool Pipeline::record_matches(const FlowPath& fp, const CtEntry& e,
+                                                            const CtResult& r) const noexcept {
+  return fp.entry_id == e.id && ((state_bits_of(e, r) ^ fp.ct_state) & fp.state_mask) == 0 &&
+         ((status_key(e) ^ fp.ct_status) & fp.status_mask) == 0;
+}
+
+bool Pipeline::try_fast_path(PacketIn& p, PacketOut& out, const CtResult& r, const Walked& w) noexcept {
+  const CtEntry* e = ct_.entry(r.entry);
+  if (e == nullptr) return false;
+  if (p.key.has(key_flag::kInner)) return false;  // ICMP errors carry a quoted header NAT rewrites too
+  const uint32_t node = r.entry * 2 + dir_index(r.dir);
+  const FlowPath& fp = paths_[node];
+  if (fp.in_iface != p.in_iface || !record_matches(fp, *e, r)) return false;
+  // raw's part: counted already when it was replayed, and when it was walked
+  // the walk's own path stands in for it.
+  if (fp.raw_replayable != w.raw_replayable || fp.raw_length != w.raw_length) return false;
+  const auto fate = static_cast<Fate>(fp.fate);
+  if (fate == Fate::Forwarded && p.key.ttl <= 1) return false;  // the walk drops it before FORWARD
+  // From here on the packet is the recorded path's: count it, then rewrite it
+  // as the walk would (destination at PREROUTING, source at POSTROUTING or
+  // INPUT, TTL when forwarded). The parser guarantees the L4 header.
+  count_path(node, fp.raw_length, fp.length, 1, p.key.l3_len);
+  out.fate = fate;
+  if (fate_emitted(fate) && p.frame != nullptr) nat_rewrite_apply(fp.rewrite, p.key, p.frame);
+  out.out_iface = fp.out_iface;
+  out.ct_state = ct_.state_bits(r);
+  out.fast_path = true;
+  return true;
+}
+
+void Pipeline::record_fast_path(const CtResult& r, const Walked& w, Fate fate, uint16_t in_iface,
+                                uint16_t out_iface) noexcept {
+  if (!config_.fast_path || !r.has_entry() || w.overflow || w.side_effects) return;
+  if ((w.vary & kVaryBlocksFastPath) != 0) return;
+  const CtEntry* e = ct_.entry(r.entry);
+  // Both nat hooks consulted: later packets never walk nat, whatever their state.
+  if (e == nullptr || !e->has(ct_status::kSrcNatDone | ct_status::kDstNatDone)) return;
+  const uint32_t node = r.entry * 2 + dir_index(r.dir);
+  flush_path(node);  // its pending packets belong to the path it had
+  FlowPath& fp = paths_[node];
+  fp.entry_id = e->id;
+  fp.ct_state = ct_.state_bits(r);
+  fp.state_mask = (w.vary & kVaryCtState) != 0 ? 0xff : 0;
+  fp.ct_status = w.ct_status;
+  fp.status_mask = (w.vary & kVaryCtStatus) != 0 ? 0x0f : 0;
+  fp.length = static_cast<uint8_t>(w.length);
+  fp.raw_length = static_cast<uint8_t>(w.raw_length);
+  fp.raw_replayable = w.raw_replayable;
+  fp.in_iface = in_iface;
+  fp.fate = static_cast<uint8_t>(fate);
+  fp.out_iface = out_iface;
+  fp.rewrite = nat_rewrite_for(*e, r.dir, fate == Fate::Forwarded);
+  FlowCounters& c = path_counters_[node];
+  std::copy_n(w.counter, w.length, c.counter);
+  std::copy_n(w.table_of, w.length, c.table_of);
+}
+
+// The established path (see pipeline.h). Nothing is changed before it is
+// sure to apply, except the conntrack step, after which a record that does
+// not match hands the packet to the general path with raw's part counted.
+[[gnu::always_inline]] inline bool Pipeline::fast_one(PacketIn& p, PacketOut& out, const CtProbe& probe) noexcept {
+  if (!probe.hit()) return false;
+  const uint32_t node = probe.node;
+  FlowPath& fp = paths_[node];
+  const CtEntry& e = ct_.at(probe.slot());
+  if (fp.entry_id != e.id || fp.in_iface != p.in_iface || !fp.raw_replayable) return false;
+  const auto fate = static_cast<Fate>(fp.fate);
+  if (fate == Fate::Forwarded && p.key.ttl <= 1) return false;  // the walk drops it before FORWARD
+  const uint8_t tracked = ct_.track_fast(p.key, p.frame, p.len, p.ts_ns, l4_check(p), probe);
+  if (tracked == 0) return false;
+  CtResult ct;
+  ct.entry = probe.slot();
+  ct.dir = probe.dir();
+  ct.state = tracked;
+  const uint8_t state = state_bits_of(e, ct);
+  if (((state ^ fp.ct_state) & fp.state_mask) != 0 || ((status_key(e) ^ fp.ct_status) & fp.status_mask) != 0) {
+    // The state moved on: raw's part as recorded, the rest walked.
+    MatchContext ctx;
+    Walked w;
+    start_walk(p, ctx, w);
+    const FlowCounters& c = path_counters_[node];
+    count_path(node, 0, fp.raw_length, 1, p.key.l3_len);
+    std::copy_n(c.counter, fp.raw_length, w.counter);
+    std::copy_n(c.table_of, fp.raw_length, w.table_of);
+    w.length = w.raw_length = fp.raw_length;
+    w.raw_replayable = true;
+    out = PacketOut{};
+    const Fate f = after_conntrack(p, out, ctx, w, ct, false);
+    out.fate = f;
+    if (f != Fate::Forwarded) out.out_iface = kNoIface;
+    ++stats_.by_fate[static_cast<size_t>(f)];
+    return true;
+  }
+  // The recorded path: counted when read, the packet rewritten as walked.
+  if (fp.pending_packets++ == 0) dirty_.push_back(node);
+  fp.pending_bytes += p.key.l3_len;
+  nat_rewrite_apply(fp.rewrite, p.key, p.frame);
+  out = PacketOut{fate, fate == Fate::Forwarded ? fp.out_iface : kNoIface, state, true, 0, DefragDrop::None};
+  ++stats_.fast_path_packets;
+  ++stats_.by_fate[fp.fate];
+  return true;
+}
+
+void Pipeline::start_walk(PacketIn& p, MatchContext& ctx, Walked& w) noexcept {
+  ctx.key = &p.key;
+  ctx.frame = p.frame;
+  ctx.frame_len = p.len;
+  ctx.in_iface = p.in_iface;
+  ctx.out_iface = kNoIface;
+  ctx.hook = Hook::Prerouting;
+  ctx.now_ns = p.ts_ns;
+  ctx.host = &host_;
+  ctx.nf_trace = trace_ != nullptr;
+  ctx.strings = strings_.get();
+  scan_current_ = false;  // a new packet
+  w.path = PathBuffer{path_storage_.data(), static_cast<uint32_t>(path_storage_.size()), 0, 0};
+  w.events = EventBuffer{event_storage_.data(), static_cast<uint32_t>(event_storage_.size()), 0, 0};
+}
+
+Fate Pipeline::run_one(PacketIn& p, PacketOut& out, const CtProbe* probe) noexcept {
+  PacketKey& key = p.key;
+  CtProbe completed;
+  // nf_defrag_ipv4, before raw PREROUTING: a fragment is held, dropped, or
+  // completes its datagram, which then goes through the hooks in its place.
+  if (key.is_fragment()) {
+    const DefragResult d = defrag_.add(key, p.frame, p.len, p.ts_ns);
+    move_fates(Fate::FragmentHeld, Fate::DroppedFragment, d.discarded + d.expired);
+    if (d.status == DefragStatus::Held) return Fate::FragmentHeld;
+    if (d.status == DefragStatus::Dropped) {
+      out.defrag_drop = d.reason;
+      return Fate::DroppedFragment;
+    }
+    key = d.key;
+    p.frame = d.frame;
+    p.len = d.len;
+    p.rx_csum = RxCsum::Unknown;  // the NIC saw fragments, not this datagram
+    p.csum_wrong = false;
+    out.fragments = d.fragments;
+    completed_slot_ = d.output_slot;
+    if (!key.has(key_flag::kInner)) {
+      completed = ct_.probe(tuple_of(key));
+      probe = &completed;
+    }
+  }
+
+  MatchContext ctx;
+  Walked w;
+  start_walk(p, ctx, w);
+
+  // raw PREROUTING: before conntrack, so no entry is attached yet. Its
+  // recorded part is replayed when the flow's record allows it.
+  const bool fast = config_.fast_path && trace_ == nullptr;
+  WalkResult r;
+  if (!(fast && !key.has(key_flag::kInner) && replay_raw(p, probe, w))) {
+    r = walk(TableId::Raw, Hook::Prerouting, ctx, w);
+    if (r.verdict != WalkResult::Accept) return fate_of(r);
+    // raw's part may be replayed later if its walk was a function of the
+    // flow and the ingress interface; otherwise a recorded path starts after it.
+    w.raw_replayable = !w.overflow && !w.side_effects && (w.vary & kVaryBlocksFastPath) == 0;
+    if (!w.raw_replayable) w.length = 0;
+    w.raw_length = w.length;
+    w.vary = 0;
+    w.overflow = false;
+    w.side_effects = r.trace;  // a TRACE rule in raw: this packet is traced, walk it
+  }
+
+  CtResult ct;
+  if (!r.untrack) {
+    ct = ct_.process(key, p.frame, p.len, p.ts_ns, l4_check(p), key.has(key_flag::kInner) ? nullptr : probe);
+    if (ct.verdict == CtVerdict::Drop) return Fate::DroppedByConntrack;
+  }
+  return after_conntrack(p, out, ctx, w, ct, r.untrack);
+}
+
+bool Pipeline::nat_at_hook(NatManip manip, const NatContext& nctx, PacketIn& p, MatchContext& ctx, Walked& w,
+                           const CtResult& ct, Fate& fate) noexcept {
+  if (!ct.has_entry()) return true;
+  CtEntry* e = ct_.entry(ct.entry);
+  const uint32_t done = manip == NatManip::Dst ? ct_status::kDstNatDone : ct_status::kSrcNatDone;
+  if (ct.state == kCtNew && !e->has(done)) {
+    const WalkResult r = walk(TableId::Nat, nctx.hook, ctx, w);
+    w.side_effects = true;
+    if (r.verdict != WalkResult::Accept) {
+      fate = fate_of(r);
+      return false;
+    }
+    const bool bound = r.nat != nullptr ? nat_bind(ct_, ct.entry, manip, *r.nat, nctx)
+                                        : nat_null_binding(ct_, ct.entry, manip, nctx);
+    if (!bound) {
+      fate = Fate::DroppedByNat;
+      return false;
+    }
+  }
+  if (!nat_apply(*e, ct.dir, manip, p.key, p.frame, p.len)) {
+    fate = Fate::DroppedByNat;
+    return false;
+  }
+  return true;
+}
+
+Fate Pipeline::after_conntrack(PacketIn& p, PacketOut& out, MatchContext& ctx, Walked& w, CtResult& ct,
+                               bool untracked) noexcept {
+  PacketKey& key = p.key;
+  const auto dropped = [&](Fate f) {
+    ct_.discard(ct);
+    return f;
+  };
+  const bool fast = config_.fast_path && trace_ == nullptr;
+  if (fast && ct.has_entry() && !ct.created && try_fast_path(p, out, ct, w)) {
+    ++stats_.fast_path_packets;
+    if (!fate_emitted(out.fate)) {
+      ct_.discard(ct);
+      return out.fate;
+    }
+    if (!ct_.confirm(ct, p.ts_ns)) return Fate::DroppedByConntrack;
+    return out.fate;
+  }
+  ++stats_.walked_packets;
+  if (untracked) {
+    ctx.ct = CtView{};
+    ctx.ct.state_bits = kCtUntracked;
+  } else {
+    fill_ct_view(ctx, ct);
+    w.ct_status = ctx.ct.status_bits;
+  }
+  out.ct_state = ctx.ct.state_bits;
+
+  WalkResult r = walk(TableId::Mangle, Hook::Prerouting, ctx, w);
+  if (r.verdict != WalkResult::Accept) return dropped(fate_of(r));
+
+  // nat PREROUTING: only a connection's first packet walks it (INVALID and
+  // untracked packets never do); every packet then gets the binding's rewrite.
+  Fate nat_fate = Fate::DroppedByNat;
+  if (!nat_at_hook(NatManip::Dst, NatContext{Hook::Prerouting, p.in_iface, kNoIface, 0, &host_, &nat_}, p, ctx, w,
+                   ct, nat_fate)) {
+    return dropped(nat_fate);
+  }
+  if (ct.has_entry()) fill_ct_view(ctx, ct);
+
+  // Routing on the (post-DNAT) destination.
+  const RouteDecision route = host_.route_input(key.dst_ip, key.src_ip, p.in_iface);
+  if (route.to_input()) {
+    ctx.hook = Hook::Input;
+    r = walk(TableId::Mangle, Hook::Input, ctx, w);
+    if (r.verdict != WalkResult::Accept) return dropped(fate_of(r));
+    r = walk(TableId::Filter, Hook::Input, ctx, w);
+    if (r.verdict != WalkResult::Accept) return dropped(fate_of(r));
+    if (!nat_at_hook(NatManip::Src, NatContext{Hook::Input, p.in_iface, kNoIface, 0, &host_, &nat_}, p, ctx, w,
+                     ct, nat_fate)) {
+      return dropped(nat_fate);
+    }
+    record_fast_path(ct, w, Fate::Delivered, p.in_iface, kNoIface);  // before confirm(), which lets go of the entry
+    if (!ct_.confirm(ct, p.ts_ns)) return Fate::DroppedByConntrack;
+    return Fate::Delivered;
+  }
+  if (!route.to_forward()) return dropped(Fate::DroppedByRouting);
+  if (!forward_ttl(p)) return dropped(Fate::DroppedTtlExceeded);
+
+  ctx.hook = Hook::Forward;
+  ctx.out_iface = route.out_iface;
+  out.out_iface = route.out_iface;
+  r = walk(TableId::Mangle, Hook::Forward, ctx, w);
+  if (r.verdict != WalkResult::Accept) return dropped(fate_of(r));
+  r = walk(TableId::Filter, Hook::Forward, ctx, w);
+  if (r.verdict != WalkResult::Accept) return dropped(fate_of(r));
+
+  // POSTROUTING has no input interface in the kernel's hook state.
+  ctx.hook = Hook::Postrouting;
+  ctx.in_iface = kNoIface;
+  r = walk(TableId::Mangle, Hook::Postrouting, ctx, w);
+  if (r.verdict != WalkResult::Accept) return dropped(fate_of(r));
+  if (!nat_at_hook(NatManip::Src,
+                   NatContext{Hook::Postrouting, p.in_iface, route.out_iface, route.next_hop, &host_, &nat_}, p, ctx,
+                   w, ct, nat_fate)) {
+    return dropped(nat_fate);
+  }
+  record_fast_path(ct, w, Fate::Forwarded, p.in_iface, route.out_iface);  // before confirm(), which lets go of the entry
+  if (!ct_.confirm(ct, p.ts_ns)) return Fate::DroppedByConntrack;
+  return Fate::Forwarded;
+}
+
+void Pipeline::move_fates(Fate from, Fate to, uint64_t n) noexcept {
+  stats_.by_fate[static_cast<size_t>(from)] -= n;
+  stats_.by_fate[static_cast<size_t>(to)] += n;
+}
+
+void Pipeline::process(std::span<PacketIn> packets, std::span<PacketOut> results) noexcept {
+  const size_t n = std::min(packets.size(), results.size());
+  ++call_;
+  constexpr size_t kStage = kBurstStage;
+  CtProbe* const probes = probes_.data();  // scratch: nothing to construct per call
+  bool* const keyed = keyed_.data();
+  for (size_t base = 0; base < n; base += kStage) {
+    const size_t m = std::min(kStage, n - base);
+    // Stage 1: the tuples' hashes, their buckets loading. Fragments wait for
+    // reassembly; ICMP errors are looked up by their quoted header.
+    for (size_t i = 0; i < m; ++i) {
+      const PacketKey& k = packets[base + i].key;
+      keyed[i] = !k.is_fragment() && !k.has(key_flag::kInner);
+      if (!keyed[i]) continue;
+      probes[i].tuple = tuple_of(k);
+      ct_.start(probes[i]);
+    }
+    // Stage 2: the entries whose signatures match, and their flow records,
+    // loading.
+    for (size_t i = 0; i < m; ++i) {
+      if (!keyed[i]) continue;
+      const uint32_t node = ct_.prefetch_entries(probes[i]);
+      if (node != kNoEntry && !paths_.empty()) __builtin_prefetch(&paths_[node]);
+    }
+    // Stage 3: each packet in order, looked up as the table is now.
+    const bool fast = config_.fast_path && trace_ == nullptr;
+    for (size_t i = 0; i < m; ++i) {
+      PacketIn& p = packets[base + i];
+      PacketOut& out = results[base + i];
+      // ipfrag_time runs on packet timestamps: datagrams that timed out by
+      // now are gone before this packet is looked at.
+      if (defrag_.datagrams() != 0) {
+        move_fates(Fate::FragmentHeld, Fate::DroppedFragment, defrag_.expire(p.ts_ns));
+      }
+      CtProbe* probe = nullptr;
+      if (keyed[i]) {
+        ct_.finish(probes[i]);
+        probe = &probes[i];
+        // The established path counts its own fates.
+        if (fast && probe->hit() && fast_one(p, out, *probe)) continue;
+      }
+      out = PacketOut{};
+      const Fate f = run_one(p, out, probe);
+      out.fate = f;
+      if (f != Fate::Forwarded) out.out_iface = kNoIface;
+      ++stats_.by_fate[static_cast<size_t>(f)];
+      if (out.fragments != 0) {
+        // The fragments held for this datagram share its fate.
+        move_fates(Fate::FragmentHeld, f, out.fragments - 1U);
+        const uint32_t s = completed_slot_;
+        if (output_call_[s] == call_) {
+          packets[output_owner_[s]].frame = nullptr;
+          packets[output_owner_[s]].len = 0;
+        }
+        output_call_[s] = call_;
+        output_owner_[s] = static_cast<uint32_t>(base + i);
+      }
+    }
+  }
+}
+
+}  // namespace nfb

@@ -1,0 +1,1215 @@
+// The traffic scenarios of the netfilter differential tests. See scenarios.h.
+#include "tests/support/scenarios.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <utility>
+
+#include "packet/byte_order.h"
+
+namespace nfb {
+
+// ---------------------------------------------------------------- rulesets
+
+std::string bundled_ruleset(std::string_view file_name) {
+  const char* root = std::getenv("NFB_SOURCE_ROOT");
+  const std::string path =
+      std::string(root != nullptr ? root : ".") + "/data/rulesets/" + std::string(file_name);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path + " (is NFB_SOURCE_ROOT set?)");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+namespace {
+
+std::vector<std::string> split_lines(std::string_view text) {
+  std::vector<std::string> lines;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    lines.emplace_back(text.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return lines;
+}
+
+struct Token {
+  std::string_view text;
+  size_t at;  // offset in the line
+};
+
+std::vector<Token> tokens_of(std::string_view line) {
+  std::vector<Token> out;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+    if (i == line.size()) break;
+    const size_t start = i;
+    while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
+    out.push_back({line.substr(start, i - start), start});
+  }
+  return out;
+}
+
+// The chain a rule line appends to ("-A CHAIN ..." or "[p:b] -A CHAIN ..."),
+// or "" for any other line.
+std::string_view rule_chain(std::string_view line) {
+  const std::vector<Token> t = tokens_of(line);
+  size_t i = 0;
+  if (!t.empty() && t[0].text.starts_with('[')) i = 1;
+  if (t.size() >= i + 2 && t[i].text == "-A") return t[i + 1].text;
+  return {};
+}
+
+bool all_digits(std::string_view s) {
+  if (s.empty()) return false;
+  for (const char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+void apply_one(std::vector<std::string>& lines, std::string_view command) {
+  const std::vector<Token> t = tokens_of(command);
+  const auto bad = [&command](const std::string& why) {
+    return std::invalid_argument("iptables command \"" + std::string(command) + "\": " + why);
+  };
+  if (t.empty() || (t[0].text != "iptables" && t[0].text != "iptables-legacy")) {
+    throw bad("expected iptables or iptables-legacy");
+  }
+  size_t i = 1;
+  std::string table = "filter";
+  if (i + 1 < t.size() && (t[i].text == "-t" || t[i].text == "--table")) {
+    table = std::string(t[i + 1].text);
+    i += 2;
+  }
+  if (i + 1 >= t.size()) throw bad("expected -I CHAIN or -A CHAIN");
+  const bool insert = t[i].text == "-I" || t[i].text == "--insert";
+  if (!insert && t[i].text != "-A" && t[i].text != "--append") throw bad("only -I and -A are supported");
+  const std::string chain(t[i + 1].text);
+  i += 2;
+  size_t position = 1;
+  if (insert && i < t.size() && all_digits(t[i].text)) {
+    position = static_cast<size_t>(std::stoul(std::string(t[i].text)));
+    ++i;
+  }
+  if (i >= t.size()) throw bad("expected a rule specification");
+  const std::string spec(command.substr(t[i].at));
+  std::string rule = "-A " + chain + " " + spec;
+  while (!rule.empty() && (rule.back() == ' ' || rule.back() == '\t' || rule.back() == '\r')) rule.pop_back();
+
+  // Find the table block, the chain's declaration and its rules.
+  size_t begin = lines.size();
+  for (size_t l = 0; l < lines.size(); ++l) {
+    if (lines[l] == "*" + table) {
+      begin = l;
+      break;
+    }
+  }
+  if (begin == lines.size()) throw bad("no *" + table + " table in the ruleset");
+  size_t commit = lines.size();
+  bool declared = false;
+  std::vector<size_t> rules;
+  for (size_t l = begin + 1; l < lines.size(); ++l) {
+    if (lines[l] == "COMMIT") {
+      commit = l;
+      break;
+    }
+    if (lines[l].starts_with(":" + chain + " ")) declared = true;
+    if (rule_chain(lines[l]) == chain) rules.push_back(l);
+  }
+  if (commit == lines.size()) throw bad("table " + table + " has no COMMIT");
+  if (!declared) throw bad("chain " + chain + " is not declared in table " + table);
+  size_t at = 0;
+  if (insert && position >= 1 && position <= rules.size()) {
+    at = rules[position - 1];
+  } else if (!insert || position == rules.size() + 1) {
+    at = rules.empty() ? commit : rules.back() + 1;
+  } else {
+    throw bad("position " + std::to_string(position) + " beyond the chain's " + std::to_string(rules.size()) +
+              " rules");
+  }
+  lines.insert(lines.begin() + static_cast<std::ptrdiff_t>(at), rule);
+}
+
+// The one command line of docker-user-fix.rules that contains every string
+// of `with` and none of `without`.
+std::string fix_rule(std::initializer_list<std::string_view> with,
+                     std::initializer_list<std::string_view> without = {}) {
+  std::string found;
+  int matches = 0;
+  for (const std::string& line : split_lines(bundled_ruleset("docker-user-fix.rules"))) {
+    if (line.empty() || line.starts_with('#')) continue;
+    bool ok = true;
+    for (const std::string_view w : with) ok = ok && line.find(w) != std::string::npos;
+    for (const std::string_view w : without) ok = ok && line.find(w) == std::string::npos;
+    if (ok) {
+      found = line;
+      ++matches;
+    }
+  }
+  if (matches != 1) {
+    throw std::runtime_error("docker-user-fix.rules: expected exactly one command matching, found " +
+                             std::to_string(matches));
+  }
+  return found;
+}
+
+}  // namespace
+
+std::string apply_iptables_commands(std::string_view save_text, std::string_view commands) {
+  std::vector<std::string> lines = split_lines(save_text);
+  for (const std::string& c : split_lines(commands)) {
+    const std::vector<Token> t = tokens_of(c);
+    if (t.empty() || t[0].text.starts_with('#')) continue;
+    apply_one(lines, c);
+  }
+  std::string out;
+  for (const std::string& l : lines) out += l + "\n";
+  return out;
+}
+
+// ---------------------------------------------------------------- frame building
+
+namespace {
+
+namespace dh = docker_host;
+using test::Bytes;
+using test::ip4;
+using test::L4Checksum;
+
+constexpr uint32_t kHost = dh::kHostIp;
+constexpr uint32_t kExampleCom = ip4(93, 184, 216, 34);
+constexpr uint32_t kPublicDns = ip4(8, 8, 8, 8);
+constexpr uint32_t kFarDns = ip4(192, 0, 2, 53);
+constexpr uint32_t kUnknownServer = ip4(192, 0, 2, 99);
+constexpr uint32_t kLocalhost = ip4(127, 0, 0, 1);
+constexpr uint8_t kOutsideTtl = 57;  // clients and servers a few hops away
+constexpr uint8_t kLocalTtl = 64;    // containers
+
+constexpr uint8_t kSyn = tcp_flag::kSyn;
+constexpr uint8_t kAck = tcp_flag::kAck;
+constexpr uint8_t kFin = tcp_flag::kFin;
+constexpr uint8_t kRst = tcp_flag::kRst;
+constexpr uint8_t kPsh = tcp_flag::kPsh;
+constexpr uint8_t kUrg = tcp_flag::kUrg;
+
+Bytes text_bytes(std::string_view s) { return Bytes(s.begin(), s.end()); }
+
+// Raw mt19937 output: the standard fixes the sequence (unlike the
+// distributions), so the frames are the same everywhere.
+// Note: C++ leaves the order in which a call's arguments are evaluated to
+// the compiler, so two draws from one Rng must never sit in the arguments of
+// one call (g++ and clang++ would build different frames): draw into named
+// values first.
+class Rng {
+ public:
+  explicit Rng(uint32_t seed) : gen_(seed) {}
+  uint32_t next() { return static_cast<uint32_t>(gen_()); }
+  uint16_t next16() { return static_cast<uint16_t>(next() >> 16); }
+  /// An ephemeral port from Linux's default range 32768..60999.
+  uint16_t port() { return static_cast<uint16_t>(32768 + next() % (60999 - 32768 + 1)); }
+
+ private:
+  std::mt19937 gen_;
+};
+
+struct Endpoint {
+  uint32_t ip;
+  uint16_t port;
+};
+
+class Traffic {
+ public:
+  explicit Traffic(uint32_t seed) : rng_(seed) {}
+  Rng& rng() { return rng_; }
+  void add(std::string_view ingress, const Bytes& ip_packet) {
+    frames_.push_back(frame_to_host(ingress, ip_packet));
+  }
+  std::vector<InjectedFrame> take() { return std::move(frames_); }
+
+ private:
+  Rng rng_;
+  std::vector<InjectedFrame> frames_;
+};
+
+Bytes udp_packet(Endpoint src, Endpoint dst, const Bytes& payload, uint16_t ip_id, uint8_t ttl,
+                 L4Checksum checksum = L4Checksum::Fill) {
+  return test::ipv4({.src = src.ip,
+                     .dst = dst.ip,
+                     .proto = kProtoUdp,
+                     .ttl = ttl,
+                     .id = ip_id,
+                     .df = true,
+                     .l4_checksum = checksum},
+                    test::udp({.sport = src.port, .dport = dst.port, .payload = payload}));
+}
+
+Bytes icmp_packet(uint32_t src, uint32_t dst, const Bytes& icmp, uint16_t ip_id, uint8_t ttl,
+                  L4Checksum checksum = L4Checksum::Fill) {
+  return test::ipv4(
+      {.src = src, .dst = dst, .proto = kProtoIcmp, .ttl = ttl, .id = ip_id, .l4_checksum = checksum}, icmp);
+}
+
+// A DNS query for `name`, type A, class IN, recursion desired.
+Bytes dns_query(uint16_t id, std::string_view name) {
+  Bytes b;
+  test::put16(b, id);
+  test::put16(b, 0x0100);
+  test::put16(b, 1);
+  test::put16(b, 0);
+  test::put16(b, 0);
+  test::put16(b, 0);
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t dot = name.find('.', start);
+    if (dot == std::string_view::npos) dot = name.size();
+    test::put8(b, static_cast<uint8_t>(dot - start));
+    for (size_t i = start; i < dot; ++i) test::put8(b, static_cast<uint8_t>(name[i]));
+    start = dot + 1;
+  }
+  test::put8(b, 0);
+  test::put16(b, 1);  // A
+  test::put16(b, 1);  // IN
+  return b;
+}
+
+// The answer to dns_query(id, name): one A record.
+Bytes dns_answer(uint16_t id, std::string_view name, uint32_t addr) {
+  Bytes b = dns_query(id, name);
+  test::set16(b, 2, 0x8180);  // response, recursion desired and available
+  test::set16(b, 6, 1);       // one answer
+  test::put16(b, 0xc00c);     // name: pointer to the question
+  test::put16(b, 1);
+  test::put16(b, 1);
+  test::put32(b, 300);
+  test::put16(b, 4);
+  test::put32(b, addr);
+  return b;
+}
+
+// One TCP connection as its segments arrive at the host. Each side knows
+// the interface its segments arrive on and the addresses they carry there
+// (a DNAT'd connection's server side is the container: post-DNAT tuple; a
+// masqueraded connection's server side answers the host's address), and its
+// next sequence number; every segment acknowledges all the other side sent.
+class TcpConversation {
+ public:
+  enum Who { kClient = 0, kServer = 1 };
+
+  struct Side {
+    std::string_view ingress;
+    Endpoint self;   // source of its segments
+    Endpoint other;  // destination of its segments
+    uint8_t ttl;
+  };
+
+  TcpConversation(Traffic& traffic, Side client, Side server) : traffic_(traffic) {
+    Rng& rng = traffic.rng();
+    sides_[kClient] = State{client, rng.next(), 0, rng.next16(), rng.next()};
+    sides_[kServer] = State{server, rng.next(), 0, rng.next16(), rng.next()};
+    // Until a SYN is sent, the connection is "already running" (for
+    // mid-stream pick-ups): both sides are past their SYN.
+    for (State& s : sides_) s.nxt = s.isn + 1;
+  }
+
+  uint32_t next_seq(Who who) const { return sides_[who].nxt; }
+
+  /// The client's SYN; calling it again retransmits it (same sequence number).
+  void syn(L4Checksum checksum = L4Checksum::Fill) {
+    State& c = sides_[kClient];
+    segment(kClient, kSyn, c.isn, 0, 64240, syn_options(c, 0), {}, checksum);
+    c.nxt = c.isn + 1;
+  }
+
+  /// The server's SYN-ACK.
+  void syn_ack() {
+    State& s = sides_[kServer];
+    segment(kServer, kSyn | kAck, s.isn, sides_[kClient].nxt, 65160, syn_options(s, sides_[kClient].ts), {},
+            L4Checksum::Fill);
+    s.nxt = s.isn + 1;
+  }
+
+  /// A segment from `who` at its current sequence number, acknowledging the
+  /// other side when `flags` has ACK; the sequence advances by the payload
+  /// and by FIN.
+  void send(Who who, uint8_t flags, const Bytes& payload = {}, L4Checksum checksum = L4Checksum::Fill) {
+    State& me = sides_[who];
+    const uint32_t ack = (flags & kAck) != 0 ? other(who).nxt : 0;
+    segment(who, flags, me.nxt, ack, 502, ts_option(me, other(who).ts), payload, checksum);
+    me.nxt += static_cast<uint32_t>(payload.size()) + ((flags & kFin) != 0 ? 1U : 0U);
+  }
+
+  /// Like send(), but the segment's datagram is sent without DF and cut into
+  /// fragments on the way (a router with a smaller MTU): `pieces` are
+  /// (offset, length) of its IP payload, in arrival order.
+  void send_fragmented(Who who, uint8_t flags, const Bytes& payload,
+                       std::initializer_list<std::pair<size_t, size_t>> pieces) {
+    State& me = sides_[who];
+    const uint32_t ack = (flags & kAck) != 0 ? other(who).nxt : 0;
+    const Bytes whole = build(who, flags, me.nxt, ack, 502, ts_option(me, other(who).ts), payload,
+                              L4Checksum::Fill, /*df=*/false);
+    for (const auto& [off, n] : pieces) traffic_.add(me.side.ingress, test::fragment(whole, off, n));
+    me.nxt += static_cast<uint32_t>(payload.size()) + ((flags & kFin) != 0 ? 1U : 0U);
+  }
+
+  /// A segment at an explicit sequence number (nothing advances).
+  void send_at(Who who, uint8_t flags, uint32_t seq) {
+    const uint32_t ack = (flags & kAck) != 0 ? other(who).nxt : 0;
+    segment(who, flags, seq, ack, 0, {}, {}, L4Checksum::Fill);
+  }
+
+  void handshake() {
+    syn();
+    syn_ack();
+    send(kClient, kAck);
+  }
+
+  /// FIN from the client, ACK, FIN from the server, last ACK.
+  void close() {
+    send(kClient, kFin | kAck);
+    send(kServer, kAck);
+    send(kServer, kFin | kAck);
+    send(kClient, kAck);
+  }
+
+ private:
+  struct State {
+    Side side;
+    uint32_t isn;
+    uint32_t nxt;
+    uint16_t ip_id;
+    uint32_t ts;  // last timestamp value sent
+  };
+
+  State& other(Who who) { return sides_[who == kClient ? kServer : kClient]; }
+
+  static Bytes syn_options(State& s, uint32_t ts_echo) {
+    Bytes o{2, 4};  // MSS 1460
+    test::put16(o, 1460);
+    test::put(o, Bytes{4, 2, 8, 10});  // SACK permitted, timestamps
+    test::put32(o, ++s.ts);
+    test::put32(o, ts_echo);
+    test::put(o, Bytes{1, 3, 3, 7});  // NOP, window scale 7
+    return o;
+  }
+
+  static Bytes ts_option(State& s, uint32_t ts_echo) {
+    Bytes o{1, 1, 8, 10};  // NOP, NOP, timestamps
+    test::put32(o, ++s.ts);
+    test::put32(o, ts_echo);
+    return o;
+  }
+
+  void segment(Who who, uint8_t flags, uint32_t seq, uint32_t ack, uint16_t window, const Bytes& options,
+               const Bytes& payload, L4Checksum checksum) {
+    traffic_.add(sides_[who].side.ingress, build(who, flags, seq, ack, window, options, payload, checksum, true));
+  }
+
+  // The IP packet of one segment from `who` (its IP id advances).
+  Bytes build(Who who, uint8_t flags, uint32_t seq, uint32_t ack, uint16_t window, const Bytes& options,
+              const Bytes& payload, L4Checksum checksum, bool df) {
+    State& me = sides_[who];
+    const Bytes seg = test::tcp({.sport = me.side.self.port,
+                                 .dport = me.side.other.port,
+                                 .seq = seq,
+                                 .ack = ack,
+                                 .flags = flags,
+                                 .window = window,
+                                 .options = options,
+                                 .payload = payload});
+    return test::ipv4({.src = me.side.self.ip,
+                       .dst = me.side.other.ip,
+                       .proto = kProtoTcp,
+                       .ttl = me.side.ttl,
+                       .id = me.ip_id++,
+                       .df = df,
+                       .l4_checksum = checksum},
+                      seg);
+  }
+
+  Traffic& traffic_;
+  std::array<State, 2> sides_{};
+};
+
+using Tcp = TcpConversation;
+
+// An outside client of a published service on the host, answered by a
+// container on `bridge`.
+TcpConversation published_tcp(Traffic& t, uint32_t client, uint16_t host_port, std::string_view bridge,
+                              Endpoint container) {
+  const Endpoint c{client, t.rng().port()};
+  return TcpConversation(t, {dh::kEth0, c, {kHost, host_port}, kOutsideTtl},
+                         {bridge, container, c, kLocalTtl});
+}
+
+// A container's connection to an outside server, masqueraded on eth0
+// (the port is kept: the scenarios never reuse one).
+TcpConversation egress_tcp(Traffic& t, std::string_view bridge, uint32_t container, Endpoint server) {
+  const Endpoint c{container, t.rng().port()};
+  return TcpConversation(t, {bridge, c, server, kLocalTtl},
+                         {dh::kEth0, server, {kHost, c.port}, kOutsideTtl});
+}
+
+// A one-off TCP segment with no conversation around it.
+void lone_segment(Traffic& t, std::string_view ingress, Endpoint src, Endpoint dst, uint8_t flags,
+                  uint8_t ttl = kOutsideTtl) {
+  Rng& r = t.rng();
+  const uint32_t seq = r.next();
+  const uint32_t ack = (flags & kAck) != 0 ? r.next() : 0;
+  const Bytes seg = test::tcp({.sport = src.port,
+                               .dport = dst.port,
+                               .seq = seq,
+                               .ack = ack,
+                               .flags = flags,
+                               .window = (flags & kSyn) != 0 ? uint16_t{64240} : uint16_t{502}});
+  t.add(
+      ingress,
+      test::ipv4({.src = src.ip, .dst = dst.ip, .proto = kProtoTcp, .ttl = ttl, .id = r.next16(), .df = true},
+                 seg));
+}
+
+const Bytes kRedisPing = text_bytes("*1\r\n$4\r\nPING\r\n");
+const Bytes kRedisPong = text_bytes("+PONG\r\n");
+
+// ------------------------------------------------ fragments
+
+// A UDP datagram that may be fragmented (no DF).
+Bytes udp_datagram(Endpoint src, Endpoint dst, const Bytes& payload, uint16_t ip_id, uint8_t ttl) {
+  return test::ipv4({.src = src.ip, .dst = dst.ip, .proto = kProtoUdp, .ttl = ttl, .id = ip_id},
+                    test::udp({.sport = src.port, .dport = dst.port, .payload = payload}));
+}
+
+// A fragment of `whole` with an explicit MF bit (test::fragment() sets MF
+// unless the piece ends the payload): IP payload bytes [off, off + n),
+// zero bytes beyond the payload, header checksum fixed.
+Bytes fragment_mf(const Bytes& whole, size_t off, size_t n, bool mf) {
+  const size_t hl = static_cast<size_t>(whole.at(0) & 0x0f) * 4;
+  Bytes f(whole.begin(), whole.begin() + static_cast<std::ptrdiff_t>(hl));
+  for (size_t i = 0; i < n; ++i) f.push_back(hl + off + i < whole.size() ? whole[hl + off + i] : 0);
+  test::set16(f, 2, static_cast<uint16_t>(f.size()));
+  uint16_t frag = static_cast<uint16_t>(test::get16(whole, 6) & ip_frag::kDontFragment);
+  frag = static_cast<uint16_t>(frag | (off / 8) | (mf ? ip_frag::kMoreFragments : 0));
+  test::set16(f, 6, frag);
+  test::fix_ipv4_checksum(f);
+  return f;
+}
+
+// Sets TOS and/or TTL (>= 0) of an IP packet, checksum fixed.
+Bytes with_tos_ttl(Bytes ip, int tos, int ttl) {
+  if (tos >= 0) ip.at(1) = static_cast<uint8_t>(tos);
+  if (ttl >= 0) ip.at(8) = static_cast<uint8_t>(ttl);
+  test::fix_ipv4_checksum(ip);
+  return ip;
+}
+
+// Cuts `whole` into fragments of `size` payload bytes (a multiple of 8; the
+// last one shorter) and adds them in `order` (indices of the pieces; a
+// repeated index sends that fragment again).
+void add_fragments(Traffic& t, std::string_view ingress, const Bytes& whole, size_t size,
+                   std::initializer_list<size_t> order) {
+  const size_t payload = whole.size() - static_cast<size_t>(whole.at(0) & 0x0f) * 4;
+  for (const size_t i : order) {
+    const size_t off = i * size;
+    if (off >= payload) throw std::invalid_argument("add_fragments: piece beyond the datagram");
+    t.add(ingress, test::fragment(whole, off, std::min(size, payload - off)));
+  }
+}
+
+// Adds explicit pieces (offset, length) of `whole`'s IP payload, in order.
+void add_pieces(Traffic& t, std::string_view ingress, const Bytes& whole,
+                std::initializer_list<std::pair<size_t, size_t>> pieces) {
+  for (const auto& [off, n] : pieces) t.add(ingress, test::fragment(whole, off, n));
+}
+
+}  // namespace
+
+std::vector<InjectedFrame> seed_case_frames() {
+  Traffic t(0x5eed0001);
+  for (uint8_t i = 0; i < 3; ++i) {
+    Tcp c = published_tcp(t, ip4(203, 0, 113, static_cast<uint8_t>(10 + i)), 10000, dh::kDocker0,
+                          {dh::kRedisIp, 6379});
+    c.syn();
+    c.syn();  // retransmitted before the answer comes
+    c.syn_ack();
+    c.send(Tcp::kClient, kAck);
+    c.send(Tcp::kClient, kPsh | kAck, kRedisPing);
+    c.send(Tcp::kServer, kPsh | kAck, kRedisPong);
+    c.close();
+  }
+  return t.take();
+}
+
+std::vector<InjectedFrame> string_traffic_frames() {
+  Traffic t(0x73747269);
+  Rng& r = t.rng();
+  // 1. Redis over published 10000: PING, lower-case ping, mixed case, a
+  //    command to be dropped, the answers, a payload ending in TAIL.
+  {
+    Tcp c = published_tcp(t, ip4(203, 0, 113, 30), 10000, dh::kDocker0, {dh::kRedisIp, 6379});
+    c.handshake();
+    c.send(Tcp::kClient, kPsh | kAck, kRedisPing);
+    c.send(Tcp::kServer, kPsh | kAck, text_bytes("+PONG\r\n"));
+    c.send(Tcp::kClient, kPsh | kAck, text_bytes("*1\r\n$4\r\nping\r\n"));
+    c.send(Tcp::kServer, kPsh | kAck, text_bytes("+PONG\r\n"));
+    c.send(Tcp::kClient, kPsh | kAck, text_bytes("*2\r\n$4\r\nEcho\r\n$4\r\nPiNg\r\n"));
+    c.send(Tcp::kServer, kPsh | kAck, text_bytes("$4\r\nPiNg\r\n"));
+    c.send(Tcp::kClient, kPsh | kAck, text_bytes("*2\r\n$4\r\nECHO\r\n$6\r\nDROPME\r\n"));
+    c.send(Tcp::kClient, kPsh | kAck, text_bytes("*2\r\n$4\r\nECHO\r\n$4\r\nTAIL"));
+    c.send(Tcp::kServer, kPsh | kAck, text_bytes("$4\r\nTAIL"));
+    c.close();
+  }
+  // 2. A second client whose payload starts one byte later (" *1"), and a
+  //    full-size segment with PING at its very end.
+  {
+    Tcp c = published_tcp(t, ip4(203, 0, 113, 31), 10000, dh::kDocker0, {dh::kRedisIp, 6379});
+    c.handshake();
+    c.send(Tcp::kClient, kPsh | kAck, text_bytes(" *1\r\n$4\r\nPING\r\n"));
+    c.send(Tcp::kServer, kPsh | kAck, text_bytes("+PONG\r\n"));
+    Bytes big(1400, 'x');
+    for (size_t i = 0; i < 4; ++i) big[big.size() - 4 + i] = static_cast<uint8_t>("PING"[i]);
+    c.send(Tcp::kClient, kPsh | kAck, big);
+    c.send(Tcp::kServer, kAck);
+    c.close();
+  }
+  // 3. Published UDP 5353: queries for names with "ping" and "Example" in
+  //    them, and dns's answers.
+  {
+    const Endpoint c{ip4(203, 0, 113, 32), r.port()};
+    for (const std::string_view name : {"ping.example.com", "www.EXAMPLE.org"}) {
+      const uint16_t id = r.next16();
+      const uint16_t ip_id = r.next16();
+      t.add(dh::kEth0, udp_packet(c, {kHost, 5353}, dns_query(id, name), ip_id, kOutsideTtl));
+      const uint16_t reply_ip_id = r.next16();
+      t.add(dh::kBridge2, udp_packet({dh::kDnsIp, 53}, c, dns_answer(id, name, ip4(192, 0, 2, 80)), reply_ip_id,
+                                kLocalTtl));
+    }
+  }
+  return t.take();
+}
+
+std::vector<InjectedFrame> mixed_traffic_frames() {
+  Traffic t(0x6d697865);
+  Rng& r = t.rng();
+  const auto client = [](uint8_t last) { return ip4(203, 0, 113, last); };
+
+  // 1. Published TCP 10000, answered by redis on docker0.
+  for (uint8_t i = 0; i < 2; ++i) {
+    Tcp c = published_tcp(t, client(static_cast<uint8_t>(10 + i)), 10000, dh::kDocker0, {dh::kRedisIp, 6379});
+    c.handshake();
+    c.send(Tcp::kClient, kPsh | kAck, text_bytes("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n"));
+    c.send(Tcp::kServer, kPsh | kAck, text_bytes("+OK\r\n"));
+    if (i == 0)
+      c.send_at(Tcp::kClient, kRst, c.next_seq(Tcp::kClient) + 0x40000000U);  // far outside the window
+    c.send(Tcp::kClient, kPsh | kAck, text_bytes("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"));
+    c.send(Tcp::kServer, kPsh | kAck, text_bytes("$5\r\nhello\r\n"));
+    c.send(Tcp::kClient, kAck);
+    c.close();
+  }
+
+  // 2. Published UDP 5353, answered by dns on br-5c0a8c6e1d2f.
+  {
+    const Endpoint c{client(20), r.port()};
+    for (uint16_t q = 0; q < 2; ++q) {
+      const uint16_t id = r.next16();
+      t.add(dh::kEth0, udp_packet(c, {kHost, 5353}, dns_query(id, "example.com"), r.next16(), kOutsideTtl));
+      t.add(dh::kBridge2, udp_packet({dh::kDnsIp, 53}, c, dns_answer(id, "example.com", kExampleCom),
+                                     r.next16(), kLocalTtl));
+    }
+  }
+
+  // 3. Unpublished ports on the host's address.
+  {
+    const Endpoint cl{client(21), r.port()};
+    Tcp ssh(t, {dh::kEth0, cl, {kHost, 22}, kOutsideTtl},
+            {dh::kEth0, {kHost, 22}, cl, kOutsideTtl});  // never answers
+    ssh.syn();
+    ssh.syn();
+    ssh.syn();
+    {
+      const uint16_t ip_id = r.next16();
+      const Endpoint from{client(21), r.port()};
+      t.add(dh::kEth0, udp_packet(from, {kHost, 9999}, test::pattern(16), ip_id, kOutsideTtl));
+    }
+    lone_segment(t, dh::kEth0, {client(21), r.port()}, {kHost, 6379}, kSyn);
+    lone_segment(t, dh::kEth0, {client(21), r.port()}, {kHost, 8080}, kSyn);
+  }
+
+  // 4. Direct access to container addresses from outside.
+  {
+    const Endpoint cl{client(30), r.port()};
+    Tcp c(t, {dh::kEth0, cl, {dh::kRedisIp, 6379}, kOutsideTtl},
+          {dh::kDocker0, {dh::kRedisIp, 6379}, cl, kLocalTtl});
+    c.syn();
+    c.syn();
+    c.syn_ack();
+    c.send(Tcp::kClient, kAck);
+    lone_segment(t, dh::kEth0, {client(30), r.port()}, {dh::kRedisIp, 22}, kSyn);
+    {
+      const uint16_t ip_id = r.next16();
+      const uint16_t query_id = r.next16();
+      const Endpoint from{client(30), r.port()};
+      t.add(dh::kEth0, udp_packet(from, {dh::kDnsIp, 53}, dns_query(query_id, "example.org"), ip_id, kOutsideTtl));
+    }
+  }
+
+  // 5. Container egress through MASQUERADE, replies on eth0.
+  {
+    Tcp c = egress_tcp(t, dh::kDocker0, dh::kRedisIp, {kExampleCom, 80});
+    c.handshake();
+    c.send(
+        Tcp::kClient, kPsh | kAck,
+        text_bytes("GET / HTTP/1.1\r\nHost: example.com\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n"));
+    Bytes body = text_bytes("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 1000\r\n\r\n");
+    test::put(body, test::pattern(1000 - 512, 0x20));
+    c.send(Tcp::kServer, kAck, Bytes(body.begin(), body.begin() + 512));
+    c.send(Tcp::kServer, kPsh | kAck, Bytes(body.begin() + 512, body.end()));
+    c.send(Tcp::kClient, kAck);
+    c.close();
+
+    const Endpoint web{dh::kWebIp, r.port()};
+    const uint16_t id = r.next16();
+    t.add(dh::kDocker0,
+          udp_packet(web, {kPublicDns, 53}, dns_query(id, "example.com"), r.next16(), kLocalTtl));
+    t.add(dh::kEth0, udp_packet({kPublicDns, 53}, {kHost, web.port},
+                                dns_answer(id, "example.com", kExampleCom), r.next16(), kOutsideTtl));
+  }
+
+  // 6. ICMP echo.
+  t.add(dh::kEth0, icmp_packet(client(40), kHost, test::icmp_echo(0x1a2b, 1), r.next16(), kOutsideTtl));
+  t.add(dh::kEth0, icmp_packet(client(40), kHost, test::icmp_echo(0x1a2b, 2), r.next16(), kOutsideTtl));
+  t.add(dh::kEth0,
+        icmp_packet(client(40), dh::kRedisIp, test::icmp_echo(0x1a2c, 1), r.next16(), kOutsideTtl));
+  t.add(dh::kDocker0, icmp_packet(dh::kWebIp, kPublicDns, test::icmp_echo(0x0777, 1), r.next16(), kLocalTtl));
+  t.add(dh::kEth0, icmp_packet(kPublicDns, kHost, test::icmp_echo(0x0777, 1, true), r.next16(), kOutsideTtl));
+  t.add(dh::kDocker0,
+        icmp_packet(dh::kRedisIp, dh::kDocker0Ip, test::icmp_echo(0x0abc, 1), r.next16(), kLocalTtl));
+
+  // 7. ICMP errors: about dns's masqueraded UDP flow (RELATED), and about a
+  // flow nobody knows.
+  {
+    const Endpoint dns{dh::kDnsIp, r.port()};
+    const uint16_t ip_id = r.next16();
+    const Bytes query = dns_query(r.next16(), "example.net");
+    t.add(dh::kBridge2, udp_packet(dns, {kFarDns, 53}, query, ip_id, kLocalTtl));
+    // What left eth0: source masqueraded to the host (port kept), TTL one less.
+    const Bytes left = udp_packet({kHost, dns.port}, {kFarDns, 53}, query, ip_id, kLocalTtl - 1);
+    t.add(dh::kEth0, icmp_packet(kFarDns, kHost, test::icmp_error(3, 3, left, left.size() - 20), r.next16(),
+                                 kOutsideTtl));
+    const uint16_t unknown_ip_id = r.next16();
+    const uint16_t unknown_query_id = r.next16();
+    const Bytes unknown = udp_packet({kHost, 1111}, {kUnknownServer, 53}, dns_query(unknown_query_id, "example.net"),
+                                     unknown_ip_id, kLocalTtl - 1);
+    t.add(dh::kEth0,
+          icmp_packet(kUnknownServer, kHost, test::icmp_error(3, 3, unknown), r.next16(), kOutsideTtl));
+  }
+
+  // 8. Container to host, hairpin to the published port, between bridges.
+  {
+    const uint16_t ip_id = r.next16();
+    const uint16_t query_id = r.next16();
+    const Endpoint from{dh::kRedisIp, r.port()};
+    t.add(dh::kDocker0, udp_packet(from, {dh::kDocker0Ip, 53}, dns_query(query_id, "redis.local"), ip_id, kLocalTtl));
+  }
+  lone_segment(t, dh::kDocker0, {dh::kRedisIp, r.port()}, {kHost, 10000}, kSyn, kLocalTtl);
+  {
+    const uint16_t ip_id = r.next16();
+    const uint16_t query_id = r.next16();
+    const Endpoint from{dh::kRedisIp, r.port()};
+    t.add(dh::kDocker0, udp_packet(from, {dh::kDnsIp, 53}, dns_query(query_id, "dns.local"), ip_id, kLocalTtl));
+  }
+  lone_segment(t, dh::kBridge2, {dh::kDnsIp, r.port()}, {dh::kWebIp, 80}, kSyn, kLocalTtl);
+
+  // 9. Invalid TCP flag combinations.
+  for (const uint8_t flags :
+       {uint8_t(kSyn | kFin), uint8_t{0}, uint8_t(kSyn | kRst), uint8_t(kFin | kPsh | kUrg)}) {
+    lone_segment(t, dh::kEth0, {client(50), r.port()}, {kHost, 10000}, flags);
+  }
+  lone_segment(t, dh::kEth0, {client(50), r.port()}, {dh::kWebIp, 80}, kSyn | kFin);
+
+  // 10. Mid-stream pick-ups: a connection already running when the host saw
+  // nothing of it, then redis's answer; a lone ACK to a port nobody serves.
+  {
+    Tcp c = published_tcp(t, client(51), 10000, dh::kDocker0, {dh::kRedisIp, 6379});
+    c.send(Tcp::kClient, kAck);
+    c.send(Tcp::kClient, kPsh | kAck, kRedisPing);
+    c.send(Tcp::kServer, kPsh | kAck, kRedisPong);
+    c.send(Tcp::kClient, kAck);
+    lone_segment(t, dh::kEth0, {client(51), r.port()}, {kHost, 22}, kAck);
+  }
+
+  // 11. Stray RSTs.
+  lone_segment(t, dh::kEth0, {client(52), r.port()}, {kHost, 10000}, kRst);
+  lone_segment(t, dh::kEth0, {client(52), r.port()}, {kHost, 22}, kRst | kAck);
+
+  // 12. Bad checksums, each followed by the same packet done right.
+  {
+    Tcp c = published_tcp(t, client(53), 10000, dh::kDocker0, {dh::kRedisIp, 6379});
+    c.syn(L4Checksum::Corrupt);
+    c.syn();
+    c.syn_ack();
+    c.send(Tcp::kClient, kAck);
+
+    const Endpoint u{client(53), r.port()};
+    const uint16_t id = r.next16();
+    const Bytes q = dns_query(id, "example.com");
+    t.add(dh::kEth0, udp_packet(u, {kHost, 5353}, q, r.next16(), kOutsideTtl, L4Checksum::Corrupt));
+    t.add(dh::kEth0, udp_packet(u, {kHost, 5353}, q, r.next16(), kOutsideTtl));
+    t.add(dh::kBridge2,
+          udp_packet({dh::kDnsIp, 53}, u, dns_answer(id, "example.com", kExampleCom), r.next16(), kLocalTtl));
+    {
+      const uint16_t ip_id = r.next16();
+      const uint16_t query_id = r.next16();
+      const Endpoint from{client(53), r.port()};
+      t.add(dh::kEth0, udp_packet(from, {kHost, 5353}, dns_query(query_id, "example.com"), ip_id, kOutsideTtl,
+                                  L4Checksum::Leave));  // checksum 0: none
+    }
+    t.add(dh::kEth0, icmp_packet(client(53), kHost, test::icmp_echo(0x5353, 1), r.next16(), kOutsideTtl,
+                                 L4Checksum::Corrupt));
+    {
+      const Bytes syn = test::tcp({.sport = r.port(), .dport = 10000, .seq = r.next(), .flags = kSyn});
+      t.add(dh::kEth0, test::ipv4({.src = client(53),
+                                   .dst = kHost,
+                                   .proto = kProtoTcp,
+                                   .ttl = kOutsideTtl,
+                                   .id = r.next16(),
+                                   .df = true,
+                                   .bad_header_checksum = true},
+                                  syn));
+    }
+
+    Tcp e = egress_tcp(t, dh::kDocker0, dh::kRedisIp, {kExampleCom, 443});
+    e.syn(L4Checksum::Corrupt);
+    e.syn();
+    e.syn_ack();
+    e.send(Tcp::kClient, kAck);
+  }
+
+  // 13. The localhost-published port, from outside.
+  {
+    const Endpoint c{client(70), r.port()};
+    Tcp l(t, {dh::kEth0, c, {kLocalhost, 8080}, kOutsideTtl}, {dh::kDocker0, {dh::kWebIp, 80}, c, kLocalTtl});
+    l.syn();
+    l.syn();
+    l.syn_ack();
+  }
+  return t.take();
+}
+
+std::vector<InjectedFrame> fragment_traffic_frames() {
+  Traffic t(0x66726167);
+  Rng& r = t.rng();
+  const auto client = [](uint8_t last) { return ip4(203, 0, 113, last); };
+  const Endpoint dns53{dh::kDnsIp, 53};
+
+  // 1. Published UDP 5353: a large query in 2 fragments, in order; dns's
+  // answer in 3 fragments, the last one first.
+  {
+    const Endpoint c{client(80), r.port()};
+    const uint16_t id = r.next16();
+    Bytes q = dns_query(id, "example.com");
+    test::put(q, test::pattern(1900, 0x41));
+    add_fragments(t, dh::kEth0, udp_datagram(c, {kHost, 5353}, q, r.next16(), kOutsideTtl), 1480, {0, 1});
+    Bytes a = dns_answer(id, "example.com", kExampleCom);
+    test::put(a, test::pattern(3000, 0x61));
+    add_fragments(t, dh::kBridge2, udp_datagram(dns53, c, a, r.next16(), kLocalTtl), 1480, {2, 0, 1});
+  }
+  // 2. The same in 3 fragments out of order (middle, last, first); the
+  // answer is not fragmented.
+  {
+    const Endpoint c{client(81), r.port()};
+    const uint16_t id = r.next16();
+    Bytes q = dns_query(id, "example.org");
+    test::put(q, test::pattern(2600, 0x30));
+    add_fragments(t, dh::kEth0, udp_datagram(c, {kHost, 5353}, q, r.next16(), kOutsideTtl), 1200, {1, 2, 0});
+    t.add(dh::kBridge2, udp_packet(dns53, c, dns_answer(id, "example.org", kExampleCom), r.next16(), kLocalTtl));
+  }
+  // 3. Published TCP 10000: a full-size segment from the client fragmented
+  // by a router with a 1280-byte MTU, and redis's answer in 2 fragments,
+  // the second one first.
+  {
+    Tcp c = published_tcp(t, client(82), 10000, dh::kDocker0, {dh::kRedisIp, 6379});
+    c.handshake();
+    c.send_fragmented(Tcp::kClient, kPsh | kAck, test::pattern(1460, 0x11), {{0, 1256}, {1256, 1492 - 1256}});
+    c.send(Tcp::kServer, kAck);
+    c.send_fragmented(Tcp::kServer, kPsh | kAck, test::pattern(1400, 0x22), {{1256, 1432 - 1256}, {0, 1256}});
+    c.send(Tcp::kClient, kAck);
+    c.close();
+  }
+  // 4. Overlapping fragments: the second overlaps the first, so the kernel
+  // discards both; the last then starts a datagram of its own that never
+  // completes. The client's next datagram goes through.
+  {
+    const Endpoint c{client(83), r.port()};
+    Bytes q = dns_query(r.next16(), "example.net");
+    test::put(q, test::pattern(3000, 0x50));
+    const Bytes d = udp_datagram(c, {kHost, 5353}, q, r.next16(), kOutsideTtl);
+    add_pieces(t, dh::kEth0, d, {{0, 1480}, {1200, 1480}, {2960, d.size() - 20 - 2960}});
+    Bytes q2 = dns_query(r.next16(), "example.net");
+    test::put(q2, test::pattern(1600, 0x51));
+    add_fragments(t, dh::kEth0, udp_datagram(c, {kHost, 5353}, q2, r.next16(), kOutsideTtl), 1480, {0, 1});
+  }
+  // 5. Incomplete datagrams: a first fragment alone; a first and a last
+  // fragment without the middle one.
+  {
+    const Endpoint c{client(84), r.port()};
+    Bytes q = dns_query(r.next16(), "example.com");
+    test::put(q, test::pattern(2000, 0x70));
+    add_fragments(t, dh::kEth0, udp_datagram(c, {kHost, 5353}, q, r.next16(), kOutsideTtl), 1480, {0});
+    Bytes q2 = dns_query(r.next16(), "example.com");
+    test::put(q2, test::pattern(3500, 0x71));
+    add_fragments(t, dh::kEth0, udp_datagram(c, {kHost, 5353}, q2, r.next16(), kOutsideTtl), 1480, {0, 2});
+  }
+  // 6. A duplicated middle fragment: dropped alone, the datagram completes.
+  {
+    const Endpoint c{client(85), r.port()};
+    Bytes q = dns_query(r.next16(), "example.com");
+    test::put(q, test::pattern(3300, 0x72));
+    add_fragments(t, dh::kEth0, udp_datagram(c, {kHost, 5353}, q, r.next16(), kOutsideTtl), 1480, {0, 1, 1, 2});
+  }
+  // 7. Straight to a container's address from outside: docker 28 drops the
+  // reassembled datagram in raw PREROUTING, counted once with its length.
+  {
+    const Endpoint c{client(86), r.port()};
+    add_fragments(t, dh::kEth0, udp_datagram(c, {dh::kRedisIp, 6379}, test::pattern(2500, 0x73), r.next16(),
+                                             kOutsideTtl),
+                  1480, {0, 1});
+  }
+  // 8. A large ICMP echo to the host (ping -s 3000) in 3 fragments.
+  {
+    const Bytes echo = test::icmp_echo(0x0f0f, 1, false, test::pattern(3000, 0x74));
+    add_fragments(t, dh::kEth0, icmp_packet(client(87), kHost, echo, r.next16(), kOutsideTtl), 1480, {0, 1, 2});
+  }
+  // 9. Container egress through MASQUERADE: web's large query to 8.8.8.8 in
+  // 2 fragments (the second first), and the answer in 2 fragments on eth0.
+  {
+    const Endpoint web{dh::kWebIp, r.port()};
+    const uint16_t id = r.next16();
+    Bytes q = dns_query(id, "example.com");
+    test::put(q, test::pattern(1700, 0x75));
+    add_fragments(t, dh::kDocker0, udp_datagram(web, {kPublicDns, 53}, q, r.next16(), kLocalTtl), 1480, {1, 0});
+    Bytes a = dns_answer(id, "example.com", kExampleCom);
+    test::put(a, test::pattern(1700, 0x76));
+    add_fragments(t, dh::kEth0, udp_datagram({kPublicDns, 53}, {kHost, web.port}, a, r.next16(), kOutsideTtl),
+                  1480, {0, 1});
+  }
+  return t.take();
+}
+
+std::vector<InjectedFrame> fragment_edge_frames() {
+  Traffic t(0x65646765);
+  Rng& r = t.rng();
+  const Endpoint host9999{kHost, 9999};
+  // Each case: its own client port and IP id; every datagram is a 2000-byte
+  // UDP payload to 198.51.100.1:9999 unless said otherwise.
+  const auto whole = [&r](uint16_t port) {
+    return udp_datagram({ip4(203, 0, 113, 90), port}, {kHost, 9999}, test::pattern(1992, 0x40), r.next16(),
+                        kOutsideTtl);
+  };
+  const auto e = [&t](const Bytes& ip) { t.add(dh::kEth0, ip); };
+  // 1. Three runs ([0,400), [800,1200), [400,800) inserted between them),
+  // then [0,800) across two runs: an overlap, the datagram is discarded.
+  {
+    const Bytes w = whole(41001);
+    for (const auto& [off, n] : {std::pair<size_t, size_t>{0, 400}, {800, 400}, {400, 400}, {0, 800}, {1200, 800}})
+      e(test::fragment(w, off, n));
+  }
+  // 2. The same pieces in order form one run: [0,800) is a duplicate.
+  {
+    const Bytes w = whole(41002);
+    for (const auto& [off, n] : {std::pair<size_t, size_t>{0, 400}, {400, 400}, {800, 400}, {0, 800}, {1200, 800}})
+      e(test::fragment(w, off, n));
+  }
+  // 3. A 4-byte fragment with MF (empty once cut to a multiple of 8)
+  // discards the datagram; its later fragments start another one.
+  {
+    const Bytes w = whole(41003);
+    e(test::fragment(w, 0, 800));
+    e(fragment_mf(w, 800, 4, true));
+    e(test::fragment(w, 800, 800));
+    e(test::fragment(w, 1600, 400));
+  }
+  // 4. A second last fragment with another end discards the datagram.
+  {
+    const Bytes w = whole(41004);
+    e(test::fragment(w, 0, 800));
+    e(test::fragment(w, 1600, 400));
+    e(fragment_mf(w, 1600, 200, false));
+    e(test::fragment(w, 800, 800));
+  }
+  // 5. A fragment ending beyond the last fragment discards the datagram.
+  {
+    const Bytes w = whole(41005);
+    e(test::fragment(w, 1600, 400));
+    e(fragment_mf(w, 1600, 408, true));
+    e(test::fragment(w, 0, 800));
+    e(test::fragment(w, 800, 800));
+  }
+  // 6. ECN: ECT(0) with CE reassembles (CE); Not-ECT with ECT(0) is discarded.
+  {
+    const Bytes w = whole(41006);
+    e(with_tos_ttl(test::fragment(w, 0, 1000), 0x02, -1));
+    e(with_tos_ttl(test::fragment(w, 1000, 1000), 0x03, -1));
+    const Bytes v = whole(41007);
+    e(with_tos_ttl(test::fragment(v, 0, 1000), 0x00, -1));
+    e(with_tos_ttl(test::fragment(v, 1000, 1000), 0x02, -1));
+  }
+  // 7. One datagram over two interfaces: the middle fragment and the last
+  // come from redis's MAC on docker0, the first (offset 0) from outside on
+  // eth0, second: the datagram has the last fragment's interface (docker0)
+  // and the first fragment's MAC (outside).
+  {
+    const Bytes w = whole(41008);
+    t.add(dh::kDocker0, test::fragment(w, 800, 800));
+    e(test::fragment(w, 0, 800));
+    t.add(dh::kDocker0, test::fragment(w, 1600, 400));
+  }
+  // 8. 65620 bytes once reassembled (payload 65600): discarded when complete.
+  {
+    const Bytes big = udp_datagram({ip4(203, 0, 113, 90), 41009}, host9999, test::pattern(65600 - 8, 0x41),
+                                   r.next16(), kOutsideTtl);
+    for (size_t off = 0; off < 65600; off += 1480) e(test::fragment(big, off, std::min<size_t>(1480, 65600 - off)));
+  }
+  // 9. TTL comes from the first fragment: forwarded to 172.17.0.2, a
+  // datagram whose first fragment has TTL 1 dies in ip_forward; one whose
+  // other fragment has TTL 1 is forwarded.
+  {
+    const Bytes a = udp_datagram({ip4(203, 0, 113, 90), 41010}, {dh::kRedisIp, 7000}, test::pattern(1992, 0x42),
+                                 r.next16(), kOutsideTtl);
+    e(with_tos_ttl(test::fragment(a, 0, 1000), -1, 1));
+    e(test::fragment(a, 1000, 1000));
+    const Bytes b = udp_datagram({ip4(203, 0, 113, 90), 41011}, {dh::kRedisIp, 7000}, test::pattern(1992, 0x43),
+                                 r.next16(), kOutsideTtl);
+    e(test::fragment(b, 0, 1000));
+    e(with_tos_ttl(test::fragment(b, 1000, 1000), -1, 1));
+  }
+  // 10. A plain in-order datagram, for reference.
+  {
+    const Bytes w = whole(41012);
+    e(test::fragment(w, 0, 1480));
+    e(test::fragment(w, 1480, 520));
+  }
+  return t.take();
+}
+
+namespace {
+
+std::string endpoint_text(const Bytes& ip, size_t addr_at, size_t port_at, bool ports) {
+  const uint32_t a = load_be32(ip.data() + addr_at);
+  std::string s = format_ipv4(a);
+  if (ports) {
+    s += ':';  // (two appends: g++ 12 -Wrestrict misfires on ":" + to_string() here)
+    s += std::to_string(test::get16(ip, port_at));
+  }
+  return s;
+}
+
+std::string tcp_flags_text(uint8_t f) {
+  static constexpr std::pair<uint8_t, char> kOrder[] = {
+      {tcp_flag::kFin, 'F'}, {tcp_flag::kSyn, 'S'}, {tcp_flag::kRst, 'R'}, {tcp_flag::kPsh, 'P'},
+      {tcp_flag::kAck, '.'}, {tcp_flag::kUrg, 'U'}, {tcp_flag::kEce, 'E'}, {tcp_flag::kCwr, 'W'}};
+  std::string s;
+  for (const auto& [bit, c] : kOrder) {
+    if ((f & bit) != 0) s.push_back(c);
+  }
+  return s.empty() ? "none" : s;
+}
+
+// "tcp A:P > B:Q" for the IP packet at `ip` (ports when TCP/UDP and `l4`).
+std::string flow_text(const Bytes& ip, bool l4 = true) {
+  const uint8_t proto = ip.at(9);
+  const size_t hl = static_cast<size_t>(ip.at(0) & 0x0f) * 4;
+  const bool ports = l4 && (proto == kProtoTcp || proto == kProtoUdp) && ip.size() >= hl + 4;
+  const char* name = protocol_name(proto);
+  const std::string proto_text = name != nullptr ? std::string(name) : std::to_string(proto);
+  return proto_text + " " + endpoint_text(ip, 12, hl, ports) + " > " + endpoint_text(ip, 16, hl + 2, ports);
+}
+
+}  // namespace
+
+std::string describe_frame(const InjectedFrame& frame) {
+  const Bytes& b = frame.bytes;
+  std::string s = frame.ingress + " ";
+  if (b.size() < 14 + 20 || test::get16(b, 12) != test::kEtherIpv4)
+    return s + "non-IPv4 frame of " + std::to_string(b.size()) + " bytes";
+  const Bytes ip(b.begin() + 14, b.end());
+  const size_t hl = static_cast<size_t>(ip.at(0) & 0x0f) * 4;
+  const size_t total = std::min<size_t>(test::get16(ip, 2), ip.size());
+  const uint8_t proto = ip.at(9);
+  const uint16_t frag = test::get16(ip, 6);
+  const bool fragment = (frag & (ip_frag::kMoreFragments | ip_frag::kOffsetMask)) != 0;
+  const bool later = (frag & ip_frag::kOffsetMask) != 0;  // no L4 header
+  s += flow_text(ip, !later);
+  if (later) {
+    // nothing of L4 to show
+  } else if (proto == kProtoTcp && total >= hl + 20) {
+    s += " [" + tcp_flags_text(ip.at(hl + 13)) + "]";
+  } else if (proto == kProtoIcmp && total >= hl + 8) {
+    const uint8_t type = ip.at(hl);
+    s += " " + std::to_string(type) + "/" + std::to_string(ip.at(hl + 1));
+    if (type == 0 || type == 8) {
+      s += " id " + std::to_string(test::get16(ip, hl + 4)) + " seq " +
+           std::to_string(test::get16(ip, hl + 6));
+    } else if (total >= hl + 8 + 20) {
+      s += " about " + flow_text(Bytes(ip.begin() + static_cast<std::ptrdiff_t>(hl + 8),
+                                       ip.begin() + static_cast<std::ptrdiff_t>(total)));
+    }
+  }
+  if (fragment) {
+    // "frag OFFSET+LENGTH" of the IP payload, MF when more follow, the IP id.
+    s += " frag ";
+    s += std::to_string((frag & ip_frag::kOffsetMask) * 8U);
+    s += '+';
+    s += std::to_string(total >= hl ? total - hl : 0);
+    if ((frag & ip_frag::kMoreFragments) != 0) s += " MF";
+    s += " id ";
+    s += std::to_string(test::get16(ip, 4));
+  }
+  s += " len " + std::to_string(test::get16(ip, 2));
+  if (test::ref_checksum(ip, 0, hl) != 0) s += " bad-ip-checksum";
+  // A fragment's L4 checksum covers bytes of other fragments: not judged.
+  if (const auto at = test::l4_checksum_offset(proto); !fragment && at && total >= hl + *at + 2) {
+    const size_t l4 = total - hl;
+    if (proto == kProtoUdp && test::get16(ip, hl + 6) == 0) {
+      s += " no-udp-checksum";
+    } else {
+      const uint32_t src = load_be32(ip.data() + 12);
+      const uint32_t dst = load_be32(ip.data() + 16);
+      const uint32_t pseudo = proto == kProtoIcmp ? 0 : test::ref_pseudo_sum(src, dst, proto, l4);
+      if (test::ref_checksum(ip, hl, l4, pseudo) != 0) s += " bad-l4-checksum";
+    }
+  }
+  return s;
+}
+
+std::string recorded_scenarios_dir() {
+  const char* root = std::getenv("NFB_SOURCE_ROOT");
+  return std::string(root != nullptr ? root : ".") + "/tests/data/scenarios";
+}
+
+Scenario seed_case_naive() {
+  return {"seed_case_naive",
+          apply_iptables_commands(bundled_ruleset("docker-28.save"),
+                                  fix_rule({"--dport 10000 -j DROP"}, {"conntrack"})),
+          seed_case_frames()};
+}
+
+Scenario seed_case_fixed() {
+  return {"seed_case_fixed",
+          apply_iptables_commands(bundled_ruleset("docker-28.save"), fix_rule({"--ctorigdstport 10000"})),
+          seed_case_frames()};
+}
+
+Scenario seed_case_post_dnat() {
+  return {"seed_case_post_dnat",
+          apply_iptables_commands(bundled_ruleset("docker-28.save"),
+                                  fix_rule({"-d 172.17.0.2/32", "--dport 6379"})),
+          seed_case_frames()};
+}
+
+Scenario docker27_mixed() {
+  return {"docker27_mixed", bundled_ruleset("docker-27.save"), mixed_traffic_frames()};
+}
+
+Scenario docker28_mixed() {
+  return {"docker28_mixed", bundled_ruleset("docker-28.save"), mixed_traffic_frames()};
+}
+
+Scenario docker28_fragments() {
+  return {"docker28_fragments", bundled_ruleset("docker-28.save"), fragment_traffic_frames()};
+}
+
+// Counting rules only (no verdicts): raw sees whether fragments reach it
+// and how long the datagrams are; the conntrack match turns conntrack, and
+// with it defrag, on; INPUT tells interfaces and MACs apart; FORWARD counts
+// what survives ip_forward's TTL check.
+constexpr std::string_view kFragmentCountingRules =
+    "*raw\n"
+    ":PREROUTING ACCEPT [0:0]\n"
+    ":OUTPUT ACCEPT [0:0]\n"
+    "-A PREROUTING -f\n"
+    "-A PREROUTING -p udp\n"
+    "-A PREROUTING -m length --length 1501:65535\n"
+    "COMMIT\n"
+    "*mangle\n"
+    ":PREROUTING ACCEPT [0:0]\n"
+    ":INPUT ACCEPT [0:0]\n"
+    ":FORWARD ACCEPT [0:0]\n"
+    ":OUTPUT ACCEPT [0:0]\n"
+    ":POSTROUTING ACCEPT [0:0]\n"
+    "-A PREROUTING -m conntrack --ctstate NEW\n"
+    "COMMIT\n"
+    "*filter\n"
+    ":INPUT ACCEPT [0:0]\n"
+    ":FORWARD ACCEPT [0:0]\n"
+    ":OUTPUT ACCEPT [0:0]\n"
+    "-A INPUT -i eth0\n"
+    "-A INPUT -i docker0\n"
+    "-A INPUT -m mac --mac-source 02:00:c6:33:64:fe\n"
+    "-A INPUT -m mac --mac-source 02:42:ac:11:00:02\n"
+    "-A FORWARD -o docker0\n"
+    "COMMIT\n";
+
+Scenario fragment_edge_cases() {
+  return {"fragment_edge_cases", std::string(kFragmentCountingRules), fragment_edge_frames()};
+}
+
+// String matching (-m string): counting rules in raw PREROUTING (the
+// packet before DNAT) and DOCKER-USER (after DNAT and the TTL decrement),
+// plain, hex and mixed patterns, bm and kmp, --icase, --from/--to at and
+// around the payload's first bytes, negation, and one DROP; see
+// string_traffic_frames() for the payloads.
+constexpr std::string_view kStringRules =
+    "iptables -t raw -A PREROUTING -p tcp -m string --hex-string \"|2710|\" --algo bm\n"
+    "iptables -t raw -A PREROUTING -m string --string \"PING\" --algo kmp\n"
+    "iptables -A DOCKER-USER -p tcp -m string --string \"DROPME\" --algo bm -j DROP\n"
+    "iptables -A DOCKER-USER -m string --hex-string \"|18eb|\" --algo bm\n"
+    "iptables -A DOCKER-USER -m string --hex-string \"|2710|\" --algo kmp\n"
+    "iptables -A DOCKER-USER -m string --string \"PING\" --algo bm\n"
+    "iptables -A DOCKER-USER -m string --string \"PING\" --algo kmp\n"
+    "iptables -A DOCKER-USER -m string --string \"ping\" --algo bm\n"
+    "iptables -A DOCKER-USER -m string --string \"ping\" --algo bm --icase\n"
+    "iptables -A DOCKER-USER -m string --string \"ping\" --algo kmp --icase\n"
+    "iptables -A DOCKER-USER -m string ! --string \"PING\" --algo bm\n"
+    "iptables -A DOCKER-USER -m string --hex-string \"|0d0a|$4|0d0a|\" --algo kmp\n"
+    "iptables -A DOCKER-USER -m string --string \"*1\" --algo bm --from 52 --to 54\n"
+    "iptables -A DOCKER-USER -m string --string \"*1\" --algo bm --from 52 --to 53\n"
+    "iptables -A DOCKER-USER -m string --string \"*1\" --algo kmp --from 52 --to 54\n"
+    "iptables -A DOCKER-USER -m string --string \"*1\" --algo kmp --from 52 --to 53\n"
+    "iptables -A DOCKER-USER -m string --string \"*1\" --algo bm --from 53\n"
+    "iptables -A DOCKER-USER -m string --string \"*1\" --algo bm --to 10\n"
+    "iptables -A DOCKER-USER -m string --string \"PONG\" --algo bm --from 60 --to 70\n"
+    "iptables -A DOCKER-USER -m string --string \"PONG\" --algo kmp --from 60 --to 62\n"
+    "iptables -A DOCKER-USER -m string --string \"TAIL\" --algo bm\n"
+    "iptables -A DOCKER-USER -m string --string \"TAIL\" --algo bm --to 1000\n"
+    "iptables -A DOCKER-USER -m string --string \"example\" --algo bm --icase\n"
+    "iptables -A DOCKER-USER -m string --string \"EXAMPLE\" --algo kmp --icase --from 28\n"
+    "iptables -A DOCKER-USER -m string --hex-string \"|00 01 00 01|\" --algo bm\n"
+    "iptables -A DOCKER-USER -m string --string \"zzzz-not-there\" --algo kmp\n";
+
+Scenario string_match() {
+  return {"string_match", apply_iptables_commands(bundled_ruleset("docker-28.save"), kStringRules),
+          string_traffic_frames()};
+}
+
+std::vector<Scenario> all_scenarios() {
+  std::vector<Scenario> all;
+  all.push_back(seed_case_naive());
+  all.push_back(seed_case_fixed());
+  all.push_back(seed_case_post_dnat());
+  all.push_back(docker27_mixed());
+  all.push_back(docker28_mixed());
+  all.push_back(docker28_fragments());
+  all.push_back(fragment_edge_cases());
+  all.push_back(string_match());
+  return all;
+}
+
+}  // namespace nfb

@@ -1,0 +1,204 @@
+// Traffic scenarios for the netfilter differential tests: a ruleset and a
+// fixed sequence of frames arriving at the default Docker host
+// (tests/support/kernel_host.h), fed identically to the real kernel and to the model.
+//
+// Idea: each scenario is built from tests/support/frame_builder.h by a small TCP/UDP
+// conversation builder that keeps sequence and acknowledgement numbers,
+// IP ids and checksums right, so that connection tracking sees traffic a real
+// client, container or server would send; malformed frames are malformed on
+// purpose and say so. Variable parts (client ports, initial sequence numbers,
+// IP ids) come from std::mt19937 with a fixed seed, used through its raw
+// output only (whose sequence the C++ standard fixes), so every build on
+// every platform produces byte-identical frames.
+//
+// Each frame is an InjectedFrame: the host interface it arrives on and the
+// whole Ethernet frame, addressed to that interface's MAC from the peer that
+// sends it. Replies from containers arrive on their bridge with the
+// container's (post-DNAT) address; replies from outside servers arrive on
+// eth0 addressed to the host (198.51.100.1) and the port the kernel's
+// MASQUERADE kept (it keeps the source port when the reply tuple is free,
+// which the scenarios make sure of).
+//
+// Rulesets come from data/rulesets/ under $NFB_SOURCE_ROOT (set by meson
+// test; the current directory when unset).
+//
+// Test code: allocates, throws std::runtime_error when a bundled file is
+// missing.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tests/support/kernel_host.h"
+
+namespace nfb {
+
+struct Scenario {
+  std::string name;
+  std::string ruleset;  // iptables-save text, given to both sides as is
+  std::vector<InjectedFrame> frames;
+};
+
+/// The text of data/rulesets/<file_name>. Throws std::runtime_error when it
+/// cannot be read.
+std::string bundled_ruleset(std::string_view file_name);
+
+/// Applies `iptables [-t TABLE] -I CHAIN [N] SPEC` and `iptables [-t TABLE]
+/// -A CHAIN SPEC` command lines (blank and '#' lines skipped; the program
+/// name may be iptables or iptables-legacy) to an iptables-save text, one
+/// after the other, as the commands would change the loaded ruleset: -I
+/// places `-A CHAIN SPEC` before the chain's N-th rule (default 1), -A after
+/// its last rule. SPEC is kept verbatim. Throws std::invalid_argument for any
+/// other line, a table missing from the text, a chain not declared in it, or
+/// N beyond the chain's length + 1.
+std::string apply_iptables_commands(std::string_view save_text, std::string_view commands);
+
+/// The seed case: docker-28.save plus the naive DOCKER-USER rule of
+/// docker-user-fix.rules (`-p tcp --dport 10000 -j DROP`, which never matches
+/// because FORWARD sees the post-DNAT port 6379). Traffic: three outside
+/// clients (203.0.113.10-12) open a connection to 198.51.100.1:10000, each
+/// SYN retransmitted once before redis (172.17.0.2:6379, on docker0) answers,
+/// then a Redis PING/PONG and a FIN close from both ends; 10 frames each, the
+/// same frames in all seed_case_* scenarios.
+Scenario seed_case_naive();
+
+/// The seed case with the documented fix instead: `-p tcp -m conntrack
+/// --ctorigdstport 10000 --ctdir ORIGINAL -j DROP` first in DOCKER-USER.
+Scenario seed_case_fixed();
+
+/// The seed case with the other fix of docker-user-fix.rules, matching the
+/// post-DNAT tuple: `-d 172.17.0.2/32 -p tcp -m tcp --dport 6379 -j DROP`.
+Scenario seed_case_post_dnat();
+
+/// The mixed traffic (mixed_traffic_frames) on docker-27.save / docker-28.save.
+Scenario docker27_mixed();
+Scenario docker28_mixed();
+
+/// The frames of the seed case (seed_case_*).
+std::vector<InjectedFrame> seed_case_frames();
+
+/// Mixed traffic at the default Docker host, in this order:
+///  1. two outside clients using published TCP 10000 (handshake with redis's
+///     SYN-ACK on docker0, data both ways, an out-of-window RST from the
+///     client in the first one, FIN close both ways);
+///  2. published UDP 5353: two queries from outside, answered by dns
+///     (172.18.0.2:53) on br-5c0a8c6e1d2f;
+///  3. unpublished ports on the host: 3 SYNs to 22 (retransmits), UDP to 9999,
+///     a SYN to 6379 and to 8080 on 198.51.100.1;
+///  4. direct access to container addresses from outside (172.17.0.2:6379
+///     with a retransmitted SYN, redis's SYN-ACK and the client's ACK;
+///     172.17.0.2:22; UDP to 172.18.0.2:53);
+///  5. container egress through MASQUERADE with replies on eth0: redis ->
+///     93.184.216.34:80 (HTTP, FIN close), web -> 8.8.8.8:53 (DNS);
+///  6. ICMP echo: outside -> host, outside -> 172.17.0.2, web -> 8.8.8.8 with
+///     the reply, redis -> 172.17.0.1;
+///  7. ICMP errors: port unreachable from 192.0.2.53 about dns's egress UDP
+///     flow (RELATED), and one about a flow nobody knows;
+///  8. container-to-host and between-bridge traffic: redis -> 172.17.0.1:53,
+///     redis -> 198.51.100.1:10000 (hairpin, no DNAT from docker0),
+///     redis -> 172.18.0.2:53, dns -> 172.17.0.3:80 SYN;
+///  9. invalid TCP flag combinations to 10000: SYN+FIN, no flags, SYN+RST,
+///     FIN+PSH+URG, and SYN+FIN straight to 172.17.0.3:80;
+/// 10. mid-stream pick-ups: a lone ACK and data to 10000 from an unknown
+///     connection, then redis's answer; a lone ACK to 22;
+/// 11. stray RSTs: RST and RST+ACK for connections nobody knows;
+/// 12. bad checksums: a TCP SYN to 10000 with a bad checksum then the same
+///     SYN with a good one (and redis's SYN-ACK), UDP to 5353 bad then good,
+///     UDP with no checksum (0), an ICMP echo with a bad checksum, a SYN with
+///     a bad IPv4 header checksum (the kernel drops it before any hook), and
+///     a container's egress SYN bad then good;
+/// 13. the localhost-published port from outside: two SYNs to
+///     127.0.0.1:8080 on eth0 and web's SYN-ACK on docker0.
+/// 96 frames.
+std::vector<InjectedFrame> mixed_traffic_frames();
+
+/// Fragmented traffic (fragment_traffic_frames) on docker-28.save.
+Scenario docker28_fragments();
+
+/// The reassembly rules the kernel was measured to follow
+/// (fragment_edge_frames) under a ruleset of counting rules only: raw `-f`,
+/// `-p udp` and `-m length --length 1501:65535`, mangle `--ctstate NEW`
+/// (which turns conntrack and defrag on), filter INPUT by interface and
+/// source MAC, FORWARD to docker0.
+Scenario fragment_edge_cases();
+
+/// Fragmented traffic at the default Docker host (the kernel reassembles it
+/// before raw PREROUTING), in this order:
+///  1. published UDP 5353: a query in 2 fragments in order, dns's answer in 3
+///     fragments, the last first;
+///  2. a query in 3 fragments out of order (middle, last, first), answered
+///     unfragmented;
+///  3. published TCP 10000: after the handshake, a 1460-byte segment from
+///     the client in 2 fragments (a 1280-byte MTU on the way), redis's ACK,
+///     redis's 1400-byte answer in 2 fragments (second first), FIN close;
+///  4. overlapping fragments (the second overlaps the first: both go, and
+///     the last starts a datagram that never completes), then a good query
+///     from the same client;
+///  5. incomplete datagrams: a first fragment alone; first and last without
+///     the middle;
+///  6. a duplicated middle fragment (the datagram completes);
+///  7. 2 fragments straight to 172.17.0.2 from outside (raw DROP);
+///  8. a 3000-byte ICMP echo to the host in 3 fragments;
+///  9. web's query to 8.8.8.8 in 2 fragments (second first) through
+///     MASQUERADE, and the answer in 2 fragments on eth0.
+/// 41 frames.
+std::vector<InjectedFrame> fragment_traffic_frames();
+
+/// Reassembly edge cases, UDP from 203.0.113.90 to 198.51.100.1:9999 unless
+/// said otherwise, each case with its own port and IP id:
+///  1. three runs, then a fragment across two of them: overlap;
+///  2. the same pieces in order (one run): a duplicate, then complete;
+///  3. a 4-byte fragment with MF discards the datagram;
+///  4. a second last fragment with another end discards it;
+///  5. a fragment beyond the last fragment discards it;
+///  6. ECT(0) + CE completes; Not-ECT + ECT(0) is discarded;
+///  7. one datagram over eth0 (the first fragment) and docker0 (the others,
+///     from redis's MAC; the last one arrives last);
+///  8. a datagram of 65620 bytes once reassembled (45 fragments): too big;
+///  9. to 172.17.0.2 (forwarded): first fragment with TTL 1 (dies in
+///     ip_forward), and another datagram whose second fragment has TTL 1;
+/// 10. a plain 2-fragment datagram.
+/// 86 frames.
+std::vector<InjectedFrame> fragment_edge_frames();
+
+/// String matching (string_traffic_frames) on docker-28.save plus counting
+/// -m string rules in raw PREROUTING and DOCKER-USER (and one DROP): plain,
+/// hex and mixed patterns, bm and kmp, --icase, --from/--to at the edges of
+/// the first payload bytes (offsets count from the IP header: 20 + 32 bytes
+/// of TCP header with timestamps puts the payload at 52), negation, patterns
+/// that are header bytes (the published port 10000 before DNAT, 6379 after).
+Scenario string_match();
+
+/// Payload traffic for string_match(), in this order:
+///  1. a Redis client on published 10000: handshake, PING, ping, PiNg
+///     (answered), a command holding DROPME (dropped), one ending in TAIL,
+///     the answers from redis on docker0, FIN close;
+///  2. a second client: " *1 ... PING" (one byte later), a 1400-byte segment
+///     ending in PING, FIN close;
+///  3. two DNS queries over published UDP 5353 (ping.example.com,
+///     www.EXAMPLE.org) and dns's answers on br-5c0a8c6e1d2f.
+/// 31 frames.
+std::vector<InjectedFrame> string_traffic_frames();
+
+/// Every scenario above, in the order declared.
+std::vector<Scenario> all_scenarios();
+
+/// One line about a frame, tcpdump-like, for messages and the recorded
+/// .states files: `eth0 tcp 203.0.113.10:39629 > 198.51.100.1:10000 [S] len 60`
+/// (TCP flags F S R P . U E W as tcpdump prints them, "none" for no flag;
+/// len = the IP total length, what counters count), `icmp 8/0 id 6699 seq 1`,
+/// `icmp 3/3 about udp A:P > B:Q`. A fragment adds `frag OFF+LEN [MF] id
+/// ID` (its IP payload's offset and length) and shows no L4 fields when its
+/// offset is not 0. Marks what is broken on purpose:
+/// `bad-ip-checksum`, `bad-l4-checksum`, `no-udp-checksum`.
+std::string describe_frame(const InjectedFrame& frame);
+
+/// Where the kernel's recorded results live: tests/data/scenarios/ under
+/// $NFB_SOURCE_ROOT. For each scenario NAME, NAME.kernel is `iptables-legacy-save
+/// -c` after all its frames (comment lines removed) and NAME.states has one
+/// line per frame: index, conntrack state (KernelDockerHost::trace_states),
+/// describe_frame(). See tests/data/scenarios/README.md.
+std::string recorded_scenarios_dir();
+
+}  // namespace nfb
