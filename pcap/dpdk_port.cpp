@@ -26,7 +26,7 @@
 namespace nfb {
 namespace {
 
-constexpr uint16_t kBurst = 32;
+constexpr uint16_t kBurst = kFrameBurst;
 constexpr uint32_t kPoolCache = 256;
 
 uint8_t* mbuf_data(rte_mbuf* m) noexcept { return static_cast<uint8_t*>(m->buf_addr) + m->data_off; }
@@ -270,9 +270,7 @@ int worker_main(void* arg) {
       // invalid (truncated_l2) rather than lost.
       const uint32_t len = m->nb_segs == 1 ? m->data_len : 0U;
       PacketIn& p = in[k];
-      const ParseStatus st = parse_common_ethernet(data, len, ingress, p.key)
-                                 ? ParseStatus::Ok
-                                 : parse_frame(data, len, LinkType::Ethernet, ingress, p.key);
+      const ParseStatus st = parse_ingress(data, len, LinkType::Ethernet, ingress, p.key);
       if (st == ParseStatus::Ok && sh.lcores > 1) {
         // The lcore that owns the flow: by the endpoint NAT leaves alone.
         const uint16_t owner = steer_lcore(p.key, sh.outside[ingress] != 0, sh.lcores);
@@ -285,9 +283,7 @@ int worker_main(void* arg) {
       }
       if (r.packets == 0) r.first_ts_ns = ts;
       r.last_ts_ns = ts;
-      ++r.packets;
-      r.bytes += m->pkt_len;
-      r.l1_bytes += uint64_t{std::max<uint32_t>(m->pkt_len, 60)} + 24;
+      count_received(r, m->pkt_len);
       r.parse.add(st);
       if (st != ParseStatus::Ok) {
         rte_pktmbuf_free(m);
@@ -330,11 +326,7 @@ int worker_main(void* arg) {
         m->pkt_len = in[j].len;
       }
       uint8_t* f = mbuf_data(m);
-      const Interface& ifc = host.iface(res[j].out_iface);
-      if (m->data_len >= 12) {
-        std::memset(f, 0, 6);
-        if (ifc.has_mac) std::memcpy(f + 6, ifc.mac.data(), 6);
-      }
+      set_egress_macs(f, m->data_len, host.iface(res[j].out_iface));
       Tx& t = tx_storage[static_cast<size_t>(pi)];
       t.bufs[t.count++] = m;
       if (t.count == kBurst) flush(static_cast<size_t>(pi));
@@ -374,9 +366,7 @@ int worker_main(void* arg) {
     hand_over(to);
     Give& g = give[to];
     for (uint16_t i = 0; i < g.count; ++i) {
-      ++r.packets;
-      r.bytes += g.bufs[i]->pkt_len;
-      r.l1_bytes += uint64_t{std::max<uint32_t>(g.bufs[i]->pkt_len, 60)} + 24;
+      count_received(r, g.bufs[i]->pkt_len);
       rte_pktmbuf_free(g.bufs[i]);
     }
     w.report.handoff_failed += g.count;

@@ -20,7 +20,7 @@
 namespace nfb {
 namespace {
 
-constexpr size_t kBurst = 32;
+constexpr size_t kBurst = kFrameBurst;
 constexpr size_t kMaxFrame = 65535 + 64;
 constexpr uint64_t kLoopGapNs = 1'000'000'000ULL;
 
@@ -48,12 +48,6 @@ class InterfaceSink {
   PcapngWriter writer_;
   std::vector<std::tuple<std::string, uint32_t, uint32_t>> ifaces_;
 };
-
-uint64_t l1_bytes_of(uint32_t wirelen) noexcept {
-  // Ethernet on the wire: the frame padded to 60 bytes, FCS 4, preamble and
-  // start delimiter 8, inter-frame gap 12 (captures hold no FCS).
-  return uint64_t{std::max<uint32_t>(wirelen, 60)} + 24;
-}
 
 }  // namespace
 
@@ -110,241 +104,300 @@ bool l4_checksum_wrong(const uint8_t* data, uint32_t len, LinkType link) noexcep
   return !l4_checksum_ok(data, len, key);
 }
 
-}  // namespace
 
-ReplayReport run_replay(Pipeline& pipeline, const HostModel& host, const ReplayOptions& o) {
-  if (o.loops == 0) throw std::invalid_argument("replay: --loop must be at least 1");
-  CaptureReader reader(o.capture, o.mode);
-  if (!o.out_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(o.out_dir, ec);
-    if (ec) throw LoadError(SourceLocation{o.out_dir}, "cannot create the output directory: " + ec.message());
-  }
-  std::unique_ptr<InterfaceSink> emitted_sink;
-  std::unique_ptr<InterfaceSink> dropped_sink;
-  if (!o.emitted_file.empty()) emitted_sink = std::make_unique<InterfaceSink>(o.emitted_file);
-  if (!o.dropped_file.empty()) dropped_sink = std::make_unique<InterfaceSink>(o.dropped_file);
-  std::vector<std::unique_ptr<InterfaceSink>> per_iface(host.iface_count());
-  const bool mac_rewrite = emitted_sink != nullptr || !o.out_dir.empty();
-  const bool sinks = mac_rewrite || dropped_sink != nullptr;
+// One replay, in stages: take a burst of frames from the capture (parse,
+// count, save the heads a later read needs), run it through the pipeline,
+// write the frames to the sinks, put the saved heads back.
+class CaptureReplay {
+ public:
+  CaptureReplay(Pipeline& pipeline, const HostModel& host, const ReplayOptions& o);
+  ReplayReport run();
+
+ private:
+  void open_sinks();
+  void learn_interfaces();
+  void find_wrong_checksums();
+  // Stage 1: frames[0, n) into in[0, m); returns m (the frames that parsed).
+  size_t take_burst(size_t n, bool restore) noexcept;
+  // Stage 3: the burst's frames to the sinks.
+  void write_burst(size_t m);
+  void write_dropped(const CaptureFrame& f, const uint8_t* bytes, uint32_t len, uint16_t iface, uint64_t ts,
+                     std::string_view why);
+  void restore_heads(size_t n) noexcept;
+  void close_sinks();
+
+  Pipeline& pipeline_;
+  const HostModel& host_;
+  const ReplayOptions& o_;
+  CaptureReader reader_;
+  const bool in_place_;  // preloaded frames are rewritten where they lie; streamed ones are copied
+
+  std::unique_ptr<InterfaceSink> emitted_sink_;
+  std::unique_ptr<InterfaceSink> dropped_sink_;
+  std::vector<std::unique_ptr<InterfaceSink>> per_iface_;
+  bool mac_rewrite_ = false;
+  bool sinks_ = false;
 
   // Ingress interface and link type of every capture interface: its pcapng
   // name, or o.in_iface for frames whose interface has no name (classic pcap).
-  std::vector<uint16_t> ingress;
-  std::vector<LinkType> links;
-  const auto learn_interfaces = [&] {
-    while (ingress.size() < reader.interfaces().size()) {
-      const CaptureInterface& ci = reader.interfaces()[ingress.size()];
-      const std::string& name = ci.name.empty() ? o.in_iface : ci.name;
-      const auto id = host.iface_id(name);
-      if (!id) {
-        throw LoadError(SourceLocation{o.capture},
-                        fmt::format("capture interface {} is \"{}\", which the host does not have", ingress.size(),
-                                    name));
-      }
-      ingress.push_back(*id);
-      links.push_back(static_cast<LinkType>(ci.link_type));
-    }
-  };
+  std::vector<uint16_t> ingress_;
+  std::vector<LinkType> links_;
+
+  std::array<CaptureFrame, kBurst> frames_;
+  std::array<PacketIn, kBurst> in_;
+  std::array<PacketOut, kBurst> out_;
+  std::array<uint8_t*, kBurst> bytes_of_{};  // frames_ slot -> its bytes as the pipeline gets them
+  std::array<uint32_t, kBurst> head_{};      // frames_ slot -> bytes saved from its head (0: none)
+  std::array<uint32_t, kBurst> frame_of_{};  // in_ slot -> frames_ slot
+  std::vector<uint8_t> buffers_;             // streamed frames, copied to be rewritten
+  std::vector<uint8_t> saved_;               // preloaded frames' heads, put back after the burst
+  std::vector<uint8_t> originals_;           // streamed frames as received, for the dropped sink
+  std::vector<uint8_t> wrong_;               // --rx-csum trust, preloaded: frame -> L4 checksum wrong
+
+  ReplayReport r_;
+  uint64_t shift_ = 0;           // this loop's timestamp shift
+  uint64_t number_ = 0;          // this loop's next frame
+  const uint8_t* wrong_now_ = nullptr;
+};
+
+CaptureReplay::CaptureReplay(Pipeline& pipeline, const HostModel& host, const ReplayOptions& o)
+    : pipeline_(pipeline), host_(host), o_(o), reader_(o.capture, o.mode), in_place_(!reader_.streaming()) {
+  open_sinks();
   learn_interfaces();
+  if (!in_place_) buffers_.resize(kBurst * kMaxFrame);
+  if (in_place_ && (o_.loops > 1 || dropped_sink_ != nullptr)) saved_.resize(kBurst * kRewritable);
+  if (!in_place_ && dropped_sink_ != nullptr) originals_.resize(kBurst * kMaxFrame);
+  if (o_.rx_csum_trust && in_place_) find_wrong_checksums();
+}
 
-  // Preloaded frames are rewritten where they lie; the bytes the pipeline
-  // may change are put back after each burst when they are needed again (a
-  // later loop, the dropped sink). Streamed frames are copied (the mapping
-  // is read-only).
-  const bool in_place = !reader.streaming();
-  std::array<CaptureFrame, kBurst> frames;
-  std::array<PacketIn, kBurst> in;
-  std::array<PacketOut, kBurst> out;
-  std::array<uint8_t*, kBurst> bytes_of{};  // frames[] slot -> its bytes as the pipeline gets them
-  std::array<uint32_t, kBurst> head{};      // frames[] slot -> bytes saved from its head (0: none)
-  std::array<uint32_t, kBurst> frame_of{};  // in[] slot -> frames[] slot
-  std::vector<uint8_t> buffers(in_place ? 0 : kBurst * kMaxFrame);
-  std::vector<uint8_t> saved(in_place && (o.loops > 1 || dropped_sink != nullptr) ? kBurst * kRewritable : 0);
-  // Streamed frames as received, for the dropped sink (the copies get rewritten).
-  std::vector<uint8_t> originals(!in_place && dropped_sink ? kBurst * kMaxFrame : 0);
-
-  // --rx-csum trust on a preloaded capture: which frames are wrong, found
-  // before the clock starts.
-  std::vector<uint8_t> wrong;
-  if (o.rx_csum_trust && in_place) {
-    wrong.reserve(reader.frame_count());
-    for (size_t n = 0; (n = reader.next_burst(frames)) != 0;) {
-      learn_interfaces();
-      for (size_t i = 0; i < n; ++i) {
-        const CaptureFrame& f = frames[i];
-        wrong.push_back(l4_checksum_wrong(f.data, std::min<uint32_t>(f.caplen, kMaxFrame), links[f.iface]) ? 1 : 0);
-      }
-    }
-    reader.rewind();
+void CaptureReplay::open_sinks() {
+  if (!o_.out_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o_.out_dir, ec);
+    if (ec) throw LoadError(SourceLocation{o_.out_dir}, "cannot create the output directory: " + ec.message());
   }
+  if (!o_.emitted_file.empty()) emitted_sink_ = std::make_unique<InterfaceSink>(o_.emitted_file);
+  if (!o_.dropped_file.empty()) dropped_sink_ = std::make_unique<InterfaceSink>(o_.dropped_file);
+  per_iface_.resize(host_.iface_count());
+  mac_rewrite_ = emitted_sink_ != nullptr || !o_.out_dir.empty();
+  sinks_ = mac_rewrite_ || dropped_sink_ != nullptr;
+}
 
-  ReplayReport r;
-  const PipelineMark before = mark_pipeline(pipeline);
+void CaptureReplay::learn_interfaces() {
+  while (ingress_.size() < reader_.interfaces().size()) {
+    const CaptureInterface& ci = reader_.interfaces()[ingress_.size()];
+    const std::string& name = ci.name.empty() ? o_.in_iface : ci.name;
+    const auto id = host_.iface_id(name);
+    if (!id) {
+      throw LoadError(SourceLocation{o_.capture}, fmt::format("capture interface {} is \"{}\", which the host does "
+                                                              "not have",
+                                                              ingress_.size(), name));
+    }
+    ingress_.push_back(*id);
+    links_.push_back(static_cast<LinkType>(ci.link_type));
+  }
+}
+
+// --rx-csum trust on a preloaded capture: which frames are wrong, found
+// before the clock starts.
+void CaptureReplay::find_wrong_checksums() {
+  wrong_.reserve(reader_.frame_count());
+  for (size_t n = 0; (n = reader_.next_burst(frames_)) != 0;) {
+    learn_interfaces();
+    for (size_t i = 0; i < n; ++i) {
+      const CaptureFrame& f = frames_[i];
+      wrong_.push_back(l4_checksum_wrong(f.data, std::min<uint32_t>(f.caplen, kMaxFrame), links_[f.iface]) ? 1 : 0);
+    }
+  }
+  reader_.rewind();
+}
+
+size_t CaptureReplay::take_burst(size_t n, bool restore) noexcept {
+  size_t m = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const CaptureFrame& f = frames_[i];
+    // The next burst's frame i: its headers come from memory while this
+    // burst runs (one prefetch a frame keeps the misses in flight spread).
+    reader_.prefetch_ahead(i + kBurst);
+    const uint32_t len = f.caplen < kMaxFrame ? f.caplen : static_cast<uint32_t>(kMaxFrame);
+    uint8_t* bytes = nullptr;
+    head_[i] = 0;
+    if (in_place_) {
+      bytes = reader_.mutable_frame(f);
+    } else {
+      bytes = buffers_.data() + i * kMaxFrame;
+      std::memcpy(bytes, f.data, len);
+      if (!originals_.empty()) std::memcpy(originals_.data() + i * kMaxFrame, f.data, len);
+    }
+    bytes_of_[i] = bytes;
+    count_received(r_, f.wirelen);
+    const uint16_t iface = ingress_[f.iface];
+    const LinkType link = links_[f.iface];
+    PacketIn& p = in_[m];
+    const ParseStatus st = parse_ingress(bytes, len, link, iface, p.key);
+    r_.parse.add(st);
+    if (st != ParseStatus::Ok) {
+      if (dropped_sink_) {
+        char why[64];
+        const auto w = fmt::format_to_n(why, sizeof why, "invalid: {}", parse_status_name(st));
+        write_dropped(f, bytes, len, iface, f.ts_ns + shift_, std::string_view(why, std::min(w.size, sizeof why)));
+      }
+      continue;
+    }
+    if (restore) {
+      // Whole kShortHead or kRewritable bytes (the reader's slack makes it
+      // safe): fixed-size copies, and what lies beyond a short frame comes
+      // back unchanged.
+      head_[i] = head_of(p.key);
+      copy_head(saved_.data() + i * kRewritable, bytes, head_[i]);
+    }
+    p.frame = bytes;
+    p.len = len;
+    p.in_iface = iface;
+    p.ts_ns = f.ts_ns + shift_;
+    p.rx_csum = RxCsum::Unknown;
+    p.csum_wrong = wrong_now_ != nullptr ? wrong_now_[number_ + i] != 0
+                                         : o_.rx_csum_trust && l4_checksum_wrong(f.data, len, link);
+    frame_of_[m] = static_cast<uint32_t>(i);
+    ++m;
+  }
+  number_ += n;
+  return m;
+}
+
+void CaptureReplay::write_dropped(const CaptureFrame& f, const uint8_t* bytes, uint32_t len, uint16_t iface,
+                                  uint64_t ts, std::string_view why) {
+  const Interface& ifc = host_.iface(iface);
+  dropped_sink_->write(ifc.name, static_cast<uint32_t>(links_[f.iface]), ts, std::span<const uint8_t>(bytes, len),
+                       f.wirelen, why);
+}
+
+void CaptureReplay::write_burst(size_t m) {
+  for (size_t j = 0; j < m; ++j) {
+    const size_t i = frame_of_[j];
+    const CaptureFrame& f = frames_[i];
+    const PacketIn& p = in_[j];
+    const PacketOut& res = out_[j];
+    const LinkType link = links_[f.iface];
+    const auto link_no = static_cast<uint32_t>(link);
+    const uint32_t grown = f.wirelen > f.caplen ? f.wirelen - f.caplen : 0;
+    const std::span<const uint8_t> bytes(p.frame, p.frame != nullptr ? p.len : 0);
+    if (res.fate == Fate::Forwarded && p.frame != nullptr) {
+      if (!mac_rewrite_) continue;
+      const Interface& ifc = host_.iface(res.out_iface);
+      if (link == LinkType::Ethernet) set_egress_macs(p.frame, p.len, ifc);
+      if (emitted_sink_) emitted_sink_->write(ifc.name, link_no, p.ts_ns, bytes, p.len + grown);
+      if (!o_.out_dir.empty()) {
+        auto& sink = per_iface_[res.out_iface];
+        if (!sink) sink = std::make_unique<InterfaceSink>(o_.out_dir + "/" + ifc.name + ".pcapng");
+        sink->write(ifc.name, link_no, p.ts_ns, bytes, p.len + grown);
+      }
+    } else if (res.fate == Fate::Delivered && emitted_sink_ && p.frame != nullptr) {
+      emitted_sink_->write("local", link_no, p.ts_ns, bytes, p.len + grown);
+    } else if (!fate_emitted(res.fate) && dropped_sink_) {
+      // The frame as it was received.
+      const uint32_t len = f.caplen < kMaxFrame ? f.caplen : static_cast<uint32_t>(kMaxFrame);
+      const uint8_t* as_received = in_place_ ? bytes_of_[i] : originals_.data() + i * kMaxFrame;
+      if (head_[i] != 0) copy_head(bytes_of_[i], saved_.data() + i * kRewritable, head_[i]);
+      char why[96];
+      const auto w = res.defrag_drop != DefragDrop::None
+                         ? fmt::format_to_n(why, sizeof why, "{}: {}", fate_name(res.fate),
+                                            defrag_drop_name(res.defrag_drop))
+                         : fmt::format_to_n(why, sizeof why, "{}", fate_name(res.fate));
+      write_dropped(f, as_received, len, ingress_[f.iface], p.ts_ns,
+                    std::string_view(why, std::min(w.size, sizeof why)));
+    }
+  }
+}
+
+void CaptureReplay::restore_heads(size_t n) noexcept {
+  for (size_t i = 0; i < n; ++i) {
+    if (head_[i] != 0) copy_head(bytes_of_[i], saved_.data() + i * kRewritable, head_[i]);
+  }
+}
+
+ReplayReport CaptureReplay::run() {
+  const PipelineMark before = mark_pipeline(pipeline_);
   const auto start = std::chrono::steady_clock::now();
   auto next_progress = start + std::chrono::milliseconds(500);
   uint64_t span_ns = 0;
-  uint64_t shift = 0;
   const auto refresh = [&] {
-    fill_verdicts(r, pipeline, before);
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    fill_verdicts(r_, pipeline_, before);
+    r_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
 
-  for (uint32_t loop = 0; loop < o.loops; ++loop) {
+  for (uint32_t loop = 0; loop < o_.loops; ++loop) {
     if (loop > 0) {
-      reader.rewind();
-      shift += span_ns + kLoopGapNs;
+      reader_.rewind();
+      shift_ += span_ns + kLoopGapNs;
     }
     // The bytes rewritten in place are put back when they are read again: by
     // a later loop, or by the dropped sink.
-    const bool restore = in_place && (loop + 1 < o.loops || dropped_sink != nullptr);
-    const uint8_t* wrong_now = wrong.empty() ? nullptr : wrong.data();
+    const bool restore = in_place_ && (loop + 1 < o_.loops || dropped_sink_ != nullptr);
+    wrong_now_ = wrong_.empty() ? nullptr : wrong_.data();
+    number_ = 0;
     uint64_t loop_first = 0;
     uint64_t loop_last = 0;
-    uint64_t number = 0;  // of the next frame in this loop
     bool any = false;
     for (;;) {
       size_t n = 0;
       try {
-        n = reader.next_burst(frames);
+        n = reader_.next_burst(frames_);
       } catch (const LoadError& e) {
         // A malformed record: what came before it is processed and counted;
         // the replay stops here and says where.
-        r.error = e.what();
+        r_.error = e.what();
         break;
       }
       if (n == 0) break;
-      if (!any) loop_first = frames[0].ts_ns;
+      if (!any) loop_first = frames_[0].ts_ns;
       any = true;
-      loop_last = frames[n - 1].ts_ns;
-      if (r.packets == 0) r.first_ts_ns = frames[0].ts_ns + shift;
-      r.packets += n;
-      if (ingress.size() < reader.interfaces().size()) learn_interfaces();
-      size_t m = 0;
-      for (size_t i = 0; i < n; ++i) {
-        const CaptureFrame& f = frames[i];
-        // The next burst's frame i: its headers come from memory while this
-        // burst runs (one prefetch a frame keeps the misses in flight spread).
-        reader.prefetch_ahead(i + kBurst);
-        const uint32_t len = f.caplen < kMaxFrame ? f.caplen : static_cast<uint32_t>(kMaxFrame);
-        uint8_t* bytes = nullptr;
-        head[i] = 0;
-        if (in_place) {
-          bytes = reader.mutable_frame(f);
-        } else {
-          bytes = buffers.data() + i * kMaxFrame;
-          std::memcpy(bytes, f.data, len);
-          if (!originals.empty()) std::memcpy(originals.data() + i * kMaxFrame, f.data, len);
-        }
-        bytes_of[i] = bytes;
-        r.bytes += f.wirelen;
-        r.l1_bytes += l1_bytes_of(f.wirelen);
-        const uint16_t iface = ingress[f.iface];
-        const LinkType link = links[f.iface];
-        PacketIn& p = in[m];
-        const ParseStatus st = link == LinkType::Ethernet && parse_common_ethernet(bytes, len, iface, p.key)
-                                   ? ParseStatus::Ok
-                                   : parse_frame(bytes, len, link, iface, p.key);
-        r.parse.add(st);
-        if (st != ParseStatus::Ok) {
-          if (dropped_sink) {
-            const Interface& ifc = host.iface(iface);
-            dropped_sink->write(ifc.name, static_cast<uint32_t>(link), f.ts_ns + shift,
-                                std::span<const uint8_t>(bytes, len), f.wirelen,
-                                fmt::format("invalid: {}", parse_status_name(st)));
-          }
-          continue;
-        }
-        if (restore) {
-          // Whole kShortHead or kRewritable bytes (the reader's slack makes
-          // it safe): fixed-size copies, and what lies beyond a short frame
-          // comes back unchanged.
-          head[i] = head_of(p.key);
-          copy_head(saved.data() + i * kRewritable, bytes, head[i]);
-        }
-        p.frame = bytes;
-        p.len = len;
-        p.in_iface = iface;
-        p.ts_ns = f.ts_ns + shift;
-        p.rx_csum = RxCsum::Unknown;
-        p.csum_wrong = wrong_now != nullptr ? wrong_now[number + i] != 0
-                                            : o.rx_csum_trust && l4_checksum_wrong(f.data, len, link);
-        frame_of[m] = static_cast<uint32_t>(i);
-        ++m;
-      }
-      number += n;
-      r.last_ts_ns = frames[n - 1].ts_ns + shift;
-      pipeline.process(std::span(in.data(), m), std::span(out.data(), m));
-      for (size_t j = 0; j < m && sinks; ++j) {
-        const size_t i = frame_of[j];
-        const CaptureFrame& f = frames[i];
-        const LinkType link = links[f.iface];
-        const auto link_no = static_cast<uint32_t>(link);
-        const uint32_t grown = f.wirelen > f.caplen ? f.wirelen - f.caplen : 0;
-        if (out[j].fate == Fate::Forwarded && in[j].frame != nullptr) {
-          if (mac_rewrite) {
-            const Interface& ifc = host.iface(out[j].out_iface);
-            // The host sends from its interface's MAC; the destination MAC is
-            // left zero (no neighbour table).
-            if (link == LinkType::Ethernet && in[j].len >= 12) {
-              std::memset(in[j].frame, 0, 6);
-              if (ifc.has_mac) std::memcpy(in[j].frame + 6, ifc.mac.data(), 6);
-            }
-            const std::span<const uint8_t> bytes(in[j].frame, in[j].len);
-            if (emitted_sink) emitted_sink->write(ifc.name, link_no, in[j].ts_ns, bytes, in[j].len + grown);
-            if (!o.out_dir.empty()) {
-              auto& sink = per_iface[out[j].out_iface];
-              if (!sink) sink = std::make_unique<InterfaceSink>(o.out_dir + "/" + ifc.name + ".pcapng");
-              sink->write(ifc.name, link_no, in[j].ts_ns, bytes, in[j].len + grown);
-            }
-          }
-        } else if (out[j].fate == Fate::Delivered && emitted_sink && in[j].frame != nullptr) {
-          emitted_sink->write("local", link_no, in[j].ts_ns, std::span<const uint8_t>(in[j].frame, in[j].len),
-                              in[j].len + grown);
-        } else if (!fate_emitted(out[j].fate) && dropped_sink) {
-          // The frame as it was received.
-          const uint32_t len = f.caplen < kMaxFrame ? f.caplen : static_cast<uint32_t>(kMaxFrame);
-          const uint8_t* as_received = in_place ? bytes_of[i] : originals.data() + i * kMaxFrame;
-          if (head[i] != 0) copy_head(bytes_of[i], saved.data() + i * kRewritable, head[i]);
-          const Interface& ifc = host.iface(ingress[f.iface]);
-          std::string why = fate_name(out[j].fate);
-          if (out[j].defrag_drop != DefragDrop::None) why += fmt::format(": {}", defrag_drop_name(out[j].defrag_drop));
-          dropped_sink->write(ifc.name, link_no, in[j].ts_ns, std::span<const uint8_t>(as_received, len), f.wirelen,
-                              why);
-        }
-      }
-      if (restore) {
-        for (size_t i = 0; i < n; ++i) {
-          if (head[i] != 0) copy_head(bytes_of[i], saved.data() + i * kRewritable, head[i]);
-        }
-      }
-      if (o.after_burst) o.after_burst();
-      if (o.progress && (r.packets & 1023U) < kBurst) {
+      loop_last = frames_[n - 1].ts_ns;
+      if (r_.packets == 0) r_.first_ts_ns = frames_[0].ts_ns + shift_;
+      if (ingress_.size() < reader_.interfaces().size()) learn_interfaces();
+      const size_t m = take_burst(n, restore);
+      r_.last_ts_ns = frames_[n - 1].ts_ns + shift_;
+      pipeline_.process(std::span(in_.data(), m), std::span(out_.data(), m));
+      if (sinks_) write_burst(m);
+      if (restore) restore_heads(n);
+      if (o_.after_burst) o_.after_burst();
+      if (o_.progress && (r_.packets & 1023U) < kBurst) {
         const auto now = std::chrono::steady_clock::now();
         if (now >= next_progress) {
           next_progress = now + std::chrono::milliseconds(500);
           refresh();
-          o.progress(r);
+          o_.progress(r_);
         }
       }
     }
     span_ns = any ? loop_last - loop_first : 0;
-    if (!r.error.empty()) break;
-    ++r.loops;
+    if (!r_.error.empty()) break;
+    ++r_.loops;
   }
   refresh();
-  if (emitted_sink) {
-    r.emitted_written = emitted_sink->frames();
-    emitted_sink->close();
+  close_sinks();
+  return r_;
+}
+
+void CaptureReplay::close_sinks() {
+  if (emitted_sink_) {
+    r_.emitted_written = emitted_sink_->frames();
+    emitted_sink_->close();
   }
-  if (dropped_sink) {
-    r.dropped_written = dropped_sink->frames();
-    dropped_sink->close();
+  if (dropped_sink_) {
+    r_.dropped_written = dropped_sink_->frames();
+    dropped_sink_->close();
   }
-  for (auto& sink : per_iface) {
+  for (auto& sink : per_iface_) {
     if (sink) sink->close();
   }
-  return r;
+}
+
+}  // namespace
+
+ReplayReport run_replay(Pipeline& pipeline, const HostModel& host, const ReplayOptions& o) {
+  if (o.loops == 0) throw std::invalid_argument("replay: --loop must be at least 1");
+  return CaptureReplay(pipeline, host, o).run();
 }
 
 std::string format_replay_report(const ReplayReport& r) {

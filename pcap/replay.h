@@ -33,11 +33,17 @@
 // Errors: opening files (a bad header or magic included) throws LoadError
 // naming the file and byte offset. A malformed record later in the capture
 // (truncated file, impossible length) stops the replay: the frames before it
-// are processed and counted, and ReplayReport::error says what and where. The packet path itself (parse, pipeline, sink writes)
-// neither throws nor allocates (a trace, when asked for, grows its string).
+// are processed and counted, and ReplayReport::error says what and where.
+// Parse and pipeline neither throw nor allocate (a trace, when asked for,
+// grows its string). Sink writes neither throw nor allocate per frame: an
+// I/O error is recorded and thrown (LoadError) when the sink is closed at the
+// end; the first frame to an interface allocates that interface's block and,
+// with out_dir, opens its file (which throws LoadError if it cannot).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <string>
 
@@ -105,6 +111,42 @@ PipelineMark mark_pipeline(const Pipeline& pipeline) noexcept;
 /// Sets r.pipeline, r.emitted, r.dropped, r.flows and r.trusted_bad_checksum
 /// to what `pipeline` did since `since`, and r.invalid from r.parse.
 void fill_verdicts(ReplayReport& r, const Pipeline& pipeline, const PipelineMark& since) noexcept;
+
+// ---------------------------------------------------------------------------
+// The per-frame stages every frame loop shares: the capture replay below and
+// the DPDK workers (dpdk_port.cpp). Packet path: noexcept, no allocation.
+
+/// The frames of one burst (the pipeline's burst).
+inline constexpr size_t kFrameBurst = 32;
+
+/// Bytes on an Ethernet wire for a frame of `wirelen` bytes (captures and
+/// mbufs hold no FCS): padded to 60, FCS 4, preamble and delimiter 8,
+/// inter-frame gap 12.
+constexpr uint64_t l1_bytes_of(uint32_t wirelen) noexcept { return uint64_t{wirelen < 60 ? 60U : wirelen} + 24; }
+
+/// Counts one received frame of `wirelen` bytes into the report.
+inline void count_received(ReplayReport& r, uint32_t wirelen) noexcept {
+  ++r.packets;
+  r.bytes += wirelen;
+  r.l1_bytes += l1_bytes_of(wirelen);
+}
+
+/// The frame's key as it arrives on `iface`: the one-pass parse for the
+/// common Ethernet/IPv4/TCP|UDP frame, the general parser for the rest.
+inline ParseStatus parse_ingress(const uint8_t* data, uint32_t len, LinkType link, uint16_t iface,
+                                 PacketKey& key) noexcept {
+  return link == LinkType::Ethernet && parse_common_ethernet(data, len, iface, key)
+             ? ParseStatus::Ok
+             : parse_frame(data, len, link, iface, key);
+}
+
+/// A forwarded Ethernet frame leaves from its interface's MAC; the
+/// destination MAC is left zero (the neighbour table is not modelled).
+inline void set_egress_macs(uint8_t* frame, uint32_t len, const Interface& egress) noexcept {
+  if (len < 12) return;
+  std::memset(frame, 0, 6);
+  if (egress.has_mac) std::memcpy(frame + 6, egress.mac.data(), 6);
+}
 
 /// Replays o.capture through `pipeline` (built for `host`). Throws LoadError
 /// (opening the capture or the sinks) and std::invalid_argument (options).
