@@ -41,24 +41,8 @@ constexpr uint32_t kSll2PkttypeOff = 10;
 constexpr uint32_t kSll2HalenOff = 11;
 constexpr uint32_t kSll2AddrOff = 12;
 
-// IPv4 header field offsets.
-constexpr uint32_t kIpMinHeaderLen = 20;
-constexpr uint32_t kIpTosOff = 1;
-constexpr uint32_t kIpTotalLenOff = 2;
-constexpr uint32_t kIpIdOff = 4;
-constexpr uint32_t kIpFragOff = 6;
-constexpr uint32_t kIpTtlOff = 8;
-constexpr uint32_t kIpProtoOff = 9;
-constexpr uint32_t kIpSrcOff = 12;
-constexpr uint32_t kIpDstOff = 16;
-
-// L4 header sizes and offsets.
-constexpr uint32_t kTcpMinHeaderLen = 20;
-constexpr uint32_t kTcpDataOffOff = 12;
-constexpr uint32_t kTcpFlagsOff = 13;
-constexpr uint32_t kUdpHeaderLen = 8;
-constexpr uint32_t kIcmpHeaderLen = 8;
-constexpr uint32_t kIcmpIdOff = 4;
+// IPv4 and L4 headers: packet/headers.h. Of a TCP/UDP header quoted by an
+// ICMP error, conntrack reads the ports only.
 constexpr uint32_t kPortsLen = 4;  // what conntrack reads of an embedded TCP/UDP header
 
 // ICMP types, as bit masks over type < 32.
@@ -99,38 +83,39 @@ void copy_mac(PacketKey& key, const uint8_t* p) noexcept {
 // left out and its flag stays clear (see InnerTuple).
 void parse_icmp_inner(const uint8_t* d, uint32_t start, uint32_t end, PacketKey& key) noexcept {
   const uint32_t avail = end - start;
-  if (avail < kIpMinHeaderLen) return;
-  const uint8_t* ip = d + start;
-  if ((ip[0] >> 4) != 4) return;
-  const uint32_t hl = (ip[0] & 0x0fU) * 4U;
-  if (hl < kIpMinHeaderLen || hl > avail) return;
+  if (avail < sizeof(Ipv4Hdr)) return;
+  const Ipv4Hdr& ip = *header_at<Ipv4Hdr>(d + start);
+  if (ip.version() != 4) return;
+  const uint32_t hl = ip.header_len();
+  if (hl < sizeof(Ipv4Hdr) || hl > avail) return;
 
   InnerTuple& in = key.inner;
-  in.src_ip = load_be32(ip + kIpSrcOff);
-  in.dst_ip = load_be32(ip + kIpDstOff);
-  in.proto = ip[kIpProtoOff];
+  in.src_ip = ip.src.host();
+  in.dst_ip = ip.dst.host();
+  in.proto = ip.proto;
   in.l3_off = static_cast<uint16_t>(start);
   key.flags |= key_flag::kInner;
 
-  const uint16_t frag = load_be16(ip + kIpFragOff);
+  const uint16_t frag = ip.frag.host();
   if ((frag & (ip_frag::kMoreFragments | ip_frag::kOffsetMask)) != 0)
     in.flags |= inner_flag::kFragment;
   if ((frag & ip_frag::kOffsetMask) != 0) return;  // no L4 header in a later fragment
 
-  const uint8_t* l4 = ip + hl;
+  const uint8_t* l4 = d + start + hl;
   const uint32_t l4_avail = avail - hl;
   if (in.proto == kProtoTcp || in.proto == kProtoUdp) {
-    if (l4_avail < kPortsLen) return;
+    if (l4_avail < kPortsLen) return;  // an error quotes 8 bytes: the ports, not a whole header
     in.src_port = load_be16(l4);
     in.dst_port = load_be16(l4 + 2);
     in.flags |= inner_flag::kPorts;
   } else if (in.proto == kProtoIcmp) {
-    if (l4_avail < kIcmpHeaderLen) return;
-    in.icmp_type = l4[0];
-    in.icmp_code = l4[1];
+    if (l4_avail < sizeof(IcmpHdr)) return;
+    const IcmpHdr& icmp = *header_at<IcmpHdr>(l4);
+    in.icmp_type = icmp.type;
+    in.icmp_code = icmp.code;
     in.flags |= inner_flag::kIcmp;
     if (icmp_type_in(in.icmp_type, kIcmpQueryMask)) {
-      in.icmp_id = load_be16(l4 + kIcmpIdOff);
+      in.icmp_id = icmp.id.host();
       in.flags |= inner_flag::kIcmpId;
     }
   }
@@ -141,25 +126,25 @@ void parse_icmp_inner(const uint8_t* d, uint32_t start, uint32_t end, PacketKey&
 // tcp/udp/icmp matches and conntrack need to read.
 ParseStatus parse_ipv4(const uint8_t* d, uint32_t len, uint32_t off, PacketKey& key) noexcept {
   const uint32_t avail = len - off;
-  if (avail < kIpMinHeaderLen) return ParseStatus::TruncatedIpHeader;
-  const uint8_t* ip = d + off;
-  if ((ip[0] >> 4) != 4) return ParseStatus::BadIpVersion;
-  const uint32_t hl = (ip[0] & 0x0fU) * 4U;
-  if (hl < kIpMinHeaderLen) return ParseStatus::BadIpHeaderLength;
+  if (avail < sizeof(Ipv4Hdr)) return ParseStatus::TruncatedIpHeader;
+  const Ipv4Hdr& ip = *header_at<Ipv4Hdr>(d + off);
+  if (ip.version() != 4) return ParseStatus::BadIpVersion;
+  const uint32_t hl = ip.header_len();
+  if (hl < sizeof(Ipv4Hdr)) return ParseStatus::BadIpHeaderLength;
   if (avail < hl) return ParseStatus::TruncatedIpHeader;
-  if (!ipv4_header_checksum_ok(ip, hl)) return ParseStatus::BadIpChecksum;
-  const uint32_t total = load_be16(ip + kIpTotalLenOff);
+  if (!ipv4_header_checksum_ok(d + off, hl)) return ParseStatus::BadIpChecksum;
+  const uint32_t total = ip.total_len.host();
   if (total > avail) return ParseStatus::IpTotalLengthBeyondFrame;
   if (total < hl) return ParseStatus::IpTotalLengthTooShort;
 
-  key.src_ip = load_be32(ip + kIpSrcOff);
-  key.dst_ip = load_be32(ip + kIpDstOff);
-  key.proto = ip[kIpProtoOff];
+  key.src_ip = ip.src.host();
+  key.dst_ip = ip.dst.host();
+  key.proto = ip.proto;
   key.l3_len = static_cast<uint16_t>(total);
-  key.tos = ip[kIpTosOff];
-  key.ttl = ip[kIpTtlOff];
-  key.ip_id = load_be16(ip + kIpIdOff);
-  key.frag = load_be16(ip + kIpFragOff);
+  key.tos = ip.tos;
+  key.ttl = ip.ttl;
+  key.ip_id = ip.id.host();
+  key.frag = ip.frag.host();
   // off is at most 20 + 2 * 4 link bytes and hl at most 60: both fit.
   key.l3_off = static_cast<uint16_t>(off);
   key.l4_off = static_cast<uint16_t>(off + hl);
@@ -167,41 +152,46 @@ ParseStatus parse_ipv4(const uint8_t* d, uint32_t len, uint32_t off, PacketKey& 
 
   if ((key.frag & ip_frag::kOffsetMask) != 0) return ParseStatus::Ok;  // later fragment: no L4
 
-  const uint8_t* l4 = ip + hl;
+  const uint8_t* l4 = d + off + hl;
   const uint32_t l4_avail = total - hl;  // the IP payload; link padding excluded
   switch (key.proto) {
     case kProtoTcp: {
-      if (l4_avail < kTcpMinHeaderLen) return ParseStatus::TruncatedL4;
-      const uint32_t doff = (l4[kTcpDataOffOff] >> 4) * 4U;
-      if (doff < kTcpMinHeaderLen) return ParseStatus::BadTcpDataOffset;
+      if (l4_avail < sizeof(TcpHdr)) return ParseStatus::TruncatedL4;
+      const TcpHdr& tcp = *header_at<TcpHdr>(l4);
+      const uint32_t doff = tcp.header_len();
+      if (doff < sizeof(TcpHdr)) return ParseStatus::BadTcpDataOffset;
       if (doff > l4_avail) return ParseStatus::TruncatedL4;
-      key.src_port = load_be16(l4);
-      key.dst_port = load_be16(l4 + 2);
-      key.tcp_flags = l4[kTcpFlagsOff];
+      key.src_port = tcp.sport.host();
+      key.dst_port = tcp.dport.host();
+      key.tcp_flags = tcp.flags;
       key.flags |= key_flag::kPorts | key_flag::kTcpFlags;
       key.payload_off = static_cast<uint16_t>(key.l4_off + doff);
       return ParseStatus::Ok;
     }
-    case kProtoUdp:
-      if (l4_avail < kUdpHeaderLen) return ParseStatus::TruncatedL4;
-      key.src_port = load_be16(l4);
-      key.dst_port = load_be16(l4 + 2);
+    case kProtoUdp: {
+      if (l4_avail < sizeof(UdpHdr)) return ParseStatus::TruncatedL4;
+      const UdpHdr& udp = *header_at<UdpHdr>(l4);
+      key.src_port = udp.sport.host();
+      key.dst_port = udp.dport.host();
       key.flags |= key_flag::kPorts;
-      key.payload_off = static_cast<uint16_t>(key.l4_off + kUdpHeaderLen);
+      key.payload_off = static_cast<uint16_t>(key.l4_off + sizeof(UdpHdr));
       return ParseStatus::Ok;
-    case kProtoIcmp:
-      if (l4_avail < kIcmpHeaderLen) return ParseStatus::TruncatedL4;
-      key.icmp_type = l4[0];
-      key.icmp_code = l4[1];
+    }
+    case kProtoIcmp: {
+      if (l4_avail < sizeof(IcmpHdr)) return ParseStatus::TruncatedL4;
+      const IcmpHdr& icmp = *header_at<IcmpHdr>(l4);
+      key.icmp_type = icmp.type;
+      key.icmp_code = icmp.code;
       key.flags |= key_flag::kIcmp;
-      key.payload_off = static_cast<uint16_t>(key.l4_off + kIcmpHeaderLen);
+      key.payload_off = static_cast<uint16_t>(key.l4_off + sizeof(IcmpHdr));
       if (icmp_type_in(key.icmp_type, kIcmpQueryMask)) {
-        key.icmp_id = load_be16(l4 + kIcmpIdOff);
+        key.icmp_id = icmp.id.host();
         key.flags |= key_flag::kIcmpId;
       } else if (icmp_type_in(key.icmp_type, kIcmpErrorMask)) {
         parse_icmp_inner(d, key.payload_off, off + total, key);
       }
       return ParseStatus::Ok;
+    }
     default:
       return ParseStatus::Ok;  // other protocol: keyed by addresses and proto only
   }

@@ -31,6 +31,7 @@
 #include "base/enum_names.h"
 #include "packet/byte_order.h"
 #include "packet/checksum.h"
+#include "packet/headers.h"
 #include "packet/packet_key.h"
 
 namespace nfb {
@@ -135,50 +136,53 @@ ParseStatus parse_frame(const uint8_t* data, uint32_t len, LinkType link, uint16
 /// decides. parse_frame() tries it first for Ethernet; inline, so a burst
 /// loop can try it without a call.
 inline bool parse_common_ethernet(const uint8_t* d, uint32_t len, uint16_t ifindex, PacketKey& key) noexcept {
-  constexpr uint32_t kEth = 14;
-  if (len < kEth + 20 || load_be16(d + 12) != 0x0800) return false;
-  const uint8_t* ip = d + kEth;
-  if (ip[0] != 0x45) return false;
-  const uint32_t total = load_be16(ip + 2);
-  const uint16_t frag = load_be16(ip + 6);
-  if (total < 20 || total > len - kEth || (frag & (ip_frag::kMoreFragments | ip_frag::kOffsetMask)) != 0)
+  constexpr uint32_t kEth = sizeof(EthHdr);
+  constexpr uint32_t kIp = sizeof(Ipv4Hdr);
+  if (len < kEth + kIp || header_at<EthHdr>(d)->type.host() != 0x0800) return false;
+  const Ipv4Hdr& ip = *header_at<Ipv4Hdr>(d + kEth);
+  if (ip.ver_ihl != 0x45) return false;
+  const uint32_t total = ip.total_len.host();
+  const uint16_t frag = ip.frag.host();
+  if (total < kIp || total > len - kEth || (frag & (ip_frag::kMoreFragments | ip_frag::kOffsetMask)) != 0)
     return false;
-  const uint8_t proto = ip[9];
-  const uint8_t* l4 = ip + 20;
-  const uint32_t l4_avail = total - 20;
+  const uint8_t proto = ip.proto;
+  const uint8_t* l4 = d + kEth + kIp;
+  const uint32_t l4_avail = total - kIp;
   uint32_t l4_len = 0;
   if (proto == kProtoTcp) {
-    if (l4_avail < 20) return false;
-    l4_len = (l4[12] >> 4) * 4U;
-    if (l4_len < 20 || l4_len > l4_avail) return false;
+    if (l4_avail < sizeof(TcpHdr)) return false;
+    l4_len = header_at<TcpHdr>(l4)->header_len();
+    if (l4_len < sizeof(TcpHdr) || l4_len > l4_avail) return false;
   } else if (proto == kProtoUdp) {
-    if (l4_avail < 8) return false;
-    l4_len = 8;
+    if (l4_avail < sizeof(UdpHdr)) return false;
+    l4_len = sizeof(UdpHdr);
   } else {
     return false;
   }
-  if (!ipv4_header_checksum_ok(ip, 20)) return false;
+  if (!ipv4_header_checksum_ok(d + kEth, kIp)) return false;
+  // TCP and UDP both open with the two ports.
+  const UdpHdr& ports = *header_at<UdpHdr>(l4);
   key = PacketKey{};
-  key.src_ip = load_be32(ip + 12);
-  key.dst_ip = load_be32(ip + 16);
-  key.src_port = load_be16(l4);
-  key.dst_port = load_be16(l4 + 2);
+  key.src_ip = ip.src.host();
+  key.dst_ip = ip.dst.host();
+  key.src_port = ports.sport.host();
+  key.dst_port = ports.dport.host();
   key.l3_len = static_cast<uint16_t>(total);
   key.proto = proto;
-  key.tcp_flags = proto == kProtoTcp ? l4[13] : uint8_t{0};
+  key.tcp_flags = proto == kProtoTcp ? header_at<TcpHdr>(l4)->flags : uint8_t{0};
   key.ifindex = ifindex;
   key.frag = frag;
-  key.ip_id = load_be16(ip + 4);
-  key.ttl = ip[8];
-  key.tos = ip[1];
+  key.ip_id = ip.id.host();
+  key.ttl = ip.ttl;
+  key.tos = ip.tos;
   key.flags = static_cast<uint8_t>(key_flag::kMac | key_flag::kPorts | (proto == kProtoTcp ? key_flag::kTcpFlags : 0));
   // The destination MAC's group bit, then all ones: unicast, multicast, broadcast.
   key.pkttype = (d[0] & 1U) == 0                                           ? PktType::Host
                 : (d[0] & d[1] & d[2] & d[3] & d[4] & d[5]) == 0xff ? PktType::Broadcast
                                                                           : PktType::Multicast;
   key.l3_off = kEth;
-  key.l4_off = kEth + 20;
-  key.payload_off = static_cast<uint16_t>(kEth + 20 + l4_len);
+  key.l4_off = kEth + kIp;
+  key.payload_off = static_cast<uint16_t>(kEth + kIp + l4_len);
   std::memcpy(key.src_mac.data(), d + 6, key.src_mac.size());
   return true;
 }

@@ -1,0 +1,80 @@
+// Wire headers as fixed-layout structs (the layouts of RFC 791, 793, 768 and
+// 792 and IEEE 802.3), their network-order fields typed Be16/Be32 so that a
+// value has to be converted with .host() before it is used as a number. Every
+// struct has alignment 1 and its wire size (static_asserts below), so it can
+// be read at any address a frame puts it: header_at<H>(p) after the caller
+// has checked that sizeof(H) bytes exist at p.
+#pragma once
+
+#include <cstdint>
+
+#include "packet/byte_order.h"
+
+namespace nfb {
+
+struct EthHdr {
+  uint8_t dst[6];
+  uint8_t src[6];
+  Be16 type;  // ethertype (0x0800 IPv4) or a VLAN TPID
+};
+
+struct VlanTag {  // after a TPID
+  Be16 tci;       // priority 3, DEI 1, VLAN id 12
+  Be16 type;      // the next ethertype
+};
+
+struct Ipv4Hdr {
+  uint8_t ver_ihl;  // version 4, header length in 32-bit words
+  uint8_t tos;
+  Be16 total_len;
+  Be16 id;
+  Be16 frag;  // reserved, DF, MF, fragment offset (ip_frag bits)
+  uint8_t ttl;
+  uint8_t proto;
+  Be16 check;
+  Be32 src;
+  Be32 dst;
+  constexpr unsigned version() const noexcept { return ver_ihl >> 4; }
+  constexpr uint32_t header_len() const noexcept { return (ver_ihl & 0x0fU) * 4U; }
+};
+
+struct TcpHdr {
+  Be16 sport;
+  Be16 dport;
+  Be32 seq;
+  Be32 ack;
+  uint8_t doff;   // data offset in 32-bit words, in the high nibble
+  uint8_t flags;  // tcp_flag bits
+  Be16 window;
+  Be16 check;
+  Be16 urg;
+  constexpr uint32_t header_len() const noexcept { return (doff >> 4) * 4U; }
+};
+
+struct UdpHdr {
+  Be16 sport;
+  Be16 dport;
+  Be16 len;
+  Be16 check;
+};
+
+struct IcmpHdr {
+  uint8_t type;
+  uint8_t code;
+  Be16 check;
+  Be16 id;   // queries (echo, timestamp, info, address mask); unused by errors
+  Be16 seq;
+};
+
+static_assert(sizeof(EthHdr) == 14 && sizeof(VlanTag) == 4 && sizeof(Ipv4Hdr) == 20 && sizeof(TcpHdr) == 20 &&
+              sizeof(UdpHdr) == 8 && sizeof(IcmpHdr) == 8);
+static_assert(alignof(EthHdr) == 1 && alignof(Ipv4Hdr) == 1 && alignof(TcpHdr) == 1 && alignof(UdpHdr) == 1 &&
+              alignof(IcmpHdr) == 1);
+
+/// The header at p. The caller has checked that sizeof(H) bytes exist there.
+template <typename H>
+const H* header_at(const uint8_t* p) noexcept {
+  return reinterpret_cast<const H*>(p);
+}
+
+}  // namespace nfb
