@@ -930,9 +930,64 @@ class RuleParser {
                    std::optional<std::string>& inline_arg);
   void module_option(ModKind kind, const OptDef& def, const Token& tok, std::string_view opt_name, bool invert,
                      const std::vector<std::string>& args, const std::vector<uint32_t>& arg_cols);
+  // One module's options (module_option() checks "only once", then calls it).
+  struct ModuleOption {
+    Instance& inst;
+    const OptDef& def;
+    const Token& tok;
+    std::string_view opt_name;
+    bool invert;
+    const std::vector<std::string>& args;
+    const std::vector<uint32_t>& cols;  // each argument's column
+    const std::string& a;  // args[0], or "" when there is none
+    uint32_t acol;         // its column
+    const char* mname;     // the module's name
+  };
+  void tcp_option(const ModuleOption& o);
+  void udp_option(const ModuleOption& o);
+  void icmp_option(const ModuleOption& o);
+  void multiport_option(const ModuleOption& o);
+  void conntrack_option(const ModuleOption& o);
+  void state_option(const ModuleOption& o);
+  void addrtype_option(const ModuleOption& o);
+  void comment_option(const ModuleOption& o);
+  void mark_option(const ModuleOption& o);
+  void connmark_option(const ModuleOption& o);
+  void iprange_option(const ModuleOption& o);
+  void string_option(const ModuleOption& o);
+  void limit_option(const ModuleOption& o);
+  void statistic_option(const ModuleOption& o);
+  void length_option(const ModuleOption& o);
+  void pkttype_option(const ModuleOption& o);
+  void mac_option(const ModuleOption& o);
+  // Fails when the option of `o` is given together with `other_id` of the same module.
+  void option_conflict(const ModuleOption& o, uint8_t other_id, const char* other_name) const;
   void target_option(const OptDef& def, const Token& tok, std::string_view opt_name, bool invert,
                      const std::vector<std::string>& args, const std::vector<uint32_t>& arg_cols);
+  // One target's options (target_option() checks "only once", then calls it).
+  struct TargetOption {
+    const OptDef& def;
+    const Token& tok;
+    std::string_view opt_name;
+    const std::vector<std::string>& args;
+    const std::vector<uint32_t>& cols;  // each argument's column
+    const std::string& a;  // args[0], or "" when there is none
+    uint32_t acol;         // its column
+    const char* tname;     // the target's name
+  };
+  // Fails when the option of `o` follows another of the same group.
+  void target_exclusive(const TargetOption& o, std::initializer_list<uint8_t> group) const;
+  void reject_target_option(const TargetOption& o);
+  void nat_target_option(const TargetOption& o);
+  void masquerade_target_option(const TargetOption& o);
+  void redirect_target_option(const TargetOption& o);
+  void log_target_option(const TargetOption& o);
+  void mark_target_option(const TargetOption& o);
+  void connmark_target_option(const TargetOption& o);
+  void ct_target_option(const TargetOption& o);
   void finish(std::optional<Counters> counters, std::vector<Rule>& out, RuleAux& aux);
+  void check_modules() const;
+  void check_target() const;
 
   // value parsers with located errors
   std::vector<Ipv4Mask> parse_address_list(const std::string& arg, uint32_t col, bool invert, const char* what);
@@ -1521,473 +1576,524 @@ NatRange RuleParser::parse_nat_range(std::string_view s, uint32_t col, bool allo
 
 // --- module options
 
+void RuleParser::option_conflict(const ModuleOption& o, uint8_t other_id, const char* other_name) const {
+  if (o.inst.seen & (1U << other_id)) {
+    fail(o.tok.col,
+         fmt::format("{}: option \"{}\" cannot be used together with \"{}\"", o.mname, o.opt_name, other_name));
+  }
+}
+
 void RuleParser::module_option(ModKind kind, const OptDef& def, const Token& tok, std::string_view opt_name,
                                bool invert, const std::vector<std::string>& args,
                                const std::vector<uint32_t>& cols) {
   Instance& inst = latest_instance(kind);
   const char* mname = mod_def(kind).name;
   if (inst.seen & (1U << def.id)) fail(tok.col, fmt::format("{}: option \"{}\" can only be used once", mname, opt_name));
-  auto conflict = [&](uint8_t other_id, const char* other_name) {
-    if (inst.seen & (1U << other_id))
-      fail(tok.col, fmt::format("{}: option \"{}\" cannot be used together with \"{}\"", mname, opt_name, other_name));
-  };
   const std::string& a = args.empty() ? std::string() : args[0];
   uint32_t acol = cols.empty() ? tok.col : cols[0];
 
+  const ModuleOption o{inst, def, tok, opt_name, invert, args, cols, a, acol, mname};
   switch (kind) {
-    case ModKind::Tcp: {
-      auto& m = match_of<TcpMatch>(inst);
-      switch (def.id) {
-        case kTcpOptSport: m.sport = parse_l4_port_range(a, acol, ServiceScope::Tcp); m.sport_invert = invert; break;
-        case kTcpOptDport: m.dport = parse_l4_port_range(a, acol, ServiceScope::Tcp); m.dport_invert = invert; break;
-        case kTcpOptSyn:
-          conflict(kTcpOptFlags, "--tcp-flags");
-          m.flags_mask = tcp_flag::kFin | tcp_flag::kSyn | tcp_flag::kRst | tcp_flag::kAck;
-          m.flags_cmp = tcp_flag::kSyn;
-          m.flags_invert = invert;
-          break;
-        case kTcpOptFlags:
-          conflict(kTcpOptSyn, "--syn");
-          m.flags_mask = parse_tcp_flag_list(a, acol);
-          m.flags_cmp = parse_tcp_flag_list(args[1], cols[1]);
-          m.flags_invert = invert;
-          break;
-        case kTcpOptOption: {
-          auto v = parse_c_uint(a, 255);
-          if (!v || *v == 0) fail(acol, fmt::format("bad TCP option \"{}\" (expected an option kind 1-255)", a));
-          m.option = static_cast<uint8_t>(*v);
-          m.option_invert = invert;
-          break;
-        }
-      }
+    case ModKind::Tcp: tcp_option(o); break;
+    case ModKind::Udp: udp_option(o); break;
+    case ModKind::Icmp: icmp_option(o); break;
+    case ModKind::Multiport: multiport_option(o); break;
+    case ModKind::Conntrack: conntrack_option(o); break;
+    case ModKind::State: state_option(o); break;
+    case ModKind::Addrtype: addrtype_option(o); break;
+    case ModKind::Comment: comment_option(o); break;
+    case ModKind::Mark: mark_option(o); break;
+    case ModKind::Connmark: connmark_option(o); break;
+    case ModKind::Iprange: iprange_option(o); break;
+    case ModKind::String: string_option(o); break;
+    case ModKind::Limit: limit_option(o); break;
+    case ModKind::Statistic: statistic_option(o); break;
+    case ModKind::Length: length_option(o); break;
+    case ModKind::Pkttype: pkttype_option(o); break;
+    case ModKind::Mac: mac_option(o); break;
+  }
+  inst.seen |= 1U << def.id;
+}
+
+void RuleParser::tcp_option(const ModuleOption& o) {
+  auto& [inst, def, tok, opt_name, invert, args, cols, a, acol, mname] = o;
+  auto conflict = [&](uint8_t other_id, const char* other_name) { option_conflict(o, other_id, other_name); };
+  auto& m = match_of<TcpMatch>(inst);
+  switch (def.id) {
+    case kTcpOptSport: m.sport = parse_l4_port_range(a, acol, ServiceScope::Tcp); m.sport_invert = invert; break;
+    case kTcpOptDport: m.dport = parse_l4_port_range(a, acol, ServiceScope::Tcp); m.dport_invert = invert; break;
+    case kTcpOptSyn:
+      conflict(kTcpOptFlags, "--tcp-flags");
+      m.flags_mask = tcp_flag::kFin | tcp_flag::kSyn | tcp_flag::kRst | tcp_flag::kAck;
+      m.flags_cmp = tcp_flag::kSyn;
+      m.flags_invert = invert;
+      break;
+    case kTcpOptFlags:
+      conflict(kTcpOptSyn, "--syn");
+      m.flags_mask = parse_tcp_flag_list(a, acol);
+      m.flags_cmp = parse_tcp_flag_list(args[1], cols[1]);
+      m.flags_invert = invert;
+      break;
+    case kTcpOptOption: {
+      auto v = parse_c_uint(a, 255);
+      if (!v || *v == 0) fail(acol, fmt::format("bad TCP option \"{}\" (expected an option kind 1-255)", a));
+      m.option = static_cast<uint8_t>(*v);
+      m.option_invert = invert;
       break;
     }
-    case ModKind::Udp: {
-      auto& m = match_of<UdpMatch>(inst);
-      if (def.id == kUdpSport) {
-        m.sport = parse_l4_port_range(a, acol, ServiceScope::Any);
-        m.sport_invert = invert;
-      } else {
-        m.dport = parse_l4_port_range(a, acol, ServiceScope::Any);
-        m.dport_invert = invert;
-      }
-      break;
+  }
+}
+
+void RuleParser::udp_option(const ModuleOption& o) {
+  auto& [inst, def, tok, opt_name, invert, args, cols, a, acol, mname] = o;
+  auto& m = match_of<UdpMatch>(inst);
+  if (def.id == kUdpSport) {
+    m.sport = parse_l4_port_range(a, acol, ServiceScope::Any);
+    m.sport_invert = invert;
+  } else {
+    m.dport = parse_l4_port_range(a, acol, ServiceScope::Any);
+    m.dport_invert = invert;
+  }
+}
+
+void RuleParser::icmp_option(const ModuleOption& o) {
+  auto& [inst, def, tok, opt_name, invert, args, cols, a, acol, mname] = o;
+  auto& m = match_of<IcmpMatch>(inst);
+  m.invert = invert;
+  if (!a.empty() && std::isdigit(static_cast<unsigned char>(a[0]))) {
+    size_t slash = a.find('/');
+    auto t = parse_c_uint(std::string_view(a).substr(0, slash), 255);
+    if (!t) fail(acol, fmt::format("bad ICMP type \"{}\" (expected a number 0-255 or a name)", a));
+    m.type = static_cast<uint8_t>(*t);
+    m.code_lo = 0;
+    m.code_hi = 0xff;
+    if (slash != std::string::npos) {
+      auto c = parse_c_uint(std::string_view(a).substr(slash + 1), 255);
+      if (!c) fail(acol + static_cast<uint32_t>(slash) + 1, fmt::format("bad ICMP code in \"{}\" (expected TYPE/CODE, numbers 0-255)", a));
+      m.code_lo = m.code_hi = static_cast<uint8_t>(*c);
     }
-    case ModKind::Icmp: {
-      auto& m = match_of<IcmpMatch>(inst);
-      m.invert = invert;
-      if (!a.empty() && std::isdigit(static_cast<unsigned char>(a[0]))) {
-        size_t slash = a.find('/');
-        auto t = parse_c_uint(std::string_view(a).substr(0, slash), 255);
-        if (!t) fail(acol, fmt::format("bad ICMP type \"{}\" (expected a number 0-255 or a name)", a));
-        m.type = static_cast<uint8_t>(*t);
-        m.code_lo = 0;
-        m.code_hi = 0xff;
-        if (slash != std::string::npos) {
-          auto c = parse_c_uint(std::string_view(a).substr(slash + 1), 255);
-          if (!c) fail(acol + static_cast<uint32_t>(slash) + 1, fmt::format("bad ICMP code in \"{}\" (expected TYPE/CODE, numbers 0-255)", a));
-          m.code_lo = m.code_hi = static_cast<uint8_t>(*c);
-        }
+    return;
+  }
+  const IcmpName* found = nullptr;
+  bool ambiguous = false;
+  for (const IcmpName& n : kIcmpNames) {
+    if (!a.empty() && iprefix(a, n.name)) {
+      if (iequals(a, n.name)) {
+        found = &n;
+        ambiguous = false;
         break;
       }
-      const IcmpName* found = nullptr;
-      bool ambiguous = false;
-      for (const IcmpName& n : kIcmpNames) {
-        if (!a.empty() && iprefix(a, n.name)) {
-          if (iequals(a, n.name)) {
-            found = &n;
-            ambiguous = false;
-            break;
-          }
-          if (found && (found->type != n.type || found->code_lo != n.code_lo || found->code_hi != n.code_hi))
-            ambiguous = true;
-          if (!found) found = &n;
-        }
-      }
-      if (ambiguous) fail(acol, fmt::format("ambiguous ICMP type \"{}\"", a));
-      if (!found) fail(acol, fmt::format("unknown ICMP type \"{}\" (expected a name, TYPE or TYPE/CODE)", a));
-      m.type = found->type;
-      m.code_lo = found->code_lo;
-      m.code_hi = found->code_hi;
-      break;
+      if (found && (found->type != n.type || found->code_lo != n.code_lo || found->code_hi != n.code_hi))
+        ambiguous = true;
+      if (!found) found = &n;
     }
-    case ModKind::Multiport: {
-      auto& m = match_of<MultiportMatch>(inst);
-      for (uint8_t other : {kMpSource, kMpDest, kMpEither}) {
-        if (other != def.id && (inst.seen & (1U << other)))
-          fail(tok.col, fmt::format("multiport: only one of --sports, --dports and --ports may be given"));
-      }
-      m.dir = def.id == kMpSource ? MultiportMatch::Dir::Source
-              : def.id == kMpDest ? MultiportMatch::Dir::Destination
-                                  : MultiportMatch::Dir::Either;
-      m.invert = invert;
-      m.ports.clear();
-      unsigned slots = 0;
-      uint32_t c = acol;
-      ServiceScope scope = rule_.protocol == kProtoTcp   ? ServiceScope::Tcp
-                           : rule_.protocol == kProtoUdp ? ServiceScope::Udp
-                                                         : ServiceScope::None;
-      for (std::string_view item : split(a, ',')) {
-        size_t colon = item.find(':');
-        auto one = [&](std::string_view p, uint32_t pc) -> uint16_t {
-          auto v = parse_port(p, scope);
-          if (!v) fail(pc, fmt::format("bad port \"{}\" (expected a number 0-65535 or a known service name)", p));
-          return *v;
-        };
-        PortRange r;
-        if (colon == std::string_view::npos) {
-          r.lo = r.hi = one(item, c);
-          slots += 1;
-        } else {
-          r.lo = one(item.substr(0, colon), c);
-          r.hi = one(item.substr(colon + 1), c + static_cast<uint32_t>(colon) + 1);
-          if (r.lo >= r.hi) fail(c, fmt::format("bad port range \"{}\" (multiport needs LO < HI)", item));
-          slots += 2;
-        }
-        if (slots > MultiportMatch::kMaxSlots)
-          fail(c, "too many ports for multiport (at most 15; a range counts as two)");
-        m.ports.push_back(r);
-        c += static_cast<uint32_t>(item.size()) + 1;
-      }
-      break;
+  }
+  if (ambiguous) fail(acol, fmt::format("ambiguous ICMP type \"{}\"", a));
+  if (!found) fail(acol, fmt::format("unknown ICMP type \"{}\" (expected a name, TYPE or TYPE/CODE)", a));
+  m.type = found->type;
+  m.code_lo = found->code_lo;
+  m.code_hi = found->code_hi;
+}
+
+void RuleParser::multiport_option(const ModuleOption& o) {
+  auto& [inst, def, tok, opt_name, invert, args, cols, a, acol, mname] = o;
+  auto& m = match_of<MultiportMatch>(inst);
+  for (uint8_t other : {kMpSource, kMpDest, kMpEither}) {
+    if (other != def.id && (inst.seen & (1U << other)))
+      fail(tok.col, fmt::format("multiport: only one of --sports, --dports and --ports may be given"));
+  }
+  m.dir = def.id == kMpSource ? MultiportMatch::Dir::Source
+          : def.id == kMpDest ? MultiportMatch::Dir::Destination
+                              : MultiportMatch::Dir::Either;
+  m.invert = invert;
+  m.ports.clear();
+  unsigned slots = 0;
+  uint32_t c = acol;
+  ServiceScope scope = rule_.protocol == kProtoTcp   ? ServiceScope::Tcp
+                       : rule_.protocol == kProtoUdp ? ServiceScope::Udp
+                                                     : ServiceScope::None;
+  for (std::string_view item : split(a, ',')) {
+    size_t colon = item.find(':');
+    auto one = [&](std::string_view p, uint32_t pc) -> uint16_t {
+      auto v = parse_port(p, scope);
+      if (!v) fail(pc, fmt::format("bad port \"{}\" (expected a number 0-65535 or a known service name)", p));
+      return *v;
+    };
+    PortRange r;
+    if (colon == std::string_view::npos) {
+      r.lo = r.hi = one(item, c);
+      slots += 1;
+    } else {
+      r.lo = one(item.substr(0, colon), c);
+      r.hi = one(item.substr(colon + 1), c + static_cast<uint32_t>(colon) + 1);
+      if (r.lo >= r.hi) fail(c, fmt::format("bad port range \"{}\" (multiport needs LO < HI)", item));
+      slots += 2;
     }
-    case ModKind::Conntrack: {
-      auto& m = match_of<ConntrackMatch>(inst);
-      auto bit = static_cast<uint16_t>(1U << def.id);
-      m.present = static_cast<uint16_t>(m.present | bit);
-      if (invert) m.invert = static_cast<uint16_t>(m.invert | bit);
-      switch (def.id) {
-        case 0: {
-          uint32_t c = acol;
-          for (std::string_view s : split(a, ',')) {
-            auto st = parse_ct_state(s);
-            if (!st) fail(c, fmt::format("bad conntrack state \"{}\" (expected INVALID, ESTABLISHED, NEW, RELATED, "
-                                         "UNTRACKED, SNAT or DNAT)", s));
-            m.states = static_cast<uint8_t>(m.states | *st);
-            c += static_cast<uint32_t>(s.size()) + 1;
-          }
-          break;
-        }
-        case 1: {
-          auto p = parse_protocol(a);
-          if (!p) fail(acol, fmt::format("unknown protocol \"{}\" (expected a name such as tcp, or a number 0-255)", a));
-          m.proto = *p;
-          break;
-        }
-        case 2: case 3: case 4: case 5: {
-          Ipv4Mask v = parse_address_mask(a, acol, true, "conntrack");
-          (def.id == 2 ? m.orig_src : def.id == 3 ? m.orig_dst : def.id == 4 ? m.repl_src : m.repl_dst) = v;
-          break;
-        }
-        case 6: case 7: case 8: case 9: {
-          PortRange r = parse_ct_port_range(a, acol);
-          (def.id == 6 ? m.orig_src_port : def.id == 7 ? m.orig_dst_port : def.id == 8 ? m.repl_src_port
-                                                                                         : m.repl_dst_port) = r;
-          break;
-        }
-        case 10: {
-          uint32_t c = acol;
-          for (std::string_view s : split(a, ',')) {
-            auto st = parse_ct_status(s);
-            if (!st) fail(c, fmt::format("bad conntrack status \"{}\" (expected NONE, EXPECTED, SEEN_REPLY, ASSURED "
-                                         "or CONFIRMED)", s));
-            m.status = static_cast<uint8_t>(m.status | *st);
-            c += static_cast<uint32_t>(s.size()) + 1;
-          }
-          break;
-        }
-        case 11: {
-          size_t colon = a.find(':');
-          std::string_view lo = std::string_view(a).substr(0, colon);
-          m.expire_lo = lo.empty() && colon != std::string::npos ? 0 : parse_u32(lo, acol, "--ctexpire time");
-          if (colon == std::string::npos) {
-            m.expire_hi = m.expire_lo;
-          } else {
-            std::string_view hi = std::string_view(a).substr(colon + 1);
-            m.expire_hi = hi.empty() ? UINT32_MAX
-                                     : parse_u32(hi, acol + static_cast<uint32_t>(colon) + 1, "--ctexpire time");
-          }
-          break;
-        }
-        case 12:
-          if (iequals(a, "ORIGINAL")) m.dir = ConntrackMatch::Dir::Original;
-          else if (iequals(a, "REPLY")) m.dir = ConntrackMatch::Dir::Reply;
-          else fail(acol, fmt::format("bad --ctdir \"{}\" (expected ORIGINAL or REPLY)", a));
-          break;
-      }
-      break;
-    }
-    case ModKind::State: {
-      auto& m = match_of<StateMatch>(inst);
-      m.invert = invert;
+    if (slots > MultiportMatch::kMaxSlots)
+      fail(c, "too many ports for multiport (at most 15; a range counts as two)");
+    m.ports.push_back(r);
+    c += static_cast<uint32_t>(item.size()) + 1;
+  }
+}
+
+void RuleParser::conntrack_option(const ModuleOption& o) {
+  auto& [inst, def, tok, opt_name, invert, args, cols, a, acol, mname] = o;
+  auto& m = match_of<ConntrackMatch>(inst);
+  auto bit = static_cast<uint16_t>(1U << def.id);
+  m.present = static_cast<uint16_t>(m.present | bit);
+  if (invert) m.invert = static_cast<uint16_t>(m.invert | bit);
+  switch (def.id) {
+    case 0: {
       uint32_t c = acol;
       for (std::string_view s : split(a, ',')) {
         auto st = parse_ct_state(s);
-        if (!st || *st == kCtSnat || *st == kCtDnat)
-          fail(c, fmt::format("bad state \"{}\" (expected INVALID, ESTABLISHED, NEW, RELATED or UNTRACKED)", s));
+        if (!st) fail(c, fmt::format("bad conntrack state \"{}\" (expected INVALID, ESTABLISHED, NEW, RELATED, "
+                                     "UNTRACKED, SNAT or DNAT)", s));
         m.states = static_cast<uint8_t>(m.states | *st);
         c += static_cast<uint32_t>(s.size()) + 1;
       }
       break;
     }
-    case ModKind::Addrtype: {
-      auto& m = match_of<AddrtypeMatch>(inst);
-      if (def.id == kAtIfaceIn) {
-        conflict(kAtIfaceOut, "--limit-iface-out");
-        m.limit_iface_in = true;
-      } else if (def.id == kAtIfaceOut) {
-        conflict(kAtIfaceIn, "--limit-iface-in");
-        m.limit_iface_out = true;
-      } else {
-        uint16_t types = 0;
-        uint32_t c = acol;
-        for (std::string_view s : split(a, ',')) {
-          auto t = parse_addr_type(s);
-          if (!t) fail(c, fmt::format("bad address type \"{}\" (expected UNSPEC, UNICAST, LOCAL, BROADCAST, ANYCAST, "
-                                      "MULTICAST, BLACKHOLE, UNREACHABLE, PROHIBIT, THROW, NAT or XRESOLVE)", s));
-          types = static_cast<uint16_t>(types | addr_type_bit(*t));
-          c += static_cast<uint32_t>(s.size()) + 1;
-        }
-        if (def.id == kAtSrc) {
-          m.src_types = types;
-          m.src_invert = invert;
-        } else {
-          m.dst_types = types;
-          m.dst_invert = invert;
-        }
+    case 1: {
+      auto p = parse_protocol(a);
+      if (!p) fail(acol, fmt::format("unknown protocol \"{}\" (expected a name such as tcp, or a number 0-255)", a));
+      m.proto = *p;
+      break;
+    }
+    case 2: case 3: case 4: case 5: {
+      Ipv4Mask v = parse_address_mask(a, acol, true, "conntrack");
+      (def.id == 2 ? m.orig_src : def.id == 3 ? m.orig_dst : def.id == 4 ? m.repl_src : m.repl_dst) = v;
+      break;
+    }
+    case 6: case 7: case 8: case 9: {
+      PortRange r = parse_ct_port_range(a, acol);
+      (def.id == 6 ? m.orig_src_port : def.id == 7 ? m.orig_dst_port : def.id == 8 ? m.repl_src_port
+                                                                                     : m.repl_dst_port) = r;
+      break;
+    }
+    case 10: {
+      uint32_t c = acol;
+      for (std::string_view s : split(a, ',')) {
+        auto st = parse_ct_status(s);
+        if (!st) fail(c, fmt::format("bad conntrack status \"{}\" (expected NONE, EXPECTED, SEEN_REPLY, ASSURED "
+                                     "or CONFIRMED)", s));
+        m.status = static_cast<uint8_t>(m.status | *st);
+        c += static_cast<uint32_t>(s.size()) + 1;
       }
       break;
     }
-    case ModKind::Comment: {
-      auto& m = match_of<CommentMatch>(inst);
-      // The kernel keeps 255 bytes and drops the rest, as iptables does.
-      m.text = a.substr(0, 255);
-      break;
-    }
-    case ModKind::Mark: {
-      auto& m = match_of<MarkMatch>(inst);
-      std::tie(m.value, m.mask) = parse_mark_value(a, acol, opt_name);
-      m.invert = invert;
-      break;
-    }
-    case ModKind::Connmark: {
-      auto& m = match_of<ConnmarkMatch>(inst);
-      std::tie(m.value, m.mask) = parse_mark_value(a, acol, opt_name);
-      m.invert = invert;
-      break;
-    }
-    case ModKind::Iprange: {
-      auto& m = match_of<IprangeMatch>(inst);
-      size_t dash = a.find('-');
-      std::string_view lo_s = std::string_view(a).substr(0, dash);
-      auto lo = parse_ipv4_loose(lo_s);
-      if (!lo || lo_s.find('/') != std::string_view::npos)
-        fail(acol, fmt::format("bad address \"{}\" in {} (expected a.b.c.d[-a.b.c.d])", lo_s, opt_name));
-      uint32_t hi = *lo;
-      if (dash != std::string::npos) {
-        std::string_view hi_s = std::string_view(a).substr(dash + 1);
-        auto h = parse_ipv4_loose(hi_s);
-        if (!h) fail(acol + static_cast<uint32_t>(dash) + 1,
-                     fmt::format("bad address \"{}\" in {} (expected a.b.c.d)", hi_s, opt_name));
-        hi = *h;
-      }
-      if (def.id == kIprSrc) {
-        m.has_src = true;
-        m.src_invert = invert;
-        m.src_lo = *lo;
-        m.src_hi = hi;
-      } else {
-        m.has_dst = true;
-        m.dst_invert = invert;
-        m.dst_lo = *lo;
-        m.dst_hi = hi;
-      }
-      break;
-    }
-    case ModKind::String: {
-      auto& m = match_of<StringMatch>(inst);
-      switch (def.id) {
-        case kStrFrom:
-        case kStrTo: {
-          auto v = parse_c_uint(a, 65535);
-          if (!v) fail(acol, fmt::format("bad offset \"{}\" for {} (expected 0-65535)", a, opt_name));
-          (def.id == kStrFrom ? m.from : m.to) = static_cast<uint16_t>(*v);
-          break;
-        }
-        case kStrAlgo:
-          if (a == "bm") m.algo = StringMatch::Algo::Bm;
-          else if (a == "kmp") m.algo = StringMatch::Algo::Kmp;
-          else fail(acol, fmt::format("bad algorithm \"{}\" (expected bm or kmp)", a));
-          break;
-        case kStrIcase:
-          m.icase = true;
-          break;
-        case kStrString:
-        case kStrHex: {
-          conflict(def.id == kStrString ? kStrHex : kStrString, def.id == kStrString ? "--hex-string" : "--string");
-          std::string pattern;
-          if (def.id == kStrString) {
-            pattern = a;
-          } else {
-            // Literal text with |hex bytes| blocks; spaces inside a block are
-            // ignored; a backslash outside a block takes the next byte as is.
-            bool in_hex = false;
-            size_t block_start = 0;
-            for (size_t i = 0; i < a.size(); ++i) {
-              char ch = a[i];
-              auto c = acol + static_cast<uint32_t>(i);
-              if (ch == '|') {
-                if (in_hex && i == block_start + 1) fail(c, "empty hex block \"||\" in --hex-string");
-                in_hex = !in_hex;
-                block_start = i;
-                continue;
-              }
-              if (!in_hex) {
-                if (ch == '\\') {
-                  if (i + 1 >= a.size()) fail(c, "--hex-string ends in a lone backslash");
-                  ch = a[++i];
-                }
-                pattern += ch;
-                continue;
-              }
-              if (ch == ' ') continue;
-              int hi = digit_value(ch);
-              if (hi > 15) fail(c, fmt::format("bad hex digit '{}' in --hex-string", ch));
-              if (i + 1 >= a.size()) fail(c, "odd number of hex digits in --hex-string");
-              int lo = digit_value(a[i + 1]);
-              if (lo > 15)
-                fail(c + 1, a[i + 1] == '|' || a[i + 1] == ' ' ? std::string("odd number of hex digits in a --hex-string block")
-                                                              : fmt::format("bad hex digit '{}' in --hex-string", a[i + 1]));
-              pattern += static_cast<char>(hi * 16 + lo);
-              ++i;
-            }
-            if (in_hex) fail(acol + static_cast<uint32_t>(block_start), "unterminated hex block in --hex-string (expected a closing '|')");
-          }
-          if (pattern.empty()) fail(acol, fmt::format("{}: the pattern is empty", opt_name));
-          if (pattern.size() > StringMatch::kMaxPattern)
-            fail(acol, fmt::format("{}: the pattern is {} bytes long (at most 128)", opt_name, pattern.size()));
-          m.pattern = std::move(pattern);
-          m.invert = invert;
-          break;
-        }
-      }
-      break;
-    }
-    case ModKind::Limit: {
-      auto& m = match_of<LimitMatch>(inst);
-      if (def.id == kLimLimit) {
-        size_t slash = a.find('/');
-        auto n = parse_dec_uint(std::string_view(a).substr(0, slash), UINT32_MAX);
-        uint32_t mult = kLimitSecond;
-        bool ok = n && *n > 0;
-        if (ok && slash != std::string::npos) {
-          std::string_view unit = std::string_view(a).substr(slash + 1);
-          if (!unit.empty() && iprefix(unit, "second")) mult = kLimitSecond;
-          else if (!unit.empty() && iprefix(unit, "minute")) mult = kLimitMinute;
-          else if (!unit.empty() && iprefix(unit, "hour")) mult = kLimitHour;
-          else if (!unit.empty() && iprefix(unit, "day")) mult = kLimitDay;
-          else ok = false;
-        }
-        if (!ok) fail(acol, fmt::format("bad rate \"{}\" (expected N/second, N/minute, N/hour or N/day, N >= 1)", a));
-        uint64_t avg = uint64_t{LimitMatch::kScale} * mult / *n;
-        if (avg == 0) fail(acol, fmt::format("rate \"{}\" is too fast (at most 10000/second)", a));
-        m.avg = static_cast<uint32_t>(avg);
-      } else {
-        auto b = parse_c_uint(a, 10000);
-        if (!b) fail(acol, fmt::format("bad burst \"{}\" (expected 1-10000)", a));
-        m.burst = static_cast<uint32_t>(*b);
-      }
-      break;
-    }
-    case ModKind::Statistic: {
-      auto& m = match_of<StatisticMatch>(inst);
-      switch (def.id) {
-        case kStatMode:
-          if (a == "random") m.mode = StatisticMatch::Mode::Random;
-          else if (a == "nth") m.mode = StatisticMatch::Mode::Nth;
-          else fail(acol, fmt::format("bad mode \"{}\" (expected random or nth)", a));
-          break;
-        case kStatProb: {
-          conflict(kStatEvery, "--every");
-          conflict(kStatPacket, "--packet");
-          double p = -1;
-          std::string_view s = a;
-          const char* b = s.data();
-          const char* e = s.data() + s.size();
-          std::from_chars_result res{};
-          if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
-            res = std::from_chars(b + 2, e, p, std::chars_format::hex);
-          else
-            res = std::from_chars(b, e, p);
-          if (res.ec != std::errc() || res.ptr != e || !(p >= 0.0 && p <= 1.0))
-            fail(acol, fmt::format("bad probability \"{}\" (expected a number from 0 to 1)", a));
-          m.probability = static_cast<uint32_t>(std::lround(p * static_cast<double>(StatisticMatch::kProbabilityOne)));
-          m.invert = invert;
-          break;
-        }
-        case kStatEvery: {
-          conflict(kStatProb, "--probability");
-          uint32_t v = parse_u32(a, acol, "--every count");
-          if (v == 0) fail(acol, "--every must be at least 1");
-          m.every = v;
-          m.invert = invert;
-          break;
-        }
-        case kStatPacket:
-          conflict(kStatProb, "--probability");
-          m.packet = parse_u32(a, acol, "--packet number");
-          break;
-      }
-      break;
-    }
-    case ModKind::Length: {
-      auto& m = match_of<LengthMatch>(inst);
+    case 11: {
       size_t colon = a.find(':');
-      auto one = [&](std::string_view s, uint32_t c, uint16_t dflt) -> uint16_t {
-        if (s.empty() && colon != std::string::npos) return dflt;
-        auto v = parse_c_uint(s, 65535);
-        if (!v) fail(c, fmt::format("bad length \"{}\" (expected 0-65535, or MIN:MAX)", s));
-        return static_cast<uint16_t>(*v);
-      };
-      m.min = one(std::string_view(a).substr(0, colon), acol, 0);
-      m.max = colon == std::string::npos ? m.min : one(std::string_view(a).substr(colon + 1), acol + static_cast<uint32_t>(colon) + 1, 65535);
-      m.invert = invert;
-      break;
-    }
-    case ModKind::Pkttype: {
-      auto& m = match_of<PkttypeMatch>(inst);
-      if (iequals(a, "unicast") || iequals(a, "host")) m.type = PkttypeMatch::Type::Unicast;
-      else if (iequals(a, "broadcast")) m.type = PkttypeMatch::Type::Broadcast;
-      else if (iequals(a, "multicast")) m.type = PkttypeMatch::Type::Multicast;
-      else if (iequals(a, "otherhost")) m.type = PkttypeMatch::Type::OtherHost;
-      else fail(acol, fmt::format("bad packet type \"{}\" (expected unicast, broadcast, multicast or otherhost)", a));
-      m.invert = invert;
-      break;
-    }
-    case ModKind::Mac: {
-      auto& m = match_of<MacMatch>(inst);
-      auto parts = split(a, ':');
-      bool ok = parts.size() == 6;
-      for (size_t i = 0; ok && i < 6; ++i) {
-        std::string_view p = parts[i];
-        if (p.empty() || p.size() > 2) { ok = false; break; }
-        unsigned v = 0;
-        for (char ch : p) {
-          int d = digit_value(ch);
-          if (d > 15) { ok = false; break; }
-          v = v * 16 + static_cast<unsigned>(d);
-        }
-        m.addr[i] = static_cast<uint8_t>(v);
+      std::string_view lo = std::string_view(a).substr(0, colon);
+      m.expire_lo = lo.empty() && colon != std::string::npos ? 0 : parse_u32(lo, acol, "--ctexpire time");
+      if (colon == std::string::npos) {
+        m.expire_hi = m.expire_lo;
+      } else {
+        std::string_view hi = std::string_view(a).substr(colon + 1);
+        m.expire_hi = hi.empty() ? UINT32_MAX
+                                 : parse_u32(hi, acol + static_cast<uint32_t>(colon) + 1, "--ctexpire time");
       }
-      if (!ok) fail(acol, fmt::format("bad MAC address \"{}\" (expected xx:xx:xx:xx:xx:xx)", a));
+      break;
+    }
+    case 12:
+      if (iequals(a, "ORIGINAL")) m.dir = ConntrackMatch::Dir::Original;
+      else if (iequals(a, "REPLY")) m.dir = ConntrackMatch::Dir::Reply;
+      else fail(acol, fmt::format("bad --ctdir \"{}\" (expected ORIGINAL or REPLY)", a));
+      break;
+  }
+}
+
+void RuleParser::state_option(const ModuleOption& o) {
+  auto& [inst, def, tok, opt_name, invert, args, cols, a, acol, mname] = o;
+  auto& m = match_of<StateMatch>(inst);
+  m.invert = invert;
+  uint32_t c = acol;
+  for (std::string_view s : split(a, ',')) {
+    auto st = parse_ct_state(s);
+    if (!st || *st == kCtSnat || *st == kCtDnat)
+      fail(c, fmt::format("bad state \"{}\" (expected INVALID, ESTABLISHED, NEW, RELATED or UNTRACKED)", s));
+    m.states = static_cast<uint8_t>(m.states | *st);
+    c += static_cast<uint32_t>(s.size()) + 1;
+  }
+}
+
+void RuleParser::addrtype_option(const ModuleOption& o) {
+  auto& [inst, def, tok, opt_name, invert, args, cols, a, acol, mname] = o;
+  auto conflict = [&](uint8_t other_id, const char* other_name) { option_conflict(o, other_id, other_name); };
+  auto& m = match_of<AddrtypeMatch>(inst);
+  if (def.id == kAtIfaceIn) {
+    conflict(kAtIfaceOut, "--limit-iface-out");
+    m.limit_iface_in = true;
+  } else if (def.id == kAtIfaceOut) {
+    conflict(kAtIfaceIn, "--limit-iface-in");
+    m.limit_iface_out = true;
+  } else {
+    uint16_t types = 0;
+    uint32_t c = acol;
+    for (std::string_view s : split(a, ',')) {
+      auto t = parse_addr_type(s);
+      if (!t) fail(c, fmt::format("bad address type \"{}\" (expected UNSPEC, UNICAST, LOCAL, BROADCAST, ANYCAST, "
+                                  "MULTICAST, BLACKHOLE, UNREACHABLE, PROHIBIT, THROW, NAT or XRESOLVE)", s));
+      types = static_cast<uint16_t>(types | addr_type_bit(*t));
+      c += static_cast<uint32_t>(s.size()) + 1;
+    }
+    if (def.id == kAtSrc) {
+      m.src_types = types;
+      m.src_invert = invert;
+    } else {
+      m.dst_types = types;
+      m.dst_invert = invert;
+    }
+  }
+}
+
+void RuleParser::comment_option(const ModuleOption& o) {
+  auto& [inst, def, tok, opt_name, invert, args, cols, a, acol, mname] = o;
+  auto& m = match_of<CommentMatch>(inst);
+  // The kernel keeps 255 bytes and drops the rest, as iptables does.
+  m.text = a.substr(0, 255);
+}
+
+void RuleParser::mark_option(const ModuleOption& o) {
+  auto& [inst, def, tok, opt_name, invert, args, cols, a, acol, mname] = o;
+  auto& m = match_of<MarkMatch>(inst);
+  std::tie(m.value, m.mask) = parse_mark_value(a, acol, opt_name);
+  m.invert = invert;
+}
+
+void RuleParser::connmark_option(const ModuleOption& o) {
+  auto& [inst, def, tok, opt_name, invert, args, cols, a, acol, mname] = o;
+  auto& m = match_of<ConnmarkMatch>(inst);
+  std::tie(m.value, m.mask) = parse_mark_value(a, acol, opt_name);
+  m.invert = invert;
+}
+
+void RuleParser::iprange_option(const ModuleOption& o) {
+  auto& [inst, def, tok, opt_name, invert, args, cols, a, acol, mname] = o;
+  auto& m = match_of<IprangeMatch>(inst);
+  size_t dash = a.find('-');
+  std::string_view lo_s = std::string_view(a).substr(0, dash);
+  auto lo = parse_ipv4_loose(lo_s);
+  if (!lo || lo_s.find('/') != std::string_view::npos)
+    fail(acol, fmt::format("bad address \"{}\" in {} (expected a.b.c.d[-a.b.c.d])", lo_s, opt_name));
+  uint32_t hi = *lo;
+  if (dash != std::string::npos) {
+    std::string_view hi_s = std::string_view(a).substr(dash + 1);
+    auto h = parse_ipv4_loose(hi_s);
+    if (!h) fail(acol + static_cast<uint32_t>(dash) + 1,
+                 fmt::format("bad address \"{}\" in {} (expected a.b.c.d)", hi_s, opt_name));
+    hi = *h;
+  }
+  if (def.id == kIprSrc) {
+    m.has_src = true;
+    m.src_invert = invert;
+    m.src_lo = *lo;
+    m.src_hi = hi;
+  } else {
+    m.has_dst = true;
+    m.dst_invert = invert;
+    m.dst_lo = *lo;
+    m.dst_hi = hi;
+  }
+}
+
+void RuleParser::string_option(const ModuleOption& o) {
+  auto& [inst, def, tok, opt_name, invert, args, cols, a, acol, mname] = o;
+  auto conflict = [&](uint8_t other_id, const char* other_name) { option_conflict(o, other_id, other_name); };
+  auto& m = match_of<StringMatch>(inst);
+  switch (def.id) {
+    case kStrFrom:
+    case kStrTo: {
+      auto v = parse_c_uint(a, 65535);
+      if (!v) fail(acol, fmt::format("bad offset \"{}\" for {} (expected 0-65535)", a, opt_name));
+      (def.id == kStrFrom ? m.from : m.to) = static_cast<uint16_t>(*v);
+      break;
+    }
+    case kStrAlgo:
+      if (a == "bm") m.algo = StringMatch::Algo::Bm;
+      else if (a == "kmp") m.algo = StringMatch::Algo::Kmp;
+      else fail(acol, fmt::format("bad algorithm \"{}\" (expected bm or kmp)", a));
+      break;
+    case kStrIcase:
+      m.icase = true;
+      break;
+    case kStrString:
+    case kStrHex: {
+      conflict(def.id == kStrString ? kStrHex : kStrString, def.id == kStrString ? "--hex-string" : "--string");
+      std::string pattern;
+      if (def.id == kStrString) {
+        pattern = a;
+      } else {
+        // Literal text with |hex bytes| blocks; spaces inside a block are
+        // ignored; a backslash outside a block takes the next byte as is.
+        bool in_hex = false;
+        size_t block_start = 0;
+        for (size_t i = 0; i < a.size(); ++i) {
+          char ch = a[i];
+          auto c = acol + static_cast<uint32_t>(i);
+          if (ch == '|') {
+            if (in_hex && i == block_start + 1) fail(c, "empty hex block \"||\" in --hex-string");
+            in_hex = !in_hex;
+            block_start = i;
+            continue;
+          }
+          if (!in_hex) {
+            if (ch == '\\') {
+              if (i + 1 >= a.size()) fail(c, "--hex-string ends in a lone backslash");
+              ch = a[++i];
+            }
+            pattern += ch;
+            continue;
+          }
+          if (ch == ' ') continue;
+          int hi = digit_value(ch);
+          if (hi > 15) fail(c, fmt::format("bad hex digit '{}' in --hex-string", ch));
+          if (i + 1 >= a.size()) fail(c, "odd number of hex digits in --hex-string");
+          int lo = digit_value(a[i + 1]);
+          if (lo > 15)
+            fail(c + 1, a[i + 1] == '|' || a[i + 1] == ' ' ? std::string("odd number of hex digits in a --hex-string block")
+                                                          : fmt::format("bad hex digit '{}' in --hex-string", a[i + 1]));
+          pattern += static_cast<char>(hi * 16 + lo);
+          ++i;
+        }
+        if (in_hex) fail(acol + static_cast<uint32_t>(block_start), "unterminated hex block in --hex-string (expected a closing '|')");
+      }
+      if (pattern.empty()) fail(acol, fmt::format("{}: the pattern is empty", opt_name));
+      if (pattern.size() > StringMatch::kMaxPattern)
+        fail(acol, fmt::format("{}: the pattern is {} bytes long (at most 128)", opt_name, pattern.size()));
+      m.pattern = std::move(pattern);
       m.invert = invert;
       break;
     }
   }
-  inst.seen |= 1U << def.id;
+}
+
+void RuleParser::limit_option(const ModuleOption& o) {
+  auto& [inst, def, tok, opt_name, invert, args, cols, a, acol, mname] = o;
+  auto& m = match_of<LimitMatch>(inst);
+  if (def.id == kLimLimit) {
+    size_t slash = a.find('/');
+    auto n = parse_dec_uint(std::string_view(a).substr(0, slash), UINT32_MAX);
+    uint32_t mult = kLimitSecond;
+    bool ok = n && *n > 0;
+    if (ok && slash != std::string::npos) {
+      std::string_view unit = std::string_view(a).substr(slash + 1);
+      if (!unit.empty() && iprefix(unit, "second")) mult = kLimitSecond;
+      else if (!unit.empty() && iprefix(unit, "minute")) mult = kLimitMinute;
+      else if (!unit.empty() && iprefix(unit, "hour")) mult = kLimitHour;
+      else if (!unit.empty() && iprefix(unit, "day")) mult = kLimitDay;
+      else ok = false;
+    }
+    if (!ok) fail(acol, fmt::format("bad rate \"{}\" (expected N/second, N/minute, N/hour or N/day, N >= 1)", a));
+    uint64_t avg = uint64_t{LimitMatch::kScale} * mult / *n;
+    if (avg == 0) fail(acol, fmt::format("rate \"{}\" is too fast (at most 10000/second)", a));
+    m.avg = static_cast<uint32_t>(avg);
+  } else {
+    auto b = parse_c_uint(a, 10000);
+    if (!b) fail(acol, fmt::format("bad burst \"{}\" (expected 1-10000)", a));
+    m.burst = static_cast<uint32_t>(*b);
+  }
+}
+
+void RuleParser::statistic_option(const ModuleOption& o) {
+  auto& [inst, def, tok, opt_name, invert, args, cols, a, acol, mname] = o;
+  auto conflict = [&](uint8_t other_id, const char* other_name) { option_conflict(o, other_id, other_name); };
+  auto& m = match_of<StatisticMatch>(inst);
+  switch (def.id) {
+    case kStatMode:
+      if (a == "random") m.mode = StatisticMatch::Mode::Random;
+      else if (a == "nth") m.mode = StatisticMatch::Mode::Nth;
+      else fail(acol, fmt::format("bad mode \"{}\" (expected random or nth)", a));
+      break;
+    case kStatProb: {
+      conflict(kStatEvery, "--every");
+      conflict(kStatPacket, "--packet");
+      double p = -1;
+      std::string_view s = a;
+      const char* b = s.data();
+      const char* e = s.data() + s.size();
+      std::from_chars_result res{};
+      if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+        res = std::from_chars(b + 2, e, p, std::chars_format::hex);
+      else
+        res = std::from_chars(b, e, p);
+      if (res.ec != std::errc() || res.ptr != e || !(p >= 0.0 && p <= 1.0))
+        fail(acol, fmt::format("bad probability \"{}\" (expected a number from 0 to 1)", a));
+      m.probability = static_cast<uint32_t>(std::lround(p * static_cast<double>(StatisticMatch::kProbabilityOne)));
+      m.invert = invert;
+      break;
+    }
+    case kStatEvery: {
+      conflict(kStatProb, "--probability");
+      uint32_t v = parse_u32(a, acol, "--every count");
+      if (v == 0) fail(acol, "--every must be at least 1");
+      m.every = v;
+      m.invert = invert;
+      break;
+    }
+    case kStatPacket:
+      conflict(kStatProb, "--probability");
+      m.packet = parse_u32(a, acol, "--packet number");
+      break;
+  }
+}
+
+void RuleParser::length_option(const ModuleOption& o) {
+  auto& [inst, def, tok, opt_name, invert, args, cols, a, acol, mname] = o;
+  auto& m = match_of<LengthMatch>(inst);
+  size_t colon = a.find(':');
+  auto one = [&](std::string_view s, uint32_t c, uint16_t dflt) -> uint16_t {
+    if (s.empty() && colon != std::string::npos) return dflt;
+    auto v = parse_c_uint(s, 65535);
+    if (!v) fail(c, fmt::format("bad length \"{}\" (expected 0-65535, or MIN:MAX)", s));
+    return static_cast<uint16_t>(*v);
+  };
+  m.min = one(std::string_view(a).substr(0, colon), acol, 0);
+  m.max = colon == std::string::npos ? m.min : one(std::string_view(a).substr(colon + 1), acol + static_cast<uint32_t>(colon) + 1, 65535);
+  m.invert = invert;
+}
+
+void RuleParser::pkttype_option(const ModuleOption& o) {
+  auto& [inst, def, tok, opt_name, invert, args, cols, a, acol, mname] = o;
+  auto& m = match_of<PkttypeMatch>(inst);
+  if (iequals(a, "unicast") || iequals(a, "host")) m.type = PkttypeMatch::Type::Unicast;
+  else if (iequals(a, "broadcast")) m.type = PkttypeMatch::Type::Broadcast;
+  else if (iequals(a, "multicast")) m.type = PkttypeMatch::Type::Multicast;
+  else if (iequals(a, "otherhost")) m.type = PkttypeMatch::Type::OtherHost;
+  else fail(acol, fmt::format("bad packet type \"{}\" (expected unicast, broadcast, multicast or otherhost)", a));
+  m.invert = invert;
+}
+
+void RuleParser::mac_option(const ModuleOption& o) {
+  auto& [inst, def, tok, opt_name, invert, args, cols, a, acol, mname] = o;
+  auto& m = match_of<MacMatch>(inst);
+  auto parts = split(a, ':');
+  bool ok = parts.size() == 6;
+  for (size_t i = 0; ok && i < 6; ++i) {
+    std::string_view p = parts[i];
+    if (p.empty() || p.size() > 2) { ok = false; break; }
+    unsigned v = 0;
+    for (char ch : p) {
+      int d = digit_value(ch);
+      if (d > 15) { ok = false; break; }
+      v = v * 16 + static_cast<unsigned>(d);
+    }
+    m.addr[i] = static_cast<uint8_t>(v);
+  }
+  if (!ok) fail(acol, fmt::format("bad MAC address \"{}\" (expected xx:xx:xx:xx:xx:xx)", a));
+  m.invert = invert;
 }
 
 // --- target options
+
+void RuleParser::target_exclusive(const TargetOption& o, std::initializer_list<uint8_t> group) const {
+  for (uint8_t g : group) {
+    if (g != o.def.id && (tgt_seen_ & (1U << g))) {
+      fail(o.tok.col, fmt::format("{}: option \"{}\" cannot be combined with an earlier operation option", o.tname,
+                                  o.opt_name));
+    }
+  }
+}
 
 void RuleParser::target_option(const OptDef& def, const Token& tok, std::string_view opt_name, bool invert,
                                const std::vector<std::string>& args, const std::vector<uint32_t>& cols) {
@@ -1996,204 +2102,217 @@ void RuleParser::target_option(const OptDef& def, const Token& tok, std::string_
   if (tgt_seen_ & (1U << def.id)) fail(tok.col, fmt::format("{}: option \"{}\" can only be used once", tname, opt_name));
   const std::string& a = args.empty() ? std::string() : args[0];
   uint32_t acol = cols.empty() ? tok.col : cols[0];
-  auto exclusive = [&](std::initializer_list<uint8_t> group) {
-    for (uint8_t g : group) {
-      if (g != def.id && (tgt_seen_ & (1U << g)))
-        fail(tok.col, fmt::format("{}: option \"{}\" cannot be combined with an earlier operation option", tname, opt_name));
-    }
-  };
 
+  const TargetOption o{def, tok, opt_name, args, cols, a, acol, tname};
   switch (*tgt_) {
-    case TgtKind::Reject: {
-      auto& t = std::get<RejectTarget>(rule_.target);
-      const RejectName* found = nullptr;
-      for (const RejectName& n : kRejectNames) {
-        if (iprefix(a, n.name) || iprefix(a, n.alias)) {
-          found = &n;
-          break;
-        }
-      }
-      if (!found) fail(acol, fmt::format("unknown reject type \"{}\" (expected icmp-net-unreachable, "
-                                         "icmp-host-unreachable, icmp-port-unreachable, icmp-proto-unreachable, "
-                                         "icmp-net-prohibited, icmp-host-prohibited, icmp-admin-prohibited or tcp-reset)", a));
-      t.with = found->with;
-      break;
-    }
+    case TgtKind::Reject: reject_target_option(o); break;
     case TgtKind::Dnat:
-    case TgtKind::Snat: {
-      NatRange& r = *tgt_ == TgtKind::Dnat ? std::get<DnatTarget>(rule_.target).range
-                                           : std::get<SnatTarget>(rule_.target).range;
-      switch (def.id) {
-        case kNatTo: {
-          bool keep_random = r.random, keep_fully = r.random_fully, keep_persistent = r.persistent;
-          r = parse_nat_range(a, acol, *tgt_ == TgtKind::Dnat);
-          r.random = keep_random;
-          r.random_fully = keep_fully;
-          r.persistent = keep_persistent;
-          break;
-        }
-        case kNatRandom: r.random = true; break;
-        case kNatRandomFully: r.random_fully = true; break;
-        case kNatPersistent: r.persistent = true; break;
-      }
-      break;
-    }
-    case TgtKind::Masquerade: {
-      auto& t = std::get<MasqueradeTarget>(rule_.target);
-      if (def.id == kNatTo) {
-        t.ports = parse_nat_ports(a, acol);
-        t.has_ports = true;
-      } else if (def.id == kNatRandom) {
-        t.random = true;
-      } else {
-        t.random_fully = true;
-      }
-      break;
-    }
-    case TgtKind::Redirect: {
-      auto& t = std::get<RedirectTarget>(rule_.target);
-      if (def.id == kNatTo) {
-        t.ports = parse_nat_ports(a, acol);
-        t.has_ports = true;
-      } else {
-        t.random = true;
-      }
-      break;
-    }
-    case TgtKind::Log: {
-      auto& t = std::get<LogTarget>(rule_.target);
-      switch (def.id) {
-        case kLogLevel: {
-          std::optional<uint8_t> level;
-          for (const LevelName& n : kLogLevels) {
-            if (a == n.name) level = n.level;
-          }
-          if (!level) {
-            auto v = parse_c_uint(a, 7);
-            if (v) level = static_cast<uint8_t>(*v);
-          }
-          if (!level) fail(acol, fmt::format("bad log level \"{}\" (expected 0-7 or emerg, alert, crit, error, warning, "
-                                             "notice, info, debug)", a));
-          t.level = *level;
-          break;
-        }
-        case kLogPrefix:
-          if (a.empty()) fail(acol, "--log-prefix must not be empty");
-          t.prefix = a.substr(0, LogTarget::kMaxPrefix);  // the kernel keeps 29 bytes, as iptables does
-          break;
-        case kLogTcpSeq: t.flags |= LogTarget::kTcpSequence; break;
-        case kLogTcpOpt: t.flags |= LogTarget::kTcpOptions; break;
-        case kLogIpOpt: t.flags |= LogTarget::kIpOptions; break;
-        case kLogUid: t.flags |= LogTarget::kUid; break;
-        case kLogMac: t.flags |= LogTarget::kMacDecode; break;
-      }
-      break;
-    }
-    case TgtKind::Mark: {
-      auto& t = std::get<MarkTarget>(rule_.target);
-      exclusive({kMkSetX, kMkSet, kMkAnd, kMkOr, kMkXor});
-      switch (def.id) {
-        case kMkSetX: std::tie(t.value, t.mask) = parse_mark_value(a, acol, opt_name); break;
-        case kMkSet: {
-          auto [v, m] = parse_mark_value(a, acol, opt_name);
-          t.value = v;
-          t.mask = m | v;
-          break;
-        }
-        case kMkAnd: t.value = 0; t.mask = ~parse_u32(a, acol, "mark"); break;
-        case kMkOr: t.value = t.mask = parse_u32(a, acol, "mark"); break;
-        case kMkXor: t.value = parse_u32(a, acol, "mark"); t.mask = 0; break;
-      }
-      break;
-    }
-    case TgtKind::Connmark: {
-      auto& t = std::get<ConnmarkTarget>(rule_.target);
-      switch (def.id) {
-        case kMkSetX: case kMkSet: case kMkAnd: case kMkOr: case kMkXor: case kMkSave: case kMkRestore:
-          exclusive({kMkSetX, kMkSet, kMkAnd, kMkOr, kMkXor, kMkSave, kMkRestore});
-          break;
-        case kMkMask:
-          if (tgt_seen_ & ((1U << kMkNfmask) | (1U << kMkCtmask)))
-            fail(tok.col, "CONNMARK: --mask cannot be used together with --nfmask or --ctmask");
-          break;
-        default:
-          if (tgt_seen_ & (1U << kMkMask))
-            fail(tok.col, fmt::format("CONNMARK: {} cannot be used together with --mask", opt_name));
-          break;
-      }
-      switch (def.id) {
-        case kMkSetX:
-          t.mode = ConnmarkTarget::Mode::SetXmark;
-          std::tie(t.value, t.ctmask) = parse_mark_value(a, acol, opt_name);
-          break;
-        case kMkSet: {
-          auto [v, m] = parse_mark_value(a, acol, opt_name);
-          t.mode = ConnmarkTarget::Mode::SetXmark;
-          t.value = v;
-          t.ctmask = m | v;
-          break;
-        }
-        case kMkAnd: t.mode = ConnmarkTarget::Mode::SetXmark; t.value = 0; t.ctmask = ~parse_u32(a, acol, "mark"); break;
-        case kMkOr: t.mode = ConnmarkTarget::Mode::SetXmark; t.value = t.ctmask = parse_u32(a, acol, "mark"); break;
-        case kMkXor: t.mode = ConnmarkTarget::Mode::SetXmark; t.value = parse_u32(a, acol, "mark"); t.ctmask = 0; break;
-        case kMkSave: t.mode = ConnmarkTarget::Mode::Save; break;
-        case kMkRestore: t.mode = ConnmarkTarget::Mode::Restore; break;
-        case kMkMask: t.ctmask = t.nfmask = parse_u32(a, acol, "mask"); break;
-        case kMkNfmask: t.nfmask = parse_u32(a, acol, "mask"); break;
-        case kMkCtmask: t.ctmask = parse_u32(a, acol, "mask"); break;
-      }
-      break;
-    }
-    case TgtKind::Ct: {
-      auto& t = std::get<CtTarget>(rule_.target);
-      switch (def.id) {
-        case kCtNotrack: t.notrack = true; break;
-        case kCtZone:
-        case kCtZoneOrig:
-        case kCtZoneReply: {
-          // "mark" sticks once given; the direction flags accumulate.
-          if (iequals(a, "mark")) {
-            t.zone_from_mark = true;
-          } else {
-            auto v = parse_c_uint(a, 65535);
-            if (!v) fail(acol, fmt::format("bad zone \"{}\" (expected 0-65535 or mark)", a));
-            t.zone = static_cast<uint16_t>(*v);
-          }
-          if (def.id == kCtZoneOrig) t.zone_orig = true;
-          if (def.id == kCtZoneReply) t.zone_reply = true;
-          break;
-        }
-        case kCtEvents:
-        case kCtExpEvents: {
-          uint16_t bits = 0;
-          uint32_t c = acol;
-          for (std::string_view e : split(a, ',')) {
-            std::optional<unsigned> idx;
-            size_t n = def.id == kCtEvents ? std::size(kCtEventNames) : 1;
-            for (size_t i = 0; i < n; ++i) {
-              if (e == kCtEventNames[i]) idx = static_cast<unsigned>(i);
-            }
-            if (!idx) fail(c, fmt::format("unknown event type \"{}\" for {}", e, opt_name));
-            bits = static_cast<uint16_t>(bits | (1U << *idx));
-            c += static_cast<uint32_t>(e.size()) + 1;
-          }
-          (def.id == kCtEvents ? t.ctevents : t.expevents) = bits;
-          break;
-        }
-      }
-      break;
-    }
+    case TgtKind::Snat: nat_target_option(o); break;
+    case TgtKind::Masquerade: masquerade_target_option(o); break;
+    case TgtKind::Redirect: redirect_target_option(o); break;
+    case TgtKind::Log: log_target_option(o); break;
+    case TgtKind::Mark: mark_target_option(o); break;
+    case TgtKind::Connmark: connmark_target_option(o); break;
+    case TgtKind::Ct: ct_target_option(o); break;
     case TgtKind::Notrack:
-    case TgtKind::Trace:
-      break;
+    case TgtKind::Trace: break;  // no options
   }
   tgt_seen_ |= 1U << def.id;
 }
 
+void RuleParser::reject_target_option(const TargetOption& o) {
+  auto& [def, tok, opt_name, args, cols, a, acol, tname] = o;
+  auto& t = std::get<RejectTarget>(rule_.target);
+  const RejectName* found = nullptr;
+  for (const RejectName& n : kRejectNames) {
+    if (iprefix(a, n.name) || iprefix(a, n.alias)) {
+      found = &n;
+      break;
+    }
+  }
+  if (!found) fail(acol, fmt::format("unknown reject type \"{}\" (expected icmp-net-unreachable, "
+                                     "icmp-host-unreachable, icmp-port-unreachable, icmp-proto-unreachable, "
+                                     "icmp-net-prohibited, icmp-host-prohibited, icmp-admin-prohibited or tcp-reset)", a));
+  t.with = found->with;
+}
+
+void RuleParser::nat_target_option(const TargetOption& o) {
+  auto& [def, tok, opt_name, args, cols, a, acol, tname] = o;
+  NatRange& r = *tgt_ == TgtKind::Dnat ? std::get<DnatTarget>(rule_.target).range
+                                       : std::get<SnatTarget>(rule_.target).range;
+  switch (def.id) {
+    case kNatTo: {
+      bool keep_random = r.random, keep_fully = r.random_fully, keep_persistent = r.persistent;
+      r = parse_nat_range(a, acol, *tgt_ == TgtKind::Dnat);
+      r.random = keep_random;
+      r.random_fully = keep_fully;
+      r.persistent = keep_persistent;
+      break;
+    }
+    case kNatRandom: r.random = true; break;
+    case kNatRandomFully: r.random_fully = true; break;
+    case kNatPersistent: r.persistent = true; break;
+  }
+}
+
+void RuleParser::masquerade_target_option(const TargetOption& o) {
+  auto& [def, tok, opt_name, args, cols, a, acol, tname] = o;
+  auto& t = std::get<MasqueradeTarget>(rule_.target);
+  if (def.id == kNatTo) {
+    t.ports = parse_nat_ports(a, acol);
+    t.has_ports = true;
+  } else if (def.id == kNatRandom) {
+    t.random = true;
+  } else {
+    t.random_fully = true;
+  }
+}
+
+void RuleParser::redirect_target_option(const TargetOption& o) {
+  auto& [def, tok, opt_name, args, cols, a, acol, tname] = o;
+  auto& t = std::get<RedirectTarget>(rule_.target);
+  if (def.id == kNatTo) {
+    t.ports = parse_nat_ports(a, acol);
+    t.has_ports = true;
+  } else {
+    t.random = true;
+  }
+}
+
+void RuleParser::log_target_option(const TargetOption& o) {
+  auto& [def, tok, opt_name, args, cols, a, acol, tname] = o;
+  auto& t = std::get<LogTarget>(rule_.target);
+  switch (def.id) {
+    case kLogLevel: {
+      std::optional<uint8_t> level;
+      for (const LevelName& n : kLogLevels) {
+        if (a == n.name) level = n.level;
+      }
+      if (!level) {
+        auto v = parse_c_uint(a, 7);
+        if (v) level = static_cast<uint8_t>(*v);
+      }
+      if (!level) fail(acol, fmt::format("bad log level \"{}\" (expected 0-7 or emerg, alert, crit, error, warning, "
+                                         "notice, info, debug)", a));
+      t.level = *level;
+      break;
+    }
+    case kLogPrefix:
+      if (a.empty()) fail(acol, "--log-prefix must not be empty");
+      t.prefix = a.substr(0, LogTarget::kMaxPrefix);  // the kernel keeps 29 bytes, as iptables does
+      break;
+    case kLogTcpSeq: t.flags |= LogTarget::kTcpSequence; break;
+    case kLogTcpOpt: t.flags |= LogTarget::kTcpOptions; break;
+    case kLogIpOpt: t.flags |= LogTarget::kIpOptions; break;
+    case kLogUid: t.flags |= LogTarget::kUid; break;
+    case kLogMac: t.flags |= LogTarget::kMacDecode; break;
+  }
+}
+
+void RuleParser::mark_target_option(const TargetOption& o) {
+  auto& [def, tok, opt_name, args, cols, a, acol, tname] = o;
+  auto exclusive = [&](std::initializer_list<uint8_t> group) { target_exclusive(o, group); };
+  auto& t = std::get<MarkTarget>(rule_.target);
+  exclusive({kMkSetX, kMkSet, kMkAnd, kMkOr, kMkXor});
+  switch (def.id) {
+    case kMkSetX: std::tie(t.value, t.mask) = parse_mark_value(a, acol, opt_name); break;
+    case kMkSet: {
+      auto [v, m] = parse_mark_value(a, acol, opt_name);
+      t.value = v;
+      t.mask = m | v;
+      break;
+    }
+    case kMkAnd: t.value = 0; t.mask = ~parse_u32(a, acol, "mark"); break;
+    case kMkOr: t.value = t.mask = parse_u32(a, acol, "mark"); break;
+    case kMkXor: t.value = parse_u32(a, acol, "mark"); t.mask = 0; break;
+  }
+}
+
+void RuleParser::connmark_target_option(const TargetOption& o) {
+  auto& [def, tok, opt_name, args, cols, a, acol, tname] = o;
+  auto exclusive = [&](std::initializer_list<uint8_t> group) { target_exclusive(o, group); };
+  auto& t = std::get<ConnmarkTarget>(rule_.target);
+  switch (def.id) {
+    case kMkSetX: case kMkSet: case kMkAnd: case kMkOr: case kMkXor: case kMkSave: case kMkRestore:
+      exclusive({kMkSetX, kMkSet, kMkAnd, kMkOr, kMkXor, kMkSave, kMkRestore});
+      break;
+    case kMkMask:
+      if (tgt_seen_ & ((1U << kMkNfmask) | (1U << kMkCtmask)))
+        fail(tok.col, "CONNMARK: --mask cannot be used together with --nfmask or --ctmask");
+      break;
+    default:
+      if (tgt_seen_ & (1U << kMkMask))
+        fail(tok.col, fmt::format("CONNMARK: {} cannot be used together with --mask", opt_name));
+      break;
+  }
+  switch (def.id) {
+    case kMkSetX:
+      t.mode = ConnmarkTarget::Mode::SetXmark;
+      std::tie(t.value, t.ctmask) = parse_mark_value(a, acol, opt_name);
+      break;
+    case kMkSet: {
+      auto [v, m] = parse_mark_value(a, acol, opt_name);
+      t.mode = ConnmarkTarget::Mode::SetXmark;
+      t.value = v;
+      t.ctmask = m | v;
+      break;
+    }
+    case kMkAnd: t.mode = ConnmarkTarget::Mode::SetXmark; t.value = 0; t.ctmask = ~parse_u32(a, acol, "mark"); break;
+    case kMkOr: t.mode = ConnmarkTarget::Mode::SetXmark; t.value = t.ctmask = parse_u32(a, acol, "mark"); break;
+    case kMkXor: t.mode = ConnmarkTarget::Mode::SetXmark; t.value = parse_u32(a, acol, "mark"); t.ctmask = 0; break;
+    case kMkSave: t.mode = ConnmarkTarget::Mode::Save; break;
+    case kMkRestore: t.mode = ConnmarkTarget::Mode::Restore; break;
+    case kMkMask: t.ctmask = t.nfmask = parse_u32(a, acol, "mask"); break;
+    case kMkNfmask: t.nfmask = parse_u32(a, acol, "mask"); break;
+    case kMkCtmask: t.ctmask = parse_u32(a, acol, "mask"); break;
+  }
+}
+
+void RuleParser::ct_target_option(const TargetOption& o) {
+  auto& [def, tok, opt_name, args, cols, a, acol, tname] = o;
+  auto& t = std::get<CtTarget>(rule_.target);
+  switch (def.id) {
+    case kCtNotrack: t.notrack = true; break;
+    case kCtZone:
+    case kCtZoneOrig:
+    case kCtZoneReply: {
+      // "mark" sticks once given; the direction flags accumulate.
+      if (iequals(a, "mark")) {
+        t.zone_from_mark = true;
+      } else {
+        auto v = parse_c_uint(a, 65535);
+        if (!v) fail(acol, fmt::format("bad zone \"{}\" (expected 0-65535 or mark)", a));
+        t.zone = static_cast<uint16_t>(*v);
+      }
+      if (def.id == kCtZoneOrig) t.zone_orig = true;
+      if (def.id == kCtZoneReply) t.zone_reply = true;
+      break;
+    }
+    case kCtEvents:
+    case kCtExpEvents: {
+      uint16_t bits = 0;
+      uint32_t c = acol;
+      for (std::string_view e : split(a, ',')) {
+        std::optional<unsigned> idx;
+        size_t n = def.id == kCtEvents ? std::size(kCtEventNames) : 1;
+        for (size_t i = 0; i < n; ++i) {
+          if (e == kCtEventNames[i]) idx = static_cast<unsigned>(i);
+        }
+        if (!idx) fail(c, fmt::format("unknown event type \"{}\" for {}", e, opt_name));
+        bits = static_cast<uint16_t>(bits | (1U << *idx));
+        c += static_cast<uint32_t>(e.size()) + 1;
+      }
+      (def.id == kCtEvents ? t.ctevents : t.expevents) = bits;
+      break;
+    }
+  }
+}
+
 // --- end of rule
 
-void RuleParser::finish(std::optional<Counters> counters, std::vector<Rule>& out, RuleAux& aux) {
-  // Required options and combinations of each module.
+
+// Required options and combinations of each module of the rule.
+void RuleParser::check_modules() const {
   for (const Instance& inst : instances_) {
     const char* mname = mod_def(inst.kind).name;
     auto need_proto = [&](uint8_t proto, const char* pname) {
@@ -2281,8 +2400,10 @@ void RuleParser::finish(std::optional<Counters> counters, std::vector<Rule>& out
         break;
     }
   }
+}
 
-  // Targets: required options and protocol needs.
+// The target's required options and protocol needs.
+void RuleParser::check_target() const {
   auto nat_proto_ok = [&] {
     uint8_t p = rule_.protocol;
     return rule_.protocol_invert || p == kProtoTcp || p == kProtoUdp || p == kProtoSctp || p == kProtoDccp ||
@@ -2333,7 +2454,11 @@ void RuleParser::finish(std::optional<Counters> counters, std::vector<Rule>& out
         break;
     }
   }
+}
 
+void RuleParser::finish(std::optional<Counters> counters, std::vector<Rule>& out, RuleAux& aux) {
+  check_modules();
+  check_target();
   if (counters) rule_.counters = counters;
   aux.target_col = tgt_col_;
   for (const Instance& inst : instances_) aux.match_cols.push_back(inst.col);
