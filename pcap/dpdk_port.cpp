@@ -200,18 +200,22 @@ void check_stop(Shared& sh, uint64_t tsc) noexcept {
   if (stop) sh.stop.store(true, std::memory_order_relaxed);
 }
 
-int worker_main(void* arg) {
-  Worker& w = *static_cast<Worker*>(arg);
-  Shared& sh = *w.shared;
-  const HostModel& host = *sh.host;
-  Pipeline& pipeline = *w.pipeline;
-  ReplayReport& r = w.report.replay;
-  LcoreStatus& mine = sh.status[w.queue];
+// One lcore's loop, in stages: receive a burst from a port queue or the
+// handoff ring (parse, steer what another lcore owns, count), run it through
+// the pipeline, transmit what it forwards; between rounds, flush the tx
+// buffers and hand over what other lcores own.
+class LcoreLoop {
+ public:
+  explicit LcoreLoop(Worker& w)
+      : w_(w), sh_(*w.shared), host_(*sh_.host), pipeline_(*w.pipeline), r_(w.report.replay),
+        mine_(sh_.status[w.queue]), give_(sh_.lcores), before_(mark_pipeline(pipeline_)) {}
+  void run() noexcept;
+
+ private:
   struct Tx {
     std::array<rte_mbuf*, kBurst> bufs{};
     uint16_t count = 0;
   };
-  std::array<Tx, RTE_MAX_ETHPORTS> tx_storage;  // one buffer per mapped port (first ports.size() used)
   // Packets for other lcores, per lcore. Room for two bursts: the rx queues
   // are polled only while every one has a burst's room, so a full handoff
   // ring holds traffic back (as a NIC whose queue is not polled) instead of
@@ -220,164 +224,200 @@ int worker_main(void* arg) {
     std::array<rte_mbuf*, 2 * kBurst> bufs{};
     uint16_t count = 0;
   };
-  std::vector<Give> give(sh.lcores);
-  std::array<rte_mbuf*, kBurst> rx{};
-  std::array<PacketIn, kBurst> in;
-  std::array<PacketOut, kBurst> res;
-  std::array<rte_mbuf*, kBurst> in_mbuf{};
-  const PipelineMark before = mark_pipeline(pipeline);
-  const auto now_ns = [&](uint64_t tsc) {
-    const uint64_t d = tsc - sh.t0;
-    return sh.wall0 + d / sh.hz * 1'000'000'000ULL + d % sh.hz * 1'000'000'000ULL / sh.hz;
-  };
-  const auto flush = [&](size_t pi) {
-    Tx& t = tx_storage[pi];
-    if (t.count == 0) return;
-    const uint16_t sent = rte_eth_tx_burst(sh.ports[pi].port, w.queue, t.bufs.data(), t.count);
-    w.report.transmitted += sent;
-    for (uint16_t i = sent; i < t.count; ++i) rte_pktmbuf_free(t.bufs[i]);
-    w.report.tx_failed += t.count - sent;
-    t.count = 0;
-  };
-  // Whatever fits on the owner's ring; the rest waits for the next round.
-  const auto hand_over = [&](uint16_t to) {
-    Give& g = give[to];
-    if (g.count == 0) return;
-    const unsigned sent = rte_ring_enqueue_burst(sh.handoff[to], reinterpret_cast<void* const*>(g.bufs.data()),
-                                                 g.count, nullptr);
-    std::copy(g.bufs.begin() + sent, g.bufs.begin() + g.count, g.bufs.begin());
-    g.count = static_cast<uint16_t>(g.count - sent);
-  };
-  const auto room_for_a_burst = [&] {
-    for (const Give& g : give) {
+
+  uint64_t now_ns(uint64_t tsc) const noexcept {
+    const uint64_t d = tsc - sh_.t0;
+    return sh_.wall0 + d / sh_.hz * 1'000'000'000ULL + d % sh_.hz * 1'000'000'000ULL / sh_.hz;
+  }
+  void flush(size_t pi) noexcept;
+  void hand_over(uint16_t to) noexcept;
+  bool room_for_a_burst() const noexcept {
+    for (const Give& g : give_) {
       if (g.count > kBurst) return false;
     }
     return true;
-  };
-
+  }
   // One burst from a port queue (iface: its interface) or from the handoff
-  // ring (kNoIface: each mbuf says).
-  const auto handle = [&](uint16_t n, uint16_t iface, bool per_mbuf) {
-    const uint64_t tsc = rte_get_tsc_cycles();
-    w.last_rx = tsc;
-    const uint64_t ts = now_ns(tsc);
-    size_t k = 0;
-    for (uint16_t i = 0; i < n; ++i) {
-      rte_mbuf* m = rx[i];
-      const uint16_t ingress = per_mbuf ? static_cast<uint16_t>(m->hash.usr) : iface;
-      uint8_t* data = mbuf_data(m);
-      // A chained mbuf cannot be parsed in place: an empty frame makes it
-      // invalid (truncated_l2) rather than lost.
-      const uint32_t len = m->nb_segs == 1 ? m->data_len : 0U;
-      PacketIn& p = in[k];
-      const ParseStatus st = parse_ingress(data, len, LinkType::Ethernet, ingress, p.key);
-      if (st == ParseStatus::Ok && sh.lcores > 1) {
-        // The lcore that owns the flow: by the endpoint NAT leaves alone.
-        const uint16_t owner = steer_lcore(p.key, sh.outside[ingress] != 0, sh.lcores);
-        if (owner != w.queue) {
-          m->hash.usr = ingress;
-          Give& g = give[owner];
-          g.bufs[g.count++] = m;  // room: see room_for_a_burst()
-          continue;  // counted where it is processed
-        }
-      }
-      if (r.packets == 0) r.first_ts_ns = ts;
-      r.last_ts_ns = ts;
-      count_received(r, m->pkt_len);
-      r.parse.add(st);
-      if (st != ParseStatus::Ok) {
-        rte_pktmbuf_free(m);
-        continue;
-      }
-      p.frame = data;
-      p.len = len;
-      p.in_iface = ingress;
-      p.ts_ns = ts;
-      const uint64_t l4 = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
-      p.rx_csum = l4 == RTE_MBUF_F_RX_L4_CKSUM_GOOD ? RxCsum::Good
-                  : l4 == RTE_MBUF_F_RX_L4_CKSUM_BAD ? RxCsum::Bad
-                                                     : RxCsum::Unknown;
-      p.csum_wrong = false;
-      in_mbuf[k++] = m;
-    }
-    pipeline.process(std::span(in.data(), k), std::span(res.data(), k));
-    for (size_t j = 0; j < k; ++j) {
-      rte_mbuf* m = in_mbuf[j];
-      if (res[j].fate != Fate::Forwarded || in[j].frame == nullptr) {
-        rte_pktmbuf_free(m);
-        continue;
-      }
-      const int32_t pi = sh.port_of_iface[res[j].out_iface];
-      if (pi < 0) {
-        ++w.report.tx_no_port;
-        rte_pktmbuf_free(m);
-        continue;
-      }
-      if (in[j].frame != mbuf_data(m)) {
-        // A reassembled datagram: its bytes live in the pipeline's buffer.
-        if (in[j].len + uint32_t{RTE_PKTMBUF_HEADROOM} > uint32_t{m->buf_len}) {
-          ++w.report.tx_too_big;
-          rte_pktmbuf_free(m);
-          continue;
-        }
-        m->data_off = RTE_PKTMBUF_HEADROOM;
-        std::memcpy(mbuf_data(m), in[j].frame, in[j].len);
-        m->data_len = static_cast<uint16_t>(in[j].len);
-        m->pkt_len = in[j].len;
-      }
-      uint8_t* f = mbuf_data(m);
-      set_egress_macs(f, m->data_len, host.iface(res[j].out_iface));
-      Tx& t = tx_storage[static_cast<size_t>(pi)];
-      t.bufs[t.count++] = m;
-      if (t.count == kBurst) flush(static_cast<size_t>(pi));
-    }
-  };
+  // ring (per_mbuf: each mbuf says).
+  void handle(uint16_t n, uint16_t iface, bool per_mbuf) noexcept;
+  size_t receive(uint16_t n, uint16_t iface, bool per_mbuf) noexcept;
+  void transmit(size_t k) noexcept;
+  void drain() noexcept;
 
-  for (uint64_t round = 1; !sh.stop.load(std::memory_order_relaxed); ++round) {
+  Worker& w_;
+  Shared& sh_;
+  const HostModel& host_;
+  Pipeline& pipeline_;
+  ReplayReport& r_;
+  LcoreStatus& mine_;
+  std::array<Tx, RTE_MAX_ETHPORTS> tx_{};  // one buffer per mapped port (first ports.size() used)
+  std::vector<Give> give_;
+  std::array<rte_mbuf*, kBurst> rx_{};
+  std::array<PacketIn, kBurst> in_;
+  std::array<PacketOut, kBurst> res_;
+  std::array<rte_mbuf*, kBurst> in_mbuf_{};
+  const PipelineMark before_;
+};
+
+void LcoreLoop::flush(size_t pi) noexcept {
+  Tx& t = tx_[pi];
+  if (t.count == 0) return;
+  const uint16_t sent = rte_eth_tx_burst(sh_.ports[pi].port, w_.queue, t.bufs.data(), t.count);
+  w_.report.transmitted += sent;
+  for (uint16_t i = sent; i < t.count; ++i) rte_pktmbuf_free(t.bufs[i]);
+  w_.report.tx_failed += t.count - sent;
+  t.count = 0;
+}
+
+// Whatever fits on the owner's ring; the rest waits for the next round.
+void LcoreLoop::hand_over(uint16_t to) noexcept {
+  Give& g = give_[to];
+  if (g.count == 0) return;
+  const unsigned sent = rte_ring_enqueue_burst(sh_.handoff[to], reinterpret_cast<void* const*>(g.bufs.data()),
+                                               g.count, nullptr);
+  std::copy(g.bufs.begin() + sent, g.bufs.begin() + g.count, g.bufs.begin());
+  g.count = static_cast<uint16_t>(g.count - sent);
+}
+
+void LcoreLoop::handle(uint16_t n, uint16_t iface, bool per_mbuf) noexcept {
+  const size_t k = receive(n, iface, per_mbuf);
+  pipeline_.process(std::span(in_.data(), k), std::span(res_.data(), k));
+  transmit(k);
+}
+
+size_t LcoreLoop::receive(uint16_t n, uint16_t iface, bool per_mbuf) noexcept {
+  const uint64_t tsc = rte_get_tsc_cycles();
+  w_.last_rx = tsc;
+  const uint64_t ts = now_ns(tsc);
+  size_t k = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = rx_[i];
+    const uint16_t ingress = per_mbuf ? static_cast<uint16_t>(m->hash.usr) : iface;
+    uint8_t* data = mbuf_data(m);
+    // A chained mbuf cannot be parsed in place: an empty frame makes it
+    // invalid (truncated_l2) rather than lost.
+    const uint32_t len = m->nb_segs == 1 ? m->data_len : 0U;
+    PacketIn& p = in_[k];
+    const ParseStatus st = parse_ingress(data, len, LinkType::Ethernet, ingress, p.key);
+    if (st == ParseStatus::Ok && sh_.lcores > 1) {
+      // The lcore that owns the flow: by the endpoint NAT leaves alone.
+      const uint16_t owner = steer_lcore(p.key, sh_.outside[ingress] != 0, sh_.lcores);
+      if (owner != w_.queue) {
+        m->hash.usr = ingress;
+        Give& g = give_[owner];
+        g.bufs[g.count++] = m;  // room: see room_for_a_burst()
+        continue;  // counted where it is processed
+      }
+    }
+    if (r_.packets == 0) r_.first_ts_ns = ts;
+    r_.last_ts_ns = ts;
+    count_received(r_, m->pkt_len);
+    r_.parse.add(st);
+    if (st != ParseStatus::Ok) {
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    p.frame = data;
+    p.len = len;
+    p.in_iface = ingress;
+    p.ts_ns = ts;
+    const uint64_t l4 = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+    p.rx_csum = l4 == RTE_MBUF_F_RX_L4_CKSUM_GOOD ? RxCsum::Good
+                : l4 == RTE_MBUF_F_RX_L4_CKSUM_BAD ? RxCsum::Bad
+                                                   : RxCsum::Unknown;
+    p.csum_wrong = false;
+    in_mbuf_[k++] = m;
+  }
+  return k;
+}
+
+void LcoreLoop::transmit(size_t k) noexcept {
+  for (size_t j = 0; j < k; ++j) {
+    rte_mbuf* m = in_mbuf_[j];
+    if (res_[j].fate != Fate::Forwarded || in_[j].frame == nullptr) {
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    const int32_t pi = sh_.port_of_iface[res_[j].out_iface];
+    if (pi < 0) {
+      ++w_.report.tx_no_port;
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    if (in_[j].frame != mbuf_data(m)) {
+      // A reassembled datagram: its bytes live in the pipeline's buffer.
+      if (in_[j].len + uint32_t{RTE_PKTMBUF_HEADROOM} > uint32_t{m->buf_len}) {
+        ++w_.report.tx_too_big;
+        rte_pktmbuf_free(m);
+        continue;
+      }
+      m->data_off = RTE_PKTMBUF_HEADROOM;
+      std::memcpy(mbuf_data(m), in_[j].frame, in_[j].len);
+      m->data_len = static_cast<uint16_t>(in_[j].len);
+      m->pkt_len = in_[j].len;
+    }
+    uint8_t* f = mbuf_data(m);
+    set_egress_macs(f, m->data_len, host_.iface(res_[j].out_iface));
+    Tx& t = tx_[static_cast<size_t>(pi)];
+    t.bufs[t.count++] = m;
+    if (t.count == kBurst) flush(static_cast<size_t>(pi));
+  }
+}
+
+void LcoreLoop::run() noexcept {
+  for (uint64_t round = 1; !sh_.stop.load(std::memory_order_relaxed); ++round) {
     bool got = false;
     const bool may_receive = room_for_a_burst();
-    for (const PortQueue& src : sh.ports) {
-      if (w.queue >= src.rx_queues || !may_receive) continue;
-      const uint16_t n = rte_eth_rx_burst(src.port, w.queue, rx.data(), kBurst);
+    for (const PortQueue& src : sh_.ports) {
+      if (w_.queue >= src.rx_queues || !may_receive) continue;
+      const uint16_t n = rte_eth_rx_burst(src.port, w_.queue, rx_.data(), kBurst);
       if (n == 0) continue;
       got = true;
       handle(n, src.iface, src.iface_per_mbuf);
     }
-    if (!sh.handoff.empty()) {
+    if (!sh_.handoff.empty()) {
       const auto n = static_cast<uint16_t>(
-          rte_ring_dequeue_burst(sh.handoff[w.queue], reinterpret_cast<void**>(rx.data()), kBurst, nullptr));
+          rte_ring_dequeue_burst(sh_.handoff[w_.queue], reinterpret_cast<void**>(rx_.data()), kBurst, nullptr));
       if (n != 0) {
         got = true;
         handle(n, kNoIface, true);
       }
     }
-    for (size_t pi = 0; pi < sh.ports.size(); ++pi) flush(pi);
-    for (uint16_t to = 0; to < give.size(); ++to) hand_over(to);
+    for (size_t pi = 0; pi < sh_.ports.size(); ++pi) flush(pi);
+    for (uint16_t to = 0; to < give_.size(); ++to) hand_over(to);
     // Published now and then, not per burst; lcore 0 decides when to stop.
     if (!got || (round & 63U) == 0) {
-      mine.packets.store(r.packets, std::memory_order_relaxed);
-      if (w.last_rx != 0) mine.last_rx.store(w.last_rx, std::memory_order_relaxed);
-      if (w.queue == 0) check_stop(sh, rte_get_tsc_cycles());
+      mine_.packets.store(r_.packets, std::memory_order_relaxed);
+      if (w_.last_rx != 0) mine_.last_rx.store(w_.last_rx, std::memory_order_relaxed);
+      if (w_.queue == 0) check_stop(sh_, rte_get_tsc_cycles());
     }
   }
+  drain();
+}
+
+void LcoreLoop::drain() noexcept {
   // Stopped with packets still waiting for a full ring: counted here, as
   // dropped (the report says why).
-  for (uint16_t to = 0; to < give.size(); ++to) {
+  for (uint16_t to = 0; to < give_.size(); ++to) {
     hand_over(to);
-    Give& g = give[to];
+    Give& g = give_[to];
     for (uint16_t i = 0; i < g.count; ++i) {
-      count_received(r, g.bufs[i]->pkt_len);
+      count_received(r_, g.bufs[i]->pkt_len);
       rte_pktmbuf_free(g.bufs[i]);
     }
-    w.report.handoff_failed += g.count;
+    w_.report.handoff_failed += g.count;
     g.count = 0;
   }
-  r.seconds = static_cast<double>((w.last_rx != 0 ? w.last_rx : rte_get_tsc_cycles()) - sh.t0) /
-              static_cast<double>(sh.hz);
-  r.loops = 1;
-  fill_verdicts(r, pipeline, before);
-  r.dropped += w.report.handoff_failed;
-  r.emitted_written = w.report.transmitted;
+  r_.seconds = static_cast<double>((w_.last_rx != 0 ? w_.last_rx : rte_get_tsc_cycles()) - sh_.t0) /
+               static_cast<double>(sh_.hz);
+  r_.loops = 1;
+  fill_verdicts(r_, pipeline_, before_);
+  r_.dropped += w_.report.handoff_failed;
+  r_.emitted_written = w_.report.transmitted;
+}
+
+int worker_main(void* arg) {
+  LcoreLoop(*static_cast<Worker*>(arg)).run();
   return 0;
 }
 
