@@ -201,6 +201,24 @@ uint32_t ChainWalker::first_match(uint32_t chain, uint32_t pos, MatchContext& ct
   const uint16_t in = ctx.in_iface;
   const uint16_t out = ctx.out_iface;
   res.rules_tested += ci.count - pos;  // less the ones after a hit, below
+  // A rule whose core matched: the rest of its matches decide. A hit (or a
+  // hotdrop) ends the walk; the rules after it were not tested.
+  constexpr uint32_t kNoDecision = UINT32_MAX;  // not a position, not kHotdrop
+  static_assert(kNoDecision != kHotdrop);
+  const auto past_core = [&](uint32_t flat) {
+    const uint32_t p = flat - ci.first;
+    switch (evaluate_past_core(rules_[flat], ctx, state_, res.vary)) {
+      case MatchResult::Matched:
+        res.rules_tested -= ci.count - p - 1;
+        return p;
+      case MatchResult::Hotdrop:
+        res.rules_tested -= ci.count - p - 1;
+        return kHotdrop;
+      case MatchResult::NoMatch:
+        break;
+    }
+    return kNoDecision;
+  };
   // The flow-invariant cores first (most rules fail there): one by one for
   // a short stretch, 16 at a time for a long one; then each rule whose core
   // matched, in order.
@@ -210,16 +228,7 @@ uint32_t ChainWalker::first_match(uint32_t chain, uint32_t pos, MatchContext& ct
     for (uint32_t flat = begin; flat < end; ++flat) {
       const RuleCore& core = cores_[flat];
       if (core.exact ? !core.matches(key, in, out) : !core_flow_matches(rules_[flat], ctx)) continue;
-      const uint32_t p = flat - ci.first;
-      switch (evaluate_past_core(rules_[flat], ctx, state_, res.vary)) {
-        case MatchResult::Matched:
-          res.rules_tested -= ci.count - p - 1;
-          return p;
-        case MatchResult::Hotdrop:
-          res.rules_tested -= ci.count - p - 1;
-          return kHotdrop;
-        case MatchResult::NoMatch: break;
-      }
+      if (const uint32_t got = past_core(flat); got != kNoDecision) return got;
     }
     return ci.count;
   }
@@ -233,16 +242,7 @@ uint32_t ChainWalker::first_match(uint32_t chain, uint32_t pos, MatchContext& ct
       const auto i = static_cast<uint32_t>(std::countr_zero(m));
       const uint32_t flat = lo + i;
       if ((inexact >> i & 1U) != 0 && !core_flow_matches(rules_[flat], ctx)) continue;
-      const uint32_t p = flat - ci.first;
-      switch (evaluate_past_core(rules_[flat], ctx, state_, res.vary)) {
-        case MatchResult::Matched:
-          res.rules_tested -= ci.count - p - 1;
-          return p;
-        case MatchResult::Hotdrop:
-          res.rules_tested -= ci.count - p - 1;
-          return kHotdrop;
-        case MatchResult::NoMatch: break;
-      }
+      if (const uint32_t got = past_core(flat); got != kNoDecision) return got;
     }
   }
   return ci.count;

@@ -273,19 +273,7 @@ WindowResult check_window(TcpConn& c, CtDir dir, TcpFlagClass cls, const TcpSegm
   if (ack == receiver.end) receiver.flags &= static_cast<uint8_t>(~TcpPeer::kDataUnacked);
 
   // Count identical ACK-class segments in a row (retransmissions).
-  if (cls == TcpFlagClass::Ack) {
-    if (c.last_dir == dir && c.last_seq == seq && c.last_ack == ack && c.last_end == end &&
-        c.last_win == seg.window) {
-      ++c.retrans;  // 8 bits, wrapping, as in the kernel
-    } else {
-      c.last_dir = dir;
-      c.last_seq = seq;
-      c.last_ack = ack;
-      c.last_end = end;
-      c.last_win = seg.window;
-      c.retrans = 0;
-    }
-  }
+  if (cls == TcpFlagClass::Ack) tcp_count_retransmission(c, dir, seq, ack, end, seg.window);
   return {};
 }
 

@@ -218,6 +218,24 @@ struct TcpConn {
   static constexpr uint8_t kLastSimultaneousOpen = 0x80;
 };
 
+/// An ACK-class segment identical to the last one in the same direction
+/// (sequence, acknowledgement, end, window) counts as a retransmission
+/// (8 bits, wrapping, as in the kernel); any other one starts the count anew.
+/// Shared by tcp_track() and tcp_track_fast().
+inline void tcp_count_retransmission(TcpConn& c, CtDir dir, uint32_t seq, uint32_t ack, uint32_t end,
+                                     uint16_t window) noexcept {
+  if (c.last_dir == dir && c.last_seq == seq && c.last_ack == ack && c.last_end == end && c.last_win == window) {
+    ++c.retrans;
+  } else {
+    c.last_dir = dir;
+    c.last_seq = seq;
+    c.last_ack = ack;
+    c.last_end = end;
+    c.last_win = window;
+    c.retrans = 0;
+  }
+}
+
 /// Why a segment was refused or ignored (counted per reason by the table).
 enum class TcpReason : uint8_t {
   None,
@@ -327,17 +345,7 @@ inline bool tcp_track_fast(TcpConn& c, CtDir dir, const TcpSegment& seg, bool se
     if (win == 0) ++receiver.max_end;
   }
   if (ack == receiver.end) receiver.flags &= static_cast<uint8_t>(~TcpPeer::kDataUnacked);
-  if (c.last_dir == dir && c.last_seq == seq && c.last_ack == ack && c.last_end == end &&
-      c.last_win == seg.window) {
-    ++c.retrans;
-  } else {
-    c.last_dir = dir;
-    c.last_seq = seq;
-    c.last_ack = ack;
-    c.last_end = end;
-    c.last_win = seg.window;
-    c.retrans = 0;
-  }
+  tcp_count_retransmission(c, dir, seq, ack, end, seg.window);
   c.last_class = TcpFlagClass::Ack;
   c.last_dir = dir;
 
