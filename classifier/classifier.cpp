@@ -6,8 +6,6 @@
 #include <stdexcept>
 #include <variant>
 
-#include "packet/packet_key.h"
-#include "rules/rule.h"
 
 namespace nfb {
 
@@ -101,41 +99,5 @@ size_t LinearClassifier::memory_bytes() const noexcept {
   return boxes_.capacity() * sizeof(Box) + first_box_.capacity() * sizeof(uint32_t);
 }
 
-RuleBoxes classbench_boxes(const Chain& chain) {
-  RuleBoxes out;
-  out.rules = static_cast<uint32_t>(chain.rules.size());
-  out.boxes.reserve(chain.rules.size());
-  for (uint32_t i = 0; i < chain.rules.size(); ++i) {
-    const Rule& r = chain.rules[i];
-    const int src_len = mask_prefix_length(r.src.mask);
-    const int dst_len = mask_prefix_length(r.dst.mask);
-    const bool plain = src_len >= 0 && dst_len >= 0 && !r.src_invert && !r.dst_invert && !r.protocol_invert &&
-                       r.in_iface.is_any() && r.out_iface.is_any() && !r.fragment && !r.fragment_invert &&
-                       r.matches.size() <= 1 &&
-                       (r.matches.empty() || std::holds_alternative<PortsMatch>(r.matches[0]));
-    if (!plain) throw std::invalid_argument(fmt::format("{}: not a ClassBench 5-tuple rule", r.where.str()));
-    Box b = Box::any(i);
-    b.r[kDimSrcIp] = Range{r.src.addr, r.src.addr | ~r.src.mask};
-    b.r[kDimDstIp] = Range{r.dst.addr, r.dst.addr | ~r.dst.mask};
-    if (r.protocol != 0) b.r[kDimProto] = Range{r.protocol, r.protocol};
-    if (!r.matches.empty()) {
-      const auto& p = std::get<PortsMatch>(r.matches[0]);
-      b.r[kDimSrcPort] = Range{p.sport.lo, p.sport.hi};
-      b.r[kDimDstPort] = Range{p.dport.lo, p.dport.hi};
-    }
-    out.boxes.push_back(b);
-  }
-  return out;
-}
-
-ClassifierKey classbench_key(const PacketKey& key) noexcept {
-  ClassifierKey k;
-  k.v[kDimSrcIp] = key.src_ip;
-  k.v[kDimDstIp] = key.dst_ip;
-  k.v[kDimSrcPort] = key.src_port;
-  k.v[kDimDstPort] = key.dst_port;
-  k.v[kDimProto] = key.proto;
-  return k;
-}
 
 }  // namespace nfb

@@ -164,19 +164,3 @@ class LinearClassifier final : public Classifier {
 };
 
 }  // namespace nfb
-
-namespace nfb {
-
-struct Chain;
-struct PacketKey;
-
-/// The boxes of a ClassBench chain (classbench.h): one per rule, from its
-/// -s/-d prefixes, protocol and PortsMatch. Throws std::invalid_argument
-/// naming the rule when it holds anything else.
-RuleBoxes classbench_boxes(const Chain& chain);
-
-/// A ClassBench header as a classifier key (addresses, ports, protocol; the
-/// other dimensions 0).
-ClassifierKey classbench_key(const PacketKey& key) noexcept;
-
-}  // namespace nfb

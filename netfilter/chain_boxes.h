@@ -17,6 +17,8 @@
 //                    kNoIface, the hook without that interface) when its
 //                    `outside` says so. More than kMaxIfaceRanges runs:
 //                    left out.
+// Each module says what it puts in the box (its boxes() in rules/matches/);
+// the list below is the summary.
 //   ports            tcp/udp --sport/--dport (-p tcp/udp, not inverted):
 //                    ranges; multiport --sports/--dports: the union of its
 //                    ranges or its complement; --ports (either port): two
@@ -101,6 +103,7 @@
 #include <string_view>
 #include <vector>
 
+#include "classifier/box_set.h"
 #include "classifier/classifier.h"
 #include "netfilter/chain_walk.h"
 #include "netfilter/host.h"
@@ -115,17 +118,8 @@ std::string_view chain_algo_name(ChainAlgo a) noexcept;
 /// The inverse of chain_algo_name(); nullopt for anything else.
 std::optional<ChainAlgo> parse_chain_algo(std::string_view name) noexcept;
 
-/// ct_state_value() numbers: the two without an entry first, so "has an
-/// entry" is one range.
-inline constexpr uint32_t kCtValueInvalid = 0;
-inline constexpr uint32_t kCtValueUntracked = 1;
-inline constexpr uint32_t kCtValueNew = 2;
-inline constexpr uint32_t kCtValueRelated = 3;
-inline constexpr uint32_t kCtValueEstablished = 4;
-inline constexpr uint32_t kCtValueNone = 5;  // an entry with none of NEW/RELATED/ESTABLISHED
-/// No single value: the walk must take the linear step.
-inline constexpr uint32_t kCtValueAmbiguous = 0xffffffffU;
-
+/// ct_state_value() numbers are rules/module.h's kCtValue*: the two without
+/// an entry first, so "has an entry" is one range.
 /// The packet's conntrack state as -m state and -m conntrack --ctstate both
 /// see it: no entry -> INVALID or UNTRACKED; an entry -> NEW, RELATED or
 /// ESTABLISHED (kCtValueNone when it has none of them); kCtValueAmbiguous when
@@ -133,12 +127,9 @@ inline constexpr uint32_t kCtValueAmbiguous = 0xffffffffU;
 /// matches then disagree).
 uint32_t ct_state_value(const CtView& ct) noexcept;
 
-/// The bits of `value` under `mask`, packed to the low end (lowest mask bit
-/// first): how a mark dimension stores (mark & mask).
-uint32_t compress_bits(uint32_t value, uint32_t mask) noexcept;
-/// TCP flags (wire order: FIN 0x01 ... CWR 0x80) as the kDimTcpFlags value.
-uint8_t tcp_flags_value(uint8_t flags) noexcept;
-
+/// compress_bits() (how a mark dimension stores (mark & mask)) is in
+/// classifier/box_set.h; tcp_flags_value() (the kDimTcpFlags value of the
+/// TCP flags) in rules/matches/tcp.h.
 /// The conntrack tuple dimensions.
 inline constexpr uint32_t kCtTupleDims =
     (1U << kDimCtProto) | (1U << kDimCtOrigSrc) | (1U << kDimCtOrigDst) | (1U << kDimCtOrigSrcPort) |

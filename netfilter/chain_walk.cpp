@@ -91,47 +91,13 @@ ChainWalker ChainWalker::build(const Table& table, const HostModel& host, const 
           throw LoadError(r.where, fmt::format("cannot jump to built-in chain {}", name));
         return index;
       };
-      std::visit(
-          [&](const auto& tg) {
-            using T = std::decay_t<decltype(tg)>;
-            if constexpr (std::is_same_v<T, NoTarget>) {
-              op.op = Op::None;
-            } else if constexpr (std::is_same_v<T, AcceptTarget>) {
-              op.op = Op::Accept;
-            } else if constexpr (std::is_same_v<T, DropTarget>) {
-              op.op = Op::Drop;
-            } else if constexpr (std::is_same_v<T, RejectTarget>) {
-              op.op = Op::Reject;
-            } else if constexpr (std::is_same_v<T, ReturnTarget>) {
-              op.op = Op::Return;
-            } else if constexpr (std::is_same_v<T, JumpTarget>) {
-              op.op = Op::Jump;
-              op.chain = chain_target(tg.index, tg.chain);
-            } else if constexpr (std::is_same_v<T, GotoTarget>) {
-              op.op = Op::Goto;
-              op.chain = chain_target(tg.index, tg.chain);
-            } else if constexpr (std::is_same_v<T, DnatTarget> || std::is_same_v<T, SnatTarget> ||
-                                 std::is_same_v<T, MasqueradeTarget> ||
-                                 std::is_same_v<T, RedirectTarget>) {
-              op.op = Op::Nat;
-            } else if constexpr (std::is_same_v<T, LogTarget>) {
-              op.op = Op::Log;
-            } else if constexpr (std::is_same_v<T, MarkTarget>) {
-              op.op = Op::Mark;
-              op.value = tg.value;
-              op.mask = tg.mask;
-            } else if constexpr (std::is_same_v<T, ConnmarkTarget>) {
-              op.op = Op::Connmark;
-            } else if constexpr (std::is_same_v<T, NotrackTarget>) {
-              op.op = Op::Notrack;
-            } else if constexpr (std::is_same_v<T, CtTarget>) {
-              op.op = tg.notrack ? Op::Notrack : Op::Ct;
-            } else {
-              static_assert(std::is_same_v<T, TraceTarget>, "every target is handled");
-              op.op = Op::Trace;
-            }
-          },
-          r.target);
+      op.op = target_walk_op(r.target);
+      if (const auto* j = std::get_if<JumpTarget>(&r.target)) op.chain = chain_target(j->index, j->chain);
+      if (const auto* g = std::get_if<GotoTarget>(&r.target)) op.chain = chain_target(g->index, g->chain);
+      if (const auto* m = std::get_if<MarkTarget>(&r.target)) {
+        op.value = m->value;
+        op.mask = m->mask;
+      }
       op.target = &r.target;
       w.ops_.push_back(op);
       w.rule_ptrs_.push_back(&r);
@@ -303,30 +269,16 @@ bool ChainWalker::apply_target(const TargetOp& op, MatchContext& ctx, WalkResult
       // kernel's CONNMARK does nothing.
       if (!ctx.ct.present) return false;
       const auto& t = *std::get_if<ConnmarkTarget>(op.target);
-      uint32_t& ctmark = ctx.ct.ctmark;
       // A CT template's mark is dropped when conntrack creates the entry:
       // only later rules of this walk see it, the pipeline stores nothing.
       const bool store = res.ct_template == nullptr;
-      switch (t.mode) {
-        case ConnmarkTarget::Mode::SetXmark: {
-          const uint32_t v = (ctmark & ~t.ctmask) ^ t.value;
-          if (v != ctmark && store) res.connmark_changed = true;
-          ctmark = v;
-          break;
-        }
-        case ConnmarkTarget::Mode::Save: {
-          const uint32_t v = (ctmark & ~t.ctmask) ^ (ctx.mark & t.nfmask);
-          if (v != ctmark && store) res.connmark_changed = true;
-          ctmark = v;
-          break;
-        }
-        case ConnmarkTarget::Mode::Restore: {
-          const uint32_t v = (ctx.mark & ~t.nfmask) ^ (ctmark & t.ctmask);
-          if (v != ctx.mark) res.mark_changed = true;
-          ctx.mark = v;
-          break;
-        }
-      }
+      uint32_t ctmark = ctx.ct.ctmark;
+      uint32_t mark = ctx.mark;
+      t.apply(ctmark, mark);
+      if (ctmark != ctx.ct.ctmark && store) res.connmark_changed = true;
+      if (mark != ctx.mark) res.mark_changed = true;
+      ctx.ct.ctmark = ctmark;
+      ctx.mark = mark;
       return false;
     }
     case Op::Notrack:

@@ -249,9 +249,9 @@ class ChainWalker {
   void store_counters(Table& table) const;
 
  private:
-  enum class Op : uint8_t {
-    None, Accept, Drop, Reject, Return, Jump, Goto, Nat, Log, Mark, Connmark, Notrack, Ct, Trace,
-  };
+  /// What the walk does with a rule's target (rules/module.h; each target
+  /// says its own: kWalk).
+  using Op = WalkOp;
   /// A rule's target reduced to what the walk needs.
   struct TargetOp {
     Op op = Op::None;

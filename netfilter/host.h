@@ -134,8 +134,8 @@
 
 namespace nfb {
 
-/// "No interface" (a route without a device, a packet with no in/out).
-inline constexpr uint16_t kNoIface = 0xffff;
+// kNoIface ("no interface": a route without a device, a packet with no
+// in/out) is the rule model's (rules/module.h).
 /// Interfaces a host may have (ids 0 .. kMaxIfaces-1).
 inline constexpr size_t kMaxIfaces = 0xfffe;
 

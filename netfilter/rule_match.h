@@ -8,7 +8,8 @@
 // stateful match (limit, statistic) gets a slot in a MatchState arena.
 // evaluate() then answers per packet from the PacketKey, a few frame bytes
 // and a MatchContext, with no allocation, no exceptions, no string work and
-// no virtual calls: a switch over a std::variant per module match.
+// no virtual calls: a switch over a std::variant per module match
+// (visit_switch), each case the module's match() inlined.
 //
 // The answers are the kernel's (Linux 6.x ip_tables / xt_* modules), checked
 // on this machine's kernel (6.18, HZ 250) with iptables-legacy in a network
@@ -26,64 +27,11 @@
 //    name, which only `+` and inverted patterns match (`! -i docker0` matches
 //    in OUTPUT). Names the host does not have still match by pattern.
 //
-// Module matches, with the corner cases that decide counters:
-//  - tcp/udp/icmp/multiport on a non-first fragment: no match. tcp with
-//    fragment offset exactly 1 (8 bytes): HOTDROP, the packet is dropped on
-//    the spot and the rule does not count it [kernel]. A header shorter than
-//    the module reads (tcp 20, udp 8, icmp 8, multiport 4 bytes of IP
-//    payload): HOTDROP [kernel]. --tcp-option with a data offset below 5 or
-//    options beyond the packet: HOTDROP. --tcp-flags compares byte 13 of the
-//    header (CWR and ECE included). icmp type 255 matches any type.
-//  - conntrack: without an entry (INVALID, UNTRACKED, and every packet in
-//    the raw table, which runs before conntrack) the result is "--ctstate
-//    was given and holds": every other option is ignored [kernel:
-//    `--ctstate INVALID ! --ctproto 17` matches a UDP packet in raw], and a
-//    match without --ctstate fails [kernel: `! --ctstatus ASSURED` fails in
-//    raw]. --ctdir tests the packet's direction. --ctstatus tests whether
-//    ANY listed bit is set (NONE never matches, `! --ctstatus NONE` always
-//    does, for tracked packets). --ctexpire compares the remaining lifetime
-//    in whole seconds. Ports compare the entry's tuple ports; for ICMP the
-//    kernel's tuple holds the id as the source "port" and (type << 8 |
-//    code) as the destination "port" (see CtTupleView). A CT template
-//    (raw's `-j CT --zone ...`) counts as an entry: NEW, CONFIRMED [kernel].
-//  - state: INVALID without an entry, UNTRACKED when untracked, else the
-//    packet's NEW/ESTABLISHED/RELATED; SNAT/DNAT are never seen.
-//  - connmark: no entry -> no match, even inverted [kernel].
-//  - mark: (skb mark & mask) == value, xor invert; the mark as set so far,
-//    MARK targets earlier in the walk included.
-//  - addrtype: HostModel::addr_type of the current (post-NAT) addresses, on
-//    the in/out interface with --limit-iface-in/out [kernel].
-//  - iprange: lo <= addr <= hi, xor invert (a reversed range never matches).
-//  - string: the pattern must lie wholly inside IP-packet bytes [from, to)
-//    (offsets from the IP header; the packet length bounds `to`) [kernel:
-//    "ab" ending at byte 41 matches with --to 41, not with --to 40]. --icase
-//    folds case as the kernel's toupper() does, Latin-1 letters included
-//    (0xe9 matches |c9|, 0xdf folds to 0xbf) [kernel]. bm and kmp find the
-//    same occurrences; searched in the frame bytes as received (a NAT
-//    rewrite of the header is not reflected). These are the documented
-//    semantics (iptables-extensions(8)); the kernel's textsearch on
-//    non-linear skbs is not modelled.
-//  - limit: xt_limit's token bucket in the kernel's 32-bit credit units:
-//    credits per jiffy = the largest power of two <= 2^32-1 / (HZ*86400)
-//    (128 at HZ 250), cost = credits(avg), cap = credits(avg * burst) with
-//    the kernel's 32-bit wrap-around (a slow rate may get fewer than `burst`
-//    tokens), refill (jiffies elapsed * credits per jiffy) truncated to 32
-//    bits. Jiffies are packet time: floor(now_ns * HZ / 1e9). The bucket
-//    starts full at the first packet that reaches it (as if the rule were
-//    loaded just before); a timestamp earlier than the last one counts as no
-//    time elapsed (jiffies never go back).
-//  - statistic nth: a counter per rule that only packets reaching the match
-//    advance; the k-th such packet (k from 0) matches when k % every ==
-//    packet [kernel: every 3 packet 1 matched the 2nd of 4]. random: a draw
-//    of 31 bits below `probability`, from a per-match splitmix64 stream
-//    seeded from MatchOptions::seed (reproducible; the kernel's draws are not).
-//  - length: the IP total length. pkttype: the frame's link class; a
-//    loopback packet counts as multicast when its destination is multicast,
-//    else as broadcast (as the kernel's xt_pkttype). mac: the Ethernet source
-//    address; packets without one, and packets that came in on a loopback
-//    interface, never match, even inverted.
-//  - ports (ClassBench only): the key's ports whatever the protocol (0 for
-//    protocols without ports).
+// Module matches: each module's header under rules/matches/ says what the
+// kernel does for it, corner cases included (hotdrops on short headers and
+// fragments, conntrack without an entry, string offsets, the limit bucket's
+// 32-bit credits, nth counters), and holds its evaluation: match(), a
+// template over the MatchContext and MatchState below, instantiated here.
 //
 // The whole table of a ruleset agreed with the kernel's iptables-save -c
 // counters for a set of crafted frames (fragments, truncated headers, string,
@@ -106,6 +54,7 @@
 #include "classifier/string_scan.h"
 #include "netfilter/host.h"
 #include "packet/packet_key.h"
+#include "rules/module.h"
 #include "rules/rule.h"
 
 namespace nfb {
@@ -180,41 +129,9 @@ uint32_t string_scan_occurring(const MatchContext& ctx) noexcept;
 // ---------------------------------------------------------------------------
 // Flow variance: what the fast path must know before caching a path
 
-/// FlowVary bits: which packet facts a rule looks at that can differ between
-/// packets of one flow (same addresses, ports, protocol and interfaces after
-/// NAT). A walk ORs in the bits of every rule whose flow-invariant core (-s,
-/// -d, -p, -i, -o) matched the packet, i.e. every rule whose outcome could
-/// have been decided by something else. Zero means the walk's path (rules
-/// hit, verdict) is a function of the flow and can be cached for it.
-///
-/// Not flagged because it concerns nearly every rule: tcp/udp/icmp/
-/// multiport/ports matches, and hotdrops, depend on whether the packet is a
-/// non-first fragment and on its L4 header being complete. A fast path must
-/// therefore never reuse a path for a fragment or for a key whose L4 header
-/// did not parse.
-enum FlowVaryBit : uint32_t {
-  kVaryTcpFlags = 1U << 0,    // tcp --tcp-flags / --syn
-  kVaryTcpOption = 1U << 1,   // tcp --tcp-option
-  kVaryIcmp = 1U << 2,        // icmp --icmp-type (requests and replies share a flow)
-  kVaryLength = 1U << 3,      // -m length
-  kVaryPayload = 1U << 4,     // -m string
-  kVaryFragment = 1U << 5,    // -f / ! -f
-  kVaryMark = 1U << 6,        // -m mark (the skb mark, set by MARK/CONNMARK)
-  kVaryConnmark = 1U << 7,    // -m connmark (needs an entry, reads its mark)
-  kVaryCtState = 1U << 8,     // -m state, and any -m conntrack (an entry may be absent)
-  kVaryCtStatus = 1U << 9,    // --ctstatus
-  kVaryCtExpire = 1U << 10,   // --ctexpire (changes with time)
-  kVaryCtDir = 1U << 11,      // --ctdir
-  kVaryPkttype = 1U << 12,    // -m pkttype
-  kVaryMac = 1U << 13,        // -m mac
-  kVaryLimit = 1U << 14,      // -m limit: stateful, depends on time
-  kVaryStatistic = 1U << 15,  // -m statistic: stateful (nth counter, random draw)
-};
-/// Matches with side effects: a path holding them must be re-evaluated for
-/// every packet even when cached, or the kernel's counts are lost.
-inline constexpr uint32_t kVaryStateful = kVaryLimit | kVaryStatistic;
-inline constexpr uint32_t kVaryAll = (1U << 16) - 1U;
-
+/// The FlowVary bits (rules/module.h) say which packet facts a rule looks
+/// at that can differ between packets of one flow; each module gives its
+/// own (vary()).
 /// Short names of FlowVary bits, comma-separated in bit order
 /// ("tcp_flags,mark"), for reports; "" for 0.
 std::string format_flow_vary(uint32_t bits);
@@ -235,55 +152,26 @@ struct MatchOptions {
   StringPatterns* strings = nullptr;
 };
 
-namespace compiled {
-
-/// multiport: ranges inline (a single port is lo == hi).
-struct Multiport {
-  std::array<PortRange, MultiportMatch::kMaxSlots> ports{};
-  uint8_t count = 0;
-  MultiportMatch::Dir dir = MultiportMatch::Dir::Destination;
-  bool invert = false;
+/// The compiled form of a module: its Compiled type when it has build-time
+/// work (multiport, string, limit, statistic), else the module's struct.
+template <class M>
+struct CompiledOf {
+  using type = M;
+};
+template <class M>
+  requires requires { typename M::Compiled; }
+struct CompiledOf<M> {
+  using type = typename M::Compiled;
+};
+template <class List>
+struct CompiledVariant;
+template <class... Ms>
+struct CompiledVariant<TypeList<Ms...>> {
+  using type = std::variant<typename CompiledOf<Ms>::type...>;
 };
 
-/// string: the pattern (upper-cased as the kernel folds it when icase) and a
-/// Horspool shift table.
-struct String {
-  std::string pattern;
-  std::array<uint8_t, 256> shift{};  // bytes to advance when the window's last byte is b
-  uint16_t from = 0;
-  uint16_t to = 65535;
-  bool icase = false;
-  bool invert = false;
-  uint32_t id = kNoStringId;  // MatchOptions::strings' id of the pattern, if registered
-};
-
-/// limit: the kernel's credit units, fixed at load.
-struct Limit {
-  uint32_t cost = 0;         // credits per packet: credits(avg)
-  uint32_t cap = 0;          // bucket size: credits(avg * burst), 32-bit
-  uint32_t per_jiffy = 0;    // credits refilled per jiffy
-  uint32_t hz = 250;
-  uint32_t slot = 0;         // MatchState limit slot
-};
-
-/// statistic with its state slot.
-struct Statistic {
-  StatisticMatch::Mode mode = StatisticMatch::Mode::Random;
-  uint32_t probability = 0;  // random: match when 31 random bits < probability
-  uint32_t every = 1;        // nth
-  bool invert = false;
-  uint32_t slot = 0;         // MatchState nth or rng slot
-};
-
-}  // namespace compiled
-
-/// One module match, compiled. Modules without build-time work keep their
-/// rule.h struct; -m comment is dropped at compile time (it always matches).
-using CompiledMatch =
-    std::variant<TcpMatch, UdpMatch, IcmpMatch, compiled::Multiport, ConntrackMatch, StateMatch,
-                 AddrtypeMatch, MarkMatch, ConnmarkMatch, IprangeMatch, compiled::String,
-                 compiled::Limit, compiled::Statistic, LengthMatch, PkttypeMatch, MacMatch,
-                 PortsMatch>;
+/// One module match, compiled (-m comment compiles to nothing).
+using CompiledMatch = CompiledVariant<MatchModules>::type;
 
 /// A rule ready for matching. Built by compile_rule(); read-only afterwards.
 struct CompiledRule {
@@ -331,10 +219,19 @@ class MatchState {
   /// Current credit of a limit slot (tests, reports).
   const Bucket& bucket(uint32_t slot) const noexcept { return limits_[slot]; }
 
- private:
-  friend CompiledRule compile_rule(const Rule&, const HostModel&, MatchState&, const MatchOptions&);
-  friend struct MatchEval;
+  // Slots, allocated by the modules' compile() (rules/matches/limit.h,
+  // statistic.h), read and written by their match().
+  /// A limit bucket of size `cap`; returns its slot.
+  uint32_t add_limit(uint32_t cap);
+  /// An nth counter starting at `start`; returns its slot.
+  uint32_t add_nth(uint32_t start);
+  /// A random stream, seeded from `seed` and the slot number; returns its slot.
+  uint32_t add_random(uint64_t seed);
+  Bucket& limit_bucket(uint32_t slot) noexcept { return limits_[slot]; }
+  uint32_t& nth_counter(uint32_t slot) noexcept { return nth_[slot]; }
+  uint64_t& random_stream(uint32_t slot) noexcept { return rng_[slot]; }
 
+ private:
   std::vector<Bucket> limits_;
   std::vector<uint32_t> limit_cap_;  // to refill on first use
   std::vector<uint32_t> nth_;        // kernel count: 0 .. every-1
@@ -342,15 +239,6 @@ class MatchState {
   std::vector<uint64_t> rng_;        // splitmix64 states
   std::vector<uint64_t> rng_seed_;
 };
-
-/// The kernel's credit of a time `user` in 1/10000 s (xt_limit's
-/// user2credits) for `hz`, in 32-bit arithmetic, wrap-around included.
-uint32_t limit_user_to_credits(uint32_t user, uint32_t hz) noexcept;
-/// Credits refilled per jiffy for `hz`: the largest power of two not above
-/// (2^32 - 1) / (hz * 86400). 128 for HZ 250, 32 for HZ 1000.
-uint32_t limit_credits_per_jiffy(uint32_t hz) noexcept;
-/// floor(now_ns * hz / 1e9) without overflow.
-uint64_t jiffies_of(uint64_t now_ns, uint32_t hz) noexcept;
 
 /// Compiles `rule` for `host`. Stateful matches get slots in `state`.
 /// Throws LoadError (at rule.where) for what the kernel would refuse to load
@@ -361,13 +249,6 @@ uint64_t jiffies_of(uint64_t now_ns, uint32_t hz) noexcept;
 /// interface name over 15 bytes, MatchOptions::hz outside 1..10000.
 CompiledRule compile_rule(const Rule& rule, const HostModel& host, MatchState& state,
                           const MatchOptions& options = {});
-
-/// Outcome of matching one rule.
-enum class MatchResult : uint8_t {
-  NoMatch,
-  Matched,
-  Hotdrop,  // a match asked for the packet to be dropped now (the rule does not count it)
-};
 
 /// Matches `rule` against the packet in `ctx`, in the kernel's order. ORs
 /// the rule's FlowVary bits into `vary` when its flow-invariant core (-s -d

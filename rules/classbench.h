@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "classifier/classifier.h"
 #include "packet/packet_key.h"
 #include "rules/rule.h"
 
@@ -58,5 +59,14 @@ struct ClassBenchTrace {
 ClassBenchTrace read_classbench_trace(std::string_view text, const std::string& file);
 /// Reads a ClassBench trace file (optionally .xz).
 ClassBenchTrace load_classbench_trace(const std::string& path);
+
+/// The boxes of a ClassBench chain: one per rule, from its -s/-d prefixes,
+/// protocol and PortsMatch. Throws std::invalid_argument naming the rule
+/// when it holds anything else.
+RuleBoxes classbench_boxes(const Chain& chain);
+
+/// A ClassBench header as a classifier key (addresses, ports, protocol; the
+/// other dimensions 0).
+ClassifierKey classbench_key(const PacketKey& key) noexcept;
 
 }  // namespace nfb

@@ -7,7 +7,6 @@
 
 #include <fmt/format.h>
 
-#include "base/overloaded.h"
 #include "base/text.h"
 
 namespace nfb {
@@ -281,105 +280,62 @@ std::optional<uint8_t> parse_protocol(std::string_view text) noexcept {
 }
 
 // ---------------------------------------------------------------------------
-// Matches and targets
+// Matches and targets: each module says it of itself (rules/module.h)
 
 const char* match_name(const Match& m) noexcept {
-  return std::visit(
-      Overloaded{
-          [](const TcpMatch&) { return "tcp"; },
-          [](const UdpMatch&) { return "udp"; },
-          [](const IcmpMatch&) { return "icmp"; },
-          [](const MultiportMatch&) { return "multiport"; },
-          [](const ConntrackMatch&) { return "conntrack"; },
-          [](const StateMatch&) { return "state"; },
-          [](const AddrtypeMatch&) { return "addrtype"; },
-          [](const CommentMatch&) { return "comment"; },
-          [](const MarkMatch&) { return "mark"; },
-          [](const ConnmarkMatch&) { return "connmark"; },
-          [](const IprangeMatch&) { return "iprange"; },
-          [](const StringMatch&) { return "string"; },
-          [](const LimitMatch&) { return "limit"; },
-          [](const StatisticMatch&) { return "statistic"; },
-          [](const LengthMatch&) { return "length"; },
-          [](const PkttypeMatch&) { return "pkttype"; },
-          [](const MacMatch&) { return "mac"; },
-          [](const PortsMatch&) { return "ports"; },
-      },
-      m);
-}
-
-const char* reject_with_name(RejectTarget::With w) noexcept {
-  switch (w) {
-    case RejectTarget::With::IcmpNetUnreachable: return "icmp-net-unreachable";
-    case RejectTarget::With::IcmpHostUnreachable: return "icmp-host-unreachable";
-    case RejectTarget::With::IcmpProtoUnreachable: return "icmp-proto-unreachable";
-    case RejectTarget::With::IcmpPortUnreachable: return "icmp-port-unreachable";
-    case RejectTarget::With::IcmpEchoReply: return "icmp-echo-reply";
-    case RejectTarget::With::IcmpNetProhibited: return "icmp-net-prohibited";
-    case RejectTarget::With::IcmpHostProhibited: return "icmp-host-prohibited";
-    case RejectTarget::With::TcpReset: return "tcp-reset";
-    case RejectTarget::With::IcmpAdminProhibited: return "icmp-admin-prohibited";
-  }
-  return "?";
+  return std::visit([](const auto& x) { return std::decay_t<decltype(x)>::kName; }, m);
 }
 
 bool is_terminal(const Target& t) noexcept {
-  return std::holds_alternative<AcceptTarget>(t) || std::holds_alternative<DropTarget>(t) ||
-         std::holds_alternative<RejectTarget>(t) || std::holds_alternative<ReturnTarget>(t) ||
-         std::holds_alternative<GotoTarget>(t) || std::holds_alternative<DnatTarget>(t) ||
-         std::holds_alternative<SnatTarget>(t) || std::holds_alternative<MasqueradeTarget>(t) ||
-         std::holds_alternative<RedirectTarget>(t);
+  return std::visit([](const auto& x) { return std::decay_t<decltype(x)>::kTerminal; }, t);
 }
 
 std::string target_name(const Target& t) {
   return std::visit(
-      Overloaded{
-          [](const NoTarget&) -> std::string { return ""; },
-          [](const AcceptTarget&) -> std::string { return "ACCEPT"; },
-          [](const DropTarget&) -> std::string { return "DROP"; },
-          [](const RejectTarget&) -> std::string { return "REJECT"; },
-          [](const ReturnTarget&) -> std::string { return "RETURN"; },
-          [](const JumpTarget& j) -> std::string { return j.chain; },
-          [](const GotoTarget& g) -> std::string { return g.chain; },
-          [](const DnatTarget&) -> std::string { return "DNAT"; },
-          [](const SnatTarget&) -> std::string { return "SNAT"; },
-          [](const MasqueradeTarget&) -> std::string { return "MASQUERADE"; },
-          [](const RedirectTarget&) -> std::string { return "REDIRECT"; },
-          [](const LogTarget&) -> std::string { return "LOG"; },
-          [](const MarkTarget&) -> std::string { return "MARK"; },
-          [](const ConnmarkTarget&) -> std::string { return "CONNMARK"; },
-          [](const NotrackTarget&) -> std::string { return "NOTRACK"; },
-          [](const CtTarget&) -> std::string { return "CT"; },
-          [](const TraceTarget&) -> std::string { return "TRACE"; },
+      [](const auto& x) -> std::string {
+        if constexpr (requires { x.chain; }) {
+          return x.chain;
+        } else {
+          return std::decay_t<decltype(x)>::kName;
+        }
       },
       t);
 }
 
 TargetScope target_scope(const Target& t) noexcept {
-  const HookMask pre_out = hook_bit(Hook::Prerouting) | hook_bit(Hook::Output);
-  if (std::holds_alternative<DnatTarget>(t) || std::holds_alternative<RedirectTarget>(t))
-    return {TableId::Nat, pre_out};
-  if (std::holds_alternative<SnatTarget>(t))
-    return {TableId::Nat, static_cast<HookMask>(hook_bit(Hook::Postrouting) | hook_bit(Hook::Input))};
-  if (std::holds_alternative<MasqueradeTarget>(t)) return {TableId::Nat, hook_bit(Hook::Postrouting)};
-  if (std::holds_alternative<RejectTarget>(t))
-    return {TableId::Filter,
-            static_cast<HookMask>(hook_bit(Hook::Input) | hook_bit(Hook::Forward) | hook_bit(Hook::Output))};
-  if (std::holds_alternative<NotrackTarget>(t) || std::holds_alternative<CtTarget>(t) ||
-      std::holds_alternative<TraceTarget>(t))
-    return {TableId::Raw, kAllHooks};
-  return {std::nullopt, kAllHooks};
+  return std::visit(
+      [](const auto& x) -> TargetScope {
+        if constexpr (requires { x.scope(); }) {
+          return x.scope();
+        } else {
+          return {std::nullopt, kAllHooks};
+        }
+      },
+      t);
+}
+
+WalkOp target_walk_op(const Target& t) noexcept {
+  return std::visit(
+      [](const auto& x) -> WalkOp {
+        if constexpr (requires { x.walk_op(); }) {
+          return x.walk_op();
+        } else {
+          return std::decay_t<decltype(x)>::kWalk;
+        }
+      },
+      t);
 }
 
 HookMask match_hooks(const Match& m) noexcept {
-  const HookMask in_side = hook_bit(Hook::Prerouting) | hook_bit(Hook::Input) | hook_bit(Hook::Forward);
-  const HookMask out_side = hook_bit(Hook::Postrouting) | hook_bit(Hook::Output) | hook_bit(Hook::Forward);
-  if (std::holds_alternative<MacMatch>(m)) return in_side;
-  if (const auto* a = std::get_if<AddrtypeMatch>(&m)) {
-    if (a->limit_iface_in) return in_side;
-    if (a->limit_iface_out) return out_side;
-  }
-  return kAllHooks;
+  return std::visit(
+      [](const auto& x) -> HookMask {
+        if constexpr (requires { x.hooks(); }) {
+          return x.hooks();
+        } else {
+          return kAllHooks;
+        }
+      },
+      m);
 }
 
 // ---------------------------------------------------------------------------
@@ -460,84 +416,6 @@ std::vector<HookMask> chain_hooks(const Table& table) {
     }
   }
   return hooks;
-}
-
-/// avg (1/10000 s between packets) back to "N/unit": from `day` down, the
-/// smallest unit whose per-unit count still divides into it with a quotient
-/// at least as large as the remainder.
-std::string format_limit_rate(uint32_t avg) {
-  struct Unit {
-    const char* name;
-    uint64_t scaled;  // unit length in 1/10000 s
-  };
-  static constexpr Unit kUnits[] = {
-      {"day", 86400ULL * LimitMatch::kScale},
-      {"hour", 3600ULL * LimitMatch::kScale},
-      {"min", 60ULL * LimitMatch::kScale},
-      {"sec", 1ULL * LimitMatch::kScale},
-  };
-  if (avg == 0) return "0/sec";  // not loadable; keeps the division defined
-  size_t u = 0;
-  while (u + 1 < std::size(kUnits)) {
-    uint64_t next = kUnits[u + 1].scaled;
-    if (avg > next || next / avg < next % avg) break;
-    ++u;
-  }
-  return fmt::format("{}/{}", kUnits[u].scaled / avg, kUnits[u].name);
-}
-
-/// The string match pattern: `"|hex|"` (lowercase, no spaces) when a byte is
-/// not printable ASCII or the last byte is a backslash, else double-quoted
-/// with `"` and `\` escaped.
-bool string_pattern_needs_hex(const std::string& p) noexcept {
-  bool as_hex = !p.empty() && p.back() == '\\';
-  for (char c : p) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u > 0x7e) as_hex = true;
-  }
-  return as_hex;
-}
-
-std::string format_string_pattern(const std::string& p) {
-  const bool as_hex = string_pattern_needs_hex(p);
-  std::string out = "\"";
-  if (as_hex) {
-    out += '|';
-    for (char c : p) out += fmt::format("{:02x}", static_cast<unsigned char>(c));
-    out += '|';
-  } else {
-    for (char c : p) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-  }
-  out += '"';
-  return out;
-}
-
-/// DNAT/SNAT ranges: `A[-B]` then `:P[-Q][/BASE]`, each part only when set.
-std::string format_nat_range(const NatRange& r) {
-  std::string out;
-  if (r.has_addr) {
-    out += format_ipv4(r.addr_lo);
-    if (r.addr_hi != r.addr_lo) {
-      out += '-';
-      out += format_ipv4(r.addr_hi);
-    }
-  }
-  if (r.has_ports) {
-    out += ':';
-    out += std::to_string(r.port_lo);
-    if (r.port_hi != r.port_lo) {
-      out += '-';
-      out += std::to_string(r.port_hi);
-    }
-    if (r.has_base) {
-      out += '/';
-      out += std::to_string(r.base);
-    }
-  }
-  return out;
 }
 
 }  // namespace nfb
