@@ -21,7 +21,8 @@
 //     sink.flush()                       e.g. the tx buffers of every port
 //
 // Implementations: pcap/capture_port.h (a capture file, preloaded or
-// streamed, looped; pcapng files as sinks).
+// streamed, looped; pcapng files as sinks) and pcap/dpdk_port.cpp (an
+// lcore's rx queues and handoff ring; tx queues as its sink).
 //
 // The frames belong to the source. A source's slots [0, n) hold the burst it
 // took; the sink gets each frame by its slot, from the source (sink methods

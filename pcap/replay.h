@@ -115,8 +115,9 @@ PipelineMark mark_pipeline(const Pipeline& pipeline) noexcept;
 void fill_verdicts(ReplayReport& r, const Pipeline& pipeline, const PipelineMark& since) noexcept;
 
 // ---------------------------------------------------------------------------
-// The per-frame stages every frame loop shares: the burst loop (burst_loop.h)
-// and the DPDK workers (dpdk_port.cpp). Packet path: noexcept, no allocation.
+// The per-frame stages of the burst loop (burst_loop.h), whatever its source
+// and sink: a capture file (capture_port.h) or DPDK ports (dpdk_port.cpp).
+// Packet path: noexcept, no allocation.
 
 /// The frames of one burst (the pipeline's burst).
 inline constexpr size_t kFrameBurst = 32;
@@ -145,6 +146,8 @@ inline ParseStatus parse_ingress(const uint8_t* data, uint32_t len, LinkType lin
 
 /// A forwarded Ethernet frame leaves from its interface's MAC; the
 /// destination MAC is left zero (the neighbour table is not modelled).
+/// Called by the sinks' forward(), where the frame's bytes are final (a DPDK
+/// sink copies a reassembled datagram into its mbuf first).
 inline void set_egress_macs(uint8_t* frame, uint32_t len, const Interface& egress) noexcept {
   if (len < 12) return;
   std::memset(frame, 0, 6);
