@@ -158,11 +158,9 @@ void write_text_file(const std::string& path, const std::string& text) {
   if (!out) throw LoadError(SourceLocation{path}, "cannot write the file");
 }
 
-// Replays a capture through the netfilter pipeline of a host (pcap/replay.h):
-// every frame read is emitted, dropped with a reason, or counted invalid.
-int cmd_replay(ReplayCommand& o) {
-  const Ruleset rules = load_iptables_save_file(o.rules);
-  const HostModel host = o.host.load();
+// The pipeline's configuration from replay's options: --no-fast-path (and
+// --trace, which walks every packet), --algo, --rx-csum.
+PipelineConfig replay_pipeline_config(ReplayCommand& o) {
   PipelineConfig config;
   config.fast_path = !o.no_fast_path && !o.trace;
   const std::optional<ChainAlgo> algo = parse_chain_algo(o.algo);
@@ -172,10 +170,14 @@ int cmd_replay(ReplayCommand& o) {
     throw std::invalid_argument("--rx-csum: '" + o.rx_csum + "' is not verify or trust");
   config.rx_csum_trust = o.rx_csum == "trust";
   o.replay.rx_csum_trust = config.rx_csum_trust;
-  auto pipeline = Pipeline::build(rules, host, config);
-  std::string trace;
+  return config;
+}
+
+// --trace prints the pipeline's TRACE lines after every burst; a progress
+// line goes to a terminal (or when asked), never with --trace.
+void set_replay_output(ReplayCommand& o, Pipeline& pipeline, std::string& trace) {
   if (o.trace) {
-    pipeline->set_trace(&trace);
+    pipeline.set_trace(&trace);
     o.replay.after_burst = [&trace] {
       if (trace.empty()) return;
       std::fputs(trace.c_str(), stdout);
@@ -191,58 +193,51 @@ int cmd_replay(ReplayCommand& o) {
       std::fflush(stderr);
     };
   }
-  DpdkReplayReport dpdk_report;
-  std::vector<std::unique_ptr<Pipeline>> shards;
-  shards.push_back(std::move(pipeline));
-  Pipeline* const first = shards[0].get();
-  if (o.lcores == 0) throw std::invalid_argument("--lcores must be at least 1");
-  if (o.lcores > 1 && o.dpdk.empty()) throw std::invalid_argument("--lcores goes with --dpdk");
-  if (!o.ports.ring_from.empty() && o.dpdk.empty()) throw std::invalid_argument("--ring-from goes with --dpdk");
-  if (!o.dpdk.empty()) {
-    if (!o.replay.capture.empty()) {
-      throw std::invalid_argument("--dpdk replaces CAPTURE: give one or the other (--ring-from CAPTURE feeds a DPDK ring)");
-    }
-    o.ports.ring_iface = o.replay.in_iface;
-    std::istringstream words(o.dpdk);
-    for (std::string w; words >> w;) o.ports.eal_args.push_back(w);
-    // One pipeline (conntrack shard) per lcore; the first is `pipeline`.
-    for (uint32_t i = 1; i < o.lcores; ++i) shards.push_back(Pipeline::build(rules, host, config));
-    std::vector<Pipeline*> shard_ptrs;
-    for (auto& p : shards) shard_ptrs.push_back(p.get());
-    dpdk_report = run_dpdk_replay(std::span<Pipeline* const>(shard_ptrs), host, o.ports);
-  } else if (o.replay.capture.empty()) {
-    throw std::invalid_argument("replay needs a CAPTURE file or --dpdk \"EAL ARGS\"");
+}
+
+// The DPDK run: one pipeline (conntrack shard) per lcore, shards[0] given.
+DpdkReplayReport run_dpdk_command(ReplayCommand& o, const Ruleset& rules, const HostModel& host,
+                                  const PipelineConfig& config, std::vector<std::unique_ptr<Pipeline>>& shards) {
+  if (!o.replay.capture.empty()) {
+    throw std::invalid_argument("--dpdk replaces CAPTURE: give one or the other (--ring-from CAPTURE feeds a DPDK ring)");
   }
-  const ReplayReport r = o.dpdk.empty() ? run_replay(*first, host, o.replay) : dpdk_report.replay;
-  // The counters of every shard, added up.
-  const auto counted_ruleset = [&shards] {
-    Ruleset total = shards[0]->counters_ruleset();
-    for (size_t i = 1; i < shards.size(); ++i) {
-      const Ruleset more = shards[i]->counters_ruleset();
-      for (size_t t = 0; t < total.tables.size(); ++t) {
-        for (size_t c = 0; c < total.tables[t].chains.size(); ++c) {
-          Chain& into = total.tables[t].chains[c];
-          const Chain& from = more.tables[t].chains[c];
-          into.policy_counters.packets += from.policy_counters.packets;
-          into.policy_counters.bytes += from.policy_counters.bytes;
-          for (size_t k = 0; k < into.rules.size(); ++k) {
-            if (!into.rules[k].counters || !from.rules[k].counters) continue;
-            into.rules[k].counters->packets += from.rules[k].counters->packets;
-            into.rules[k].counters->bytes += from.rules[k].counters->bytes;
-          }
+  o.ports.ring_iface = o.replay.in_iface;
+  std::istringstream words(o.dpdk);
+  for (std::string w; words >> w;) o.ports.eal_args.push_back(w);
+  for (uint32_t i = 1; i < o.lcores; ++i) shards.push_back(Pipeline::build(rules, host, config));
+  std::vector<Pipeline*> shard_ptrs;
+  for (auto& p : shards) shard_ptrs.push_back(p.get());
+  return run_dpdk_replay(std::span<Pipeline* const>(shard_ptrs), host, o.ports);
+}
+
+// The counters of every shard, added up.
+Ruleset counted_ruleset(const std::vector<std::unique_ptr<Pipeline>>& shards) {
+  Ruleset total = shards[0]->counters_ruleset();
+  for (size_t i = 1; i < shards.size(); ++i) {
+    const Ruleset more = shards[i]->counters_ruleset();
+    for (size_t t = 0; t < total.tables.size(); ++t) {
+      for (size_t c = 0; c < total.tables[t].chains.size(); ++c) {
+        Chain& into = total.tables[t].chains[c];
+        const Chain& from = more.tables[t].chains[c];
+        into.policy_counters.packets += from.policy_counters.packets;
+        into.policy_counters.bytes += from.policy_counters.bytes;
+        for (size_t k = 0; k < into.rules.size(); ++k) {
+          if (!into.rules[k].counters || !from.rules[k].counters) continue;
+          into.rules[k].counters->packets += from.rules[k].counters->packets;
+          into.rules[k].counters->bytes += from.rules[k].counters->bytes;
         }
       }
     }
-    return total;
-  };
-  size_t conntrack_entries = 0;
-  for (const auto& p : shards) conntrack_entries += p->conntrack().size();
-  if (o.replay.progress && r.seconds >= 0.5 && o.dpdk.empty()) std::fputc('\n', stderr);
+  }
+  return total;
+}
 
+// --save-counters, --list-counters: to standard output ("-") or a file.
+void write_replay_counters(const ReplayCommand& o, const std::vector<std::unique_ptr<Pipeline>>& shards) {
   if (!o.save_counters.empty()) {
     WriteOptions wo;
     wo.counters = true;
-    const std::string text = write_iptables_save(counted_ruleset(), wo);
+    const std::string text = write_iptables_save(counted_ruleset(shards), wo);
     if (o.save_counters == "-") {
       std::fputs(text.c_str(), stdout);
     } else {
@@ -251,7 +246,7 @@ int cmd_replay(ReplayCommand& o) {
   }
   if (!o.list_counters.empty()) {
     // `iptables -t T -L -v -n -x` for each table, one after the other.
-    const Ruleset counted = counted_ruleset();
+    const Ruleset counted = counted_ruleset(shards);
     std::string text;
     for (const Table& t : counted.tables) {
       if (!text.empty()) text += '\n';
@@ -264,6 +259,83 @@ int cmd_replay(ReplayCommand& o) {
       write_text_file(o.list_counters, text);
     }
   }
+}
+
+// --json: the report as one object.
+nlohmann::json replay_json(const ReplayCommand& o, const ReplayReport& r, const DpdkReplayReport& dpdk_report,
+                           size_t conntrack_entries) {
+  nlohmann::json j;
+  j["packets"] = r.packets;
+  j["bytes"] = r.bytes;
+  j["seconds"] = r.seconds;
+  j["mpps"] = r.mpps();
+  j["gbps_l2"] = r.gbps_l2();
+  j["gbps_l1"] = r.gbps_l1();
+  j["loops"] = r.loops;
+  j["emitted"] = r.emitted;
+  j["dropped"] = r.dropped;
+  j["invalid"] = r.invalid;
+  j["flows"] = r.flows;
+  j["fast_path_packets"] = r.pipeline.fast_path_packets;
+  j["algo"] = o.algo;
+  j["rx_csum"] = o.rx_csum;
+  j["trusted_bad_checksum"] = r.trusted_bad_checksum;
+  nlohmann::json fates = nlohmann::json::object();
+  for (size_t f = 0; f < kFateCount; ++f) {
+    if (r.pipeline.by_fate[f] != 0) fates[fate_name(static_cast<Fate>(f))] = r.pipeline.by_fate[f];
+  }
+  j["fates"] = fates;
+  nlohmann::json reasons = nlohmann::json::object();
+  for (size_t i = 1; i < kParseStatusCount; ++i) {
+    if (r.parse.by_status[i] != 0) reasons[parse_status_name(static_cast<ParseStatus>(i))] = r.parse.by_status[i];
+  }
+  j["invalid_by_reason"] = reasons;
+  j["conntrack_entries"] = conntrack_entries;
+  if (!r.error.empty()) j["error"] = r.error;
+  if (!o.dpdk.empty()) {
+    j["transmitted"] = dpdk_report.transmitted;
+    j["tx_no_port"] = dpdk_report.tx_no_port;
+    j["tx_failed"] = dpdk_report.tx_failed;
+    j["tx_too_big"] = dpdk_report.tx_too_big;
+    j["handoff_failed"] = dpdk_report.handoff_failed;
+    if (!o.ports.ring_from.empty()) j["fed"] = dpdk_report.fed;
+    nlohmann::json lcores = nlohmann::json::array();
+    for (const DpdkReplayReport& l : dpdk_report.per_lcore) {
+      lcores.push_back({{"packets", l.replay.packets}, {"mpps", l.replay.mpps()}, {"emitted", l.replay.emitted},
+                        {"dropped", l.replay.dropped}, {"invalid", l.replay.invalid},
+                        {"transmitted", l.transmitted}});
+    }
+    j["lcores"] = lcores;
+  }
+  return j;
+}
+
+// Replays a capture through the netfilter pipeline of a host (pcap/replay.h),
+// or DPDK ports (pcap/dpdk_port.h): every frame read is emitted, dropped with
+// a reason, or counted invalid. Setup, run, then the report.
+int cmd_replay(ReplayCommand& o) {
+  const Ruleset rules = load_iptables_save_file(o.rules);
+  const HostModel host = o.host.load();
+  const PipelineConfig config = replay_pipeline_config(o);
+  std::vector<std::unique_ptr<Pipeline>> shards;
+  shards.push_back(Pipeline::build(rules, host, config));
+  std::string trace;
+  set_replay_output(o, *shards[0], trace);
+  if (o.lcores == 0) throw std::invalid_argument("--lcores must be at least 1");
+  if (o.lcores > 1 && o.dpdk.empty()) throw std::invalid_argument("--lcores goes with --dpdk");
+  if (!o.ports.ring_from.empty() && o.dpdk.empty()) throw std::invalid_argument("--ring-from goes with --dpdk");
+  if (o.dpdk.empty() && o.replay.capture.empty()) {
+    throw std::invalid_argument("replay needs a CAPTURE file or --dpdk \"EAL ARGS\"");
+  }
+
+  DpdkReplayReport dpdk_report;
+  if (!o.dpdk.empty()) dpdk_report = run_dpdk_command(o, rules, host, config, shards);
+  const ReplayReport r = o.dpdk.empty() ? run_replay(*shards[0], host, o.replay) : dpdk_report.replay;
+
+  size_t conntrack_entries = 0;
+  for (const auto& p : shards) conntrack_entries += p->conntrack().size();
+  if (o.replay.progress && r.seconds >= 0.5 && o.dpdk.empty()) std::fputc('\n', stderr);
+  write_replay_counters(o, shards);
   if (o.conntrack) {
     std::string table;
     for (const auto& p : shards) p->conntrack().dump(table, r.last_ts_ns);
@@ -272,50 +344,7 @@ int cmd_replay(ReplayCommand& o) {
                  conntrack_entries);
   }
   if (o.json) {
-    nlohmann::json j;
-    j["packets"] = r.packets;
-    j["bytes"] = r.bytes;
-    j["seconds"] = r.seconds;
-    j["mpps"] = r.mpps();
-    j["gbps_l2"] = r.gbps_l2();
-    j["gbps_l1"] = r.gbps_l1();
-    j["loops"] = r.loops;
-    j["emitted"] = r.emitted;
-    j["dropped"] = r.dropped;
-    j["invalid"] = r.invalid;
-    j["flows"] = r.flows;
-    j["fast_path_packets"] = r.pipeline.fast_path_packets;
-    j["algo"] = o.algo;
-    j["rx_csum"] = o.rx_csum;
-    j["trusted_bad_checksum"] = r.trusted_bad_checksum;
-    nlohmann::json fates = nlohmann::json::object();
-    for (size_t f = 0; f < kFateCount; ++f) {
-      if (r.pipeline.by_fate[f] != 0) fates[fate_name(static_cast<Fate>(f))] = r.pipeline.by_fate[f];
-    }
-    j["fates"] = fates;
-    nlohmann::json reasons = nlohmann::json::object();
-    for (size_t i = 1; i < kParseStatusCount; ++i) {
-      if (r.parse.by_status[i] != 0) reasons[parse_status_name(static_cast<ParseStatus>(i))] = r.parse.by_status[i];
-    }
-    j["invalid_by_reason"] = reasons;
-    j["conntrack_entries"] = conntrack_entries;
-    if (!r.error.empty()) j["error"] = r.error;
-    if (!o.dpdk.empty()) {
-      j["transmitted"] = dpdk_report.transmitted;
-      j["tx_no_port"] = dpdk_report.tx_no_port;
-      j["tx_failed"] = dpdk_report.tx_failed;
-      j["tx_too_big"] = dpdk_report.tx_too_big;
-      j["handoff_failed"] = dpdk_report.handoff_failed;
-      if (!o.ports.ring_from.empty()) j["fed"] = dpdk_report.fed;
-      nlohmann::json lcores = nlohmann::json::array();
-      for (const DpdkReplayReport& l : dpdk_report.per_lcore) {
-        lcores.push_back({{"packets", l.replay.packets}, {"mpps", l.replay.mpps()}, {"emitted", l.replay.emitted},
-                          {"dropped", l.replay.dropped}, {"invalid", l.replay.invalid},
-                          {"transmitted", l.transmitted}});
-      }
-      j["lcores"] = lcores;
-    }
-    fmt::print("{}\n", j.dump());
+    fmt::print("{}\n", replay_json(o, r, dpdk_report, conntrack_entries).dump());
     return r.error.empty() ? 0 : 1;
   }
   std::fputs((o.dpdk.empty() ? format_replay_report(r) : format_dpdk_report(dpdk_report)).c_str(), stdout);
