@@ -271,7 +271,6 @@ class DpdkRxSource {
   uint64_t round_ = 0;        // rounds started
   size_t at_ = 0;             // the round's next place: a port, then (== ports.size()) the handoff ring
   bool got_ = false;          // the round received something
-  bool may_receive_ = false;  // the round polls the rx queues
   uint64_t ts_ = 0;           // the burst's arrival time
   uint16_t iface_ = kNoIface;
   bool per_mbuf_ = false;
@@ -329,14 +328,16 @@ bool DpdkRxSource::next_round() noexcept {
   ++round_;
   at_ = 0;
   got_ = false;
-  may_receive_ = room_for_a_burst();
   return true;
 }
 
 size_t DpdkRxSource::take() noexcept {
   while (at_ < sh_.ports.size()) {
     const PortQueue& src = sh_.ports[at_++];
-    if (w_.queue >= src.rx_queues || !may_receive_) continue;
+    // Checked before every poll, not once a round: a round that polled two
+    // ports after one check could add two bursts to a Give with room for one
+    // more.
+    if (w_.queue >= src.rx_queues || !room_for_a_burst()) continue;
     const uint16_t n = rte_eth_rx_burst(src.port, w_.queue, rx_.data(), kBurst);
     if (n != 0) return start_burst(n, src.iface, src.iface_per_mbuf);
   }
