@@ -21,6 +21,7 @@
 
 #include "base/dpdk_eal.h"
 #include "packet/frame_parser.h"
+#include "pcap/burst_loop.h"
 #include "pcap/capture_reader.h"
 
 namespace nfb {
@@ -200,22 +201,32 @@ void check_stop(Shared& sh, uint64_t tsc) noexcept {
   if (stop) sh.stop.store(true, std::memory_order_relaxed);
 }
 
-// One lcore's loop, in stages: receive a burst from a port queue or the
-// handoff ring (parse, steer what another lcore owns, count), run it through
-// the pipeline, transmit what it forwards; between rounds, flush the tx
-// buffers and hand over what other lcores own.
-class LcoreLoop {
+// An lcore's receive side as the burst loop's source (pcap/burst_loop.h):
+// one round polls rx queue `queue` of every port, then the lcore's handoff
+// ring. A frame whose flow another lcore owns is passed on to it (keep()
+// false: counted there); the rx queues are polled only while every
+// lcore's handoff buffer has a burst's room. Between rounds: hand over what
+// other lcores own, and now and then publish the counters (lcore 0 decides
+// when to stop).
+class DpdkRxSource {
  public:
-  explicit LcoreLoop(Worker& w)
-      : w_(w), sh_(*w.shared), host_(*sh_.host), pipeline_(*w.pipeline), r_(w.report.replay),
-        mine_(sh_.status[w.queue]), give_(sh_.lcores), before_(mark_pipeline(pipeline_)) {}
-  void run() noexcept;
+  explicit DpdkRxSource(Worker& w)
+      : w_(w), sh_(*w.shared), pipeline_(*w.pipeline), r_(w.report.replay), mine_(sh_.status[w.queue]),
+        give_(sh_.lcores), before_(mark_pipeline(pipeline_)) {}
+
+  // FrameSource.
+  bool next_round() noexcept;
+  size_t take() noexcept;
+  class Frames;
+  Frames frames() noexcept;
+  void release(size_t) noexcept {}  // the sink consumed every mbuf it was given
+
+  rte_mbuf* mbuf(size_t i) const noexcept { return rx_[i]; }
+  /// After the loop: frames still waiting for another lcore's full handoff
+  /// ring are counted (dropped), and the report completed.
+  void finish() noexcept;
 
  private:
-  struct Tx {
-    std::array<rte_mbuf*, kBurst> bufs{};
-    uint16_t count = 0;
-  };
   // Packets for other lcores, per lcore. Room for two bursts: the rx queues
   // are polled only while every one has a burst's room, so a full handoff
   // ring holds traffic back (as a NIC whose queue is not polled) instead of
@@ -229,48 +240,120 @@ class LcoreLoop {
     const uint64_t d = tsc - sh_.t0;
     return sh_.wall0 + d / sh_.hz * 1'000'000'000ULL + d % sh_.hz * 1'000'000'000ULL / sh_.hz;
   }
-  void flush(size_t pi) noexcept;
-  void hand_over(uint16_t to) noexcept;
   bool room_for_a_burst() const noexcept {
     for (const Give& g : give_) {
       if (g.count > kBurst) return false;
     }
     return true;
   }
-  // One burst from a port queue (iface: its interface) or from the handoff
-  // ring (per_mbuf: each mbuf says).
-  void handle(uint16_t n, uint16_t iface, bool per_mbuf) noexcept;
-  size_t receive(uint16_t n, uint16_t iface, bool per_mbuf) noexcept;
-  void transmit(size_t k) noexcept;
-  void drain() noexcept;
+  void hand_over(uint16_t to) noexcept;
+  // A burst of n frames from a port queue (iface: its interface) or from
+  // the handoff ring (per_mbuf: each mbuf says).
+  size_t start_burst(uint16_t n, uint16_t iface, bool per_mbuf) noexcept {
+    got_ = true;
+    const uint64_t tsc = rte_get_tsc_cycles();
+    w_.last_rx = tsc;
+    ts_ = now_ns(tsc);
+    iface_ = iface;
+    per_mbuf_ = per_mbuf;
+    return n;
+  }
 
   Worker& w_;
   Shared& sh_;
-  const HostModel& host_;
   Pipeline& pipeline_;
   ReplayReport& r_;
   LcoreStatus& mine_;
-  std::array<Tx, RTE_MAX_ETHPORTS> tx_{};  // one buffer per mapped port (first ports.size() used)
   std::vector<Give> give_;
   std::array<rte_mbuf*, kBurst> rx_{};
-  std::array<PacketIn, kBurst> in_;
-  std::array<PacketOut, kBurst> res_;
-  std::array<rte_mbuf*, kBurst> in_mbuf_{};
   const PipelineMark before_;
+
+  uint64_t round_ = 0;        // rounds started
+  size_t at_ = 0;             // the round's next place: a port, then (== ports.size()) the handoff ring
+  bool got_ = false;          // the round received something
+  uint64_t ts_ = 0;           // the burst's arrival time
+  uint16_t iface_ = kNoIface;
+  bool per_mbuf_ = false;
 };
 
-void LcoreLoop::flush(size_t pi) noexcept {
-  Tx& t = tx_[pi];
-  if (t.count == 0) return;
-  const uint16_t sent = rte_eth_tx_burst(sh_.ports[pi].port, w_.queue, t.bufs.data(), t.count);
-  w_.report.transmitted += sent;
-  for (uint16_t i = sent; i < t.count; ++i) rte_pktmbuf_free(t.bufs[i]);
-  w_.report.tx_failed += t.count - sent;
-  t.count = 0;
+class DpdkRxSource::Frames {
+ public:
+  explicit Frames(DpdkRxSource& s) noexcept : s_(s) {}
+  SourceFrame frame(size_t i) noexcept {
+    rte_mbuf* m = s_.rx_[i];
+    const uint16_t ingress = s_.per_mbuf_ ? static_cast<uint16_t>(m->hash.usr) : s_.iface_;
+    // A chained mbuf cannot be parsed in place: an empty frame makes it
+    // invalid (truncated_l2) rather than lost.
+    const uint32_t len = m->nb_segs == 1 ? m->data_len : 0U;
+    return SourceFrame{mbuf_data(m), len, m->pkt_len, s_.ts_, ingress, LinkType::Ethernet};
+  }
+  uint64_t ts_ns(size_t) const noexcept { return s_.ts_; }
+  bool keep(size_t i, const SourceFrame& f, const PacketKey& key) noexcept {
+    if (s_.sh_.lcores == 1) return true;
+    // The lcore that owns the flow: by the endpoint NAT leaves alone.
+    const uint16_t owner = steer_lcore(key, s_.sh_.outside[f.iface] != 0, s_.sh_.lcores);
+    if (owner == s_.w_.queue) return true;
+    rte_mbuf* m = s_.rx_[i];
+    m->hash.usr = f.iface;
+    Give& g = s_.give_[owner];
+    g.bufs[g.count++] = m;  // room: see room_for_a_burst()
+    return false;
+  }
+  void admit(size_t i, const SourceFrame&, PacketIn& p) noexcept {
+    const uint64_t l4 = s_.rx_[i]->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+    p.rx_csum = l4 == RTE_MBUF_F_RX_L4_CKSUM_GOOD ? RxCsum::Good
+                : l4 == RTE_MBUF_F_RX_L4_CKSUM_BAD ? RxCsum::Bad
+                                                   : RxCsum::Unknown;
+    p.csum_wrong = false;
+  }
+
+ private:
+  DpdkRxSource& s_;
+};
+
+DpdkRxSource::Frames DpdkRxSource::frames() noexcept { return Frames(*this); }
+
+bool DpdkRxSource::next_round() noexcept {
+  if (round_ != 0) {
+    // The round that ended (its tx buffers are flushed): hand over what
+    // other lcores own; publish now and then, not per burst.
+    for (uint16_t to = 0; to < give_.size(); ++to) hand_over(to);
+    if (!got_ || (round_ & 63U) == 0) {
+      mine_.packets.store(r_.packets, std::memory_order_relaxed);
+      if (w_.last_rx != 0) mine_.last_rx.store(w_.last_rx, std::memory_order_relaxed);
+      if (w_.queue == 0) check_stop(sh_, rte_get_tsc_cycles());
+    }
+  }
+  if (sh_.stop.load(std::memory_order_relaxed)) return false;
+  ++round_;
+  at_ = 0;
+  got_ = false;
+  return true;
+}
+
+size_t DpdkRxSource::take() noexcept {
+  while (at_ < sh_.ports.size()) {
+    const PortQueue& src = sh_.ports[at_++];
+    // Checked before every poll, not once a round: a round that polled two
+    // ports after one check could add two bursts to a Give with room for one
+    // more.
+    if (w_.queue >= src.rx_queues || !room_for_a_burst()) continue;
+    const uint16_t n = rte_eth_rx_burst(src.port, w_.queue, rx_.data(), kBurst);
+    if (n != 0) return start_burst(n, src.iface, src.iface_per_mbuf);
+  }
+  if (at_ == sh_.ports.size()) {
+    ++at_;
+    if (!sh_.handoff.empty()) {
+      const auto n = static_cast<uint16_t>(
+          rte_ring_dequeue_burst(sh_.handoff[w_.queue], reinterpret_cast<void**>(rx_.data()), kBurst, nullptr));
+      if (n != 0) return start_burst(n, kNoIface, true);
+    }
+  }
+  return 0;
 }
 
 // Whatever fits on the owner's ring; the rest waits for the next round.
-void LcoreLoop::hand_over(uint16_t to) noexcept {
+void DpdkRxSource::hand_over(uint16_t to) noexcept {
   Give& g = give_[to];
   if (g.count == 0) return;
   const unsigned sent = rte_ring_enqueue_burst(sh_.handoff[to], reinterpret_cast<void* const*>(g.bufs.data()),
@@ -279,123 +362,7 @@ void LcoreLoop::hand_over(uint16_t to) noexcept {
   g.count = static_cast<uint16_t>(g.count - sent);
 }
 
-void LcoreLoop::handle(uint16_t n, uint16_t iface, bool per_mbuf) noexcept {
-  const size_t k = receive(n, iface, per_mbuf);
-  pipeline_.process(std::span(in_.data(), k), std::span(res_.data(), k));
-  transmit(k);
-}
-
-size_t LcoreLoop::receive(uint16_t n, uint16_t iface, bool per_mbuf) noexcept {
-  const uint64_t tsc = rte_get_tsc_cycles();
-  w_.last_rx = tsc;
-  const uint64_t ts = now_ns(tsc);
-  size_t k = 0;
-  for (uint16_t i = 0; i < n; ++i) {
-    rte_mbuf* m = rx_[i];
-    const uint16_t ingress = per_mbuf ? static_cast<uint16_t>(m->hash.usr) : iface;
-    uint8_t* data = mbuf_data(m);
-    // A chained mbuf cannot be parsed in place: an empty frame makes it
-    // invalid (truncated_l2) rather than lost.
-    const uint32_t len = m->nb_segs == 1 ? m->data_len : 0U;
-    PacketIn& p = in_[k];
-    const ParseStatus st = parse_ingress(data, len, LinkType::Ethernet, ingress, p.key);
-    if (st == ParseStatus::Ok && sh_.lcores > 1) {
-      // The lcore that owns the flow: by the endpoint NAT leaves alone.
-      const uint16_t owner = steer_lcore(p.key, sh_.outside[ingress] != 0, sh_.lcores);
-      if (owner != w_.queue) {
-        m->hash.usr = ingress;
-        Give& g = give_[owner];
-        g.bufs[g.count++] = m;  // room: see room_for_a_burst()
-        continue;  // counted where it is processed
-      }
-    }
-    if (r_.packets == 0) r_.first_ts_ns = ts;
-    r_.last_ts_ns = ts;
-    count_received(r_, m->pkt_len);
-    r_.parse.add(st);
-    if (st != ParseStatus::Ok) {
-      rte_pktmbuf_free(m);
-      continue;
-    }
-    p.frame = data;
-    p.len = len;
-    p.in_iface = ingress;
-    p.ts_ns = ts;
-    const uint64_t l4 = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
-    p.rx_csum = l4 == RTE_MBUF_F_RX_L4_CKSUM_GOOD ? RxCsum::Good
-                : l4 == RTE_MBUF_F_RX_L4_CKSUM_BAD ? RxCsum::Bad
-                                                   : RxCsum::Unknown;
-    p.csum_wrong = false;
-    in_mbuf_[k++] = m;
-  }
-  return k;
-}
-
-void LcoreLoop::transmit(size_t k) noexcept {
-  for (size_t j = 0; j < k; ++j) {
-    rte_mbuf* m = in_mbuf_[j];
-    if (res_[j].fate != Fate::Forwarded || in_[j].frame == nullptr) {
-      rte_pktmbuf_free(m);
-      continue;
-    }
-    const int32_t pi = sh_.port_of_iface[res_[j].out_iface];
-    if (pi < 0) {
-      ++w_.report.tx_no_port;
-      rte_pktmbuf_free(m);
-      continue;
-    }
-    if (in_[j].frame != mbuf_data(m)) {
-      // A reassembled datagram: its bytes live in the pipeline's buffer.
-      if (in_[j].len + uint32_t{RTE_PKTMBUF_HEADROOM} > uint32_t{m->buf_len}) {
-        ++w_.report.tx_too_big;
-        rte_pktmbuf_free(m);
-        continue;
-      }
-      m->data_off = RTE_PKTMBUF_HEADROOM;
-      std::memcpy(mbuf_data(m), in_[j].frame, in_[j].len);
-      m->data_len = static_cast<uint16_t>(in_[j].len);
-      m->pkt_len = in_[j].len;
-    }
-    uint8_t* f = mbuf_data(m);
-    set_egress_macs(f, m->data_len, host_.iface(res_[j].out_iface));
-    Tx& t = tx_[static_cast<size_t>(pi)];
-    t.bufs[t.count++] = m;
-    if (t.count == kBurst) flush(static_cast<size_t>(pi));
-  }
-}
-
-void LcoreLoop::run() noexcept {
-  for (uint64_t round = 1; !sh_.stop.load(std::memory_order_relaxed); ++round) {
-    bool got = false;
-    const bool may_receive = room_for_a_burst();
-    for (const PortQueue& src : sh_.ports) {
-      if (w_.queue >= src.rx_queues || !may_receive) continue;
-      const uint16_t n = rte_eth_rx_burst(src.port, w_.queue, rx_.data(), kBurst);
-      if (n == 0) continue;
-      got = true;
-      handle(n, src.iface, src.iface_per_mbuf);
-    }
-    if (!sh_.handoff.empty()) {
-      const auto n = static_cast<uint16_t>(
-          rte_ring_dequeue_burst(sh_.handoff[w_.queue], reinterpret_cast<void**>(rx_.data()), kBurst, nullptr));
-      if (n != 0) {
-        got = true;
-        handle(n, kNoIface, true);
-      }
-    }
-    for (size_t pi = 0; pi < sh_.ports.size(); ++pi) flush(pi);
-    for (uint16_t to = 0; to < give_.size(); ++to) hand_over(to);
-    // Published now and then, not per burst; lcore 0 decides when to stop.
-    if (!got || (round & 63U) == 0) {
-      mine_.packets.store(r_.packets, std::memory_order_relaxed);
-      if (w_.last_rx != 0) mine_.last_rx.store(w_.last_rx, std::memory_order_relaxed);
-      if (w_.queue == 0) check_stop(sh_, rte_get_tsc_cycles());
-    }
-  }
-  drain();
-}
-
-void LcoreLoop::drain() noexcept {
+void DpdkRxSource::finish() noexcept {
   // Stopped with packets still waiting for a full ring: counted here, as
   // dropped (the report says why).
   for (uint16_t to = 0; to < give_.size(); ++to) {
@@ -416,8 +383,82 @@ void LcoreLoop::drain() noexcept {
   r_.emitted_written = w_.report.transmitted;
 }
 
+// An lcore's transmit side as the burst loop's sink: a forwarded frame goes
+// into the buffer of its egress interface's port (tx queue `queue`), sent
+// when it holds a burst and at the end of every round; every other frame's
+// mbuf is freed. Counts transmitted, tx_no_port, tx_failed, tx_too_big.
+class DpdkTxSink {
+ public:
+  explicit DpdkTxSink(Worker& w) : w_(w), sh_(*w.shared), host_(*sh_.host) {}
+
+  // FrameSink.
+  bool wants_frames() const noexcept { return true; }
+  void reject(DpdkRxSource& rx, size_t i, ParseStatus) noexcept { rte_pktmbuf_free(rx.mbuf(i)); }
+  void forward(DpdkRxSource& rx, size_t i, PacketIn& p, uint16_t egress) noexcept;
+  void finish(DpdkRxSource& rx, size_t i, const PacketIn&, const PacketOut&) noexcept {
+    rte_pktmbuf_free(rx.mbuf(i));  // delivered to the host or dropped
+  }
+  void flush() noexcept {
+    for (size_t pi = 0; pi < sh_.ports.size(); ++pi) flush(pi);
+  }
+
+ private:
+  struct Tx {
+    std::array<rte_mbuf*, kBurst> bufs{};
+    uint16_t count = 0;
+  };
+  void flush(size_t pi) noexcept;
+
+  Worker& w_;
+  Shared& sh_;
+  const HostModel& host_;
+  std::array<Tx, RTE_MAX_ETHPORTS> tx_{};  // one buffer per mapped port (first ports.size() used)
+};
+
+void DpdkTxSink::flush(size_t pi) noexcept {
+  Tx& t = tx_[pi];
+  if (t.count == 0) return;
+  const uint16_t sent = rte_eth_tx_burst(sh_.ports[pi].port, w_.queue, t.bufs.data(), t.count);
+  w_.report.transmitted += sent;
+  for (uint16_t i = sent; i < t.count; ++i) rte_pktmbuf_free(t.bufs[i]);
+  w_.report.tx_failed += t.count - sent;
+  t.count = 0;
+}
+
+void DpdkTxSink::forward(DpdkRxSource& rx, size_t i, PacketIn& p, uint16_t egress) noexcept {
+  rte_mbuf* m = rx.mbuf(i);
+  const int32_t pi = sh_.port_of_iface[egress];
+  if (pi < 0) {
+    ++w_.report.tx_no_port;
+    rte_pktmbuf_free(m);
+    return;
+  }
+  if (p.frame != mbuf_data(m)) {
+    // A reassembled datagram: its bytes live in the pipeline's buffer.
+    if (p.len + uint32_t{RTE_PKTMBUF_HEADROOM} > uint32_t{m->buf_len}) {
+      ++w_.report.tx_too_big;
+      rte_pktmbuf_free(m);
+      return;
+    }
+    m->data_off = RTE_PKTMBUF_HEADROOM;
+    std::memcpy(mbuf_data(m), p.frame, p.len);
+    m->data_len = static_cast<uint16_t>(p.len);
+    m->pkt_len = p.len;
+  }
+  set_egress_macs(mbuf_data(m), m->data_len, host_.iface(egress));
+  Tx& t = tx_[static_cast<size_t>(pi)];
+  t.bufs[t.count++] = m;
+  if (t.count == kBurst) flush(static_cast<size_t>(pi));
+}
+
+// One lcore: its rx queues and handoff ring through its pipeline (conntrack
+// shard) to its tx queues.
 int worker_main(void* arg) {
-  LcoreLoop(*static_cast<Worker*>(arg)).run();
+  Worker& w = *static_cast<Worker*>(arg);
+  DpdkRxSource rx(w);
+  DpdkTxSink tx(w);
+  run_burst_loop(rx, tx, *w.pipeline, w.report.replay, [] {});
+  rx.finish();
   return 0;
 }
 

@@ -1,7 +1,9 @@
 // DPDK ports as the pipeline's packet source and sink: `nfbench replay
 // --dpdk "EAL ARGS"` receives from the ports instead of a file, runs the
 // pipeline, and transmits each forwarded frame on the port of its egress
-// interface.
+// interface. Each lcore runs the burst loop (burst_loop.h) from its rx side
+// (DpdkRxSource in dpdk_port.cpp: its queue of every port, then its handoff
+// ring; the steering) to its tx side (DpdkTxSink: per-port tx buffers):
 //
 //   rx_burst (every mapped port, the lcore's queue; its handoff ring)
 //     -> parse on the mbuf data -> the flow's lcore: this one, or handed
@@ -10,8 +12,8 @@
 //        checksum flags: GOOD is trusted, BAD and UNKNOWN/NONE are checked
 //        in software -- or UNKNOWN/NONE trusted with --rx-csum trust)
 //     -> forwarded: tx_burst on the egress interface's port (per-port
-//        buffers, flushed once per round); delivered to the host or
-//        dropped: freed.
+//        buffers, flushed when full and at the end of every round);
+//        delivered to the host or dropped: freed.
 //
 // Ports map to host interfaces: port 0 is eth0 unless `port_map` says
 // otherwise (e.g. "0=eth0,1=docker0"). Frames leave with the egress

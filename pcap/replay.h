@@ -1,5 +1,7 @@
 // Replay: frames from a capture through the netfilter pipeline, at the speed
 // the machine allows, into optional sinks, with a tcpreplay-style report.
+// run_replay is the burst loop (burst_loop.h) on a capture port
+// (capture_port.h: CaptureSource, CaptureSinks):
 //
 //   source (capture: preloaded and indexed, or streamed; --loop N)
 //     -> burst of 32 frames -> parsed into the pipeline's input
@@ -113,8 +115,9 @@ PipelineMark mark_pipeline(const Pipeline& pipeline) noexcept;
 void fill_verdicts(ReplayReport& r, const Pipeline& pipeline, const PipelineMark& since) noexcept;
 
 // ---------------------------------------------------------------------------
-// The per-frame stages every frame loop shares: the capture replay below and
-// the DPDK workers (dpdk_port.cpp). Packet path: noexcept, no allocation.
+// The per-frame stages of the burst loop (burst_loop.h), whatever its source
+// and sink: a capture file (capture_port.h) or DPDK ports (dpdk_port.cpp).
+// Packet path: noexcept, no allocation.
 
 /// The frames of one burst (the pipeline's burst).
 inline constexpr size_t kFrameBurst = 32;
@@ -124,7 +127,8 @@ inline constexpr size_t kFrameBurst = 32;
 /// inter-frame gap 12.
 constexpr uint64_t l1_bytes_of(uint32_t wirelen) noexcept { return uint64_t{wirelen < 60 ? 60U : wirelen} + 24; }
 
-/// Counts one received frame of `wirelen` bytes into the report.
+/// Counts one received frame of `wirelen` bytes into the report. (The burst
+/// loop counts the same in registers and adds a burst's count at once.)
 inline void count_received(ReplayReport& r, uint32_t wirelen) noexcept {
   ++r.packets;
   r.bytes += wirelen;
@@ -142,6 +146,8 @@ inline ParseStatus parse_ingress(const uint8_t* data, uint32_t len, LinkType lin
 
 /// A forwarded Ethernet frame leaves from its interface's MAC; the
 /// destination MAC is left zero (the neighbour table is not modelled).
+/// Called by the sinks' forward(), where the frame's bytes are final (a DPDK
+/// sink copies a reassembled datagram into its mbuf first).
 inline void set_egress_macs(uint8_t* frame, uint32_t len, const Interface& egress) noexcept {
   if (len < 12) return;
   std::memset(frame, 0, 6);
@@ -149,7 +155,8 @@ inline void set_egress_macs(uint8_t* frame, uint32_t len, const Interface& egres
 }
 
 /// Replays o.capture through `pipeline` (built for `host`). Throws LoadError
-/// (opening the capture or the sinks) and std::invalid_argument (options).
+/// (opening the capture or the sinks; a capture interface the host does not
+/// have) and std::invalid_argument (options).
 ReplayReport run_replay(Pipeline& pipeline, const HostModel& host, const ReplayOptions& o);
 
 /// The end-of-run block, tcpreplay style, with verdicts by reason.

@@ -140,7 +140,7 @@ struct ReplayCommand {
   std::string list_counters;
   bool trace = false;
   bool conntrack = false;
-  bool fast_path = true;
+  bool no_fast_path = false;
   bool json = false;
   bool stream = false;
   bool progress = false;
@@ -158,13 +158,11 @@ void write_text_file(const std::string& path, const std::string& text) {
   if (!out) throw LoadError(SourceLocation{path}, "cannot write the file");
 }
 
-// Replays a capture through the netfilter pipeline of a host (pcap/replay.h):
-// every frame read is emitted, dropped with a reason, or counted invalid.
-int cmd_replay(ReplayCommand& o) {
-  const Ruleset rules = load_iptables_save_file(o.rules);
-  const HostModel host = o.host.load();
+// The pipeline's configuration from replay's options: --no-fast-path (and
+// --trace, which walks every packet), --algo, --rx-csum.
+PipelineConfig replay_pipeline_config(ReplayCommand& o) {
   PipelineConfig config;
-  config.fast_path = o.fast_path && !o.trace;
+  config.fast_path = !o.no_fast_path && !o.trace;
   const std::optional<ChainAlgo> algo = parse_chain_algo(o.algo);
   if (!algo) throw std::invalid_argument("--algo: unknown algorithm '" + o.algo + "' (linear, dtree, tuple, acl)");
   config.algo = *algo;
@@ -172,10 +170,14 @@ int cmd_replay(ReplayCommand& o) {
     throw std::invalid_argument("--rx-csum: '" + o.rx_csum + "' is not verify or trust");
   config.rx_csum_trust = o.rx_csum == "trust";
   o.replay.rx_csum_trust = config.rx_csum_trust;
-  auto pipeline = Pipeline::build(rules, host, config);
-  std::string trace;
+  return config;
+}
+
+// --trace prints the pipeline's TRACE lines after every burst; a progress
+// line goes to a terminal (or when asked), never with --trace.
+void set_replay_output(ReplayCommand& o, Pipeline& pipeline, std::string& trace) {
   if (o.trace) {
-    pipeline->set_trace(&trace);
+    pipeline.set_trace(&trace);
     o.replay.after_burst = [&trace] {
       if (trace.empty()) return;
       std::fputs(trace.c_str(), stdout);
@@ -191,58 +193,51 @@ int cmd_replay(ReplayCommand& o) {
       std::fflush(stderr);
     };
   }
-  DpdkReplayReport dpdk_report;
-  std::vector<std::unique_ptr<Pipeline>> shards;
-  shards.push_back(std::move(pipeline));
-  Pipeline* const first = shards[0].get();
-  if (o.lcores == 0) throw std::invalid_argument("--lcores must be at least 1");
-  if (o.lcores > 1 && o.dpdk.empty()) throw std::invalid_argument("--lcores goes with --dpdk");
-  if (!o.ports.ring_from.empty() && o.dpdk.empty()) throw std::invalid_argument("--ring-from goes with --dpdk");
-  if (!o.dpdk.empty()) {
-    if (!o.replay.capture.empty()) {
-      throw std::invalid_argument("--dpdk replaces CAPTURE: give one or the other (--ring-from CAPTURE feeds a DPDK ring)");
-    }
-    o.ports.ring_iface = o.replay.in_iface;
-    std::istringstream words(o.dpdk);
-    for (std::string w; words >> w;) o.ports.eal_args.push_back(w);
-    // One pipeline (conntrack shard) per lcore; the first is `pipeline`.
-    for (uint32_t i = 1; i < o.lcores; ++i) shards.push_back(Pipeline::build(rules, host, config));
-    std::vector<Pipeline*> shard_ptrs;
-    for (auto& p : shards) shard_ptrs.push_back(p.get());
-    dpdk_report = run_dpdk_replay(std::span<Pipeline* const>(shard_ptrs), host, o.ports);
-  } else if (o.replay.capture.empty()) {
-    throw std::invalid_argument("replay needs a CAPTURE file or --dpdk \"EAL ARGS\"");
+}
+
+// The DPDK run: one pipeline (conntrack shard) per lcore, shards[0] given.
+DpdkReplayReport run_dpdk_command(ReplayCommand& o, const Ruleset& rules, const HostModel& host,
+                                  const PipelineConfig& config, std::vector<std::unique_ptr<Pipeline>>& shards) {
+  if (!o.replay.capture.empty()) {
+    throw std::invalid_argument("--dpdk replaces CAPTURE: give one or the other (--ring-from CAPTURE feeds a DPDK ring)");
   }
-  const ReplayReport r = o.dpdk.empty() ? run_replay(*first, host, o.replay) : dpdk_report.replay;
-  // The counters of every shard, added up.
-  const auto counted_ruleset = [&shards] {
-    Ruleset total = shards[0]->counters_ruleset();
-    for (size_t i = 1; i < shards.size(); ++i) {
-      const Ruleset more = shards[i]->counters_ruleset();
-      for (size_t t = 0; t < total.tables.size(); ++t) {
-        for (size_t c = 0; c < total.tables[t].chains.size(); ++c) {
-          Chain& into = total.tables[t].chains[c];
-          const Chain& from = more.tables[t].chains[c];
-          into.policy_counters.packets += from.policy_counters.packets;
-          into.policy_counters.bytes += from.policy_counters.bytes;
-          for (size_t k = 0; k < into.rules.size(); ++k) {
-            if (!into.rules[k].counters || !from.rules[k].counters) continue;
-            into.rules[k].counters->packets += from.rules[k].counters->packets;
-            into.rules[k].counters->bytes += from.rules[k].counters->bytes;
-          }
+  o.ports.ring_iface = o.replay.in_iface;
+  std::istringstream words(o.dpdk);
+  for (std::string w; words >> w;) o.ports.eal_args.push_back(w);
+  for (uint32_t i = 1; i < o.lcores; ++i) shards.push_back(Pipeline::build(rules, host, config));
+  std::vector<Pipeline*> shard_ptrs;
+  for (auto& p : shards) shard_ptrs.push_back(p.get());
+  return run_dpdk_replay(std::span<Pipeline* const>(shard_ptrs), host, o.ports);
+}
+
+// The counters of every shard, added up.
+Ruleset counted_ruleset(const std::vector<std::unique_ptr<Pipeline>>& shards) {
+  Ruleset total = shards[0]->counters_ruleset();
+  for (size_t i = 1; i < shards.size(); ++i) {
+    const Ruleset more = shards[i]->counters_ruleset();
+    for (size_t t = 0; t < total.tables.size(); ++t) {
+      for (size_t c = 0; c < total.tables[t].chains.size(); ++c) {
+        Chain& into = total.tables[t].chains[c];
+        const Chain& from = more.tables[t].chains[c];
+        into.policy_counters.packets += from.policy_counters.packets;
+        into.policy_counters.bytes += from.policy_counters.bytes;
+        for (size_t k = 0; k < into.rules.size(); ++k) {
+          if (!into.rules[k].counters || !from.rules[k].counters) continue;
+          into.rules[k].counters->packets += from.rules[k].counters->packets;
+          into.rules[k].counters->bytes += from.rules[k].counters->bytes;
         }
       }
     }
-    return total;
-  };
-  size_t conntrack_entries = 0;
-  for (const auto& p : shards) conntrack_entries += p->conntrack().size();
-  if (o.replay.progress && r.seconds >= 0.5 && o.dpdk.empty()) std::fputc('\n', stderr);
+  }
+  return total;
+}
 
+// --save-counters, --list-counters: to standard output ("-") or a file.
+void write_replay_counters(const ReplayCommand& o, const std::vector<std::unique_ptr<Pipeline>>& shards) {
   if (!o.save_counters.empty()) {
     WriteOptions wo;
     wo.counters = true;
-    const std::string text = write_iptables_save(counted_ruleset(), wo);
+    const std::string text = write_iptables_save(counted_ruleset(shards), wo);
     if (o.save_counters == "-") {
       std::fputs(text.c_str(), stdout);
     } else {
@@ -251,7 +246,7 @@ int cmd_replay(ReplayCommand& o) {
   }
   if (!o.list_counters.empty()) {
     // `iptables -t T -L -v -n -x` for each table, one after the other.
-    const Ruleset counted = counted_ruleset();
+    const Ruleset counted = counted_ruleset(shards);
     std::string text;
     for (const Table& t : counted.tables) {
       if (!text.empty()) text += '\n';
@@ -264,6 +259,83 @@ int cmd_replay(ReplayCommand& o) {
       write_text_file(o.list_counters, text);
     }
   }
+}
+
+// --json: the report as one object.
+nlohmann::json replay_json(const ReplayCommand& o, const ReplayReport& r, const DpdkReplayReport& dpdk_report,
+                           size_t conntrack_entries) {
+  nlohmann::json j;
+  j["packets"] = r.packets;
+  j["bytes"] = r.bytes;
+  j["seconds"] = r.seconds;
+  j["mpps"] = r.mpps();
+  j["gbps_l2"] = r.gbps_l2();
+  j["gbps_l1"] = r.gbps_l1();
+  j["loops"] = r.loops;
+  j["emitted"] = r.emitted;
+  j["dropped"] = r.dropped;
+  j["invalid"] = r.invalid;
+  j["flows"] = r.flows;
+  j["fast_path_packets"] = r.pipeline.fast_path_packets;
+  j["algo"] = o.algo;
+  j["rx_csum"] = o.rx_csum;
+  j["trusted_bad_checksum"] = r.trusted_bad_checksum;
+  nlohmann::json fates = nlohmann::json::object();
+  for (size_t f = 0; f < kFateCount; ++f) {
+    if (r.pipeline.by_fate[f] != 0) fates[fate_name(static_cast<Fate>(f))] = r.pipeline.by_fate[f];
+  }
+  j["fates"] = fates;
+  nlohmann::json reasons = nlohmann::json::object();
+  for (size_t i = 1; i < kParseStatusCount; ++i) {
+    if (r.parse.by_status[i] != 0) reasons[parse_status_name(static_cast<ParseStatus>(i))] = r.parse.by_status[i];
+  }
+  j["invalid_by_reason"] = reasons;
+  j["conntrack_entries"] = conntrack_entries;
+  if (!r.error.empty()) j["error"] = r.error;
+  if (!o.dpdk.empty()) {
+    j["transmitted"] = dpdk_report.transmitted;
+    j["tx_no_port"] = dpdk_report.tx_no_port;
+    j["tx_failed"] = dpdk_report.tx_failed;
+    j["tx_too_big"] = dpdk_report.tx_too_big;
+    j["handoff_failed"] = dpdk_report.handoff_failed;
+    if (!o.ports.ring_from.empty()) j["fed"] = dpdk_report.fed;
+    nlohmann::json lcores = nlohmann::json::array();
+    for (const DpdkReplayReport& l : dpdk_report.per_lcore) {
+      lcores.push_back({{"packets", l.replay.packets}, {"mpps", l.replay.mpps()}, {"emitted", l.replay.emitted},
+                        {"dropped", l.replay.dropped}, {"invalid", l.replay.invalid},
+                        {"transmitted", l.transmitted}});
+    }
+    j["lcores"] = lcores;
+  }
+  return j;
+}
+
+// Replays a capture through the netfilter pipeline of a host (pcap/replay.h),
+// or DPDK ports (pcap/dpdk_port.h): every frame read is emitted, dropped with
+// a reason, or counted invalid. Setup, run, then the report.
+int cmd_replay(ReplayCommand& o) {
+  const Ruleset rules = load_iptables_save_file(o.rules);
+  const HostModel host = o.host.load();
+  const PipelineConfig config = replay_pipeline_config(o);
+  std::vector<std::unique_ptr<Pipeline>> shards;
+  shards.push_back(Pipeline::build(rules, host, config));
+  std::string trace;
+  set_replay_output(o, *shards[0], trace);
+  if (o.lcores == 0) throw std::invalid_argument("--lcores must be at least 1");
+  if (o.lcores > 1 && o.dpdk.empty()) throw std::invalid_argument("--lcores goes with --dpdk");
+  if (!o.ports.ring_from.empty() && o.dpdk.empty()) throw std::invalid_argument("--ring-from goes with --dpdk");
+  if (o.dpdk.empty() && o.replay.capture.empty()) {
+    throw std::invalid_argument("replay needs a CAPTURE file or --dpdk \"EAL ARGS\"");
+  }
+
+  DpdkReplayReport dpdk_report;
+  if (!o.dpdk.empty()) dpdk_report = run_dpdk_command(o, rules, host, config, shards);
+  const ReplayReport r = o.dpdk.empty() ? run_replay(*shards[0], host, o.replay) : dpdk_report.replay;
+
+  size_t conntrack_entries = 0;
+  for (const auto& p : shards) conntrack_entries += p->conntrack().size();
+  if (o.replay.progress && r.seconds >= 0.5 && o.dpdk.empty()) std::fputc('\n', stderr);
+  write_replay_counters(o, shards);
   if (o.conntrack) {
     std::string table;
     for (const auto& p : shards) p->conntrack().dump(table, r.last_ts_ns);
@@ -272,50 +344,7 @@ int cmd_replay(ReplayCommand& o) {
                  conntrack_entries);
   }
   if (o.json) {
-    nlohmann::json j;
-    j["packets"] = r.packets;
-    j["bytes"] = r.bytes;
-    j["seconds"] = r.seconds;
-    j["mpps"] = r.mpps();
-    j["gbps_l2"] = r.gbps_l2();
-    j["gbps_l1"] = r.gbps_l1();
-    j["loops"] = r.loops;
-    j["emitted"] = r.emitted;
-    j["dropped"] = r.dropped;
-    j["invalid"] = r.invalid;
-    j["flows"] = r.flows;
-    j["fast_path_packets"] = r.pipeline.fast_path_packets;
-    j["algo"] = o.algo;
-    j["rx_csum"] = o.rx_csum;
-    j["trusted_bad_checksum"] = r.trusted_bad_checksum;
-    nlohmann::json fates = nlohmann::json::object();
-    for (size_t f = 0; f < kFateCount; ++f) {
-      if (r.pipeline.by_fate[f] != 0) fates[fate_name(static_cast<Fate>(f))] = r.pipeline.by_fate[f];
-    }
-    j["fates"] = fates;
-    nlohmann::json reasons = nlohmann::json::object();
-    for (size_t i = 1; i < kParseStatusCount; ++i) {
-      if (r.parse.by_status[i] != 0) reasons[parse_status_name(static_cast<ParseStatus>(i))] = r.parse.by_status[i];
-    }
-    j["invalid_by_reason"] = reasons;
-    j["conntrack_entries"] = conntrack_entries;
-    if (!r.error.empty()) j["error"] = r.error;
-    if (!o.dpdk.empty()) {
-      j["transmitted"] = dpdk_report.transmitted;
-      j["tx_no_port"] = dpdk_report.tx_no_port;
-      j["tx_failed"] = dpdk_report.tx_failed;
-      j["tx_too_big"] = dpdk_report.tx_too_big;
-      j["handoff_failed"] = dpdk_report.handoff_failed;
-      if (!o.ports.ring_from.empty()) j["fed"] = dpdk_report.fed;
-      nlohmann::json lcores = nlohmann::json::array();
-      for (const DpdkReplayReport& l : dpdk_report.per_lcore) {
-        lcores.push_back({{"packets", l.replay.packets}, {"mpps", l.replay.mpps()}, {"emitted", l.replay.emitted},
-                          {"dropped", l.replay.dropped}, {"invalid", l.replay.invalid},
-                          {"transmitted", l.transmitted}});
-      }
-      j["lcores"] = lcores;
-    }
-    fmt::print("{}\n", j.dump());
+    fmt::print("{}\n", replay_json(o, r, dpdk_report, conntrack_entries).dump());
     return r.error.empty() ? 0 : 1;
   }
   std::fputs((o.dpdk.empty() ? format_replay_report(r) : format_dpdk_report(dpdk_report)).c_str(), stdout);
@@ -329,6 +358,7 @@ int cmd_replay(ReplayCommand& o) {
 struct ClassifyOptions {
   std::string rules;
   std::string trace;
+  std::string algo_list = "linear,dtree,tuple,acl";  // --algo, split into algos before the run
   std::vector<std::string> algos{"linear", "dtree", "tuple", "acl"};
   size_t verify = 200000;  // keys the linear reference checks
   unsigned repeat = 3;     // timed passes over the trace; the median is reported
@@ -525,6 +555,299 @@ int cmd_compare(const CompareCommand& o) {
   return c.regressed() ? 1 : 0;
 }
 
+// ---------------------------------------------------------------------------
+// The command line: one function per subcommand declares its options (in
+// the order --help lists them), main parses and runs the one given.
+
+struct RulesCommand {
+  std::string file;
+  RulesFormat in = RulesFormat::Auto;
+  RulesFormat out = RulesFormat::Auto;
+  bool counters = false;
+};
+
+struct ParseCommand {
+  std::string capture;
+  bool json = false;
+};
+
+struct LintCommand {
+  std::string rules;
+  HostFiles host;
+  bool json = false;
+};
+
+struct ExplainCommand {
+  std::string rules;
+  std::string packet;
+  HostFiles host;
+  bool reply = false;
+  unsigned then = 0;
+};
+
+struct GenCommand {
+  // gen traffic
+  std::string rules;
+  std::string out;
+  HostFiles host;
+  TrafficSpec traffic;
+  // gen docker, gen kube
+  std::string ruleset_out;
+  DockerGenOptions docker;
+  KubeGenOptions kube;
+  CLI::App* traffic_cmd = nullptr;
+  CLI::App* docker_cmd = nullptr;
+  CLI::App* kube_cmd = nullptr;
+};
+
+CLI::App* add_rules_command(CLI::App& app, RulesCommand& o) {
+  const std::map<std::string, RulesFormat> formats{
+      {"auto", RulesFormat::Auto}, {"iptables", RulesFormat::Iptables}, {"classbench", RulesFormat::ClassBench}};
+  CLI::App* rules = app.add_subcommand(
+      "rules", "Load a ruleset (iptables-save or ClassBench, optionally .xz) and print it in canonical form");
+  rules->add_option("FILE", o.file, "ruleset file")->required();
+  rules->add_option("--input", o.in, "input format: auto, iptables, classbench")
+      ->transform(CLI::CheckedTransformer(formats, CLI::ignore_case));
+  rules->add_option("--format", o.out, "output format: auto (same as input), iptables, classbench")
+      ->transform(CLI::CheckedTransformer(formats, CLI::ignore_case));
+  rules->add_flag("-c,--counters", o.counters, "print [packets:bytes] counters, like iptables-save -c");
+  return rules;
+}
+
+CLI::App* add_parse_command(CLI::App& app, ParseCommand& o) {
+  CLI::App* parse = app.add_subcommand("parse", "Parse every frame of a capture and count the results by reason");
+  parse->add_option("CAPTURE", o.capture, "pcap or pcapng file")->required();
+  parse->add_flag("--json", o.json, "print one JSON object");
+  return parse;
+}
+
+// nfbench replay: the file replay's options, then DPDK's.
+CLI::App* add_replay_command(CLI::App& app, ReplayCommand& o) {
+  CLI::App* replay = app.add_subcommand(
+      "replay", "Replay a capture through the host's netfilter pipeline (raw, conntrack, nat, routing, filter)");
+  replay->add_option("CAPTURE", o.replay.capture, "pcap or pcapng file (.xz too); or use --dpdk");
+  replay->add_option("--rules", o.rules, "iptables-save file of the host")->required();
+  replay->add_option("--host-addrs", o.host.addrs, "the host's `ip -j addr` (default: the Docker host)");
+  replay->add_option("--host-routes", o.host.routes, "the host's `ip -j route`");
+  replay->add_option("--in-iface", o.replay.in_iface,
+                     "ingress interface of frames whose capture interface has no name (default eth0)");
+  replay->add_option("--loop", o.replay.loops,
+                     "replay the capture N times, each later in time by its span + 1 s (default 1)")
+      ->check(CLI::PositiveNumber);
+  replay->add_flag("--stream", o.stream,
+                   "stream the capture through bounded memory instead of preloading it (files larger than RAM)");
+  replay->add_option("--write-emitted", o.replay.emitted_file,
+                     "write every emitted frame, after NAT, to this pcapng (one interface per egress interface)");
+  replay->add_option("--write-dropped", o.replay.dropped_file,
+                     "write every dropped and invalid frame, as received, to this pcapng (a comment says why)");
+  replay->add_option("-o,--output-dir", o.replay.out_dir,
+                     "write the frames the host sends, after NAT, as DIR/IFACE.pcapng per egress interface");
+  replay->add_option("--save-counters", o.save_counters,
+                     "write the counters as iptables-save -c to FILE (- for standard output)");
+  replay->add_option("--list-counters", o.list_counters,
+                     "write the counters as iptables -L -v -n -x, per table, to FILE (- for standard output)");
+  replay->add_flag("--trace", o.trace, "print every packet's path as kernel TRACE lines");
+  replay->add_flag("--conntrack", o.conntrack, "print the conntrack table at the end (conntrack -L)");
+  replay->add_flag("--no-fast-path", o.no_fast_path, "walk the chains for every packet");
+  replay->add_option("--rx-csum", o.rx_csum,
+                     "L4 checksums as the NIC delivers them: verify (CHECKSUM_NONE: conntrack checks them, "
+                     "the default) or trust (CHECKSUM_UNNECESSARY: RX checksum offload; wrong ones are let "
+                     "through and counted). DPDK ports: the mbuf's flags decide, this only for unknown ones");
+  replay->add_flag("--progress", o.progress, "print a progress line on standard error (default on a terminal)");
+  replay->add_option("--algo", o.algo,
+                     "classifier every chain runs on: linear (default), dtree, tuple, acl; counters are identical");
+  replay->add_flag("--json", o.json, "print one JSON object");
+  replay->add_option("--dpdk", o.dpdk,
+                     "receive from DPDK ports started with these EAL arguments instead of a capture, e.g. "
+                     "\"--no-huge --no-pci -m 1024 --vdev=net_pcap0,rx_pcap=IN.pcap,tx_pcap=OUT.pcap\"");
+  replay->add_option("--port-map", o.ports.port_map, "DPDK port to host interface, PORT=IFACE,... (default 0=eth0)");
+  replay->add_option("--max-packets", o.ports.max_packets, "DPDK: stop after this many frames");
+  replay->add_option("--duration", o.ports.duration_s, "DPDK: stop after this many seconds");
+  replay->add_option("--lcores", o.lcores,
+                     "DPDK: lcores, each on its own rx/tx queue of every port with its own conntrack shard "
+                     "(default 1; the EAL needs as many, -l 0-N)");
+  replay->add_option("--ring-from", o.ports.ring_from,
+                     "DPDK: a net_ring port fed from this capture (preloaded) by a feeder on the EAL's next lcore "
+                     "after the workers: the port path measured without libpcap (needs -l 0-N with one lcore more)");
+  replay->add_option("--ring-loops", o.ports.ring_loops, "DPDK ring source: times the capture is sent");
+  replay->add_option("--mbufs", o.ports.mbufs,
+                     "DPDK: mbuf pool size (default 8191; a pcap vdev with infinite_rx=1 needs one per frame)");
+  replay->add_option("--idle-ms", o.ports.idle_ms,
+                     "DPDK: stop when no port received anything for this long (default 200; 0 = never)");
+  return replay;
+}
+
+CLI::App* add_classify_command(CLI::App& app, ClassifyOptions& o) {
+  CLI::App* classify = app.add_subcommand(
+      "classify", "Compare classifier algorithms on a ClassBench rule set and trace, side by side on one core");
+  classify->add_option("--rules", o.rules, "ClassBench rule file (optionally .xz)")->required();
+  classify->add_option("--trace", o.trace, "ClassBench trace file (optionally .xz)")->required();
+  classify->add_option("--algo", o.algo_list, "comma-separated: linear, dtree, tuple, acl");
+  classify->add_option("--verify", o.verify, "headers checked against the linear walk (default 200000)");
+  classify->add_option("--repeat", o.repeat, "timed passes over the trace; the median is reported");
+  classify->add_flag("--json", o.json, "one JSON object per algorithm");
+  return classify;
+}
+
+CLI::App* add_compare_command(CLI::App& app, CompareCommand& o) {
+  CLI::App* compare = app.add_subcommand(
+      "compare", "Compare two Google Benchmark JSON runs (every repetition kept): medians, Mann-Whitney U, verdicts; "
+                 "exit 1 if a benchmark regressed, 2 on bad input");
+  compare->add_option("OLD", o.old_file, "the baseline run")->required();
+  compare->add_option("NEW", o.new_file, "the run to judge")->required();
+  compare->add_option("--thresholds", o.thresholds,
+                      "thresholds file (default: results/thresholds.json if it exists, else 5% and alpha 0.05)");
+  compare->add_option("--alpha", o.alpha, "significance level, in (0, 1) (default: the thresholds file's)");
+  compare->add_option("--metric", o.metric, "real_time (default) or cpu_time")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, TimeMetric>{{"real_time", TimeMetric::kRealTime}, {"cpu_time", TimeMetric::kCpuTime}}));
+  compare->add_flag("--json", o.json, "print one JSON object");
+  return compare;
+}
+
+CLI::App* add_lint_command(CLI::App& app, LintCommand& o) {
+  CLI::App* lint = app.add_subcommand(
+      "lint", "Find rules that cannot do what they say: published ports rewritten by DNAT before filter sees them, "
+              "shadowed rules, chains nothing jumps to; exit 1 when something is found");
+  lint->add_option("RULES", o.rules, "iptables-save file")->required();
+  lint->add_option("--host-addrs", o.host.addrs, "the host's `ip -j addr` (default: the Docker host)");
+  lint->add_option("--host-routes", o.host.routes, "the host's `ip -j route`");
+  lint->add_flag("--json", o.json, "print the findings as a JSON array");
+  return lint;
+}
+
+CLI::App* add_explain_command(CLI::App& app, ExplainCommand& o) {
+  CLI::App* explain = app.add_subcommand(
+      "explain", "Print one packet's way through every hook and chain, with the tuple after each rewrite and the "
+                 "rule that decided");
+  explain->add_option("RULES", o.rules, "iptables-save file")->required();
+  explain->add_option("--packet", o.packet,
+                      "\"tcp 203.0.113.5:40000 -> 198.51.100.1:10000 in eth0\" (tcp, udp or icmp)")
+      ->required();
+  explain->add_flag("--reply", o.reply, "then the reply, from where the packet went");
+  explain->add_option("--then", o.then, "then N later packets of the same connection (default 0)");
+  explain->add_option("--host-addrs", o.host.addrs, "the host's `ip -j addr` (default: the Docker host)");
+  explain->add_option("--host-routes", o.host.routes, "the host's `ip -j route`");
+  return explain;
+}
+
+// nfbench gen traffic|docker|kube.
+CLI::App* add_gen_command(CLI::App& app, GenCommand& o) {
+  CLI::App* gen = app.add_subcommand("gen", "Generate inputs: traffic for a ruleset, Docker and kube-proxy rulesets");
+  gen->require_subcommand(1);
+  CLI::App* traffic = gen->add_subcommand(
+      "traffic", "Connections to the ruleset's published ports and from its containers, both directions, as pcapng");
+  traffic->add_option("--rules", o.rules, "iptables-save file of the Docker host")->required();
+  traffic->add_option("--host-addrs", o.host.addrs, "the host's `ip -j addr` (default: the Docker host)");
+  traffic->add_option("--host-routes", o.host.routes, "the host's `ip -j route`");
+  traffic->add_option("--flows", o.traffic.flows, "connections open at any time (default 1000)")
+      ->check(CLI::PositiveNumber);
+  traffic->add_option("--packets", o.traffic.packets, "frames to write (default 100000)");
+  traffic->add_option("--new-share", o.traffic.new_share,
+                      "share of packets that open a connection, in (0, 1] (default 0.01)");
+  traffic->add_option("--seed", o.traffic.seed, "random seed (default 1)");
+  traffic->add_option("--zipf", o.traffic.zipf_s, "flow popularity exponent (default 1; 0 = uniform)");
+  traffic->add_option("-o,--output", o.out, "pcapng file to write")->required();
+  CLI::App* docker = gen->add_subcommand(
+      "docker", "A Docker 28 host's iptables-save: containers on bridge networks publishing ports");
+  docker->add_option("--containers", o.docker.containers, "containers")->required();
+  docker->add_option("--ports", o.docker.ports, "published ports per container")->required();
+  docker->add_option("--networks", o.docker.networks, "bridge networks, docker0 first (default 1)");
+  docker->add_option("--seed", o.docker.seed, "random seed: bridge names, container ports (default 1)");
+  docker->add_option("-o,--output", o.ruleset_out, "file to write (default: standard output)");
+  CLI::App* kube = gen->add_subcommand(
+      "kube", "A kube-proxy (iptables mode) node's iptables-save: services, endpoints, node ports");
+  kube->add_option("--services", o.kube.services, "services")->required();
+  kube->add_option("--endpoints", o.kube.endpoints, "endpoints per service")->required();
+  kube->add_option("--seed", o.kube.seed, "random seed: chain hashes, ports (default 1)");
+  kube->add_option("-o,--output", o.ruleset_out, "file to write (default: standard output)");
+  o.traffic_cmd = traffic;
+  o.docker_cmd = docker;
+  o.kube_cmd = kube;
+  return gen;
+}
+
+// gen docker, gen kube: the ruleset to standard output or -o FILE.
+int cmd_gen_ruleset(const GenCommand& o) {
+  const std::string text = *o.docker_cmd ? generate_docker_ruleset(o.docker) : generate_kube_ruleset(o.kube);
+  if (o.ruleset_out.empty()) {
+    std::fputs(text.c_str(), stdout);
+  } else {
+    write_text_file(o.ruleset_out, text);
+  }
+  return 0;
+}
+
+int cmd_gen_traffic(const GenCommand& o) {
+  const Ruleset rs = load_iptables_save_file(o.rules);
+  const HostModel host = o.host.load();
+  const TrafficSummary t = generate_traffic(rs, host, o.traffic, o.out);
+  fmt::print("wrote {}: {} packets ({} bytes), {} connections ({} to published ports), new share {:.4f}\n", o.out,
+             t.packets, t.bytes, t.connections, t.inbound,
+             t.packets == 0 ? 0.0 : static_cast<double>(t.connections) / static_cast<double>(t.packets));
+  return 0;
+}
+
+// "linear,dtree" -> {"linear", "dtree"}; empty parts are left out.
+std::vector<std::string> split_commas(const std::string& list) {
+  std::vector<std::string> out;
+  for (size_t at = 0; at <= list.size();) {
+    const size_t comma = std::min(list.find(',', at), list.size());
+    if (comma > at) out.push_back(list.substr(at, comma - at));
+    at = comma + 1;
+  }
+  return out;
+}
+
+/// Every subcommand's options and its CLI11 object (set when it was given).
+struct Commands {
+  RulesCommand rules;
+  ParseCommand parse;
+  ReplayCommand replay;
+  ClassifyOptions classify;
+  CompareCommand compare;
+  LintCommand lint;
+  ExplainCommand explain;
+  GenCommand gen;
+  CLI::App* rules_cmd = nullptr;
+  CLI::App* parse_cmd = nullptr;
+  CLI::App* replay_cmd = nullptr;
+  CLI::App* classify_cmd = nullptr;
+  CLI::App* compare_cmd = nullptr;
+  CLI::App* lint_cmd = nullptr;
+  CLI::App* explain_cmd = nullptr;
+};
+
+void add_commands(CLI::App& app, Commands& c) {
+  c.rules_cmd = add_rules_command(app, c.rules);
+  c.parse_cmd = add_parse_command(app, c.parse);
+  c.replay_cmd = add_replay_command(app, c.replay);
+  c.classify_cmd = add_classify_command(app, c.classify);
+  c.compare_cmd = add_compare_command(app, c.compare);
+  c.lint_cmd = add_lint_command(app, c.lint);
+  c.explain_cmd = add_explain_command(app, c.explain);
+  add_gen_command(app, c.gen);
+}
+
+// Runs the subcommand the command line gave. Throws what it throws.
+int run_command(Commands& c) {
+  if (*c.rules_cmd) return cmd_rules(c.rules.file, c.rules.in, c.rules.out, c.rules.counters);
+  if (*c.parse_cmd) return cmd_parse(c.parse.capture, c.parse.json);
+  if (*c.replay_cmd) return cmd_replay(c.replay);
+  if (*c.classify_cmd) {
+    c.classify.algos = split_commas(c.classify.algo_list);
+    return cmd_classify(c.classify);
+  }
+  if (*c.compare_cmd) return cmd_compare(c.compare);
+  if (*c.lint_cmd) return cmd_lint(c.lint.rules, c.lint.host, c.lint.json);
+  if (*c.explain_cmd) {
+    return cmd_explain(c.explain.rules, c.explain.host, c.explain.packet, c.explain.reply, c.explain.then);
+  }
+  if (*c.gen.docker_cmd || *c.gen.kube_cmd) return cmd_gen_ruleset(c.gen);
+  if (*c.gen.traffic_cmd) return cmd_gen_traffic(c.gen);
+  return 0;
+}
+
 }  // namespace
 }  // namespace nfb
 
@@ -532,206 +855,11 @@ int main(int argc, char** argv) {
   using namespace nfb;
   CLI::App app{"nfbench: Linux netfilter in user space, and a benchmark of packet classifiers"};
   app.require_subcommand(1);
-
-  const std::map<std::string, RulesFormat> formats{
-      {"auto", RulesFormat::Auto}, {"iptables", RulesFormat::Iptables}, {"classbench", RulesFormat::ClassBench}};
-
-  std::string rules_file;
-  RulesFormat rules_in = RulesFormat::Auto;
-  RulesFormat rules_out = RulesFormat::Auto;
-  bool rules_counters = false;
-  CLI::App* rules = app.add_subcommand(
-      "rules", "Load a ruleset (iptables-save or ClassBench, optionally .xz) and print it in canonical form");
-  rules->add_option("FILE", rules_file, "ruleset file")->required();
-  rules->add_option("--input", rules_in, "input format: auto, iptables, classbench")
-      ->transform(CLI::CheckedTransformer(formats, CLI::ignore_case));
-  rules->add_option("--format", rules_out, "output format: auto (same as input), iptables, classbench")
-      ->transform(CLI::CheckedTransformer(formats, CLI::ignore_case));
-  rules->add_flag("-c,--counters", rules_counters, "print [packets:bytes] counters, like iptables-save -c");
-
-  std::string capture_file;
-  bool parse_json = false;
-  CLI::App* parse = app.add_subcommand("parse", "Parse every frame of a capture and count the results by reason");
-  parse->add_option("CAPTURE", capture_file, "pcap or pcapng file")->required();
-  parse->add_flag("--json", parse_json, "print one JSON object");
-
-  ReplayCommand replay_opts;
-  bool no_fast_path = false;
-  CLI::App* replay = app.add_subcommand(
-      "replay", "Replay a capture through the host's netfilter pipeline (raw, conntrack, nat, routing, filter)");
-  replay->add_option("CAPTURE", replay_opts.replay.capture, "pcap or pcapng file (.xz too); or use --dpdk");
-  replay->add_option("--rules", replay_opts.rules, "iptables-save file of the host")->required();
-  replay->add_option("--host-addrs", replay_opts.host.addrs, "the host's `ip -j addr` (default: the Docker host)");
-  replay->add_option("--host-routes", replay_opts.host.routes, "the host's `ip -j route`");
-  replay->add_option("--in-iface", replay_opts.replay.in_iface,
-                     "ingress interface of frames whose capture interface has no name (default eth0)");
-  replay->add_option("--loop", replay_opts.replay.loops,
-                     "replay the capture N times, each later in time by its span + 1 s (default 1)")
-      ->check(CLI::PositiveNumber);
-  replay->add_flag("--stream", replay_opts.stream,
-                   "stream the capture through bounded memory instead of preloading it (files larger than RAM)");
-  replay->add_option("--write-emitted", replay_opts.replay.emitted_file,
-                     "write every emitted frame, after NAT, to this pcapng (one interface per egress interface)");
-  replay->add_option("--write-dropped", replay_opts.replay.dropped_file,
-                     "write every dropped and invalid frame, as received, to this pcapng (a comment says why)");
-  replay->add_option("-o,--output-dir", replay_opts.replay.out_dir,
-                     "write the frames the host sends, after NAT, as DIR/IFACE.pcapng per egress interface");
-  replay->add_option("--save-counters", replay_opts.save_counters,
-                     "write the counters as iptables-save -c to FILE (- for standard output)");
-  replay->add_option("--list-counters", replay_opts.list_counters,
-                     "write the counters as iptables -L -v -n -x, per table, to FILE (- for standard output)");
-  replay->add_flag("--trace", replay_opts.trace, "print every packet's path as kernel TRACE lines");
-  replay->add_flag("--conntrack", replay_opts.conntrack, "print the conntrack table at the end (conntrack -L)");
-  replay->add_flag("--no-fast-path", no_fast_path, "walk the chains for every packet");
-  replay->add_option("--rx-csum", replay_opts.rx_csum,
-                     "L4 checksums as the NIC delivers them: verify (CHECKSUM_NONE: conntrack checks them, "
-                     "the default) or trust (CHECKSUM_UNNECESSARY: RX checksum offload; wrong ones are let "
-                     "through and counted). DPDK ports: the mbuf's flags decide, this only for unknown ones");
-  replay->add_flag("--progress", replay_opts.progress, "print a progress line on standard error (default on a terminal)");
-  replay->add_option("--algo", replay_opts.algo,
-                     "classifier every chain runs on: linear (default), dtree, tuple, acl; counters are identical");
-  replay->add_flag("--json", replay_opts.json, "print one JSON object");
-  replay->add_option("--dpdk", replay_opts.dpdk,
-                     "receive from DPDK ports started with these EAL arguments instead of a capture, e.g. "
-                     "\"--no-huge --no-pci -m 1024 --vdev=net_pcap0,rx_pcap=IN.pcap,tx_pcap=OUT.pcap\"");
-  replay->add_option("--port-map", replay_opts.ports.port_map,
-                     "DPDK port to host interface, PORT=IFACE,... (default 0=eth0)");
-  replay->add_option("--max-packets", replay_opts.ports.max_packets, "DPDK: stop after this many frames");
-  replay->add_option("--duration", replay_opts.ports.duration_s, "DPDK: stop after this many seconds");
-  replay->add_option("--lcores", replay_opts.lcores,
-                     "DPDK: lcores, each on its own rx/tx queue of every port with its own conntrack shard "
-                     "(default 1; the EAL needs as many, -l 0-N)");
-  replay->add_option("--ring-from", replay_opts.ports.ring_from,
-                     "DPDK: a net_ring port fed from this capture (preloaded) by a feeder on the EAL's next lcore "
-                     "after the workers: the port path measured without libpcap (needs -l 0-N with one lcore more)");
-  replay->add_option("--ring-loops", replay_opts.ports.ring_loops, "DPDK ring source: times the capture is sent");
-  replay->add_option("--mbufs", replay_opts.ports.mbufs,
-                     "DPDK: mbuf pool size (default 8191; a pcap vdev with infinite_rx=1 needs one per frame)");
-  replay->add_option("--idle-ms", replay_opts.ports.idle_ms,
-                     "DPDK: stop when no port received anything for this long (default 200; 0 = never)");
-
-  ClassifyOptions classify_opts;
-  std::string classify_algos = "linear,dtree,tuple,acl";
-  CLI::App* classify = app.add_subcommand(
-      "classify", "Compare classifier algorithms on a ClassBench rule set and trace, side by side on one core");
-  classify->add_option("--rules", classify_opts.rules, "ClassBench rule file (optionally .xz)")->required();
-  classify->add_option("--trace", classify_opts.trace, "ClassBench trace file (optionally .xz)")->required();
-  classify->add_option("--algo", classify_algos, "comma-separated: linear, dtree, tuple, acl");
-  classify->add_option("--verify", classify_opts.verify, "headers checked against the linear walk (default 200000)");
-  classify->add_option("--repeat", classify_opts.repeat, "timed passes over the trace; the median is reported");
-  classify->add_flag("--json", classify_opts.json, "one JSON object per algorithm");
-
-  CompareCommand compare_opts;
-  CLI::App* compare = app.add_subcommand(
-      "compare", "Compare two Google Benchmark JSON runs (every repetition kept): medians, Mann-Whitney U, verdicts; "
-                 "exit 1 if a benchmark regressed, 2 on bad input");
-  compare->add_option("OLD", compare_opts.old_file, "the baseline run")->required();
-  compare->add_option("NEW", compare_opts.new_file, "the run to judge")->required();
-  compare->add_option("--thresholds", compare_opts.thresholds,
-                      "thresholds file (default: results/thresholds.json if it exists, else 5% and alpha 0.05)");
-  compare->add_option("--alpha", compare_opts.alpha, "significance level, in (0, 1) (default: the thresholds file's)");
-  compare->add_option("--metric", compare_opts.metric, "real_time (default) or cpu_time")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, TimeMetric>{{"real_time", TimeMetric::kRealTime}, {"cpu_time", TimeMetric::kCpuTime}}));
-  compare->add_flag("--json", compare_opts.json, "print one JSON object");
-
-  std::string lint_rules;
-  HostFiles lint_host;
-  bool lint_json = false;
-  CLI::App* lint = app.add_subcommand(
-      "lint", "Find rules that cannot do what they say: published ports rewritten by DNAT before filter sees them, "
-              "shadowed rules, chains nothing jumps to; exit 1 when something is found");
-  lint->add_option("RULES", lint_rules, "iptables-save file")->required();
-  lint->add_option("--host-addrs", lint_host.addrs, "the host's `ip -j addr` (default: the Docker host)");
-  lint->add_option("--host-routes", lint_host.routes, "the host's `ip -j route`");
-  lint->add_flag("--json", lint_json, "print the findings as a JSON array");
-
-  std::string explain_rules, explain_packet;
-  HostFiles explain_host;
-  bool explain_reply = false;
-  unsigned explain_then = 0;
-  CLI::App* explain = app.add_subcommand(
-      "explain", "Print one packet's way through every hook and chain, with the tuple after each rewrite and the "
-                 "rule that decided");
-  explain->add_option("RULES", explain_rules, "iptables-save file")->required();
-  explain->add_option("--packet", explain_packet,
-                      "\"tcp 203.0.113.5:40000 -> 198.51.100.1:10000 in eth0\" (tcp, udp or icmp)")
-      ->required();
-  explain->add_flag("--reply", explain_reply, "then the reply, from where the packet went");
-  explain->add_option("--then", explain_then, "then N later packets of the same connection (default 0)");
-  explain->add_option("--host-addrs", explain_host.addrs, "the host's `ip -j addr` (default: the Docker host)");
-  explain->add_option("--host-routes", explain_host.routes, "the host's `ip -j route`");
-
-  CLI::App* gen = app.add_subcommand("gen", "Generate inputs: traffic for a ruleset, Docker and kube-proxy rulesets");
-  gen->require_subcommand(1);
-  std::string gen_rules, gen_out;
-  HostFiles gen_host;
-  TrafficSpec traffic;
-  CLI::App* gen_traffic = gen->add_subcommand(
-      "traffic", "Connections to the ruleset's published ports and from its containers, both directions, as pcapng");
-  gen_traffic->add_option("--rules", gen_rules, "iptables-save file of the Docker host")->required();
-  gen_traffic->add_option("--host-addrs", gen_host.addrs, "the host's `ip -j addr` (default: the Docker host)");
-  gen_traffic->add_option("--host-routes", gen_host.routes, "the host's `ip -j route`");
-  gen_traffic->add_option("--flows", traffic.flows, "connections open at any time (default 1000)")
-      ->check(CLI::PositiveNumber);
-  gen_traffic->add_option("--packets", traffic.packets, "frames to write (default 100000)");
-  gen_traffic->add_option("--new-share", traffic.new_share,
-                          "share of packets that open a connection, in (0, 1] (default 0.01)");
-  gen_traffic->add_option("--seed", traffic.seed, "random seed (default 1)");
-  gen_traffic->add_option("--zipf", traffic.zipf_s, "flow popularity exponent (default 1; 0 = uniform)");
-  gen_traffic->add_option("-o,--output", gen_out, "pcapng file to write")->required();
-  std::string gen_ruleset_out;
-  DockerGenOptions docker_gen;
-  CLI::App* gen_docker = gen->add_subcommand(
-      "docker", "A Docker 28 host's iptables-save: containers on bridge networks publishing ports");
-  gen_docker->add_option("--containers", docker_gen.containers, "containers")->required();
-  gen_docker->add_option("--ports", docker_gen.ports, "published ports per container")->required();
-  gen_docker->add_option("--networks", docker_gen.networks, "bridge networks, docker0 first (default 1)");
-  gen_docker->add_option("--seed", docker_gen.seed, "random seed: bridge names, container ports (default 1)");
-  gen_docker->add_option("-o,--output", gen_ruleset_out, "file to write (default: standard output)");
-  KubeGenOptions kube_gen;
-  CLI::App* gen_kube = gen->add_subcommand(
-      "kube", "A kube-proxy (iptables mode) node's iptables-save: services, endpoints, node ports");
-  gen_kube->add_option("--services", kube_gen.services, "services")->required();
-  gen_kube->add_option("--endpoints", kube_gen.endpoints, "endpoints per service")->required();
-  gen_kube->add_option("--seed", kube_gen.seed, "random seed: chain hashes, ports (default 1)");
-  gen_kube->add_option("-o,--output", gen_ruleset_out, "file to write (default: standard output)");
-
+  Commands commands;
+  add_commands(app, commands);
   CLI11_PARSE(app, argc, argv);
-  classify_opts.algos.clear();
-  for (size_t at = 0; at <= classify_algos.size();) {
-    const size_t comma = std::min(classify_algos.find(',', at), classify_algos.size());
-    if (comma > at) classify_opts.algos.push_back(classify_algos.substr(at, comma - at));
-    at = comma + 1;
-  }
-  replay_opts.fast_path = !no_fast_path;
-
   try {
-    if (*rules) return cmd_rules(rules_file, rules_in, rules_out, rules_counters);
-    if (*parse) return cmd_parse(capture_file, parse_json);
-    if (*replay) return cmd_replay(replay_opts);
-    if (*classify) return cmd_classify(classify_opts);
-    if (*compare) return cmd_compare(compare_opts);
-    if (*lint) return cmd_lint(lint_rules, lint_host, lint_json);
-    if (*explain) return cmd_explain(explain_rules, explain_host, explain_packet, explain_reply, explain_then);
-    if (*gen_docker || *gen_kube) {
-      const std::string text = *gen_docker ? generate_docker_ruleset(docker_gen) : generate_kube_ruleset(kube_gen);
-      if (gen_ruleset_out.empty()) {
-        std::fputs(text.c_str(), stdout);
-      } else {
-        write_text_file(gen_ruleset_out, text);
-      }
-      return 0;
-    }
-    if (*gen_traffic) {
-      const Ruleset rs = load_iptables_save_file(gen_rules);
-      const HostModel host = gen_host.load();
-      const TrafficSummary t = generate_traffic(rs, host, traffic, gen_out);
-      fmt::print("wrote {}: {} packets ({} bytes), {} connections ({} to published ports), new share {:.4f}\n",
-                 gen_out, t.packets, t.bytes, t.connections, t.inbound,
-                 t.packets == 0 ? 0.0 : static_cast<double>(t.connections) / static_cast<double>(t.packets));
-      return 0;
-    }
+    return run_command(commands);
   } catch (const LoadError& e) {
     std::fprintf(stderr, "nfbench: %s\n", e.what());
     return 1;
@@ -739,5 +867,4 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "nfbench: %s\n", e.what());
     return 1;
   }
-  return 0;
 }
