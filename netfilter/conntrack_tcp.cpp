@@ -4,6 +4,7 @@
 #include "netfilter/conntrack_tcp.h"
 
 #include <array>
+#include <optional>
 
 #include "packet/byte_order.h"
 
@@ -359,20 +360,37 @@ bool tcp_open(TcpConn& conn, const TcpSegment& seg, const TcpSettings& settings)
   return true;
 }
 
-TcpUpdate tcp_track(TcpConn& c, CtDir dir, const TcpSegment& seg, bool seen_reply, bool assured,
-                    const TcpSettings& settings) noexcept {
-  const TcpFlagClass cls = tcp_flag_class(seg.flags);
+namespace {
+
+/// tcp_track's first phase: the state table's step and its special cases,
+/// decided before any window check (the switch on the new state in the
+/// kernel's nf_conntrack_tcp_packet).
+struct TcpPlan {
+  std::optional<TcpUpdate> done;  // the segment is decided already
+  TcpCtState from = TcpCtState::None;
+  TcpCtState to = TcpCtState::None;
+  bool ignore = false;       // the table ignores the segment (see ignored_segment)
+  bool skip_window = false;  // no window check (a RST the kernel lets through unchecked)
+};
+
+TcpPlan plan_step(TcpConn& c, CtDir dir, TcpFlagClass cls, const TcpSegment& seg, bool seen_reply, bool assured,
+                  const TcpSettings& settings) noexcept {
   const unsigned d = dir_index(dir);
   const unsigned o = dir_index(opposite(dir));
   const TcpCtState stored = c.state;
-  TcpCtState from = stored;
+  const TcpCtState from = stored;
   const TcpTransition t = tcp_transition(dir, cls, from);
-  TcpCtState to = t.next;
-  bool skip_window = false;
-
-  // Decide the special cases before any window check.
-  bool ignore = t.step == TcpStep::Ignore;
-  if (t.step == TcpStep::Invalid) return {TcpVerdict::Invalid, TcpReason::StateTable};
+  TcpPlan p;
+  p.from = from;
+  p.to = t.next;
+  TcpCtState& to = p.to;
+  bool& skip_window = p.skip_window;
+  auto decide = [&p](TcpVerdict v, TcpReason r) {
+    p.done = TcpUpdate{v, r};
+    return p;
+  };
+  p.ignore = t.step == TcpStep::Ignore;
+  if (t.step == TcpStep::Invalid) return decide(TcpVerdict::Invalid, TcpReason::StateTable);
   if (t.step == TcpStep::Next) {
     switch (to) {
       case TcpCtState::SynSent:
@@ -382,8 +400,8 @@ TcpUpdate tcp_track(TcpConn& c, CtDir dir, const TcpSegment& seg, bool seen_repl
         // it is ignored like any out-of-sync SYN.
         if ((((c.peer[d].flags | c.peer[o].flags) & TcpPeer::kCloseInit) != 0) ||
             (c.last_dir == dir && c.last_class == TcpFlagClass::Rst))
-          return {TcpVerdict::Reopen, TcpReason::None};
-        ignore = true;
+          return decide(TcpVerdict::Reopen, TcpReason::None);
+        p.ignore = true;
         break;
       case TcpCtState::TimeWait:
         // An ACK in LAST_ACK that answers a SYN we let through is the
@@ -392,7 +410,7 @@ TcpUpdate tcp_track(TcpConn& c, CtDir dir, const TcpSegment& seg, bool seen_repl
             c.last_class == TcpFlagClass::Syn &&
             (c.last_flags & TcpConn::kLastChallengeAck) != 0) {
           c.last_flags &= static_cast<uint8_t>(~TcpConn::kLastChallengeAck);
-          return {TcpVerdict::Ignore, TcpReason::IgnoredChallengeAck};
+          return decide(TcpVerdict::Ignore, TcpReason::IgnoredChallengeAck);
         }
         break;
       case TcpCtState::SynSent2:
@@ -416,7 +434,7 @@ TcpUpdate tcp_track(TcpConn& c, CtDir dir, const TcpSegment& seg, bool seen_repl
           if (seq == 0 && !established) {
             decided = true;  // answers a SYN we let through
           } else if (seq_before(seq, c.peer[o].max_ack) && !settings.ignore_invalid_rst) {
-            return {TcpVerdict::Invalid, TcpReason::InvalidRst};
+            return decide(TcpVerdict::Invalid, TcpReason::InvalidRst);
           } else if (!established || seq == c.peer[o].max_ack) {
             decided = true;
           } else if (c.last_class == TcpFlagClass::Ack && c.last_dir == dir &&
@@ -442,68 +460,63 @@ TcpUpdate tcp_track(TcpConn& c, CtDir dir, const TcpSegment& seg, bool seen_repl
     }
   }
 
-  if (ignore) {
-    if (cls == TcpFlagClass::SynAck && c.last_class == TcpFlagClass::Syn && c.last_dir != dir &&
-        seg.ack == c.last_end) {
-      // This SYN-ACK answers a SYN we ignored: client and server are in
-      // sync and we were not. Restart from that SYN's data.
-      from = TcpCtState::SynSent;
-      to = TcpCtState::SynRecv;
-      TcpPeer& opener = c.peer[dir_index(c.last_dir)];
-      opener.end = c.last_end;
-      opener.max_end = c.last_end;
-      opener.max_win = c.last_win == 0 ? 1U : c.last_win;
-      opener.scale = c.last_wscale;
-      c.last_flags &= static_cast<uint8_t>(~TcpConn::kLastChallengeAck);
-      opener.flags = c.last_flags;
-      forget_peer(c.peer[d]);
-    } else {
-      c.last_class = cls;
-      c.last_dir = dir;
-      c.last_seq = seg.seq;
-      c.last_end = segment_end(seg);
-      c.last_win = seg.window;
-      if (cls == TcpFlagClass::Syn && dir == CtDir::Original) {
-        // Remember the SYN's options in case the server answers it.
-        TcpPeer opts{};
-        read_syn_options(seg, opts);
-        c.last_flags = 0;
-        c.last_wscale = 0;
-        if ((opts.flags & TcpPeer::kWindowScale) != 0) {
-          c.last_flags |= TcpPeer::kWindowScale;
-          c.last_wscale = opts.scale;
-        }
-        if ((opts.flags & TcpPeer::kSackPerm) != 0) c.last_flags |= TcpPeer::kSackPerm;
-        if (from == TcpCtState::LastAck) c.last_flags |= TcpConn::kLastChallengeAck;
-      }
-      if (from == TcpCtState::SynSent && cls == TcpFlagClass::Ack && dir == CtDir::Reply)
-        c.last_ack = seg.ack;  // maybe a challenge ACK to our SYN
-      return {TcpVerdict::Ignore, TcpReason::IgnoredByTable};
-    }
-  }
+  return p;
+}
 
-  if (!skip_window) {
-    const WindowResult w = check_window(c, dir, cls, seg, settings.be_liberal);
-    if (w.check == WindowCheck::Ignore) return {TcpVerdict::Ignore, w.reason};
-    if (w.check == WindowCheck::Invalid) {
-      TcpUpdate u{TcpVerdict::Invalid, w.reason};
-      // Out-of-window FIN/RST on an ASSURED entry: if the other side's last
-      // segment was an (out-of-window) FIN/RST too, the connection is
-      // probably dead; otherwise remember this one.
-      if (assured && (cls == TcpFlagClass::Rst || cls == TcpFlagClass::Fin)) {
-        if (c.last_dir != dir &&
-            (c.last_class == TcpFlagClass::Fin || c.last_class == TcpFlagClass::Rst)) {
-          u.shrink_timeout = true;
-        } else {
-          c.last_class = cls;
-          c.last_dir = dir;
-        }
+/// A segment the state table ignores. A SYN-ACK that answers a SYN we
+/// ignored means client and server are in sync and we were not: the plan
+/// restarts from that SYN (nullopt: go on). Anything else is remembered, so
+/// that such an answer can be recognised, and ignored.
+std::optional<TcpUpdate> ignored_segment(TcpConn& c, CtDir dir, TcpFlagClass cls, const TcpSegment& seg,
+                                         TcpPlan& p) noexcept {
+  const unsigned d = dir_index(dir);
+  TcpCtState& from = p.from;
+  TcpCtState& to = p.to;
+  if (cls == TcpFlagClass::SynAck && c.last_class == TcpFlagClass::Syn && c.last_dir != dir &&
+      seg.ack == c.last_end) {
+    // This SYN-ACK answers a SYN we ignored: client and server are in
+    // sync and we were not. Restart from that SYN's data.
+    from = TcpCtState::SynSent;
+    to = TcpCtState::SynRecv;
+    TcpPeer& opener = c.peer[dir_index(c.last_dir)];
+    opener.end = c.last_end;
+    opener.max_end = c.last_end;
+    opener.max_win = c.last_win == 0 ? 1U : c.last_win;
+    opener.scale = c.last_wscale;
+    c.last_flags &= static_cast<uint8_t>(~TcpConn::kLastChallengeAck);
+    opener.flags = c.last_flags;
+    forget_peer(c.peer[d]);
+  } else {
+    c.last_class = cls;
+    c.last_dir = dir;
+    c.last_seq = seg.seq;
+    c.last_end = segment_end(seg);
+    c.last_win = seg.window;
+    if (cls == TcpFlagClass::Syn && dir == CtDir::Original) {
+      // Remember the SYN's options in case the server answers it.
+      TcpPeer opts{};
+      read_syn_options(seg, opts);
+      c.last_flags = 0;
+      c.last_wscale = 0;
+      if ((opts.flags & TcpPeer::kWindowScale) != 0) {
+        c.last_flags |= TcpPeer::kWindowScale;
+        c.last_wscale = opts.scale;
       }
-      return u;
+      if ((opts.flags & TcpPeer::kSackPerm) != 0) c.last_flags |= TcpPeer::kSackPerm;
+      if (from == TcpCtState::LastAck) c.last_flags |= TcpConn::kLastChallengeAck;
     }
+    if (from == TcpCtState::SynSent && cls == TcpFlagClass::Ack && dir == CtDir::Reply)
+      c.last_ack = seg.ack;  // maybe a challenge ACK to our SYN
+    return TcpUpdate{TcpVerdict::Ignore, TcpReason::IgnoredByTable};
   }
+  return std::nullopt;
+}
 
-  // The segment is in window (or exempt from the check): take the step.
+/// The segment is in window (or exempt from the check): take the step,
+/// and say how long the entry lives now and what it learns.
+TcpUpdate take_step(TcpConn& c, CtDir dir, TcpFlagClass cls, TcpCtState from, TcpCtState to, bool seen_reply,
+                    bool assured, const TcpSettings& settings) noexcept {
+  const unsigned d = dir_index(dir);
   c.last_class = cls;
   c.last_dir = dir;
   c.state = to;
@@ -539,6 +552,40 @@ TcpUpdate tcp_track(TcpConn& c, CtDir dir, const TcpSegment& seg, bool seen_repl
   u.refresh = true;
   u.timeout_s = timeout;
   return u;
+}
+
+}  // namespace
+
+TcpUpdate tcp_track(TcpConn& c, CtDir dir, const TcpSegment& seg, bool seen_reply, bool assured,
+                    const TcpSettings& settings) noexcept {
+  const TcpFlagClass cls = tcp_flag_class(seg.flags);
+  TcpPlan p = plan_step(c, dir, cls, seg, seen_reply, assured, settings);
+  if (p.done) return *p.done;
+  if (p.ignore) {
+    if (auto u = ignored_segment(c, dir, cls, seg, p)) return *u;
+  }
+  if (!p.skip_window) {
+    const WindowResult w = check_window(c, dir, cls, seg, settings.be_liberal);
+    if (w.check == WindowCheck::Ignore) return {TcpVerdict::Ignore, w.reason};
+    if (w.check == WindowCheck::Invalid) {
+      TcpUpdate u{TcpVerdict::Invalid, w.reason};
+      // Out-of-window FIN/RST on an ASSURED entry: if the other side's last
+      // segment was an (out-of-window) FIN/RST too, the connection is
+      // probably dead; otherwise remember this one.
+      if (assured && (cls == TcpFlagClass::Rst || cls == TcpFlagClass::Fin)) {
+        if (c.last_dir != dir &&
+            (c.last_class == TcpFlagClass::Fin || c.last_class == TcpFlagClass::Rst)) {
+          u.shrink_timeout = true;
+        } else {
+          c.last_class = cls;
+          c.last_dir = dir;
+        }
+      }
+      return u;
+    }
+  }
+
+  return take_step(c, dir, cls, p.from, p.to, seen_reply, assured, settings);
 }
 
 }  // namespace nfb
