@@ -127,150 +127,180 @@ class Builder {
   std::vector<uint8_t> buf_;
 };
 
-}  // namespace
-
-TrafficSummary generate_traffic(const Ruleset& ruleset, const HostModel& host, const TrafficSpec& spec,
-                                const std::string& path) {
-  if (spec.flows == 0) throw std::invalid_argument("gen traffic: --flows must be at least 1");
-  if (!(spec.new_share > 0 && spec.new_share <= 1)) {
-    throw std::invalid_argument(fmt::format("gen traffic: --new-share {} is not in (0, 1]", spec.new_share));
-  }
-  if (!(spec.zipf_s >= 0)) throw std::invalid_argument("gen traffic: the Zipf exponent must be >= 0");
-  const std::vector<PublishedPort> published = published_ports(ruleset, host);
-  // Containers: every DNAT target, with its bridge.
-  std::vector<std::pair<uint32_t, uint16_t>> containers;
-  for (const PublishedPort& p : published) {
-    if (std::find(containers.begin(), containers.end(), std::pair{p.container, p.bridge}) == containers.end()) {
-      containers.emplace_back(p.container, p.bridge);
+/// The generator: the host's endpoints fixed at construction, then one
+/// packet at a time (run()): pick a slot (Zipf), maybe open a connection in
+/// it, send that connection's next packet.
+class TrafficGenerator {
+ public:
+  /// Checks the spec and the host (std::invalid_argument) before the
+  /// capture file is created.
+  TrafficGenerator(const Ruleset& ruleset, const HostModel& host, const TrafficSpec& spec, const std::string& path)
+      : host_(host),
+        spec_(checked(spec)),
+        published_(published_ports(ruleset, host)),
+        containers_(containers_of(published_)),
+        external_(external_iface(host)),
+        host_addr_(address_of(host, external_)),
+        writer_(path),
+        rng_(spec.seed) {
+    file_iface_.assign(host.iface_count(), UINT32_MAX);
+    // Zipf over slots: cumulative weights.
+    cdf_.resize(spec.flows);
+    for (uint32_t k = 0; k < spec.flows; ++k) {
+      total_ += 1.0 / std::pow(static_cast<double>(k + 1), spec.zipf_s);
+      cdf_[k] = total_;
     }
+    slots_.resize(spec.flows);
+    is_open_.assign(spec.flows, 0);
+    open_slots_.reserve(spec.flows);
   }
-  if (containers.empty()) {
-    throw std::invalid_argument("gen traffic: the ruleset publishes no port (no DNAT rule in nat DOCKER with "
-                                "-p, --dport and --to-destination): no container to talk to");
+
+  static const TrafficSpec& checked(const TrafficSpec& spec) {
+    if (spec.flows == 0) throw std::invalid_argument("gen traffic: --flows must be at least 1");
+    if (!(spec.new_share > 0 && spec.new_share <= 1)) {
+      throw std::invalid_argument(fmt::format("gen traffic: --new-share {} is not in (0, 1]", spec.new_share));
+    }
+    if (!(spec.zipf_s >= 0)) throw std::invalid_argument("gen traffic: the Zipf exponent must be >= 0");
+    return spec;
   }
-  const RouteResult out_route = host.route(0x08080808U);
-  if (!out_route.found() || out_route.iface == kNoIface) {
-    throw std::invalid_argument("gen traffic: the host has no default route (no external interface)");
+  /// Containers: every DNAT target, with its bridge.
+  static std::vector<std::pair<uint32_t, uint16_t>> containers_of(const std::vector<PublishedPort>& published) {
+    std::vector<std::pair<uint32_t, uint16_t>> out;
+    for (const PublishedPort& pp : published) {
+      if (std::find(out.begin(), out.end(), std::pair{pp.container, pp.bridge}) == out.end()) {
+        out.emplace_back(pp.container, pp.bridge);
+      }
+    }
+    if (out.empty()) {
+      throw std::invalid_argument("gen traffic: the ruleset publishes no port (no DNAT rule in nat DOCKER with "
+                                  "-p, --dport and --to-destination): no container to talk to");
+    }
+    return out;
   }
-  const uint16_t external = out_route.iface;
-  const std::optional<uint32_t> host_addr = host.primary_address(external);
-  if (!host_addr) {
-    throw std::invalid_argument(
-        fmt::format("gen traffic: interface {} has no global address", host.iface(external).name));
+  static uint16_t external_iface(const HostModel& host) {
+    const RouteResult out_route = host.route(0x08080808U);
+    if (!out_route.found() || out_route.iface == kNoIface) {
+      throw std::invalid_argument("gen traffic: the host has no default route (no external interface)");
+    }
+    return out_route.iface;
   }
-  const auto mac_of = [&host](uint16_t id) {
-    const Interface& i = host.iface(id);
+  static uint32_t address_of(const HostModel& host, uint16_t external) {
+    const std::optional<uint32_t> addr = host.primary_address(external);
+    if (!addr) {
+      throw std::invalid_argument(
+          fmt::format("gen traffic: interface {} has no global address", host.iface(external).name));
+    }
+    return *addr;
+  }
+
+  TrafficSummary run() {
+    // Which packets open a connection: exactly round(S x M) of them (at
+    // least one), the first packet and the rest drawn uniformly without
+    // replacement (selection sampling: packet i opens one with probability
+    // r / (M - i), r the openers still to place). A connection lasts until
+    // its slot opens the next one.
+    const uint64_t openers =
+        spec_.new_share >= 1
+            ? spec_.packets
+            : std::max<uint64_t>(1, static_cast<uint64_t>(std::llround(spec_.new_share * static_cast<double>(spec_.packets))));
+    uint64_t openers_left = std::min(openers, spec_.packets);
+    uint64_t ts = spec_.start_ns;
+    for (uint64_t i = 0; i < spec_.packets; ++i) {
+      const double u = unit_(rng_) * total_;
+      auto k = std::min<size_t>(static_cast<size_t>(std::lower_bound(cdf_.begin(), cdf_.end(), u) - cdf_.begin()),
+                                slots_.size() - 1);
+      const bool opener = openers_left != 0 && (i == 0 || rng_() % (spec_.packets - i) < openers_left);
+      if (opener) {
+        --openers_left;
+        if (is_open_[k] != 0) {
+          close(slots_[k]);
+        } else {
+          is_open_[k] = 1;
+          open_slots_.push_back(static_cast<uint32_t>(k));
+        }
+        open(slots_[k]);
+      } else if (is_open_[k] == 0) {
+        k = open_slots_[rng_() % open_slots_.size()];  // a packet of a connection that is open
+      }
+      send(slots_[k], ts);
+      ts += spec_.gap_ns;
+    }
+    writer_.close();
+    return sum_;
+  }
+
+ private:
+  std::array<uint8_t, 6> mac_of(uint16_t id) const {
+    const Interface& i = host_.iface(id);
     return i.has_mac ? i.mac : std::array<uint8_t, 6>{0x02, 0, 0, 0, 0, static_cast<uint8_t>(id)};
-  };
-  const std::array<uint8_t, 6> router_mac{0x02, 0x00, 0x5e, 0x00, 0x53, 0x01};
-
-  PcapngWriter writer(path);
-  std::vector<uint32_t> file_iface(host.iface_count(), UINT32_MAX);
-  const auto iface_index = [&](uint16_t id) {
-    if (file_iface[id] == UINT32_MAX) file_iface[id] = writer.add_interface(host.iface(id).name, 1);
-    return file_iface[id];
-  };
-
-  std::mt19937_64 rng(spec.seed);
-  std::uniform_real_distribution<double> unit(0.0, 1.0);
-  // Zipf over slots: cumulative weights.
-  std::vector<double> cdf(spec.flows);
-  double total = 0;
-  for (uint32_t k = 0; k < spec.flows; ++k) {
-    total += 1.0 / std::pow(static_cast<double>(k + 1), spec.zipf_s);
-    cdf[k] = total;
   }
-  // Which packets open a connection: exactly round(S x M) of them (at least
-  // one), the first packet and the rest drawn uniformly without replacement
-  // (selection sampling: packet i opens one with probability r / (M - i),
-  // r the openers still to place). A connection lasts until its slot opens
-  // the next one.
-  const uint64_t openers =
-      spec.new_share >= 1 ? spec.packets
-                          : std::max<uint64_t>(1, static_cast<uint64_t>(std::llround(spec.new_share * static_cast<double>(spec.packets))));
-  uint64_t openers_left = std::min(openers, spec.packets);
-  // Ephemeral source ports of outbound connections, one pool for every
-  // container (they all leave with the host's address), never reused while
-  // open, so MASQUERADE keeps each.
-  std::vector<uint8_t> port_busy(65536, 0);
-  uint32_t port_next = 32768;
+  uint32_t iface_index(uint16_t id) {
+    if (file_iface_[id] == UINT32_MAX) file_iface_[id] = writer_.add_interface(host_.iface(id).name, 1);
+    return file_iface_[id];
+  }
 
-  TrafficSummary sum;
-  std::vector<Connection> slots(spec.flows);
-  std::vector<uint32_t> open_slots;  // slots holding a connection
-  open_slots.reserve(spec.flows);
-  std::vector<uint8_t> is_open(spec.flows, 0);
-  Builder builder;
-  uint16_t ip_id = 1;
-  const auto open = [&](Connection& c) {
+  /// A new connection in `c`: inbound to a published port (share
+  /// inbound_share), else outbound from a container through MASQUERADE.
+  void open(Connection& c) {
+    static constexpr std::array<uint8_t, 6> kRouterMac{0x02, 0x00, 0x5e, 0x00, 0x53, 0x01};
+    static constexpr std::array<uint8_t, 6> kContainerMac{0x02, 0x42, 0xac, 0, 0, 2};
     c = Connection{};
-    const bool inbound = !published.empty() && unit(rng) < spec.inbound_share;
+    const bool inbound = !published_.empty() && unit_(rng_) < spec_.inbound_share;
     if (inbound) {
-      const PublishedPort& p = published[rng() % published.size()];
+      const PublishedPort& p = published_[rng_() % published_.size()];
       c.proto = p.proto;
-      const uint32_t client = kClientNet | static_cast<uint32_t>(rng() % 0xfffe + 1);
-      const auto cport = static_cast<uint16_t>(1024 + rng() % 64000);
-      c.a = Endpoint{client, cport, external, router_mac, mac_of(external)};
-      c.dst_a = *host_addr;
+      const uint32_t client = kClientNet | static_cast<uint32_t>(rng_() % 0xfffe + 1);
+      const auto cport = static_cast<uint16_t>(1024 + rng_() % 64000);
+      c.a = Endpoint{client, cport, external_, kRouterMac, mac_of(external_)};
+      c.dst_a = host_addr_;
       c.dport_a = p.host_port;
-      c.b = Endpoint{p.container, p.container_port, p.bridge, std::array<uint8_t, 6>{0x02, 0x42, 0xac, 0, 0, 2},
-                     mac_of(p.bridge)};
+      c.b = Endpoint{p.container, p.container_port, p.bridge, kContainerMac, mac_of(p.bridge)};
       c.dst_b = client;
       c.dport_b = cport;
-      ++sum.inbound;
+      ++sum_.inbound;
     } else {
-      const size_t ci = rng() % containers.size();
-      const auto [caddr, bridge] = containers[ci];
-      uint32_t port = port_next;
-      for (uint32_t tries = 0; port_busy[port] != 0 && tries < 28232; ++tries) port = port + 1 > 60999 ? 32768 : port + 1;
-      port_busy[port] = 1;
-      port_next = port + 1 > 60999 ? 32768 : port + 1;
+      const size_t ci = rng_() % containers_.size();
+      const auto [caddr, bridge] = containers_[ci];
+      const uint16_t port = take_port();
       c.outbound = true;
-      c.proto = unit(rng) < 0.8 ? kProtoTcp : kProtoUdp;
-      const uint32_t server = kServerNet | static_cast<uint32_t>(rng() % 0xfffe + 1);
+      c.proto = unit_(rng_) < 0.8 ? kProtoTcp : kProtoUdp;
+      const uint32_t server = kServerNet | static_cast<uint32_t>(rng_() % 0xfffe + 1);
       const uint16_t sport_server = c.proto == kProtoTcp ? 443 : 53;
-      c.a = Endpoint{caddr, static_cast<uint16_t>(port), bridge, std::array<uint8_t, 6>{0x02, 0x42, 0xac, 0, 0, 2},
-                     mac_of(bridge)};
+      c.a = Endpoint{caddr, port, bridge, kContainerMac, mac_of(bridge)};
       c.dst_a = server;
       c.dport_a = sport_server;
-      c.b = Endpoint{server, sport_server, external, router_mac, mac_of(external)};
-      c.dst_b = *host_addr;
-      c.dport_b = static_cast<uint16_t>(port);
+      c.b = Endpoint{server, sport_server, external_, kRouterMac, mac_of(external_)};
+      c.dst_b = host_addr_;
+      c.dport_b = port;
     }
-    c.seq_a = static_cast<uint32_t>(rng());
-    c.seq_b = static_cast<uint32_t>(rng());
-    ++sum.connections;
-  };
-  const auto close = [&](Connection& c) {
-    if (c.outbound) port_busy[c.dport_b] = 0;
-  };
-  const auto data_payload = [&](uint8_t proto) -> uint32_t {
+    c.seq_a = static_cast<uint32_t>(rng_());
+    c.seq_b = static_cast<uint32_t>(rng_());
+    ++sum_.connections;
+  }
+  void close(const Connection& c) {
+    if (c.outbound) port_busy_[c.dport_b] = 0;
+  }
+  /// Ephemeral source ports of outbound connections, one pool for every
+  /// container (they all leave with the host's address), never reused
+  /// while open, so MASQUERADE keeps each.
+  uint16_t take_port() {
+    uint32_t port = port_next_;
+    for (uint32_t tries = 0; port_busy_[port] != 0 && tries < 28232; ++tries) port = port + 1 > 60999 ? 32768 : port + 1;
+    port_busy_[port] = 1;
+    port_next_ = port + 1 > 60999 ? 32768 : port + 1;
+    return static_cast<uint16_t>(port);
+  }
+  /// Payload bytes of a data packet: frames of 60, 590 or 1514 bytes (7:4:1).
+  uint32_t data_payload(uint8_t proto) {
     const uint32_t header = 14 + 20 + (proto == kProtoTcp ? 20U : 8U);
-    const uint32_t pick = static_cast<uint32_t>(rng() % 12);
+    const uint32_t pick = static_cast<uint32_t>(rng_() % 12);
     const uint32_t frame = pick < 7 ? 60 : pick < 11 ? 590 : 1514;
     return frame > header ? frame - header : 0;
-  };
+  }
 
-  uint64_t ts = spec.start_ns;
-  for (uint64_t i = 0; i < spec.packets; ++i) {
-    const double u = unit(rng) * total;
-    auto k = std::min<size_t>(static_cast<size_t>(std::lower_bound(cdf.begin(), cdf.end(), u) - cdf.begin()),
-                              slots.size() - 1);
-    const bool opener = openers_left != 0 && (i == 0 || rng() % (spec.packets - i) < openers_left);
-    if (opener) {
-      --openers_left;
-      if (is_open[k] != 0) {
-        close(slots[k]);
-      } else {
-        is_open[k] = 1;
-        open_slots.push_back(static_cast<uint32_t>(k));
-      }
-      open(slots[k]);
-    } else if (is_open[k] == 0) {
-      k = open_slots[rng() % open_slots.size()];  // a packet of a connection that is open
-    }
-    Connection& c = slots[k];
-    // Which side sends, and what.
+  /// The connection's next packet: TCP's handshake then request/answer
+  /// data; UDP request/answer.
+  void send(Connection& c, uint64_t ts) {
     bool from_a = true;
     uint8_t flags = 0;
     uint32_t payload = 0;
@@ -296,17 +326,42 @@ TrafficSummary generate_traffic(const Ruleset& ruleset, const HostModel& host, c
     const uint16_t dport = from_a ? c.dport_a : c.dport_b;
     uint32_t& seq = from_a ? c.seq_a : c.seq_b;
     const uint32_t ack = (flags & tcp_flag::kAck) != 0 ? (from_a ? c.seq_b : c.seq_a) : 0;
-    const std::vector<uint8_t>& f = builder.frame(src.dst_mac, src.src_mac, src.addr, dst, c.proto, src.port, dport,
-                                                  seq, ack, flags, payload, ip_id++);
+    const std::vector<uint8_t>& f = builder_.frame(src.dst_mac, src.src_mac, src.addr, dst, c.proto, src.port, dport,
+                                                   seq, ack, flags, payload, ip_id_++);
     seq += payload + ((flags & tcp_flag::kSyn) != 0 ? 1U : 0U);
-    writer.write(iface_index(src.iface), ts, f, static_cast<uint32_t>(f.size()));
-    ts += spec.gap_ns;
-    ++sum.packets;
-    sum.bytes += f.size();
+    writer_.write(iface_index(src.iface), ts, f, static_cast<uint32_t>(f.size()));
+    ++sum_.packets;
+    sum_.bytes += f.size();
     ++c.sent;
   }
-  writer.close();
-  return sum;
+
+  const HostModel& host_;
+  const TrafficSpec& spec_;
+  std::vector<PublishedPort> published_;
+  std::vector<std::pair<uint32_t, uint16_t>> containers_;
+  uint16_t external_ = 0;
+  uint32_t host_addr_ = 0;
+  PcapngWriter writer_;
+  std::vector<uint32_t> file_iface_;
+  std::mt19937_64 rng_;
+  std::uniform_real_distribution<double> unit_{0.0, 1.0};
+  std::vector<double> cdf_;
+  double total_ = 0;
+  std::vector<uint8_t> port_busy_ = std::vector<uint8_t>(65536, 0);
+  uint32_t port_next_ = 32768;
+  TrafficSummary sum_;
+  std::vector<Connection> slots_;
+  std::vector<uint32_t> open_slots_;  // slots holding a connection
+  std::vector<uint8_t> is_open_;
+  Builder builder_;
+  uint16_t ip_id_ = 1;
+};
+
+}  // namespace
+
+TrafficSummary generate_traffic(const Ruleset& ruleset, const HostModel& host, const TrafficSpec& spec,
+                                const std::string& path) {
+  return TrafficGenerator(ruleset, host, spec, path).run();
 }
 
 }  // namespace nfb
