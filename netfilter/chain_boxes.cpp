@@ -203,25 +203,45 @@ RuleBoxes chain_boxes(const ChainWalker& walker, uint32_t chain, const HostModel
   return rb;
 }
 
-bool chain_key(const MatchContext& ctx, const KeySpec& spec, ClassifierKey& key) noexcept {
+namespace {
+
+/// The dimensions every chain key holds: the packet's own header fields,
+/// interfaces and conntrack state.
+constexpr uint32_t kBaseDims = (1U << kDimSrcIp) | (1U << kDimDstIp) | (1U << kDimSrcPort) | (1U << kDimDstPort) |
+                               (1U << kDimProto) | (1U << kDimInIface) | (1U << kDimOutIface) |
+                               (1U << kDimCtState) | (1U << kDimLength) | (1U << kDimTcpFlags);
+
+/// Whether the box model can answer for the packet at all (top comment of
+/// chain_boxes.h): not a later fragment, a complete TCP/UDP header in the
+/// key, a single conntrack state.
+bool keyable(const MatchContext& ctx) noexcept {
   const PacketKey& k = *ctx.key;
   if (k.is_later_fragment()) return false;
   if (k.proto == kProtoTcp && !k.has(key_flag::kTcpFlags)) return false;
   if (k.proto == kProtoUdp && !k.has(key_flag::kPorts)) return false;
-  const uint32_t ct = ct_state_value(ctx.ct);
-  if (ct == kCtValueAmbiguous) return false;
-  const uint32_t used = spec.used;
-  const auto uses = [used](Dim d) { return (used & (1U << d)) != 0; };
-  key.v[kDimSrcIp] = k.src_ip;
-  key.v[kDimDstIp] = k.dst_ip;
-  const bool ports = k.proto == kProtoTcp || k.proto == kProtoUdp;
-  key.v[kDimSrcPort] = ports ? k.src_port : 0;
-  key.v[kDimDstPort] = ports ? k.dst_port : 0;
-  key.v[kDimProto] = k.proto;
-  key.v[kDimInIface] = ctx.in_iface;
-  key.v[kDimOutIface] = ctx.out_iface;
-  key.v[kDimCtState] = ct;
-  if ((used & kCtTupleDims) != 0) {
+  return ct_state_value(ctx.ct) != kCtValueAmbiguous;
+}
+
+/// Fills the dimensions `dims` of `key` (a keyable packet; mark dimensions
+/// under spec's masks). False when one of them cannot be keyed: an ICMP
+/// header not in the key, addrtype without the host model.
+bool fill_key(const MatchContext& ctx, uint32_t dims, const KeySpec& spec, ClassifierKey& key) noexcept {
+  const PacketKey& k = *ctx.key;
+  const auto uses = [dims](Dim d) { return (dims & (1U << d)) != 0; };
+  if ((dims & kBaseDims) != 0) {
+    key.v[kDimSrcIp] = k.src_ip;
+    key.v[kDimDstIp] = k.dst_ip;
+    const bool ports = k.proto == kProtoTcp || k.proto == kProtoUdp;
+    key.v[kDimSrcPort] = ports ? k.src_port : 0;
+    key.v[kDimDstPort] = ports ? k.dst_port : 0;
+    key.v[kDimProto] = k.proto;
+    key.v[kDimInIface] = ctx.in_iface;
+    key.v[kDimOutIface] = ctx.out_iface;
+    key.v[kDimCtState] = ct_state_value(ctx.ct);
+    key.v[kDimLength] = k.l3_len;
+    key.v[kDimTcpFlags] = k.proto == kProtoTcp ? tcp_flags_value(k.tcp_flags) : 0;
+  }
+  if ((dims & kCtTupleDims) != 0) {
     const CtView& c = ctx.ct;
     const bool e = c.present;
     key.v[kDimCtProto] = e ? c.orig.proto : 0;
@@ -238,7 +258,6 @@ bool chain_key(const MatchContext& ctx, const KeySpec& spec, ClassifierKey& key)
   }
   if (uses(kDimMark)) key.v[kDimMark] = compress_bits(ctx.mark, spec.mark_mask);
   if (uses(kDimConnmark)) key.v[kDimConnmark] = ctx.ct.present ? compress_bits(ctx.ct.ctmark, spec.connmark_mask) : 0;
-  key.v[kDimLength] = k.l3_len;
   if (uses(kDimIcmp)) {
     if (k.proto == kProtoIcmp) {
       if (!k.has(key_flag::kIcmp)) return false;  // the icmp match would look at the frame
@@ -247,10 +266,9 @@ bool chain_key(const MatchContext& ctx, const KeySpec& spec, ClassifierKey& key)
       key.v[kDimIcmp] = 0;
     }
   }
-  key.v[kDimTcpFlags] = k.proto == kProtoTcp ? tcp_flags_value(k.tcp_flags) : 0;
   if (uses(kDimPkttype)) {
     auto type = static_cast<uint32_t>(k.pkttype);
-    if (k.pkttype == PktType::Loopback) {  // as eval_pkttype(): multicast or broadcast
+    if (k.pkttype == PktType::Loopback) {  // as the pkttype match: multicast or broadcast
       type = (k.dst_ip & 0xf0000000U) == 0xe0000000U ? static_cast<uint32_t>(PktType::Multicast)
                                                       : static_cast<uint32_t>(PktType::Broadcast);
     }
@@ -263,10 +281,52 @@ bool chain_key(const MatchContext& ctx, const KeySpec& spec, ClassifierKey& key)
   }
   if (uses(kDimSrcAddrtype) || uses(kDimDstAddrtype)) {
     if (ctx.host == nullptr) return false;
-    key.v[kDimSrcAddrtype] = uses(kDimSrcAddrtype) ? static_cast<uint32_t>(ctx.host->addr_type(k.src_ip)) : 0;
-    key.v[kDimDstAddrtype] = uses(kDimDstAddrtype) ? static_cast<uint32_t>(ctx.host->addr_type(k.dst_ip)) : 0;
+    if (uses(kDimSrcAddrtype)) key.v[kDimSrcAddrtype] = static_cast<uint32_t>(ctx.host->addr_type(k.src_ip));
+    if (uses(kDimDstAddrtype)) key.v[kDimDstAddrtype] = static_cast<uint32_t>(ctx.host->addr_type(k.dst_ip));
   }
   return true;
+}
+
+}  // namespace
+
+bool chain_key(const MatchContext& ctx, const KeySpec& spec, ClassifierKey& key) noexcept {
+  if (!keyable(ctx)) return false;
+  // Unused addrtype dimensions of a chain that uses one of them are 0, as
+  // their boxes span every value.
+  uint32_t dims = kBaseDims | spec.used;
+  if ((dims & ((1U << kDimSrcAddrtype) | (1U << kDimDstAddrtype))) != 0) {
+    if ((dims & (1U << kDimSrcAddrtype)) == 0) key.v[kDimSrcAddrtype] = 0;
+    if ((dims & (1U << kDimDstAddrtype)) == 0) key.v[kDimDstAddrtype] = 0;
+  }
+  return fill_key(ctx, dims, spec, key);
+}
+
+const ClassifierKey* WalkKey::get(const MatchContext& ctx, const KeySpec& spec) noexcept {
+  const bool same = started_ && ctx.mark == mark_ && ctx.ct.ctmark == ctmark_ &&
+                    ctx.ct.state_bits == state_bits_ && ctx.ct.present == present_;
+  if (!same) {
+    started_ = true;
+    mark_ = ctx.mark;
+    ctmark_ = ctx.ct.ctmark;
+    state_bits_ = ctx.ct.state_bits;
+    present_ = ctx.ct.present;
+    keyable_ = keyable(ctx);
+    filled_ = 0;
+  }
+  if (!keyable_) return nullptr;
+  uint32_t need = (kBaseDims | spec.used) & ~filled_;
+  // The mark dimensions hold the bits under one chain's mask.
+  if ((spec.used & (1U << kDimMark)) != 0 && spec.mark_mask != mark_mask_) need |= 1U << kDimMark;
+  if ((spec.used & (1U << kDimConnmark)) != 0 && spec.connmark_mask != connmark_mask_) need |= 1U << kDimConnmark;
+  if (need == 0) return &key_;
+  if (!fill_key(ctx, need, spec, key_)) {
+    filled_ &= ~need;  // some of them may hold another chain's values now
+    return nullptr;
+  }
+  filled_ |= need;
+  if ((need & (1U << kDimMark)) != 0) mark_mask_ = spec.mark_mask;
+  if ((need & (1U << kDimConnmark)) != 0) connmark_mask_ = spec.connmark_mask;
+  return &key_;
 }
 
 std::unique_ptr<Classifier> make_chain_classifier(ChainAlgo algo, const RuleBoxes& boxes) {
@@ -327,19 +387,19 @@ uint32_t ChainClassifiers::vary_of(const ChainWalker& walker, const PerChain& pc
 }
 
 uint32_t ChainClassifiers::step(ChainWalker& walker, uint32_t chain, uint32_t pos, MatchContext& ctx,
-                                WalkResult& res) const noexcept {
+                                WalkResult& res, WalkKey& wk) const noexcept {
   const uint32_t n = walker.chain_size(chain);
   if (pos >= n) return n;
   const PerChain& pc = chains_[chain];
-  ClassifierKey key;
-  if (!chain_key(ctx, pc.spec, key)) return walker.first_match(chain, pos, ctx, res);
+  const ClassifierKey* key = wk.get(ctx, pc.spec);
+  if (key == nullptr) return walker.first_match(chain, pos, ctx, res);
   if (!pc.cls) {  // no rule can match
     res.vary |= vary_of(walker, pc, chain, pos, n - 1, ctx);
     return n;
   }
   while (pos < n) {
     uint32_t hit = kNoMatch;
-    pc.cls->lookup(std::span<const ClassifierKey>(&key, 1), std::span<const uint32_t>(&pos, 1),
+    pc.cls->lookup(std::span<const ClassifierKey>(key, 1), std::span<const uint32_t>(&pos, 1),
                    std::span<uint32_t>(&hit, 1));
     ++res.rules_tested;
     if (hit == kNoMatch || hit >= n) {

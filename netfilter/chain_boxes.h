@@ -76,7 +76,10 @@
 // box model cannot answer exactly -- a later fragment, a TCP/UDP/ICMP packet
 // whose header did not parse into the key (the matches hotdrop or read the
 // frame on those), a conntrack state that is not one of the five single
-// states -- get no key: the walk takes the linear step for them.
+// states -- get no key: the walk takes the linear step for them. A walk
+// builds its key once (WalkKey): each dimension when the first chain that
+// uses it is entered, again only after a target changed the mark or the
+// conntrack state it was computed from.
 //
 // ChainClassifiers: per chain of a ChainWalker, a Classifier of the chosen
 // algorithm over the chain's boxes, the residual flag per position, and a
@@ -170,6 +173,31 @@ RuleBoxes chain_boxes(const ChainWalker& walker, uint32_t chain, const HostModel
 /// may be left as they were. noexcept, no allocation.
 bool chain_key(const MatchContext& ctx, const KeySpec& spec, ClassifierKey& key) noexcept;
 
+/// The chain key of one walk (one table at one hook): built at the walk's
+/// first step, extended with the dimensions each later chain uses, and
+/// rebuilt only when a target changed what it was built from (the mark,
+/// the conntrack mark or state: MARK, CONNMARK, NOTRACK, CT). A walk then
+/// computes each dimension once, not once per chain it enters.
+class WalkKey {
+ public:
+  /// The key for a chain with `spec` (chain_key()'s), or nullptr when the
+  /// box model cannot answer for the packet. noexcept, no allocation.
+  const ClassifierKey* get(const MatchContext& ctx, const KeySpec& spec) noexcept;
+
+ private:
+  ClassifierKey key_;
+  uint32_t filled_ = 0;  // dimensions of key_ that hold the packet's values
+  uint32_t mark_mask_ = 0;      // the masks the mark dimensions were filled under
+  uint32_t connmark_mask_ = 0;
+  // What the key was built from that a walk can change.
+  uint32_t mark_ = 0;
+  uint32_t ctmark_ = 0;
+  uint8_t state_bits_ = 0;
+  bool present_ = false;
+  bool started_ = false;
+  bool keyable_ = false;
+};
+
 /// A Classifier of `algo` over `boxes` (kLinear: LinearClassifier). Throws
 /// what the classifier's constructor throws.
 std::unique_ptr<Classifier> make_chain_classifier(ChainAlgo algo, const RuleBoxes& boxes);
@@ -184,14 +212,15 @@ class ChainClassifiers {
   /// first_match()'s replacement (see the top comment): the first rule of
   /// `chain` at or after `pos` that matches, chain_size(chain) if none, or
   /// kHotdrop. `walker` is the one given at build (its state is used).
-  uint32_t step(ChainWalker& walker, uint32_t chain, uint32_t pos, MatchContext& ctx,
-                WalkResult& res) const noexcept;
+  uint32_t step(ChainWalker& walker, uint32_t chain, uint32_t pos, MatchContext& ctx, WalkResult& res,
+                WalkKey& key) const noexcept;
 
   /// The walker's walk with step() as the finder.
   WalkResult walk(ChainWalker& walker, Hook hook, MatchContext& ctx, const WalkSinks& sinks = {}) const noexcept {
+    WalkKey key;
     return walker.walk_using(
-        [this, &walker](uint32_t c, uint32_t p, MatchContext& x, WalkResult& r) noexcept {
-          return step(walker, c, p, x, r);
+        [this, &walker, &key](uint32_t c, uint32_t p, MatchContext& x, WalkResult& r) noexcept {
+          return step(walker, c, p, x, r, key);
         },
         hook, ctx, sinks);
   }
