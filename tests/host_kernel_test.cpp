@@ -46,19 +46,7 @@ namespace {
 
 using Json = nlohmann::json;
 
-uint32_t ip(std::string_view s) {
-  uint32_t out = 0;
-  unsigned part = 0;
-  for (const char c : s) {
-    if (c == '.') {
-      out = (out << 8) | part;
-      part = 0;
-    } else {
-      part = part * 10 + static_cast<unsigned>(c - '0');
-    }
-  }
-  return (out << 8) | part;
-}
+uint32_t ip(std::string_view s) { return parse_ipv4(s).value(); }
 
 std::string text(uint32_t a) {
   return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xffU) + "." +

@@ -20,19 +20,7 @@ namespace nfb {
 namespace {
 
 // "a.b.c.d" -> host-order address (test input is always well formed).
-uint32_t ip(std::string_view s) {
-  uint32_t out = 0;
-  unsigned part = 0;
-  for (const char c : s) {
-    if (c == '.') {
-      out = (out << 8) | part;
-      part = 0;
-    } else {
-      part = part * 10 + static_cast<unsigned>(c - '0');
-    }
-  }
-  return (out << 8) | part;
-}
+uint32_t ip(std::string_view s) { return parse_ipv4(s).value(); }
 
 std::string source_root() {
   const char* root = std::getenv("NFB_SOURCE_ROOT");

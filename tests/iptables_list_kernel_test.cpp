@@ -171,18 +171,10 @@ TEST(IptablesListKernel, SingleRuleDifferentialCasesListLikeTheKernel) {
 
 TEST(IptablesListKernel, WholeFileDifferentialCasesListLikeTheKernel) {
   SKIP_WITHOUT_KERNEL();
-  std::string all = read_file(source_root() / "tests/data/iptables/differential/files.cases");
-  ASSERT_FALSE(all.empty());
-  size_t start = 0, compared = 0;
-  bool header = true;
-  while (start < all.size()) {
-    size_t sep = all.find("----\n", start);
-    std::string text = all.substr(start, sep == std::string::npos ? std::string::npos : sep - start);
-    start = sep == std::string::npos ? all.size() : sep + 5;
-    if (header) {  // the comment block before the first separator
-      header = false;
-      continue;
-    }
+  const std::vector<std::string> cases = test::file_cases(source_root() / "tests/data/iptables/differential/files.cases");
+  ASSERT_FALSE(cases.empty());
+  size_t compared = 0;
+  for (std::string text : cases) {
     // Every case is restored with --counters here, so its counters are kept
     // on both sides ("!c" marks the cases the save test restores with them).
     if (text.rfind("!c\n", 0) == 0) text = text.substr(3);

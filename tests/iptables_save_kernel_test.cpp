@@ -155,18 +155,10 @@ TEST(IptablesSaveKernel, SingleRulesAcceptedAndPrintedLikeTheKernel) {
 
 TEST(IptablesSaveKernel, WholeFilesAcceptedAndPrintedLikeTheKernel) {
   SKIP_WITHOUT_KERNEL();
-  std::string all = read_file(source_root() / "tests/data/iptables/differential/files.cases");
-  ASSERT_FALSE(all.empty());
-  size_t start = 0, n = 0;
-  bool header = true;
-  while (start < all.size()) {
-    size_t sep = all.find("----\n", start);
-    std::string text = all.substr(start, sep == std::string::npos ? std::string::npos : sep - start);
-    start = sep == std::string::npos ? all.size() : sep + 5;
-    if (header) {  // the comment block before the first separator
-      header = false;
-      continue;
-    }
+  const std::vector<std::string> cases = test::file_cases(source_root() / "tests/data/iptables/differential/files.cases");
+  ASSERT_FALSE(cases.empty());
+  size_t n = 0;
+  for (std::string text : cases) {
     bool counters = text.rfind("!c\n", 0) == 0;
     if (counters) text = text.substr(3);
     ++n;

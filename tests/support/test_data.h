@@ -43,4 +43,25 @@ inline std::vector<std::filesystem::path> files_with(const std::filesystem::path
   return out;
 }
 
+/// The cases of a file of whole rules files (tests/data/iptables/
+/// differential/files.cases): the parts between "----" lines, the comment
+/// block before the first left out.
+inline std::vector<std::string> file_cases(const std::filesystem::path& p) {
+  const std::string all = read_file(p);
+  std::vector<std::string> out;
+  size_t start = 0;
+  bool header = true;
+  while (start < all.size()) {
+    const size_t sep = all.find("----\n", start);
+    std::string text = all.substr(start, sep == std::string::npos ? std::string::npos : sep - start);
+    start = sep == std::string::npos ? all.size() : sep + 5;
+    if (header) {
+      header = false;
+      continue;
+    }
+    out.push_back(std::move(text));
+  }
+  return out;
+}
+
 }  // namespace nfb::test
