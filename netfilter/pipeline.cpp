@@ -165,6 +165,10 @@ WalkResult Pipeline::walk(TableId table, Hook hook, MatchContext& ctx, Walked& w
   const ChainClassifiers* compiled = compiled_[table_index(table)].get();
   WalkResult r = compiled != nullptr ? compiled->walk(*walker, hook, ctx, sinks) : walker->walk(hook, ctx, sinks);
   stats_.rules_tested += r.rules_tested;
+  // CONNMARK wrote the entry's mark (the kernel's ct->mark): later rules of
+  // this packet at later hooks (after the view is refilled) and the
+  // connection's later packets read it there.
+  if (r.connmark_changed && walk_entry_ != nullptr) walk_entry_->mark = ctx.ct.ctmark;
   w.vary |= r.vary;
   if (r.nat != nullptr || r.untrack || r.trace || r.mark_changed || r.connmark_changed ||
       r.ct_template != nullptr) {
@@ -367,6 +371,7 @@ void Pipeline::start_walk(PacketIn& p, MatchContext& ctx, Walked& w) noexcept {
   ctx.nf_trace = trace_ != nullptr;
   ctx.strings = strings_.get();
   scan_current_ = false;  // a new packet
+  walk_entry_ = nullptr;  // raw runs before conntrack
   w.path = PathBuffer{path_storage_.data(), static_cast<uint32_t>(path_storage_.size()), 0, 0};
   w.events = EventBuffer{event_storage_.data(), static_cast<uint32_t>(event_storage_.size()), 0, 0};
 }
@@ -470,6 +475,7 @@ Fate Pipeline::after_conntrack(PacketIn& p, PacketOut& out, MatchContext& ctx, W
     return out.fate;
   }
   ++stats_.walked_packets;
+  walk_entry_ = ct.has_entry() ? ct_.entry(ct.entry) : nullptr;
   if (untracked) {
     ctx.ct = CtView{};
     ctx.ct.state_bits = kCtUntracked;

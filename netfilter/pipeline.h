@@ -317,6 +317,7 @@ class Pipeline {
   std::unique_ptr<StringScanner> strings_;  // null: no string rules, or scan_strings off
   Hook scanned_hook_ = Hook::Prerouting;  // the hook strings_ last scanned for
   bool scan_current_ = false;             // strings_'s result is this packet's at scanned_hook_
+  CtEntry* walk_entry_ = nullptr;         // the walked packet's conntrack entry (CONNMARK writes its mark)
   ConntrackTable ct_;
   NatTable nat_;
   DefragTable defrag_;

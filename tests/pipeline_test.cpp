@@ -149,8 +149,9 @@ TEST_P(PipelineScenario, FastPathChangesNoCounter) {
   EXPECT_EQ(slow.stats.fast_path_packets, 0U);
   // Established flows do take the fast path (the seed case's connections and
   // the mixed traffic's data packets; the edge cases are one datagram per
-  // flow, and string rules look at every packet's payload).
-  if (s.name != "fragment_edge_cases" && s.name != "string_match") {
+  // flow, string rules look at every packet's payload, and CONNMARK
+  // --restore-mark changes every marked packet's mark).
+  if (s.name != "fragment_edge_cases" && s.name != "string_match" && s.name != "connmark_marks") {
     EXPECT_GT(fast.stats.fast_path_packets, 0U);
     EXPECT_LT(fast.stats.walked_packets, slow.stats.walked_packets);
   }
@@ -187,7 +188,7 @@ TEST_P(PipelineScenario, FrameStatesEqualTheKernels) {
 INSTANTIATE_TEST_SUITE_P(Recorded, PipelineScenario,
                          ::testing::Values("seed_case_naive", "seed_case_fixed", "seed_case_post_dnat",
                                            "docker27_mixed", "docker28_mixed", "docker28_fragments", "string_match",
-                                           "fragment_edge_cases"),
+                                           "fragment_edge_cases", "connmark_marks"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 // ------------------------------------------------------- compiled classifiers
@@ -212,7 +213,7 @@ TEST_P(PipelineAlgo, EqualsTheLinearWalk) {
               compiled.stats.walked_packets + compiled.stats.fast_path_packets);
     // The compiled walk's FlowVary bits still let established flows take the
     // fast path.
-    if (fast && s.name != "fragment_edge_cases" && s.name != "string_match") {
+    if (fast && s.name != "fragment_edge_cases" && s.name != "string_match" && s.name != "connmark_marks") {
       EXPECT_GT(compiled.stats.fast_path_packets, 0U);
     }
   }
@@ -246,7 +247,7 @@ INSTANTIATE_TEST_SUITE_P(
     Recorded, PipelineAlgo,
     ::testing::Combine(::testing::Values("seed_case_naive", "seed_case_fixed", "seed_case_post_dnat",
                                          "docker27_mixed", "docker28_mixed", "docker28_fragments", "string_match",
-                                         "fragment_edge_cases"),
+                                         "fragment_edge_cases", "connmark_marks"),
                        ::testing::Values(NFB_TEST_ALGOS)),
     [](const ::testing::TestParamInfo<std::tuple<std::string, ChainAlgo>>& p) {
       return std::get<0>(p.param) + "_" + std::string(chain_algo_name(std::get<1>(p.param)));

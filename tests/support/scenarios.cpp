@@ -1199,6 +1199,37 @@ Scenario string_match() {
           string_traffic_frames()};
 }
 
+// Marks kept in the conntrack entry (CONNMARK), at several hooks and in both
+// directions, on the seed case's frames: mangle PREROUTING restores the skb
+// mark from the entry for every packet and saves a mark set on a
+// connection's first packet; POSTROUTING adds bits to the entry's mark;
+// DOCKER-USER counts packets by the entry's mark and drops redis traffic
+// whose entry lacks the mark (which the kernel never does here: every
+// connection is marked on its SYN, in PREROUTING, before FORWARD).
+constexpr std::string_view kMangleTable =
+    "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+    ":POSTROUTING ACCEPT [0:0]\nCOMMIT\n";
+constexpr std::string_view kConnmarkRules =
+    "iptables -t mangle -A PREROUTING -j CONNMARK --restore-mark --nfmask 0xffff --ctmask 0xffff\n"
+    "iptables -t mangle -A PREROUTING -m mark --mark 0x1/0xff\n"
+    "iptables -t mangle -A PREROUTING -m mark --mark 0x101/0xfff\n"
+    "iptables -t mangle -A PREROUTING -p tcp -m conntrack --ctstate NEW --ctorigdstport 10000 -j MARK --set-xmark 0x1/0xff\n"
+    "iptables -t mangle -A PREROUTING -m conntrack --ctstate NEW -j CONNMARK --save-mark --nfmask 0xff --ctmask 0xff\n"
+    "iptables -t mangle -A FORWARD -m connmark --mark 0x1/0xff\n"
+    "iptables -t mangle -A FORWARD -i docker0 -m mark --mark 0x1/0xff\n"
+    "iptables -t mangle -A FORWARD -m connmark --mark 0x101/0xfff\n"
+    "iptables -t mangle -A POSTROUTING -m connmark ! --mark 0x0/0xff -j CONNMARK --set-xmark 0x100/0xf00\n"
+    "iptables -t mangle -A POSTROUTING -m connmark --mark 0x101/0xfff\n"
+    "iptables -A DOCKER-USER -m connmark --mark 0x101/0xfff\n"
+    "iptables -A DOCKER-USER -m connmark --mark 0x1/0xfff\n"
+    "iptables -A DOCKER-USER -p tcp --dport 6379 -m connmark ! --mark 0x1/0xff -j DROP\n";
+
+Scenario connmark_marks() {
+  return {"connmark_marks",
+          apply_iptables_commands(std::string(kMangleTable) + bundled_ruleset("docker-28.save"), kConnmarkRules),
+          seed_case_frames()};
+}
+
 std::vector<Scenario> all_scenarios() {
   std::vector<Scenario> all;
   all.push_back(seed_case_naive());
@@ -1209,6 +1240,7 @@ std::vector<Scenario> all_scenarios() {
   all.push_back(docker28_fragments());
   all.push_back(fragment_edge_cases());
   all.push_back(string_match());
+  all.push_back(connmark_marks());
   return all;
 }
 

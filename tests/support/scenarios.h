@@ -75,6 +75,12 @@ Scenario seed_case_post_dnat();
 Scenario docker27_mixed();
 Scenario docker28_mixed();
 
+/// CONNMARK and marks on the seed case's frames: mangle restores and saves
+/// the entry's mark in PREROUTING, adds bits in POSTROUTING; mangle FORWARD,
+/// POSTROUTING and DOCKER-USER count by mark and connmark, and DOCKER-USER
+/// drops redis traffic whose entry is not marked.
+Scenario connmark_marks();
+
 /// The frames of the seed case (seed_case_*).
 std::vector<InjectedFrame> seed_case_frames();
 
