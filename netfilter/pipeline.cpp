@@ -431,7 +431,7 @@ Fate Pipeline::run_one(PacketIn& p, PacketOut& out, const CtProbe* probe) noexce
   return after_conntrack(p, out, ctx, w, ct, r.untrack);
 }
 
-bool Pipeline::nat_at_hook(NatManip manip, const NatContext& nctx, PacketIn& p, MatchContext& ctx, Walked& w,
+[[gnu::always_inline]] inline bool Pipeline::nat_at_hook(NatManip manip, const NatContext& nctx, PacketIn& p, MatchContext& ctx, Walked& w,
                            const CtResult& ct, Fate& fate) noexcept {
   if (!ct.has_entry()) return true;
   CtEntry* e = ct_.entry(ct.entry);
