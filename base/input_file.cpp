@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -53,6 +54,11 @@ std::string decompress_xz(const std::string& path, const std::string& packed) {
 }  // namespace
 
 std::string read_input_file(const std::string& path) {
+  if (path.empty()) throw LoadError(SourceLocation{path}, "no file name given (expected a path to a file)");
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw LoadError(SourceLocation{path}, "is a directory (expected a file)");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     throw LoadError(SourceLocation{path}, std::string("cannot open: ") + std::strerror(errno));

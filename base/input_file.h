@@ -10,6 +10,8 @@
 namespace nfb {
 
 /// The contents of PATH; if PATH ends in ".xz" the decompressed contents.
+/// An empty path, a directory or a file that cannot be opened is a
+/// LoadError naming it (an empty file is not: callers say whether it may be).
 std::string read_input_file(const std::string& path);
 
 }  // namespace nfb

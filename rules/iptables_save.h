@@ -51,8 +51,10 @@ namespace nfb {
 /// error messages and in each rule's SourceLocation. Throws LoadError.
 Ruleset read_iptables_save(std::string_view text, const std::string& file_name);
 
-/// Reads a file and parses it. Throws LoadError (also when the file cannot
-/// be read: `PATH: cannot read file: REASON`).
+/// read_iptables_save() of the file at `path` (xz-compressed when it ends
+/// in ".xz"). Throws LoadError naming the file when the path is empty, a
+/// directory or unreadable (`PATH: cannot open: REASON`), and when it holds
+/// no table: replay and lint need a ruleset, and an empty one is a mistake.
 Ruleset load_iptables_save_file(const std::string& path);
 
 struct WriteOptions {

@@ -15,14 +15,11 @@
 // from hooks they do not support.
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <optional>
 #include <span>
-#include <sstream>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -30,6 +27,7 @@
 
 #include <fmt/format.h>
 
+#include "base/input_file.h"
 #include "base/text.h"
 #include "rules/iptables_save.h"
 #include "rules/option_values.h"
@@ -1130,20 +1128,14 @@ Ruleset read_iptables_save(std::string_view text, const std::string& file_name) 
 }
 
 Ruleset load_iptables_save_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    SourceLocation where;
-    where.file = path;
-    throw LoadError(where, fmt::format("cannot read file: {}", std::strerror(errno)));
+  Ruleset rs = read_iptables_save(read_input_file(path), path);
+  // iptables-restore takes an empty input as "change nothing"; a rules file
+  // given to replay or lint with no table is a mistake (a wrong path, an
+  // empty dump), not a host without rules.
+  if (rs.tables.empty()) {
+    throw LoadError(SourceLocation{path}, "holds no table (expected iptables-save output: *filter ... COMMIT)");
   }
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) {
-    SourceLocation where;
-    where.file = path;
-    throw LoadError(where, "cannot read file: read error");
-  }
-  return read_iptables_save(buf.str(), path);
+  return rs;
 }
 
 }  // namespace nfb

@@ -683,7 +683,7 @@ TEST(IptablesSaveReader, MissingFile) {
     load_iptables_save_file("/nonexistent/nfbench.rules");
     FAIL() << "no error";
   } catch (const LoadError& e) {
-    EXPECT_EQ(std::string(e.what()), "/nonexistent/nfbench.rules: cannot read file: No such file or directory");
+    EXPECT_EQ(std::string(e.what()), "/nonexistent/nfbench.rules: cannot open: No such file or directory");
   }
 }
 

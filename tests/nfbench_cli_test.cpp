@@ -445,6 +445,31 @@ TEST(NfbenchReplay, BadRulesetStopsBeforeReplaying) {
   EXPECT_TRUE(r.out.empty()) << r.out;
 }
 
+TEST(NfbenchReplay, RulesThatAreNoFileAreErrorsNamingThem) {
+  // A directory, an empty path or a file with no table used to replay as
+  // an empty ruleset with exit 0: a silent wrong result.
+  const std::string capture = source_root() + "/data/captures/seed-case.pcapng";
+  const std::string dir = ::testing::TempDir();
+  const CommandResult d = nfbench({"replay", "--rules", dir, capture});
+  EXPECT_EQ(d.exit_code, 1) << d.describe();
+  EXPECT_EQ(d.err, "nfbench: " + dir + ": is a directory (expected a file)\n");
+  EXPECT_TRUE(d.out.empty()) << d.out;
+  const CommandResult none = nfbench({"replay", "--rules", "", capture});
+  EXPECT_EQ(none.exit_code, 1) << none.describe();
+  EXPECT_NE(none.err.find("no file name given"), std::string::npos) << none.err;
+  const std::string empty = write_temp("empty.save", "# nothing but a comment\n");
+  const CommandResult e = nfbench({"replay", "--rules", empty, capture});
+  EXPECT_EQ(e.exit_code, 1) << e.describe();
+  EXPECT_EQ(e.err, "nfbench: " + empty + ": holds no table (expected iptables-save output: *filter ... COMMIT)\n");
+  const CommandResult lint = nfbench({"lint", empty});
+  EXPECT_EQ(lint.exit_code, 1) << lint.describe();
+  EXPECT_NE(lint.err.find("holds no table"), std::string::npos) << lint.err;
+  const CommandResult host = nfbench({"replay", "--rules", source_root() + "/data/rulesets/docker-28.save",
+                                      "--host-addrs", dir, "--host-routes", dir, capture});
+  EXPECT_EQ(host.exit_code, 1) << host.describe();
+  EXPECT_NE(host.err.find(dir + ": is a directory"), std::string::npos) << host.err;
+}
+
 TEST(NfbenchReplay, CaptureInterfaceTheHostLacks) {
   const CommandResult r = nfbench({"replay", "--rules", source_root() + "/data/rulesets/docker-28.save", "--in-iface",
                                    "wlan0", source_root() + "/data/captures/docker-host-eth0.pcap"});
