@@ -124,6 +124,12 @@ TEST(RunCommand, MissingCommandIs127) {
   EXPECT_THAT(r.err, HasSubstr("nfb-no-such-command-here"));
 }
 
+TEST(RunCommand, ProgramsOutsideTheTestProgramTableAreRefused) {
+  // `ls` is on every machine but not in tests/support/test_programs.h: a
+  // test must not come to depend on a program a fresh machine may lack.
+  EXPECT_THROW(run_command({"ls", "/"}), std::runtime_error);
+}
+
 TEST(RunCommand, NonExecutableFileIsNotFound) {
   // A path with a slash is taken as is; a regular file without x permission
   // is not executable.

@@ -1,6 +1,7 @@
 // Network-namespace sandbox and fork/exec command runner for kernel tests.
 // See netns.h for the contracts.
 #include "tests/support/netns.h"
+#include "tests/support/test_programs.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -226,6 +227,13 @@ CommandResult run_command(const std::vector<std::string>& argv, std::string_view
     result.err = argv.front() + ": command not found\n";
     return result;
   }
+  // A program found by name must be one a fresh machine gets from
+  // tools/run.sh (a path with '/' is a program the build made).
+  if (argv.front().find('/') == std::string::npos && test::find_test_program(argv.front()) == nullptr) {
+    throw std::runtime_error("run_command: \"" + argv.front() +
+                             "\" is not in tests/support/test_programs.h: add it there with the Debian package "
+                             "that installs it, and add the package to tools/run.sh");
+  }
 
   // Everything the child needs is built before fork: after it, the child may
   // not allocate (another thread may hold the allocator's lock).
@@ -335,6 +343,12 @@ NetnsSandbox::~NetnsSandbox() {
 CommandResult NetnsSandbox::run(const std::vector<std::string>& argv, std::string_view stdin_text,
                                 std::chrono::milliseconds timeout) const {
   if (argv.empty()) throw std::runtime_error("NetnsSandbox::run: empty argv");
+  if (argv.front().find('/') == std::string::npos && find_executable(argv.front()) &&
+      test::find_test_program(argv.front()) == nullptr) {
+    throw std::runtime_error("NetnsSandbox::run: \"" + argv.front() +
+                             "\" is not in tests/support/test_programs.h: add it there with the Debian package "
+                             "that installs it, and add the package to tools/run.sh");
+  }
   std::vector<std::string> full{"ip", "netns", "exec", name_};
   full.reserve(argv.size() + 4);
   // Resolve here, with our PATH fallbacks, rather than leave it to ip's PATH.
