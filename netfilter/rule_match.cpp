@@ -115,6 +115,12 @@ CompiledRule compile_rule(const Rule& rule, const HostModel& host, MatchState& s
                           const MatchOptions& options) {
   if (options.hz == 0 || options.hz > 10000) fail(rule, fmt::format("HZ {} outside 1..10000", options.hz));
   CompiledRule c;
+  if (!rule.unsupported.empty()) {
+    // A rule with what the model lacks (ReadOptions::unsupported_never_match)
+    // never matches: its core is `! -s 0.0.0.0/0`.
+    c.src_invert = true;
+    return c;
+  }
   c.src_mask = rule.src.mask;
   c.src_addr = rule.src.addr & rule.src.mask;
   c.src_invert = rule.src_invert;

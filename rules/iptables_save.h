@@ -47,15 +47,24 @@
 
 namespace nfb {
 
+struct ReadOptions {
+  /// Rules that use a match module or target the model lacks (iptables
+  /// has it: ttl, recent, set, TTL, NFQUEUE, ...) are kept as rules that
+  /// never match (Rule::unsupported), printed back as written. Off: the
+  /// file is refused with every such use listed (unknown names, typos, are
+  /// errors either way).
+  bool unsupported_never_match = false;
+};
+
 /// Parses iptables-save / iptables-restore text. `file_name` is used in
 /// error messages and in each rule's SourceLocation. Throws LoadError.
-Ruleset read_iptables_save(std::string_view text, const std::string& file_name);
+Ruleset read_iptables_save(std::string_view text, const std::string& file_name, const ReadOptions& options = {});
 
 /// read_iptables_save() of the file at `path` (xz-compressed when it ends
 /// in ".xz"). Throws LoadError naming the file when the path is empty, a
 /// directory or unreadable (`PATH: cannot open: REASON`), and when it holds
 /// no table: replay and lint need a ruleset, and an empty one is a mistake.
-Ruleset load_iptables_save_file(const std::string& path);
+Ruleset load_iptables_save_file(const std::string& path, const ReadOptions& options = {});
 
 struct WriteOptions {
   /// Like `iptables-save -c`: policy counters as stored and `[pkts:bytes]`

@@ -172,12 +172,19 @@ struct Provider {
 };
 
 struct ResolvedOpt {
-  enum class Owner : uint8_t { Core, Module, Target } owner;
+  enum class Owner : uint8_t { Core, Module, Target, Skip } owner;  // Skip: an option of an unsupported module
   uint8_t kind = 0;  // ModKind / TgtKind for Module / Target
   const OptDef* def = nullptr;
   uint8_t core_id = 0;
   uint8_t nargs = 0;
   bool invertible = false;
+};
+
+/// A match module or target the model lacks, where a rule used it.
+struct UnsupportedUse {
+  uint32_t line = 0;
+  uint32_t col = 0;
+  std::string what;  // `match module "ttl"`, `target "TTL"`
 };
 
 /// Columns of a rule's target and matches, kept beside the rule while its
@@ -207,7 +214,8 @@ struct Instance {
 
 class Reader {
  public:
-  Reader(std::string_view text, const std::string& file) : text_(text), file_(file) {}
+  Reader(std::string_view text, const std::string& file, const ReadOptions& options)
+      : text_(text), file_(file), options_(options) {}
 
   Ruleset run();
 
@@ -250,7 +258,9 @@ class Reader {
 
   std::string_view text_;
   const std::string& file_;
+  ReadOptions options_;
   uint32_t line_no_ = 0;
+  std::vector<UnsupportedUse> unsupported_;  // every use, reported together at the end
 
   Ruleset ruleset_;
   bool in_table_ = false;
@@ -339,6 +349,21 @@ Ruleset Reader::run() {
         command_line(std::move(toks));
       }
     }
+  }
+  if (!unsupported_.empty() && !options_.unsupported_never_match) {
+    // Every rule that uses what the model lacks, at once, so that one run
+    // says what a ruleset needs.
+    const UnsupportedUse& u0 = unsupported_.front();
+    std::string also;
+    for (size_t i = 1; i < unsupported_.size() && i < 20; ++i) {
+      also += fmt::format("{}{}:{} {}", i == 1 ? "; also at " : ", ", unsupported_[i].line, unsupported_[i].col,
+                          unsupported_[i].what);
+    }
+    if (unsupported_.size() > 20) also += fmt::format(" and {} more", unsupported_.size() - 20);
+    fail_at(u0.line, u0.col,
+            fmt::format("{} is not supported by this model{} ({} use{}; --unsupported=never-match loads the "
+                        "rules as rules that never match, with approximate counters)",
+                        u0.what, also, unsupported_.size(), unsupported_.size() == 1 ? "" : "s"));
   }
   if (in_table_) {
     fail_at(line_no_, 1,
@@ -553,9 +578,9 @@ void Reader::command_line(std::vector<Token> toks) {
 class RuleParser {
  public:
   RuleParser(const Table& table, const ChainIndex& chains, uint32_t chain_index, const std::vector<Token>& toks,
-             size_t first, const std::string& file, uint32_t line)
+             size_t first, const std::string& file, uint32_t line, std::vector<UnsupportedUse>& unsupported)
       : table_(table), chains_(chains), chain_index_(chain_index), toks_(toks), pos_(first), file_(file), line_(line),
-        values_(file, line) {}
+        values_(file, line), unsupported_(unsupported), first_(first) {}
 
   void run(std::optional<Counters> counters, std::vector<Rule>& out, RuleAux& aux);
 
@@ -600,6 +625,16 @@ class RuleParser {
   const std::string& file_;
   uint32_t line_;
   OptionLine values_;  // errors at this line, and the value parsers
+  std::vector<UnsupportedUse>& unsupported_;
+  size_t first_;              // the rule's first token (after -A CHAIN)
+  std::string unsupported_names_;  // what of this rule the model lacks, "ttl,TTL"
+  // Marks a use of what the model lacks; the options that follow and that
+  // nothing loaded knows are then skipped with their arguments.
+  void unsupported(uint32_t col, std::string what, std::string_view name) {
+    unsupported_.push_back(UnsupportedUse{line_, col, std::move(what)});
+    if (!unsupported_names_.empty()) unsupported_names_ += ',';
+    unsupported_names_ += name;
+  }
 
   Rule rule_;
   std::vector<Ipv4Mask> srcs_{Ipv4Mask{}}, dsts_{Ipv4Mask{}};
@@ -687,6 +722,9 @@ ResolvedOpt RuleParser::resolve_long(const Token& tok, std::string_view name) {
     }
   }
   if (ambiguous) fail(tok.col, fmt::format("option \"--{}\" is ambiguous (abbreviates several options)", name));
+  // After a module or target the model lacks, an option nothing knows is
+  // taken as one of its own.
+  if (!unsupported_names_.empty()) return ResolvedOpt{ResolvedOpt::Owner::Skip, 0, nullptr, 0, 0, true};
   fail(tok.col, fmt::format("unknown option \"--{}\"", name));
 }
 
@@ -733,7 +771,11 @@ void RuleParser::set_target(const Token& name_tok, bool is_goto) {
     return;
   }
   for (const char* u : kUnsupportedTargets) {
-    if (n == u) fail(name_tok.col, fmt::format("target \"{}\" is not supported by this model", n));
+    if (n == u) {
+      unsupported(name_tok.col, fmt::format("target \"{}\"", n), n);
+      rule_.target = NoTarget{};
+      return;
+    }
   }
   fail(name_tok.col, fmt::format("unknown target \"{}\" (not a supported target, nor a chain declared in table {})",
                                  n, table_name(table_.id)));
@@ -802,7 +844,13 @@ void RuleParser::run(std::optional<Counters> counters, std::vector<Rule>& out, R
         fail(invert_col, "unexpected ! before -m (put it before the module's option)");
       fail(invert_col, fmt::format("option \"{}\" cannot be inverted", opt_name));
     }
-    if (r.owner == ResolvedOpt::Owner::Core) {
+    if (r.owner == ResolvedOpt::Owner::Skip) {
+      // Its arguments: the words up to the next option (or `!`).
+      while (pos_ < toks_.size() && !toks_[pos_].text.empty() && toks_[pos_].text[0] != '-' &&
+             toks_[pos_].text != "!") {
+        ++pos_;
+      }
+    } else if (r.owner == ResolvedOpt::Owner::Core) {
       core_option(r.core_id, tok, opt_name, invert, inline_arg);
     } else {
       std::vector<std::string> args;
@@ -903,7 +951,10 @@ void RuleParser::core_option(uint8_t id, const Token& tok, std::string_view opt_
         return;
       }
       for (const char* u : kUnsupportedModules) {
-        if (arg == u) fail(col, fmt::format("match module \"{}\" is not supported by this model", arg));
+        if (arg == u) {
+          unsupported(col, fmt::format("match module \"{}\"", arg), arg);
+          return;
+        }
       }
       fail(col, fmt::format("unknown match module \"{}\"", arg));
     }
@@ -1011,6 +1062,15 @@ void RuleParser::finish(std::optional<Counters> counters, std::vector<Rule>& out
   check_modules();
   check_target();
   if (counters) rule_.counters = counters;
+  if (!unsupported_names_.empty()) {
+    // Kept (with --unsupported=never-match) as a rule that never matches,
+    // printed back as it was written.
+    rule_.unsupported = unsupported_names_;
+    for (size_t i = first_; i < toks_.size(); ++i) {
+      if (!rule_.spec_text.empty()) rule_.spec_text += ' ';
+      rule_.spec_text += save_string(toks_[i].text);
+    }
+  }
   aux.target_col = tgt_col_;
   for (const Instance& inst : instances_) aux.match_cols.push_back(inst.col);
   // -s/-d lists expand into one rule per (source, destination), sources outer.
@@ -1028,7 +1088,7 @@ void RuleParser::finish(std::optional<Counters> counters, std::vector<Rule>& out
 
 void Reader::parse_rule(const std::vector<Token>& toks, size_t first, uint32_t chain_index,
                         std::optional<Counters> counters, std::vector<Rule>& out, RuleAux& aux) {
-  RuleParser p(table_, chain_index_, chain_index, toks, first, file_, line_no_);
+  RuleParser p(table_, chain_index_, chain_index, toks, first, file_, line_no_, unsupported_);
   p.run(counters, out, aux);
 }
 
@@ -1122,13 +1182,13 @@ void Reader::finish_table() {
 
 }  // namespace
 
-Ruleset read_iptables_save(std::string_view text, const std::string& file_name) {
-  Reader r(text, file_name);
+Ruleset read_iptables_save(std::string_view text, const std::string& file_name, const ReadOptions& options) {
+  Reader r(text, file_name, options);
   return r.run();
 }
 
-Ruleset load_iptables_save_file(const std::string& path) {
-  Ruleset rs = read_iptables_save(read_input_file(path), path);
+Ruleset load_iptables_save_file(const std::string& path, const ReadOptions& options) {
+  Ruleset rs = read_iptables_save(read_input_file(path), path, options);
   // iptables-restore takes an empty input as "change nothing"; a rules file
   // given to replay or lint with no table is a mistake (a wrong path, an
   // empty dump), not a host without rules.

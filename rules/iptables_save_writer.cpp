@@ -27,6 +27,7 @@ std::string addr_mask(const Ipv4Mask& a) {
 }  // namespace
 
 std::string write_rule_spec(const Rule& rule) {
+  if (!rule.unsupported.empty()) return rule.spec_text;  // kept as written: the model cannot say it
   SaveLine l(rule.where);
   if (rule.src.mask != 0 || rule.src_invert) l.inv(rule.src_invert).add("-s").add(addr_mask(rule.src));
   if (rule.dst.mask != 0 || rule.dst_invert) l.inv(rule.dst_invert).add("-d").add(addr_mask(rule.dst));

@@ -418,4 +418,16 @@ std::vector<HookMask> chain_hooks(const Table& table) {
   return hooks;
 }
 
+std::vector<std::string> unsupported_rules(const Ruleset& ruleset) {
+  std::vector<std::string> out;
+  for (const Table& t : ruleset.tables) {
+    for (const Chain& c : t.chains) {
+      for (const Rule& r : c.rules) {
+        if (!r.unsupported.empty()) out.push_back(fmt::format("{}:{} ({})", r.where.file, r.where.line, r.unsupported));
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace nfb

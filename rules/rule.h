@@ -77,7 +77,13 @@ struct Rule {
   Target target;                   // NoTarget when there is no -j/-g
   std::optional<Counters> counters;  // `[pkts:bytes]` or -c, when given
   SourceLocation where;            // the rule's line (column of its -A/-I)
+  /// Non-empty: the rule uses match modules or targets the model lacks
+  /// ("ttl,TTL"; read with ReadOptions::unsupported_never_match). It never
+  /// matches, and is printed back as `spec_text`, its words as written.
+  std::string unsupported;
+  std::string spec_text;
 };
+
 
 struct Chain {
   std::string name;
@@ -117,5 +123,9 @@ struct Ruleset {
 /// jumps and gotos (a built-in chain is reached from its own hook). Chains
 /// reached from no hook get 0. Cost O(chains + rules). Tolerates loops.
 std::vector<HookMask> chain_hooks(const Table& table);
+
+/// The rules of `ruleset` that use what the model lacks (Rule::unsupported),
+/// for reports: "FILE:LINE (ttl)" each.
+std::vector<std::string> unsupported_rules(const Ruleset& ruleset);
 
 }  // namespace nfb

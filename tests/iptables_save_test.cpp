@@ -528,10 +528,13 @@ TEST(IptablesSaveReader, Errors) {
        "t.rules:2:17: option \"--d\" is ambiguous (abbreviates several options)"},
       {"*filter\n-A INPUT -m foo\nCOMMIT\n", "t.rules:2:13: unknown match module \"foo\""},
       {"*filter\n-A INPUT -m set --match-set x src\nCOMMIT\n",
-       "t.rules:2:13: match module \"set\" is not supported by this model"},
+       "t.rules:2:13: match module \"set\" is not supported by this model (1 use; --unsupported=never-match loads "
+       "the rules as rules that never match, with approximate counters)"},
       {"*filter\n-A INPUT -j FOO\nCOMMIT\n",
        "t.rules:2:13: unknown target \"FOO\" (not a supported target, nor a chain declared in table filter)"},
-      {"*filter\n-A INPUT -j QUEUE\nCOMMIT\n", "t.rules:2:13: target \"QUEUE\" is not supported by this model"},
+      {"*filter\n-A INPUT -j QUEUE\nCOMMIT\n",
+       "t.rules:2:13: target \"QUEUE\" is not supported by this model (1 use; --unsupported=never-match loads the "
+       "rules as rules that never match, with approximate counters)"},
       {"*filter\n-A INPUT -s\nCOMMIT\n", "t.rules:2:12: option \"-s\" requires an argument"},
       {"*filter\n-A INPUT -p tcp --dport\nCOMMIT\n", "t.rules:2:24: option \"--dport\" requires an argument"},
       {"*filter\n-A INPUT -p tcp --syn=1\nCOMMIT\n", "t.rules:2:17: option \"--syn\" takes no argument"},
@@ -676,6 +679,44 @@ TEST(IptablesSaveReader, LoadErrorCarriesItsLocation) {
     EXPECT_EQ(e.where().column, 25u);
     EXPECT_EQ(e.message(), "bad port \"x\" (expected a number 0-65535 or a known service name)");
   }
+}
+
+TEST(IptablesSaveReader, UnsupportedModulesAreListedAllAtOnce) {
+  const std::string text =
+      "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+      "-A INPUT -p tcp -m ttl --ttl-lt 5 -j DROP\n"
+      "-A INPUT -p tcp --dport 22 -j ACCEPT\n"
+      "-A INPUT -m recent --name ssh --rcheck --seconds 60 -j DROP\n"
+      "-A FORWARD -p tcp -j TCPMSS --clamp-mss-to-pmtu\n"
+      "COMMIT\n";
+  try {
+    read_iptables_save(text, "u.save");
+    FAIL() << "expected a LoadError";
+  } catch (const LoadError& e) {
+    EXPECT_EQ(e.where().line, 5U);
+    EXPECT_EQ(std::string(e.what()),
+              "u.save:5:20: match module \"ttl\" is not supported by this model; also at 7:13 match module "
+              "\"recent\", 8:22 target \"TCPMSS\" (3 uses; --unsupported=never-match loads the rules as rules "
+              "that never match, with approximate counters)");
+  }
+  // A name iptables does not know is an error at once, in either mode.
+  EXPECT_THROW(read_iptables_save("*filter\n-A INPUT -m nosuchmodule --x 1\nCOMMIT\n", "n.save",
+                                  ReadOptions{.unsupported_never_match = true}),
+               LoadError);
+
+  const Ruleset rs = read_iptables_save(text, "u.save", ReadOptions{.unsupported_never_match = true});
+  const Chain& input = rs.find_table(TableId::Filter)->chains[0];
+  ASSERT_EQ(input.rules.size(), 3U);
+  EXPECT_EQ(input.rules[0].unsupported, "ttl");
+  EXPECT_TRUE(input.rules[1].unsupported.empty());
+  EXPECT_EQ(input.rules[2].unsupported, "recent");
+  EXPECT_EQ(unsupported_rules(rs),
+            (std::vector<std::string>{"u.save:5 (ttl)", "u.save:7 (recent)", "u.save:8 (TCPMSS)"}));
+  // Printed back as written.
+  const std::string out = write_iptables_save(rs);
+  EXPECT_NE(out.find("-A INPUT -p tcp -m ttl --ttl-lt 5 -j DROP\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("-A INPUT -m recent --name ssh --rcheck --seconds 60 -j DROP\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("-A FORWARD -p tcp -j TCPMSS --clamp-mss-to-pmtu\n"), std::string::npos) << out;
 }
 
 TEST(IptablesSaveReader, MissingFile) {

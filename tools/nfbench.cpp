@@ -146,6 +146,7 @@ struct ReplayCommand {
   bool progress = false;
   std::string algo = "linear";  // the classifier every chain runs on (chain_boxes.h)
   std::string rx_csum = "verify";  // L4 checksums as the NIC delivers them: verify or trust
+  std::string unsupported = "error";  // rules with modules the model lacks: error or never-match
   ReplayOptions replay;
   std::string dpdk;             // EAL arguments: receive from DPDK ports instead of a capture
   DpdkReplayOptions ports;
@@ -314,7 +315,11 @@ nlohmann::json replay_json(const ReplayCommand& o, const ReplayReport& r, const 
 // or DPDK ports (pcap/dpdk_port.h): every frame read is emitted, dropped with
 // a reason, or counted invalid. Setup, run, then the report.
 int cmd_replay(ReplayCommand& o) {
-  const Ruleset rules = load_iptables_save_file(o.rules);
+  if (o.unsupported != "error" && o.unsupported != "never-match")
+    throw std::invalid_argument("--unsupported: '" + o.unsupported + "' is not error or never-match");
+  const Ruleset rules =
+      load_iptables_save_file(o.rules, ReadOptions{.unsupported_never_match = o.unsupported == "never-match"});
+  const std::vector<std::string> approximate = unsupported_rules(rules);
   const HostModel host = o.host.load();
   const PipelineConfig config = replay_pipeline_config(o);
   std::vector<std::unique_ptr<Pipeline>> shards;
@@ -344,10 +349,21 @@ int cmd_replay(ReplayCommand& o) {
                  conntrack_entries);
   }
   if (o.json) {
-    fmt::print("{}\n", replay_json(o, r, dpdk_report, conntrack_entries).dump());
+    nlohmann::json j = replay_json(o, r, dpdk_report, conntrack_entries);
+    if (!approximate.empty()) j["approximate"] = {{"reason", "rules that use match modules or targets the model lacks "
+                                                             "never match"},
+                                                  {"rules", approximate}};
+    fmt::print("{}\n", j.dump());
     return r.error.empty() ? 0 : 1;
   }
   std::fputs((o.dpdk.empty() ? format_replay_report(r) : format_dpdk_report(dpdk_report)).c_str(), stdout);
+  if (!approximate.empty()) {
+    // --unsupported=never-match: say that the counters are not the kernel's.
+    fmt::print("Approximate: {} rules use match modules or targets this model does not support and never matched "
+               "here; the kernel's counters and verdicts may differ:", approximate.size());
+    for (const std::string& a : approximate) fmt::print(" {}", a);
+    fmt::print("\n");
+  }
   if (!r.error.empty()) {
     std::fprintf(stderr, "nfbench: %s\n", r.error.c_str());
     return 1;
@@ -654,6 +670,10 @@ CLI::App* add_replay_command(CLI::App& app, ReplayCommand& o) {
                      "the default) or trust (CHECKSUM_UNNECESSARY: RX checksum offload; wrong ones are let "
                      "through and counted). DPDK ports: the mbuf's flags decide, this only for unknown ones");
   replay->add_flag("--progress", o.progress, "print a progress line on standard error (default on a terminal)");
+  replay->add_option("--unsupported", o.unsupported,
+                     "rules using match modules or targets this model lacks: error (default: refuse the ruleset, "
+                     "listing every such rule) or never-match (load them as rules that never match; the report "
+                     "says the counters are approximate)");
   replay->add_option("--algo", o.algo,
                      "classifier every chain runs on: linear (default), dtree, tuple, acl; counters are identical");
   replay->add_flag("--json", o.json, "print one JSON object");
