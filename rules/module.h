@@ -22,8 +22,9 @@
 //     does not fit a box (the rule is then residual: checked by match()).
 // Optional members have defaults: hooks() kAllHooks, vary() 0, compile()
 // emit the struct as it is, boxes() false (does not fit).
-// A target has scope() (tables and hooks), kTerminal and kWalk (what the
-// chain walk does with it) instead of the match side.
+// A target has scope() (tables and hooks; default any), kTerminal and kWalk
+// (what the chain walk does with it; walk_op() instead when it depends on
+// the options, as CT's --notrack does) instead of the match side.
 //
 // Adding one: a header under rules/matches/ or rules/targets/ and its line
 // in the registry (rules/matches.h or rules/targets.h). The reader, the
