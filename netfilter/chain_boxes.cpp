@@ -290,15 +290,12 @@ bool fill_key(const MatchContext& ctx, uint32_t dims, const KeySpec& spec, Class
 }  // namespace
 
 bool chain_key(const MatchContext& ctx, const KeySpec& spec, ClassifierKey& key) noexcept {
-  if (!keyable(ctx)) return false;
-  // Unused addrtype dimensions of a chain that uses one of them are 0, as
-  // their boxes span every value.
-  uint32_t dims = kBaseDims | spec.used;
-  if ((dims & ((1U << kDimSrcAddrtype) | (1U << kDimDstAddrtype))) != 0) {
-    if ((dims & (1U << kDimSrcAddrtype)) == 0) key.v[kDimSrcAddrtype] = 0;
-    if ((dims & (1U << kDimDstAddrtype)) == 0) key.v[kDimDstAddrtype] = 0;
-  }
-  return fill_key(ctx, dims, spec, key);
+  // A walk's key for its first chain: the dimensions outside the spec are 0.
+  WalkKey walk;
+  const ClassifierKey* k = walk.get(ctx, spec);
+  if (k == nullptr) return false;
+  key = *k;
+  return true;
 }
 
 const ClassifierKey* WalkKey::get(const MatchContext& ctx, const KeySpec& spec) noexcept {

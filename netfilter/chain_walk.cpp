@@ -94,10 +94,6 @@ ChainWalker ChainWalker::build(const Table& table, const HostModel& host, const 
       op.op = target_walk_op(r.target);
       if (const auto* j = std::get_if<JumpTarget>(&r.target)) op.chain = chain_target(j->index, j->chain);
       if (const auto* g = std::get_if<GotoTarget>(&r.target)) op.chain = chain_target(g->index, g->chain);
-      if (const auto* m = std::get_if<MarkTarget>(&r.target)) {
-        op.value = m->value;
-        op.mask = m->mask;
-      }
       op.target = &r.target;
       w.ops_.push_back(op);
       w.rule_ptrs_.push_back(&r);
@@ -259,7 +255,7 @@ bool ChainWalker::apply_target(const TargetOp& op, MatchContext& ctx, WalkResult
       emit(WalkEvent::Kind::Log, chain, pos + 1, rule_ptrs_[flat_index(chain, pos)], sinks);
       return false;
     case Op::Mark: {
-      const uint32_t mark = (ctx.mark & ~op.mask) ^ op.value;
+      const uint32_t mark = std::get_if<MarkTarget>(op.target)->apply(ctx.mark);
       if (mark != ctx.mark) res.mark_changed = true;
       ctx.mark = mark;
       return false;

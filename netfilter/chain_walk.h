@@ -259,9 +259,7 @@ class ChainWalker {
     /// TraceReturn for an unconditional standard verdict.
     WalkEvent::Kind trace_kind = WalkEvent::Kind::TraceRule;
     uint32_t chain = kNoIndex;  // Jump/Goto target
-    uint32_t value = 0;         // Mark: xor value
-    uint32_t mask = 0;          // Mark: bits cleared first
-    const Target* target = nullptr;  // Nat, Reject, Connmark, Ct, Log
+    const Target* target = nullptr;  // the rule's target (Nat, Reject, Mark, Connmark, Ct read it)
   };
   struct ChainInfo {
     uint32_t first = 0;

@@ -65,14 +65,10 @@ struct LimitMatch {
     if (burst == 0) c.fail("limit: --limit-burst must be at least 1");
     // The kernel refuses a bucket whose credit, computed in 32 bits,
     // overflows: credits(avg * burst) < credits(avg). Credits per second
-    // are HZ * CREDITS_PER_JIFFY = 32000 for HZ 250 and 1000, the usual kernels.
-    auto credits = [](uint32_t user) -> uint32_t {
-      constexpr uint32_t kCreditsPerSecond = 32000;
-      if (user > 0xffffffffU / kCreditsPerSecond)
-        return static_cast<uint32_t>(uint64_t{user / kScale} * kCreditsPerSecond);
-      return user * kCreditsPerSecond / kScale;
-    };
-    if (credits(static_cast<uint32_t>(uint64_t{avg} * burst)) < credits(avg))
+    // are HZ * CREDITS_PER_JIFFY = 32000 for HZ 250 and 1000, the usual
+    // kernels; compile() checks again with the HZ it is given.
+    const auto avg_burst = static_cast<uint32_t>(uint64_t{avg} * burst);
+    if (limit_user_to_credits(avg_burst, 250) < limit_user_to_credits(avg, 250))
       c.fail("limit: rate too slow for this burst (the kernel's 32-bit credit would overflow)");
   }
 

@@ -2,6 +2,8 @@
 // such match.
 #pragma once
 
+#include <span>
+
 #include "rules/module.h"
 
 namespace nfb {
@@ -15,7 +17,7 @@ struct PortsMatch {
 
   static constexpr const char* kName = "ports";
   static constexpr bool kIptables = false;  // not an iptables module: the reader does not offer it
-  static constexpr OptDef kOptions[] = {{"ports", 0, 0, false}};
+  static constexpr std::span<const OptDef> kOptions{};  // none
   void parse(const ModuleOption&) {}
   void check(const ModuleCheck&) const {}
   static constexpr const char* kUnwritable =
