@@ -100,6 +100,7 @@ Pipeline::Pipeline(const Ruleset& ruleset, const HostModel& host, const Pipeline
   WalkOptions opts;
   opts.match = config.match;
   if (config_.scan_strings) opts.match.strings = &string_patterns_;
+  opts.match.recent = &recent_lists_;  // one namespace: every table sees the same lists
   opts.initial_counters_from_table = config.counters_from_ruleset;
   for (const Table& t : ruleset_.tables) {
     walkers_[table_index(t.id)] = std::make_unique<ChainWalker>(ChainWalker::build(t, host_, opts));

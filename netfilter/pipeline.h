@@ -314,6 +314,7 @@ class Pipeline {
   /// Per table, the chains' classifiers when config_.algo is not kLinear.
   std::array<std::unique_ptr<ChainClassifiers>, kTableCount> compiled_;
   StringPatterns string_patterns_;  // filled while the walkers compile
+  RecentLists recent_lists_;        // -m recent lists, shared by the tables
   std::unique_ptr<StringScanner> strings_;  // null: no string rules, or scan_strings off
   Hook scanned_hook_ = Hook::Prerouting;  // the hook strings_ last scanned for
   bool scan_current_ = false;             // strings_'s result is this packet's at scanned_hook_

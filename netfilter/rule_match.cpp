@@ -34,7 +34,7 @@ std::string format_flow_vary(uint32_t bits) {
   static constexpr const char* kNames[] = {
       "tcp_flags", "tcp_option", "icmp",      "length",    "payload",  "fragment",
       "mark",      "connmark",   "ct_state",  "ct_status", "ct_expire", "ct_dir",
-      "pkttype",   "mac",        "limit",     "statistic",
+      "pkttype",   "mac",        "limit",     "statistic", "recent",
   };
   std::string out;
   for (unsigned i = 0; i < std::size(kNames); ++i) {
@@ -52,6 +52,12 @@ void MatchState::reset() noexcept {
   for (Bucket& b : limits_) b = Bucket{};
   std::copy(nth_start_.begin(), nth_start_.end(), nth_.begin());
   std::copy(rng_seed_.begin(), rng_seed_.end(), rng_.begin());
+  if (shared_recent_ != nullptr) shared_recent_->clear();
+  own_recent_->clear();
+}
+
+RecentList* MatchState::recent_list(const std::string& name, uint32_t mask, uint32_t ring) {
+  return (shared_recent_ != nullptr ? *shared_recent_ : *own_recent_).get(name, mask, ring);
 }
 
 uint32_t MatchState::add_limit(uint32_t cap) {
@@ -114,6 +120,7 @@ class RuleCompiler {
 CompiledRule compile_rule(const Rule& rule, const HostModel& host, MatchState& state,
                           const MatchOptions& options) {
   if (options.hz == 0 || options.hz > 10000) fail(rule, fmt::format("HZ {} outside 1..10000", options.hz));
+  if (options.recent != nullptr) state.use_recent_lists(options.recent);
   CompiledRule c;
   if (!rule.unsupported.empty()) {
     // A rule with what the model lacks (ReadOptions::unsupported_never_match)

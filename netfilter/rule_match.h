@@ -46,6 +46,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <variant>
@@ -150,6 +151,10 @@ struct MatchOptions {
   /// match carries the id (classifier/string_scan.h): a MatchContext with a
   /// StringScanner then reads the scan's result instead of searching.
   StringPatterns* strings = nullptr;
+  /// The -m recent lists of the namespace, shared by every table compiled
+  /// with these options (the pipeline's); null: each MatchState keeps its
+  /// own.
+  RecentLists* recent = nullptr;
 };
 
 /// The compiled form of a module: its Compiled type when it has build-time
@@ -197,7 +202,8 @@ struct CompiledRule {
 };
 
 /// The mutable side of matching: limit buckets, nth counters and random
-/// streams, one slot per stateful match, allocated by compile_rule(). Passed
+/// streams, one slot per stateful match, allocated by compile_rule(), and
+/// the -m recent lists (MatchOptions::recent, or its own). Passed
 /// by non-const reference to evaluate(); lookups never allocate. One arena
 /// per independent copy of the kernel state (not thread-safe).
 class MatchState {
@@ -230,6 +236,14 @@ class MatchState {
   Bucket& limit_bucket(uint32_t slot) noexcept { return limits_[slot]; }
   uint32_t& nth_counter(uint32_t slot) noexcept { return nth_[slot]; }
   uint64_t& random_stream(uint32_t slot) noexcept { return rng_[slot]; }
+  /// The -m recent list `name` (rules/matches/recent.h): in the lists given
+  /// by use_recent_lists(), else in this state's own.
+  RecentList* recent_list(const std::string& name, uint32_t mask, uint32_t ring);
+  /// Lists shared with other states (one namespace's tables); call before
+  /// compiling. Null: this state's own.
+  void use_recent_lists(RecentLists* lists) noexcept { shared_recent_ = lists; }
+  /// The lists this state's rules use (shared or own).
+  const RecentLists& recent_lists() const noexcept { return shared_recent_ != nullptr ? *shared_recent_ : *own_recent_; }
 
  private:
   std::vector<Bucket> limits_;
@@ -238,6 +252,8 @@ class MatchState {
   std::vector<uint32_t> nth_start_;  // (every - 1) - packet
   std::vector<uint64_t> rng_;        // splitmix64 states
   std::vector<uint64_t> rng_seed_;
+  RecentLists* shared_recent_ = nullptr;
+  std::unique_ptr<RecentLists> own_recent_ = std::make_unique<RecentLists>();
 };
 
 /// Compiles `rule` for `host`. Stateful matches get slots in `state`.

@@ -16,6 +16,7 @@
 #include "rules/matches/multiport.h"
 #include "rules/matches/pkttype.h"
 #include "rules/matches/ports.h"
+#include "rules/matches/recent.h"
 #include "rules/matches/state.h"
 #include "rules/matches/statistic.h"
 #include "rules/matches/string.h"
@@ -30,7 +31,7 @@ namespace nfb {
 using MatchModules =
     TypeList<TcpMatch, UdpMatch, IcmpMatch, MultiportMatch, ConntrackMatch, StateMatch, AddrtypeMatch, CommentMatch,
              MarkMatch, ConnmarkMatch, IprangeMatch, StringMatch, LimitMatch, StatisticMatch, LengthMatch,
-             PkttypeMatch, MacMatch, PortsMatch>;
+             PkttypeMatch, MacMatch, PortsMatch, RecentMatch>;
 
 /// One module match of a rule (`-m NAME ...`), in rule order.
 using Match = VariantOf<MatchModules>::type;

@@ -209,11 +209,12 @@ enum FlowVaryBit : uint32_t {
   kVaryMac = 1U << 13,        // -m mac
   kVaryLimit = 1U << 14,      // -m limit: stateful, depends on time
   kVaryStatistic = 1U << 15,  // -m statistic: stateful (nth counter, random draw)
+  kVaryRecent = 1U << 16,     // -m recent: stateful (named address lists), depends on time
 };
 /// Matches with side effects: a path holding them must be re-evaluated for
 /// every packet even when cached, or the kernel's counts are lost.
-inline constexpr uint32_t kVaryStateful = kVaryLimit | kVaryStatistic;
-inline constexpr uint32_t kVaryAll = (1U << 16) - 1U;
+inline constexpr uint32_t kVaryStateful = kVaryLimit | kVaryStatistic | kVaryRecent;
+inline constexpr uint32_t kVaryAll = (1U << 17) - 1U;
 
 /// The first `n` bytes of the L4 header from the frame, or nullptr when the
 /// IP payload (bounded by the IP total length, as the kernel's skb is) holds
@@ -244,6 +245,13 @@ bool l4_ports(const Ctx& ctx, uint32_t need, uint16_t& sport, uint16_t& dport) n
   sport = load_be16(h);
   dport = load_be16(h + 2);
   return true;
+}
+
+/// Jiffies at packet time `now_ns` for a kernel of `hz`: floor(now_ns * hz
+/// / 1e9) without overflow (limit, recent).
+inline uint64_t jiffies_of(uint64_t now_ns, uint32_t hz) noexcept {
+  constexpr uint64_t kNsPerSecond = 1'000'000'000ULL;
+  return (now_ns / kNsPerSecond) * hz + (now_ns % kNsPerSecond) * hz / kNsPerSecond;
 }
 
 /// Fragment offset in 8-byte units.

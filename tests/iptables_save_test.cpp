@@ -684,10 +684,10 @@ TEST(IptablesSaveReader, LoadErrorCarriesItsLocation) {
 TEST(IptablesSaveReader, UnsupportedModulesAreListedAllAtOnce) {
   const std::string text =
       "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
-      "-A INPUT -p tcp -m ttl --ttl-lt 5 -j DROP\n"
+      "-A INPUT -p tcp -m quota --quota 5 -j DROP\n"
       "-A INPUT -p tcp --dport 22 -j ACCEPT\n"
-      "-A INPUT -m recent --name ssh --rcheck --seconds 60 -j DROP\n"
-      "-A FORWARD -p tcp -j TCPMSS --clamp-mss-to-pmtu\n"
+      "-A INPUT -m time --timestart 09:00 -j DROP\n"
+      "-A FORWARD -p tcp -j CLASSIFY --set-class 1:1\n"
       "COMMIT\n";
   try {
     read_iptables_save(text, "u.save");
@@ -695,8 +695,8 @@ TEST(IptablesSaveReader, UnsupportedModulesAreListedAllAtOnce) {
   } catch (const LoadError& e) {
     EXPECT_EQ(e.where().line, 5U);
     EXPECT_EQ(std::string(e.what()),
-              "u.save:5:20: match module \"ttl\" is not supported by this model; also at 7:13 match module "
-              "\"recent\", 8:22 target \"TCPMSS\" (3 uses; --unsupported=never-match loads the rules as rules "
+              "u.save:5:20: match module \"quota\" is not supported by this model; also at 7:13 match module "
+              "\"time\", 8:22 target \"CLASSIFY\" (3 uses; --unsupported=never-match loads the rules as rules "
               "that never match, with approximate counters)");
   }
   // A name iptables does not know is an error at once, in either mode.
@@ -707,16 +707,16 @@ TEST(IptablesSaveReader, UnsupportedModulesAreListedAllAtOnce) {
   const Ruleset rs = read_iptables_save(text, "u.save", ReadOptions{.unsupported_never_match = true});
   const Chain& input = rs.find_table(TableId::Filter)->chains[0];
   ASSERT_EQ(input.rules.size(), 3U);
-  EXPECT_EQ(input.rules[0].unsupported, "ttl");
+  EXPECT_EQ(input.rules[0].unsupported, "quota");
   EXPECT_TRUE(input.rules[1].unsupported.empty());
-  EXPECT_EQ(input.rules[2].unsupported, "recent");
+  EXPECT_EQ(input.rules[2].unsupported, "time");
   EXPECT_EQ(unsupported_rules(rs),
-            (std::vector<std::string>{"u.save:5 (ttl)", "u.save:7 (recent)", "u.save:8 (TCPMSS)"}));
+            (std::vector<std::string>{"u.save:5 (quota)", "u.save:7 (time)", "u.save:8 (CLASSIFY)"}));
   // Printed back as written.
   const std::string out = write_iptables_save(rs);
-  EXPECT_NE(out.find("-A INPUT -p tcp -m ttl --ttl-lt 5 -j DROP\n"), std::string::npos) << out;
-  EXPECT_NE(out.find("-A INPUT -m recent --name ssh --rcheck --seconds 60 -j DROP\n"), std::string::npos) << out;
-  EXPECT_NE(out.find("-A FORWARD -p tcp -j TCPMSS --clamp-mss-to-pmtu\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("-A INPUT -p tcp -m quota --quota 5 -j DROP\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("-A INPUT -m time --timestart \"09:00\" -j DROP\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("-A FORWARD -p tcp -j CLASSIFY --set-class \"1:1\"\n"), std::string::npos) << out;
 }
 
 TEST(IptablesSaveReader, MissingFile) {

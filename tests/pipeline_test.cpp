@@ -149,9 +149,11 @@ TEST_P(PipelineScenario, FastPathChangesNoCounter) {
   EXPECT_EQ(slow.stats.fast_path_packets, 0U);
   // Established flows do take the fast path (the seed case's connections and
   // the mixed traffic's data packets; the edge cases are one datagram per
-  // flow, string rules look at every packet's payload, and CONNMARK
-  // --restore-mark changes every marked packet's mark).
-  if (s.name != "fragment_edge_cases" && s.name != "string_match" && s.name != "connmark_marks") {
+  // flow, string rules look at every packet's payload, CONNMARK
+  // --restore-mark changes every marked packet's mark, and recent lists
+  // change with every packet that sets or updates them).
+  if (s.name != "fragment_edge_cases" && s.name != "string_match" && s.name != "connmark_marks" &&
+      s.name != "recent_lists") {
     EXPECT_GT(fast.stats.fast_path_packets, 0U);
     EXPECT_LT(fast.stats.walked_packets, slow.stats.walked_packets);
   }
@@ -188,7 +190,7 @@ TEST_P(PipelineScenario, FrameStatesEqualTheKernels) {
 INSTANTIATE_TEST_SUITE_P(Recorded, PipelineScenario,
                          ::testing::Values("seed_case_naive", "seed_case_fixed", "seed_case_post_dnat",
                                            "docker27_mixed", "docker28_mixed", "docker28_fragments", "string_match",
-                                           "fragment_edge_cases", "connmark_marks"),
+                                           "fragment_edge_cases", "connmark_marks", "recent_lists"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 // ------------------------------------------------------- compiled classifiers
@@ -213,7 +215,8 @@ TEST_P(PipelineAlgo, EqualsTheLinearWalk) {
               compiled.stats.walked_packets + compiled.stats.fast_path_packets);
     // The compiled walk's FlowVary bits still let established flows take the
     // fast path.
-    if (fast && s.name != "fragment_edge_cases" && s.name != "string_match" && s.name != "connmark_marks") {
+    if (fast && s.name != "fragment_edge_cases" && s.name != "string_match" && s.name != "connmark_marks" &&
+      s.name != "recent_lists") {
       EXPECT_GT(compiled.stats.fast_path_packets, 0U);
     }
   }
@@ -247,7 +250,7 @@ INSTANTIATE_TEST_SUITE_P(
     Recorded, PipelineAlgo,
     ::testing::Combine(::testing::Values("seed_case_naive", "seed_case_fixed", "seed_case_post_dnat",
                                          "docker27_mixed", "docker28_mixed", "docker28_fragments", "string_match",
-                                         "fragment_edge_cases", "connmark_marks"),
+                                         "fragment_edge_cases", "connmark_marks", "recent_lists"),
                        ::testing::Values(NFB_TEST_ALGOS)),
     [](const ::testing::TestParamInfo<std::tuple<std::string, ChainAlgo>>& p) {
       return std::get<0>(p.param) + "_" + std::string(chain_algo_name(std::get<1>(p.param)));

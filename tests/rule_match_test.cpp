@@ -842,12 +842,13 @@ TEST(FlowVaryTest, BitsOnlyWhenTheFlowInvariantCoreMatched) {
   EXPECT_EQ(vary, kVaryTcpFlags | kVaryLength);
   const CompiledRule plain = compile_rule(rule_of("-d 172.17.0.2 -p tcp --dport 80 -i eth0"), host(), st);
   EXPECT_EQ(plain.vary, 0U);
-  EXPECT_EQ(compile_rule(rule_of("-m limit --limit 1/s -m statistic --mode nth --every 2 --packet 0"),
+  EXPECT_EQ(compile_rule(rule_of("-m limit --limit 1/s -m statistic --mode nth --every 2 --packet 0 -m recent --set"),
                          host(), st)
                 .vary &
                 kVaryStateful,
             kVaryStateful);
-  EXPECT_EQ(format_flow_vary(kVaryTcpFlags | kVaryMark | kVaryStatistic), "tcp_flags,mark,statistic");
+  EXPECT_EQ(format_flow_vary(kVaryTcpFlags | kVaryMark | kVaryStatistic | kVaryRecent),
+            "tcp_flags,mark,statistic,recent");
   EXPECT_EQ(format_flow_vary(0), "");
 }
 
@@ -962,6 +963,121 @@ TEST(RuleCore, FilterBlocksEqualCoreFlowMatches) {
       ASSERT_EQ(bit, core_flow_matches(rules[i], ctx)) << i;
     }
   }
+}
+
+}  // namespace
+}  // namespace nfb
+
+namespace nfb {
+namespace {
+
+// ---------------------------------------------------------------------------
+// recent
+
+Packet from(uint32_t src, uint8_t ttl = 64) {
+  return udp_packet({.sport = 4000, .dport = 53}, {.src = src, .dst = ip4(172, 17, 0, 2), .ttl = ttl});
+}
+MatchContext at_second(double s, MatchContext c = forward_ctx()) {
+  c.now_ns = static_cast<uint64_t>(s * 1e9);
+  return c;
+}
+
+TEST(RecentMatchTest, ListsAreSharedByNameAndKeepTheLeastRecentlyTouchedHundred) {
+  RecentLists lists;
+  MatchOptions o;
+  o.recent = &lists;
+  Tester set(rule_of("-m recent --set --name L"), o);
+  Tester check(rule_of("-m recent --rcheck --name L"), o);
+  Tester other(rule_of("-m recent --rcheck --name M"), o);
+  EXPECT_FALSE(check.hit(from(ip4(10, 0, 0, 0))));
+  for (uint32_t i = 0; i <= RecentList::kMaxEntries; ++i) EXPECT_TRUE(set.hit(from(ip4(10, 0, 0, 0) + i)));
+  EXPECT_EQ(lists.find("L")->size(), RecentList::kMaxEntries);
+  EXPECT_FALSE(check.hit(from(ip4(10, 0, 0, 0))));  // the oldest went to make room
+  EXPECT_TRUE(check.hit(from(ip4(10, 0, 0, 1))));
+  EXPECT_TRUE(check.hit(from(ip4(10, 0, 0, 100))));
+  EXPECT_FALSE(other.hit(from(ip4(10, 0, 0, 1))));
+  // Touching 10.0.0.1 again makes 10.0.0.2 the next to go.
+  EXPECT_TRUE(set.hit(from(ip4(10, 0, 0, 1))));
+  EXPECT_TRUE(set.hit(from(ip4(10, 0, 1, 0))));
+  EXPECT_TRUE(check.hit(from(ip4(10, 0, 0, 1))));
+  EXPECT_FALSE(check.hit(from(ip4(10, 0, 0, 2))));
+}
+
+TEST(RecentMatchTest, UpdateCountsStampsWithinTheWindowAndStampsOnlyOnAMatch) {
+  RecentLists lists;
+  MatchOptions o;
+  o.recent = &lists;
+  Tester set(rule_of("-m recent --set --name B"), o);
+  Tester update(rule_of("-m recent --update --seconds 10 --hitcount 3 --name B"), o);
+  const Packet p = from(ip4(198, 51, 100, 7));
+  EXPECT_TRUE(set.hit(p, at_second(0)));
+  EXPECT_TRUE(set.hit(p, at_second(1)));
+  EXPECT_FALSE(update.hit(p, at_second(2)));  // 2 stamps: no match, no stamp
+  EXPECT_TRUE(set.hit(p, at_second(3)));
+  EXPECT_TRUE(update.hit(p, at_second(4)));   // 3 stamps within 10 s; adds a 4th
+  EXPECT_TRUE(update.hit(p, at_second(10.5)));  // 0 s is out; 1, 3, 4 are in
+  EXPECT_FALSE(update.hit(p, at_second(13.9)));  // only 4 and 10.5 are in
+  EXPECT_TRUE(set.hit(p, at_second(14)));
+  EXPECT_TRUE(update.hit(p, at_second(14)));
+  const RecentList& l = *lists.find("B");
+  EXPECT_EQ(l.stamps(l.find(ip4(198, 51, 100, 7), 0)), 7U);  // 4 sets + 3 updates that matched
+}
+
+TEST(RecentMatchTest, RingHoldsThirtyTwoStampsOrTheHitcountsPowerOfTwo) {
+  RecentLists lists;
+  MatchOptions o;
+  o.recent = &lists;
+  Tester set(rule_of("-m recent --set --name R"), o);
+  EXPECT_EQ(lists.find("R")->ring(), 32U);
+  Tester check(rule_of("-m recent --rcheck --hitcount 40 --name R"), o);
+  EXPECT_EQ(lists.find("R")->ring(), 64U);
+  const Packet p = from(ip4(10, 1, 1, 1));
+  for (int i = 0; i < 39; ++i) set.hit(p);
+  EXPECT_FALSE(check.hit(p));
+  set.hit(p);
+  EXPECT_TRUE(check.hit(p));
+  for (int i = 0; i < 100; ++i) set.hit(p);  // the ring wraps: 64 stamps kept
+  const RecentList& l = *lists.find("R");
+  EXPECT_EQ(l.stamps(l.find(ip4(10, 1, 1, 1), 0)), 64U);
+}
+
+TEST(RecentMatchTest, MaskReapRemoveTtlAndDestination) {
+  RecentLists lists;
+  MatchOptions o;
+  o.recent = &lists;
+  // The first rule naming a list sets its mask.
+  Tester set(rule_of("-m recent --set --name N --mask 255.255.255.0"), o);
+  Tester check(rule_of("-m recent --rcheck --name N --mask 255.255.255.255"), o);
+  EXPECT_TRUE(set.hit(from(ip4(10, 2, 3, 4)), at_second(0)));
+  EXPECT_TRUE(check.hit(from(ip4(10, 2, 3, 99)), at_second(0)));
+  EXPECT_FALSE(check.hit(from(ip4(10, 2, 4, 4)), at_second(0)));
+  // --reap drops the least recently touched entry once it is older than --seconds.
+  EXPECT_TRUE(set.hit(from(ip4(10, 2, 4, 4)), at_second(5)));
+  Tester reap(rule_of("-m recent --rcheck --seconds 3 --reap --name N"), o);
+  EXPECT_TRUE(reap.hit(from(ip4(10, 2, 4, 1)), at_second(6)));  // hits 10.2.4.0; reaps 10.2.3.0
+  EXPECT_FALSE(check.hit(from(ip4(10, 2, 3, 4)), at_second(6)));
+  EXPECT_EQ(lists.find("N")->size(), 1U);
+  // --remove matches only when there was an entry.
+  Tester remove(rule_of("-m recent --remove --name N"), o);
+  EXPECT_TRUE(remove.hit(from(ip4(10, 2, 4, 200))));
+  EXPECT_FALSE(remove.hit(from(ip4(10, 2, 4, 200))));
+  EXPECT_EQ(lists.find("N")->size(), 0U);
+  // --rttl: a forwarded packet's TTL counts as the TTL before forwarding.
+  Tester tset(rule_of("-m recent --set --name T"), o);
+  Tester tcheck(rule_of("-m recent --rcheck --rttl --name T"), o);
+  EXPECT_TRUE(tset.hit(from(ip4(10, 9, 9, 9), 49)));  // FORWARD: recorded as 50
+  MatchContext pre = forward_ctx();
+  pre.hook = Hook::Prerouting;
+  pre.out_iface = kNoIface;
+  EXPECT_TRUE(tcheck.hit(from(ip4(10, 9, 9, 9), 50), pre));
+  EXPECT_FALSE(tcheck.hit(from(ip4(10, 9, 9, 9), 49), pre));
+  EXPECT_FALSE(tcheck.hit(from(ip4(10, 9, 9, 9), 50)));  // FORWARD: 51
+  // --rdest, and `!`.
+  Tester dset(rule_of("-m recent --set --rdest --name D"), o);
+  Tester dnot(rule_of("-m recent ! --rcheck --rdest --name D"), o);
+  EXPECT_TRUE(dnot.hit(from(ip4(10, 0, 0, 1))));
+  EXPECT_TRUE(dset.hit(from(ip4(10, 0, 0, 1))));
+  EXPECT_FALSE(dnot.hit(from(ip4(10, 0, 0, 2))));  // the destination, 172.17.0.2, is listed
 }
 
 }  // namespace

@@ -11,8 +11,6 @@ uint32_t limit_user_to_credits(uint32_t user, uint32_t hz) noexcept;
 /// Credits refilled per jiffy for `hz`: the largest power of two not above
 /// (2^32 - 1) / (hz * 86400). 128 for HZ 250, 32 for HZ 1000.
 uint32_t limit_credits_per_jiffy(uint32_t hz) noexcept;
-/// floor(now_ns * hz / 1e9) without overflow.
-uint64_t jiffies_of(uint64_t now_ns, uint32_t hz) noexcept;
 
 /// -m limit. `avg` is the mean time between packets in units of 1/10000 s
 /// (the kernel's XT_LIMIT_SCALE); `burst` the bucket depth.
@@ -169,11 +167,6 @@ inline uint32_t limit_user_to_credits(uint32_t user, uint32_t hz) noexcept {
   if (per_second == 0) return 0;
   if (user > 0xffffffffU / per_second) return (user / LimitMatch::kScale) * per_second;
   return user * per_second / LimitMatch::kScale;
-}
-
-inline uint64_t jiffies_of(uint64_t now_ns, uint32_t hz) noexcept {
-  constexpr uint64_t kNsPerSecond = 1'000'000'000ULL;
-  return (now_ns / kNsPerSecond) * hz + (now_ns % kNsPerSecond) * hz / kNsPerSecond;
 }
 
 }  // namespace nfb

@@ -1230,6 +1230,74 @@ Scenario connmark_marks() {
           seed_case_frames()};
 }
 
+// -m recent on a Docker host: a client-affinity list in nat (kube-proxy's
+// sessionAffinity shape, with a /24 mask), a brute-force limit in
+// DOCKER-USER (the 4th new connection from one address within the hour is
+// dropped), --remove on RSTs and --rttl, ! --rcheck and --hitcount in
+// mangle PREROUTING, and a destination list (--rdest) filled by container
+// egress and checked on the replies. The BF list is named first in mangle
+// (load order), so its mask is the default /32.
+constexpr std::string_view kRecentRules =
+    "iptables -t mangle -A PREROUTING -i eth0 -p tcp --tcp-flags RST RST -m recent --remove --name BF\n"
+    "iptables -t mangle -A PREROUTING -i eth0 -m recent --rcheck --rttl --name BF\n"
+    "iptables -t mangle -A PREROUTING -i eth0 -m recent ! --rcheck --name BF\n"
+    "iptables -t mangle -A PREROUTING -i eth0 -p tcp --syn -m recent --rcheck --seconds 3600 --hitcount 2 --name BF\n"
+    "iptables -t nat -I DOCKER 1 -p tcp --dport 10000 -m recent --rcheck --seconds 10800 --reap --name AFF --mask 255.255.255.0 --rsource\n"
+    "iptables -t nat -I DOCKER 2 -p tcp --dport 10000 -m recent --set --name AFF --mask 255.255.255.0 --rsource\n"
+    "iptables -A DOCKER-USER -i eth0 -p tcp --dport 6379 -m conntrack --ctstate NEW -m recent --update --seconds 3600 --hitcount 3 --name BF --rsource -j DROP\n"
+    "iptables -A DOCKER-USER -i eth0 -p tcp --dport 6379 -m conntrack --ctstate NEW -m recent --set --name BF --rsource\n"
+    "iptables -A DOCKER-USER -o eth0 -m recent --set --rdest --name DST --mask 255.255.0.0\n"
+    "iptables -A DOCKER-USER -i eth0 -m recent --rcheck --rsource --name DST --mask 255.255.0.0\n"
+    "iptables -A DOCKER-USER -m recent --rcheck --rttl --name BF\n";
+
+std::vector<InjectedFrame> recent_traffic_frames() {
+  Traffic t(0x72656365);
+  const uint32_t a = ip4(203, 0, 113, 40);
+  const uint32_t b = ip4(203, 0, 113, 41);
+  const uint32_t c = ip4(203, 0, 113, 42);
+  // 1. A opens four connections to the published port; the 4th SYN (sent
+  //    twice) is dropped by the brute-force rule.
+  for (int i = 0; i < 3; ++i) {
+    Tcp conn = published_tcp(t, a, 10000, dh::kDocker0, {dh::kRedisIp, 6379});
+    conn.handshake();
+    conn.send(Tcp::kClient, kPsh | kAck, kRedisPing);
+    conn.send(Tcp::kServer, kPsh | kAck, kRedisPong);
+    conn.close();
+  }
+  {
+    Tcp conn = published_tcp(t, a, 10000, dh::kDocker0, {dh::kRedisIp, 6379});
+    conn.syn();
+    conn.syn();
+  }
+  // 2. B: one connection, a stray RST (removes B from BF), another connection.
+  for (int i = 0; i < 2; ++i) {
+    Tcp conn = published_tcp(t, b, 10000, dh::kDocker0, {dh::kRedisIp, 6379});
+    conn.handshake();
+    conn.close();
+    if (i == 0) lone_segment(t, dh::kEth0, {b, 40001}, {kHost, 10000}, kRst);
+  }
+  // 3. C: a SYN with TTL 50, then one with TTL 64 (another port): --rttl
+  //    tells them apart.
+  lone_segment(t, dh::kEth0, {c, 40100}, {kHost, 10000}, kSyn, 50);
+  lone_segment(t, dh::kEth0, {c, 40101}, {kHost, 10000}, kSyn, 64);
+  lone_segment(t, dh::kEth0, {c, 40102}, {kHost, 10000}, kSyn, 50);
+  // 4. Container egress fills DST with the server's /16; its replies match.
+  {
+    Tcp conn = egress_tcp(t, dh::kDocker0, dh::kRedisIp, {kExampleCom, 80});
+    conn.handshake();
+    conn.send(Tcp::kClient, kPsh | kAck, text_bytes("GET / HTTP/1.1\r\n\r\n"));
+    conn.send(Tcp::kServer, kPsh | kAck, text_bytes("HTTP/1.1 204 No Content\r\n\r\n"));
+    conn.close();
+  }
+  return t.take();
+}
+
+Scenario recent_lists() {
+  return {"recent_lists",
+          apply_iptables_commands(std::string(kMangleTable) + bundled_ruleset("docker-28.save"), kRecentRules),
+          recent_traffic_frames()};
+}
+
 std::vector<Scenario> all_scenarios() {
   std::vector<Scenario> all;
   all.push_back(seed_case_naive());
@@ -1241,6 +1309,7 @@ std::vector<Scenario> all_scenarios() {
   all.push_back(fragment_edge_cases());
   all.push_back(string_match());
   all.push_back(connmark_marks());
+  all.push_back(recent_lists());
   return all;
 }
 

@@ -81,6 +81,17 @@ Scenario docker28_mixed();
 /// drops redis traffic whose entry is not marked.
 Scenario connmark_marks();
 
+/// -m recent on docker-28.save (tests/support/scenarios.cpp kRecentRules):
+/// a client-affinity list with a /24 mask in nat DOCKER, a brute-force
+/// limit in DOCKER-USER (--update --hitcount 3 drops a client's 4th new
+/// connection), --remove on RSTs, --rttl, ! --rcheck, --hitcount and a
+/// --rdest list filled by container egress. Traffic: recent_traffic_frames.
+Scenario recent_lists();
+/// Three clients of published 10000 (four connections from one, the last
+/// SYN sent twice; two from another with a stray RST between; lone SYNs of
+/// TTL 50, 64, 50 from a third) and a container's HTTP egress.
+std::vector<InjectedFrame> recent_traffic_frames();
+
 /// The frames of the seed case (seed_case_*).
 std::vector<InjectedFrame> seed_case_frames();
 
