@@ -34,7 +34,7 @@ std::string format_flow_vary(uint32_t bits) {
   static constexpr const char* kNames[] = {
       "tcp_flags", "tcp_option", "icmp",      "length",    "payload",  "fragment",
       "mark",      "connmark",   "ct_state",  "ct_status", "ct_expire", "ct_dir",
-      "pkttype",   "mac",        "limit",     "statistic", "recent",
+      "pkttype",   "mac",        "limit",     "statistic", "recent",   "ip_header",
   };
   std::string out;
   for (unsigned i = 0; i < std::size(kNames); ++i) {

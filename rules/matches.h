@@ -7,6 +7,8 @@
 #include "rules/matches/comment.h"
 #include "rules/matches/connmark.h"
 #include "rules/matches/conntrack.h"
+#include "rules/matches/dscp.h"
+#include "rules/matches/ecn.h"
 #include "rules/matches/icmp.h"
 #include "rules/matches/iprange.h"
 #include "rules/matches/length.h"
@@ -14,6 +16,7 @@
 #include "rules/matches/mac.h"
 #include "rules/matches/mark.h"
 #include "rules/matches/multiport.h"
+#include "rules/matches/nfacct.h"
 #include "rules/matches/pkttype.h"
 #include "rules/matches/ports.h"
 #include "rules/matches/recent.h"
@@ -21,6 +24,8 @@
 #include "rules/matches/statistic.h"
 #include "rules/matches/string.h"
 #include "rules/matches/tcp.h"
+#include "rules/matches/tos.h"
+#include "rules/matches/ttl.h"
 #include "rules/matches/udp.h"
 
 namespace nfb {
@@ -31,7 +36,8 @@ namespace nfb {
 using MatchModules =
     TypeList<TcpMatch, UdpMatch, IcmpMatch, MultiportMatch, ConntrackMatch, StateMatch, AddrtypeMatch, CommentMatch,
              MarkMatch, ConnmarkMatch, IprangeMatch, StringMatch, LimitMatch, StatisticMatch, LengthMatch,
-             PkttypeMatch, MacMatch, PortsMatch, RecentMatch>;
+             PkttypeMatch, MacMatch, PortsMatch, RecentMatch, TtlMatch, TosMatch, DscpMatch, EcnMatch,
+             NfacctMatch>;
 
 /// One module match of a rule (`-m NAME ...`), in rule order.
 using Match = VariantOf<MatchModules>::type;

@@ -210,11 +210,12 @@ enum FlowVaryBit : uint32_t {
   kVaryLimit = 1U << 14,      // -m limit: stateful, depends on time
   kVaryStatistic = 1U << 15,  // -m statistic: stateful (nth counter, random draw)
   kVaryRecent = 1U << 16,     // -m recent: stateful (named address lists), depends on time
+  kVaryIpHeader = 1U << 17,   // -m ttl, tos, dscp, ecn --ecn-ip-ect (traceroute probes, ECN marks)
 };
 /// Matches with side effects: a path holding them must be re-evaluated for
 /// every packet even when cached, or the kernel's counts are lost.
 inline constexpr uint32_t kVaryStateful = kVaryLimit | kVaryStatistic | kVaryRecent;
-inline constexpr uint32_t kVaryAll = (1U << 17) - 1U;
+inline constexpr uint32_t kVaryAll = (1U << 18) - 1U;
 
 /// The first `n` bytes of the L4 header from the frame, or nullptr when the
 /// IP payload (bounded by the IP total length, as the kernel's skb is) holds

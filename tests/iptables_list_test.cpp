@@ -110,9 +110,12 @@ TEST(IptablesList, GoldenInputsCoverEveryMatchAndTarget) {
       }
     }
   }
-  // Every match but PortsMatch (ClassBench only, no iptables form).
+  // Every match but PortsMatch (ClassBench only, no iptables form) and
+  // NfacctMatch (the kernel loads it only when the named nfacct object
+  // exists, which the golden namespaces lack: IptablesSaveReader.Nfacct
+  // holds its text).
   for (size_t i = 0; i < std::variant_size_v<Match>; ++i) {
-    if (i == Match(PortsMatch{}).index()) continue;
+    if (i == Match(PortsMatch{}).index() || i == Match(NfacctMatch{}).index()) continue;
     EXPECT_TRUE(matches.count(i)) << "no golden input uses match #" << i;
   }
   for (size_t i = 0; i < std::variant_size_v<Target>; ++i) {

@@ -719,6 +719,21 @@ TEST(IptablesSaveReader, UnsupportedModulesAreListedAllAtOnce) {
   EXPECT_NE(out.find("-A FORWARD -p tcp -j CLASSIFY --set-class \"1:1\"\n"), std::string::npos) << out;
 }
 
+TEST(IptablesSaveReader, Nfacct) {
+  // As iptables-legacy-save and -L print them after `nfacct add NAME`.
+  const std::string text =
+      "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+      "-A INPUT -m nfacct --nfacct-name  localhost_nps_accepted_pkts\n"
+      "-A INPUT -m nfacct --nfacct-name  \"a-b.c\" -j ACCEPT\n"
+      "COMMIT\n";
+  const Ruleset rs = read_iptables_save(text, "n.save");
+  EXPECT_EQ(write_iptables_save(rs), text);
+  EXPECT_THROW(read_iptables_save("*filter\n-A INPUT -m nfacct\nCOMMIT\n", "n.save"), LoadError);
+  EXPECT_THROW(read_iptables_save("*filter\n-A INPUT -m nfacct --nfacct-name 0123456789abcdef0123456789abcdef\nCOMMIT\n",
+                                  "n.save"),
+               LoadError);
+}
+
 TEST(IptablesSaveReader, MissingFile) {
   try {
     load_iptables_save_file("/nonexistent/nfbench.rules");

@@ -316,7 +316,8 @@ TEST(Scenarios, FramesAreWellFormedExceptWhereBadOnPurpose) {
       }
     }
     if (s.name.starts_with("seed") || s.name.find("fragment") != std::string::npos || s.name == "string_match" ||
-        s.name == "connmark_marks" || s.name == "recent_lists") {
+        s.name == "connmark_marks" || s.name == "recent_lists" ||
+        s.name == "ip_header_matches") {
       EXPECT_EQ(bad_l4, 0U);
       EXPECT_EQ(bad_ip, 0U);
     } else {
@@ -333,7 +334,8 @@ TEST(Scenarios, SizesAreAsDocumented) {
   EXPECT_EQ(fragment_edge_frames().size(), 80U);
   EXPECT_EQ(string_traffic_frames().size(), 31U);
   EXPECT_EQ(recent_traffic_frames().size(), 56U);
-  EXPECT_EQ(all_scenarios().size(), 10U);
+  EXPECT_EQ(ip_header_traffic_frames().size(), 14U);
+  EXPECT_EQ(all_scenarios().size(), 11U);
 }
 
 TEST(Scenarios, SeedConnectionsChainTheirSequenceNumbers) {

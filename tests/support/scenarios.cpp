@@ -1298,6 +1298,83 @@ Scenario recent_lists() {
           recent_traffic_frames()};
 }
 
+// IP header matches on a Docker host: traceroute probes (TTL 1, 2, 3) to
+// published ports and the host, TOS/DSCP-marked and ECN traffic. mangle
+// counts by TTL before and after forwarding, TOS, DSCP and ECN;
+// DOCKER-USER drops DSCP CS1 (scavenger); nat counts low-TTL probes.
+constexpr std::string_view kIpHeaderRules =
+    "iptables -t mangle -A PREROUTING -m ttl --ttl-lt 2\n"
+    "iptables -t mangle -A PREROUTING -m ttl --ttl-eq 64\n"
+    "iptables -t mangle -A PREROUTING -m ttl ! --ttl-eq 64\n"
+    "iptables -t mangle -A PREROUTING -m tos --tos Minimize-Delay\n"
+    "iptables -t mangle -A PREROUTING -m tos --tos 0xb8\n"
+    "iptables -t mangle -A PREROUTING -m dscp --dscp-class EF\n"
+    "iptables -t mangle -A PREROUTING -m ecn --ecn-ip-ect 3\n"
+    "iptables -t mangle -A PREROUTING -m ecn ! --ecn-ip-ect 0\n"
+    "iptables -t mangle -A PREROUTING -p tcp -m ecn --ecn-tcp-ece --ecn-tcp-cwr\n"
+    "iptables -t mangle -A PREROUTING -p tcp -m ecn ! --ecn-tcp-ece\n"
+    "iptables -t mangle -A INPUT -m ttl --ttl-lt 5\n"
+    "iptables -t mangle -A FORWARD -m ttl --ttl-eq 1\n"
+    "iptables -t mangle -A FORWARD -m ttl --ttl-gt 60\n"
+    "iptables -t mangle -A POSTROUTING -m ttl --ttl-lt 64\n"
+    "iptables -t nat -I DOCKER 1 -m ttl --ttl-lt 3\n"
+    "iptables -A DOCKER-USER -m dscp --dscp-class CS1 -j DROP\n"
+    "iptables -A DOCKER-USER -m dscp ! --dscp 0\n";
+
+std::vector<InjectedFrame> ip_header_traffic_frames() {
+  Traffic t(0x74746c31);
+  Rng& r = t.rng();
+  const uint32_t d = ip4(203, 0, 113, 50);
+  // 1. Traceroute-style TCP probes to published 10000: TTL 1 (dies at the
+  //    forwarding step), 2 (leaves with TTL 1), 3.
+  for (uint8_t ttl = 1; ttl <= 3; ++ttl)
+    lone_segment(t, dh::kEth0, {d, static_cast<uint16_t>(33433 + ttl)}, {kHost, 10000}, kSyn, ttl);
+  // 2. UDP probes to published 5353 and to a closed port of the host.
+  for (uint8_t ttl = 1; ttl <= 2; ++ttl) {
+    const uint16_t id = r.next16();
+    t.add(dh::kEth0, udp_packet({d, static_cast<uint16_t>(33440 + ttl)}, {kHost, 5353}, dns_query(id, "probe.test"), id, ttl));
+  }
+  {
+    const uint16_t id = r.next16();
+    t.add(dh::kEth0, udp_packet({d, 33450}, {kHost, 33434}, text_bytes("probe"), id, 1));
+  }
+  // 3. TOS / DSCP / ECN on UDP to 5353: Minimize-Delay, EF with ECT(0),
+  //    EF with CE, CS1 (dropped in DOCKER-USER), ECT(1).
+  for (const int tos : {0x10, 0xba, 0xbb, 0x20, 0x01}) {
+    const uint16_t id = r.next16();
+    t.add(dh::kEth0, with_tos_ttl(udp_packet({d, static_cast<uint16_t>(40000 + tos)}, {kHost, 5353},
+                                             dns_query(id, "tos.test"), id, kOutsideTtl),
+                                  tos, -1));
+  }
+  // 4. An ECN-setup SYN (ECE+CWR) to 10000, redis's ECN-setup SYN-ACK is
+  //    left out: the SYN alone, and a plain SYN with TOS ECT(0).
+  lone_segment(t, dh::kEth0, {d, 41000}, {kHost, 10000}, kSyn | tcp_flag::kEce | tcp_flag::kCwr);
+  {
+    Rng& rr = t.rng();
+    const uint32_t seq = rr.next();
+    const uint16_t id = rr.next16();
+    const Bytes seg = test::tcp({.sport = 41001, .dport = 10000, .seq = seq, .flags = kSyn, .window = 64240});
+    t.add(dh::kEth0,
+          with_tos_ttl(test::ipv4({.src = d, .dst = kHost, .proto = kProtoTcp, .ttl = kOutsideTtl, .id = id, .df = true},
+                                  seg),
+                       0x02, -1));
+  }
+  // 5. A container's egress with TTL 64 and TOS 0x10 (leaves with TTL 63).
+  {
+    const uint16_t id = r.next16();
+    t.add(dh::kDocker0, with_tos_ttl(udp_packet({dh::kRedisIp, 45000}, {kPublicDns, 53}, dns_query(id, "example.com"),
+                                                id, kLocalTtl),
+                                     0x10, -1));
+  }
+  return t.take();
+}
+
+Scenario ip_header_matches() {
+  return {"ip_header_matches",
+          apply_iptables_commands(std::string(kMangleTable) + bundled_ruleset("docker-28.save"), kIpHeaderRules),
+          ip_header_traffic_frames()};
+}
+
 std::vector<Scenario> all_scenarios() {
   std::vector<Scenario> all;
   all.push_back(seed_case_naive());
@@ -1310,6 +1387,7 @@ std::vector<Scenario> all_scenarios() {
   all.push_back(string_match());
   all.push_back(connmark_marks());
   all.push_back(recent_lists());
+  all.push_back(ip_header_matches());
   return all;
 }
 

@@ -92,6 +92,17 @@ Scenario recent_lists();
 /// TTL 50, 64, 50 from a third) and a container's HTTP egress.
 std::vector<InjectedFrame> recent_traffic_frames();
 
+/// -m ttl, tos, dscp and ecn on docker-28.save (kIpHeaderRules): counts by
+/// TTL before and after forwarding, TOS, DSCP and ECN in mangle, nat counts
+/// low-TTL probes, DOCKER-USER drops DSCP CS1. Traffic:
+/// ip_header_traffic_frames.
+Scenario ip_header_matches();
+/// Traceroute probes (TCP TTL 1-3 to 10000, UDP TTL 1-2 to 5353, UDP TTL 1
+/// to a closed host port), UDP to 5353 with TOS 0x10, 0xba, 0xbb, 0x20,
+/// 0x01, an ECN-setup SYN and a SYN with ECT(0), a container's egress with
+/// TOS 0x10.
+std::vector<InjectedFrame> ip_header_traffic_frames();
+
 /// The frames of the seed case (seed_case_*).
 std::vector<InjectedFrame> seed_case_frames();
 
