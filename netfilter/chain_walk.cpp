@@ -304,6 +304,37 @@ bool ChainWalker::apply_target(const TargetOp& op, MatchContext& ctx, WalkResult
       ctx.nf_trace = true;
       res.trace = true;
       return false;
+    case Op::Tos: {
+      const uint8_t before = packet_tos(ctx);
+      const auto* tos = std::get_if<TosTarget>(op.target);
+      const uint8_t after = tos != nullptr ? tos->apply(before) : std::get_if<DscpTarget>(op.target)->apply(before);
+      if (after != before) {
+        ctx.tos = after;
+        res.tos_changed = true;
+      }
+      return false;
+    }
+    case Op::Tcpmss: {
+      // A later fragment has no header: nothing. A header too short for
+      // itself is dropped (the kernel's NF_DROP, after the rule counted).
+      // A hand-made key without a frame has nothing to rewrite.
+      const PacketKey& k = *ctx.key;
+      if (frag_units(k) != 0 || ctx.frame == nullptr) return false;
+      const uint8_t* th = l4_bytes(ctx, 20);
+      const uint32_t ip_hdr = uint32_t{k.l4_off} - k.l3_off;
+      const uint32_t tcp_len = k.l3_len > ip_hdr ? k.l3_len - ip_hdr : 0U;
+      const uint32_t hdr = th != nullptr ? (th[12] >> 4) * 4U : 0U;
+      if (th == nullptr || hdr < 20 || tcp_len < hdr) {
+        res.verdict = WalkResult::Drop;
+        return true;
+      }
+      const uint16_t target = std::get_if<TcpmssTarget>(op.target)->mss;
+      // --clamp-mss-to-pmtu: the path MTU (every host interface here has
+      // the Ethernet default, 1500) less the IPv4 and TCP headers.
+      const uint16_t mss = target == TcpmssTarget::kClamp ? static_cast<uint16_t>(WalkResult::kDefaultMtu - 40) : target;
+      res.mss = std::min(res.mss, mss);
+      return false;
+    }
     case Op::None:
     case Op::Return:
     case Op::Jump:

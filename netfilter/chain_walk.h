@@ -147,6 +147,13 @@ struct WalkResult {
   bool connmark_changed = false;  // CONNMARK changed ctx.ct.ctmark: store it in the entry
                                   // (never for a CT template's mark, which the kernel drops)
   bool no_chain = false;    // the table has no chain at this hook (verdict Accept, nothing done)
+  bool tos_changed = false; // TOS/DSCP rewrote the TOS byte (ctx.tos holds it): write it to the packet
+  /// The MTU of every interface of the host model (TCPMSS --clamp-mss-to-pmtu).
+  static constexpr uint16_t kDefaultMtu = 1500;
+  /// TCPMSS: the MSS the SYN's option is to be lowered to (the smallest of
+  /// the TCPMSS targets that ran; kNoMss none), applied by the pipeline.
+  uint16_t mss = kNoMss;
+  static constexpr uint16_t kNoMss = 0xffff;
   /// DNAT/SNAT/MASQUERADE/REDIRECT that ended the walk (verdict Accept).
   const Target* nat = nullptr;
   const RejectTarget* reject = nullptr;  // when verdict is Reject

@@ -66,6 +66,51 @@ bool Pipeline::forward_ttl(PacketIn& p) noexcept {
   return true;
 }
 
+// TOS/DSCP: the new TOS byte, in the key and the frame (header checksum
+// updated incrementally, as ipv4_change_dsfield does).
+void Pipeline::set_tos(PacketIn& p, uint8_t tos) noexcept {
+  const uint32_t at = p.key.l3_off;
+  if (p.frame != nullptr && at + 12U <= p.len) {
+    const auto before = static_cast<uint16_t>(p.frame[at] << 8 | p.frame[at + 1]);
+    const auto after = static_cast<uint16_t>(p.frame[at] << 8 | tos);
+    p.frame[at + 1] = tos;
+    store_be16(p.frame + at + 10, checksum_replace16(load_be16(p.frame + at + 10), before, after));
+  }
+  p.key.tos = tos;
+}
+
+// TCPMSS: an MSS option above `mss` is lowered to it (never raised), TCP
+// checksum updated incrementally. A SYN without the option would get one
+// inserted by the kernel (min(mss, 536), the packet 4 bytes longer); frames
+// here cannot grow, so that SYN leaves unchanged (README: known gaps).
+void Pipeline::lower_mss(PacketIn& p, uint16_t mss) noexcept {
+  if (p.frame == nullptr || p.key.proto != kProtoTcp) return;
+  const uint32_t th = p.key.l4_off;
+  const uint32_t end = std::min<uint32_t>(uint32_t{p.key.l3_off} + p.key.l3_len, p.len);
+  if (th + 20U > end) return;
+  const uint32_t hdr_end = std::min<uint32_t>(th + (p.frame[th + 12] >> 4) * 4U, end);
+  uint32_t i = th + 20;
+  while (i < hdr_end) {
+    const uint8_t kind = p.frame[i];
+    if (kind == 0) break;  // end of options
+    if (kind == 1) {       // no-op
+      ++i;
+      continue;
+    }
+    if (i + 1 >= hdr_end) break;
+    const uint8_t len = p.frame[i + 1];
+    if (len < 2 || i + len > hdr_end) break;
+    if (kind == 2 && len == 4) {
+      const uint16_t old = load_be16(p.frame + i + 2);
+      if (old <= mss) return;
+      store_be16(p.frame + i + 2, mss);
+      store_be16(p.frame + th + 16, checksum_replace16(load_be16(p.frame + th + 16), old, mss));
+      return;
+    }
+    i += len;
+  }
+}
+
 // Per-packet bookkeeping of the walks: the counters the packet incremented
 // (for the fast path), what the tested rules look at, and whether anything
 // happened that a replayed path could not reproduce. Lives on the stack.
@@ -170,9 +215,15 @@ WalkResult Pipeline::walk(TableId table, Hook hook, MatchContext& ctx, Walked& w
   // this packet at later hooks (after the view is refilled) and the
   // connection's later packets read it there.
   if (r.connmark_changed && walk_entry_ != nullptr) walk_entry_->mark = ctx.ct.ctmark;
+  // TOS/DSCP and TCPMSS rewrote the packet: into the key and the frame.
+  if (r.tos_changed) {
+    if (walk_packet_ != nullptr) set_tos(*walk_packet_, static_cast<uint8_t>(ctx.tos));
+    ctx.tos = -1;
+  }
+  if (r.mss != WalkResult::kNoMss && walk_packet_ != nullptr) lower_mss(*walk_packet_, r.mss);
   w.vary |= r.vary;
   if (r.nat != nullptr || r.untrack || r.trace || r.mark_changed || r.connmark_changed ||
-      r.ct_template != nullptr) {
+      r.ct_template != nullptr || r.tos_changed || r.mss != WalkResult::kNoMss) {
     w.side_effects = true;
   }
   if (w.path.dropped != 0) w.overflow = true;
@@ -373,6 +424,7 @@ void Pipeline::start_walk(PacketIn& p, MatchContext& ctx, Walked& w) noexcept {
   ctx.strings = strings_.get();
   scan_current_ = false;  // a new packet
   walk_entry_ = nullptr;  // raw runs before conntrack
+  walk_packet_ = &p;
   w.path = PathBuffer{path_storage_.data(), static_cast<uint32_t>(path_storage_.size()), 0, 0};
   w.events = EventBuffer{event_storage_.data(), static_cast<uint32_t>(event_storage_.size()), 0, 0};
 }

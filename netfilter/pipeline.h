@@ -294,6 +294,8 @@ class Pipeline {
   bool nat_at_hook(NatManip manip, const NatContext& nctx, PacketIn& p, MatchContext& ctx, Walked& w,
                    const CtResult& ct, Fate& fate) noexcept;
   static bool forward_ttl(PacketIn& p) noexcept;
+  static void set_tos(PacketIn& p, uint8_t tos) noexcept;
+  static void lower_mss(PacketIn& p, uint16_t mss) noexcept;
   L4Check l4_check(const PacketIn& p) const noexcept;
   WalkResult walk(TableId table, Hook hook, MatchContext& ctx, Walked& w) noexcept;
   void fill_ct_view(MatchContext& ctx, const CtResult& r) const noexcept;
@@ -318,6 +320,7 @@ class Pipeline {
   std::unique_ptr<StringScanner> strings_;  // null: no string rules, or scan_strings off
   Hook scanned_hook_ = Hook::Prerouting;  // the hook strings_ last scanned for
   bool scan_current_ = false;             // strings_'s result is this packet's at scanned_hook_
+  PacketIn* walk_packet_ = nullptr;      // the walked packet (TOS and TCPMSS rewrite it)
   CtEntry* walk_entry_ = nullptr;         // the walked packet's conntrack entry (CONNMARK writes its mark)
   ConntrackTable ct_;
   NatTable nat_;

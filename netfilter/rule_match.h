@@ -111,6 +111,9 @@ struct MatchContext {
   Hook hook = Hook::Prerouting;
   uint64_t now_ns = 0;            // packet timestamp (limit)
   uint32_t mark = 0;              // skb mark; MARK/CONNMARK in a walk update it
+  /// The TOS byte when a TOS/DSCP target of this walk rewrote it; -1: the
+  /// key's. Read it with packet_tos().
+  int16_t tos = -1;
   bool nf_trace = false;          // skb->nf_trace: set by TRACE, kept across tables
   CtView ct;
   /// The host the rules were compiled against (addrtype, loopback test of

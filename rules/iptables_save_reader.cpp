@@ -1054,7 +1054,11 @@ void RuleParser::check_modules() const {
 
 void RuleParser::check_target() const {
   if (!tgt_) return;
-  const ModuleCheck c{values_, tgt_col_, tgt_seen_, rule_.protocol, rule_.protocol_invert, tgt_def(*tgt_).name};
+  ModuleCheck c{values_, tgt_col_, tgt_seen_, rule_.protocol, rule_.protocol_invert, tgt_def(*tgt_).name};
+  for (const Match& m : rule_.matches) {
+    const auto* tcp = std::get_if<TcpMatch>(&m);
+    if (tcp != nullptr && (tcp->flags_cmp & tcp_flag::kSyn) != 0 && !tcp->flags_invert) c.tcp_syn_match = true;
+  }
   tgt_def(*tgt_).check(rule_.target, c);
 }
 

@@ -99,6 +99,8 @@ struct ModuleCheck {
   uint8_t protocol;        // the rule's -p (0: all)
   bool protocol_invert;
   const char* module;
+  /// The rule has a tcp match comparing SYN, not negated (TCPMSS needs one).
+  bool tcp_syn_match = false;
 
   [[noreturn]] void fail(const std::string& msg) const { line.fail(col, msg); }
   bool given(uint8_t id) const noexcept { return (seen & (1U << id)) != 0; }
@@ -255,6 +257,13 @@ inline uint64_t jiffies_of(uint64_t now_ns, uint32_t hz) noexcept {
   return (now_ns / kNsPerSecond) * hz + (now_ns % kNsPerSecond) * hz / kNsPerSecond;
 }
 
+/// The packet's TOS byte as the walk has it so far (a TOS/DSCP target may
+/// have rewritten it: ctx.tos >= 0). Ctx: a MatchContext.
+template <class Ctx>
+uint8_t packet_tos(const Ctx& ctx) noexcept {
+  return ctx.tos >= 0 ? static_cast<uint8_t>(ctx.tos) : ctx.key->tos;
+}
+
 /// Fragment offset in 8-byte units.
 inline uint32_t frag_units(const PacketKey& k) noexcept { return k.frag & ip_frag::kOffsetMask; }
 
@@ -326,6 +335,8 @@ enum class WalkOp : uint8_t {
   Notrack,   // leave the packet untracked, go on
   Ct,        // attach a conntrack template, go on
   Trace,     // set nf_trace, go on
+  Tos,       // rewrite the TOS byte (TOS, DSCP), go on
+  Tcpmss,    // lower the SYN's MSS option, go on (or drop a malformed header)
 };
 
 /// The hooks on the input side (with an input interface) and output side.

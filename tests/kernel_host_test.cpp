@@ -335,7 +335,7 @@ TEST(Scenarios, SizesAreAsDocumented) {
   EXPECT_EQ(string_traffic_frames().size(), 31U);
   EXPECT_EQ(recent_traffic_frames().size(), 56U);
   EXPECT_EQ(ip_header_traffic_frames().size(), 14U);
-  EXPECT_EQ(all_scenarios().size(), 11U);
+  EXPECT_EQ(all_scenarios().size(), 12U);
 }
 
 TEST(Scenarios, SeedConnectionsChainTheirSequenceNumbers) {

@@ -152,9 +152,11 @@ TEST_P(PipelineScenario, FastPathChangesNoCounter) {
   // flow, string rules look at every packet's payload, CONNMARK
   // --restore-mark changes every marked packet's mark, and recent lists
   // change with every packet that sets or updates them; the IP header
-  // scenario is single-packet probes).
+  // scenario is single-packet probes; the mangle targets rewrite packets of
+  // every flow).
   if (s.name != "fragment_edge_cases" && s.name != "string_match" && s.name != "connmark_marks" &&
-      s.name != "recent_lists" && s.name != "ip_header_matches") {
+      s.name != "recent_lists" && s.name != "ip_header_matches" &&
+      s.name != "mangle_targets") {
     EXPECT_GT(fast.stats.fast_path_packets, 0U);
     EXPECT_LT(fast.stats.walked_packets, slow.stats.walked_packets);
   }
@@ -192,7 +194,7 @@ INSTANTIATE_TEST_SUITE_P(Recorded, PipelineScenario,
                          ::testing::Values("seed_case_naive", "seed_case_fixed", "seed_case_post_dnat",
                                            "docker27_mixed", "docker28_mixed", "docker28_fragments", "string_match",
                                            "fragment_edge_cases", "connmark_marks", "recent_lists",
-                                           "ip_header_matches"),
+                                           "ip_header_matches", "mangle_targets"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 // ------------------------------------------------------- compiled classifiers
@@ -218,7 +220,8 @@ TEST_P(PipelineAlgo, EqualsTheLinearWalk) {
     // The compiled walk's FlowVary bits still let established flows take the
     // fast path.
     if (fast && s.name != "fragment_edge_cases" && s.name != "string_match" && s.name != "connmark_marks" &&
-      s.name != "recent_lists" && s.name != "ip_header_matches") {
+      s.name != "recent_lists" && s.name != "ip_header_matches" &&
+      s.name != "mangle_targets") {
       EXPECT_GT(compiled.stats.fast_path_packets, 0U);
     }
   }
@@ -253,7 +256,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Values("seed_case_naive", "seed_case_fixed", "seed_case_post_dnat",
                                          "docker27_mixed", "docker28_mixed", "docker28_fragments", "string_match",
                                          "fragment_edge_cases", "connmark_marks", "recent_lists",
-                                           "ip_header_matches"),
+                                           "ip_header_matches", "mangle_targets"),
                        ::testing::Values(NFB_TEST_ALGOS)),
     [](const ::testing::TestParamInfo<std::tuple<std::string, ChainAlgo>>& p) {
       return std::get<0>(p.param) + "_" + std::string(chain_algo_name(std::get<1>(p.param)));

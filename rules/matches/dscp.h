@@ -56,7 +56,7 @@ struct DscpMatch {
   uint32_t vary() const noexcept { return kVaryIpHeader; }
   template <class Ctx, class State>
   MatchResult match(const Ctx& ctx, State&) const noexcept {
-    return match_result(((ctx.key->tos >> 2) == dscp) != invert);
+    return match_result(((packet_tos(ctx) >> 2) == dscp) != invert);
   }
 };
 

@@ -61,7 +61,7 @@ struct EcnMatch {
   }
   template <class Ctx, class State>
   MatchResult match(const Ctx& ctx, State&) const noexcept {
-    if ((ops & kIp) != 0 && (((ctx.key->tos & 3) == ect) == ((inverted & kIp) != 0))) return MatchResult::NoMatch;
+    if ((ops & kIp) != 0 && (((packet_tos(ctx) & 3) == ect) == ((inverted & kIp) != 0))) return MatchResult::NoMatch;
     if ((ops & (kEce | kCwr)) == 0) return MatchResult::Matched;
     const uint8_t* th = l4_bytes(ctx, 20);
     if (th == nullptr) return MatchResult::NoMatch;

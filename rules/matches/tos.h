@@ -59,7 +59,7 @@ struct TosMatch {
   uint32_t vary() const noexcept { return kVaryIpHeader; }
   template <class Ctx, class State>
   MatchResult match(const Ctx& ctx, State&) const noexcept {
-    return match_result(((ctx.key->tos & mask) == value) != invert);
+    return match_result(((packet_tos(ctx) & mask) == value) != invert);
   }
 };
 

@@ -1375,6 +1375,33 @@ Scenario ip_header_matches() {
           ip_header_traffic_frames()};
 }
 
+// Packet-rewriting mangle targets on the mixed traffic: TOS in PREROUTING
+// (seen by the same walk and by DOCKER-USER), TCPMSS on every SYN and
+// SYN-ACK forwarded (1460 -> 1200; the clamp to the 1500-byte path keeps
+// 1200), DSCP EF on container traffic (ECN bits kept), NFLOG and CHECKSUM.
+// POSTROUTING finds the MSS option bytes with -m string, which searches
+// the headers too: the kernel's rewritten frames are counted.
+constexpr std::string_view kMangleTargetRules =
+    "iptables -t mangle -A PREROUTING -i eth0 -p udp --dport 5353 -j TOS --set-tos 0x10\n"
+    "iptables -t mangle -A PREROUTING -m tos --tos 0x10/0x3f\n"
+    "iptables -t mangle -A PREROUTING -i eth0 -p tcp --dport 10000 -j NFLOG --nflog-group 2\n"
+    "iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1200\n"
+    "iptables -t mangle -A FORWARD -o docker0 -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu\n"
+    "iptables -t mangle -A FORWARD -i docker0 -j DSCP --set-dscp-class EF\n"
+    "iptables -t mangle -A FORWARD -m dscp --dscp-class EF\n"
+    "iptables -t mangle -A POSTROUTING -p tcp -m string --hex-string \"|020404b0|\" --algo bm --to 80\n"
+    "iptables -t mangle -A POSTROUTING -p tcp -m string --hex-string \"|020405b4|\" --algo bm --to 80\n"
+    "iptables -t mangle -A POSTROUTING -m tos --tos 0xb8/0xfc\n"
+    "iptables -t mangle -A POSTROUTING -p udp -j CHECKSUM --checksum-fill\n"
+    "iptables -A DOCKER-USER -m tos --tos 0x10/0x3f\n"
+    "iptables -A DOCKER-USER -m dscp --dscp-class EF\n";
+
+Scenario mangle_targets() {
+  return {"mangle_targets",
+          apply_iptables_commands(std::string(kMangleTable) + bundled_ruleset("docker-28.save"), kMangleTargetRules),
+          mixed_traffic_frames()};
+}
+
 std::vector<Scenario> all_scenarios() {
   std::vector<Scenario> all;
   all.push_back(seed_case_naive());
@@ -1388,6 +1415,7 @@ std::vector<Scenario> all_scenarios() {
   all.push_back(connmark_marks());
   all.push_back(recent_lists());
   all.push_back(ip_header_matches());
+  all.push_back(mangle_targets());
   return all;
 }
 

@@ -103,6 +103,12 @@ Scenario ip_header_matches();
 /// TOS 0x10.
 std::vector<InjectedFrame> ip_header_traffic_frames();
 
+/// TOS, DSCP, TCPMSS (--set-mss and --clamp-mss-to-pmtu), NFLOG and CHECKSUM
+/// on docker-28.save with mixed_traffic_frames (kMangleTargetRules): the
+/// rewritten TOS and MSS are counted by later matches (-m string finds the
+/// MSS option bytes).
+Scenario mangle_targets();
+
 /// The frames of the seed case (seed_case_*).
 std::vector<InjectedFrame> seed_case_frames();
 
