@@ -151,6 +151,11 @@ def sctp_scenarios(p):
         ("S>C DATA", Sc(80, P, IT, [data(1)], src=S, dst=C)),
         ("C>S INIT", Sc(P, 80, 0, [init(0x55)])),
     ], P)
+    P = 40008
+    run(p, "invalid after a valid chunk", handshake(P)[:3] + [
+        ("S>C COOKIE_ACK+ABORT/T wrong tag", Sc(80, P, IT, [chunk(11), chunk(6, 1)], src=S, dst=C)),
+        ("S>C DATA", Sc(80, P, IT, [data(7)], src=S, dst=C)),
+    ], P)
     P = 40007
     run(p, "truncated", [
         ("C>S 8 bytes", ipv4(C, S, 132, struct.pack("!HHI", P, 80, 0))),
