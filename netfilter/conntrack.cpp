@@ -73,6 +73,7 @@ const char* proto_name(uint8_t proto) noexcept {
     case kProtoSctp: return "sctp";
     case kProtoUdplite: return "udplite";
     case kProtoDccp: return "dccp";
+    case kProtoGre: return "gre";
     default: return "unknown";
   }
 }
@@ -90,6 +91,8 @@ void append_tuple(std::string& out, const Tuple& t) {
   } else if (t.proto == kProtoIcmp) {
     fmt::format_to(std::back_inserter(out), "type={} code={} id={} ", t.icmp_type, t.icmp_code,
                    t.sport);
+  } else if (t.proto == kProtoGre) {
+    fmt::format_to(std::back_inserter(out), "srckey={:#x} dstkey={:#x} ", t.sport, t.dport);
   }
 }
 
@@ -441,10 +444,18 @@ CtResult ConntrackTable::process(const PacketKey& key, const uint8_t* frame, uin
     case kProtoSctp:  // the 12-byte common header (the kernel's "short packet")
       if (!key.has(key_flag::kPorts)) return invalid(CtReason::Truncated);
       break;
+    case kProtoGre: {
+      // gre_pkt_to_tuple() refuses PPTP's GRE with another payload than PPP.
+      Tuple keys;
+      const uint32_t l3_end = static_cast<uint32_t>(key.l3_off) + key.l3_len;
+      if (frame != nullptr && l3_end <= len && !gre_tuple_keys(frame + key.l4_off, l3_end - key.l4_off, keys))
+        return invalid(CtReason::GreNotPptp);
+      break;
+    }
     default: break;
   }
   if (probe != nullptr) return track(key, *probe, frame, len, check);
-  return track(key, this->probe(tuple_of(key)), frame, len, check);
+  return track(key, this->probe(tuple_of(key, frame)), frame, len, check);
 }
 
 CtResult ConntrackTable::process_icmp(const PacketKey& key, const uint8_t* frame, uint32_t len,
@@ -456,7 +467,7 @@ CtResult ConntrackTable::process_icmp(const PacketKey& key, const uint8_t* frame
   if (!icmp_is_error(key.icmp_type)) {
     // A query or an answer: tracked like any flow (the checksum is done).
     if (query != nullptr) return track(key, *query, frame, len, L4Check::Skip);
-    return track(key, probe(tuple_of(key)), frame, len, L4Check::Skip);
+    return track(key, probe(tuple_of(key, frame)), frame, len, L4Check::Skip);
   }
 
   // An error: find the flow of the packet it quotes. The quoted packet went
@@ -655,6 +666,16 @@ CtResult ConntrackTable::track(const PacketKey& key, const CtProbe& probe, const
         }
         break;
       }
+      case kProtoGre:
+        // nf_conntrack_gre_packet(): 30 s, and from the first packet after a
+        // reply 180 s and ASSURED (no PPTP helper to stretch them).
+        if (seen_reply) {
+          refresh(slot, config_.gre_stream_timeout);
+          e.status |= ct_status::kAssured;
+        } else {
+          refresh(slot, config_.gre_timeout);
+        }
+        break;
       case kProtoIcmp:
         // Only a query opens an entry (an answer finds its query's entry).
         if (!icmp_opens(e.tuple[0].icmp_type))

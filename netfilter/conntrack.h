@@ -8,7 +8,8 @@
 // either side and learns its direction. process() runs at the conntrack hook
 // (PREROUTING, or OUTPUT for local packets): it finds or creates the entry,
 // runs the protocol's tracker (TCP state machine and windows, UDP,
-// UDP-Lite, SCTP chunk state machine (conntrack_sctp.h), ICMP, generic) and
+// UDP-Lite, SCTP chunk state machine (conntrack_sctp.h), GRE, ICMP,
+// generic) and
 // returns the packet's ctstate:
 //
 //   NEW          original direction, no reply seen yet (also a picked-up TCP ACK)
@@ -97,6 +98,7 @@
 #include "netfilter/conntrack_tcp.h"
 #include "packet/byte_order.h"
 #include "packet/checksum.h"
+#include "packet/headers.h"
 #include "packet/packet_key.h"
 #include "rules/rule.h"
 
@@ -107,6 +109,10 @@ namespace nfb {
 ///   TCP/UDP/UDP-Lite/SCTP: addresses, ports, protocol.
 ///   ICMP:    addresses, sport = the query identifier, dport = 0, and the
 ///            type and code (an echo request's reply tuple has type echo-reply).
+///   GRE:     addresses and the keys of the kernel's GRE tracker: sport = the
+///            source key, dport = the destination key (version 1, PPTP: the
+///            call id; the source key would come from the PPTP helper, which
+///            is not modelled, so it is 0; version 0: both 0).
 ///   other:   addresses and protocol only (the kernel's generic tracker).
 struct Tuple {
   uint32_t src = 0;
@@ -144,6 +150,33 @@ inline Tuple tuple_of(const PacketKey& key) noexcept {
     t.icmp_type = key.icmp_type;
     t.icmp_code = key.icmp_code;
     t.sport = key.icmp_id;  // 0 unless a query
+  }
+  return t;
+}
+
+/// The kernel's GRE tuple keys (gre_pkt_to_tuple()) of a GRE packet whose
+/// header is the `n` bytes at `gre`: sets t.dport to the call id of a
+/// version-1 packet with the PPP protocol and 8 bytes of header (leaves both
+/// keys 0 otherwise). False for a version-1 packet with 8 bytes of header
+/// and another protocol, which the kernel cannot track (INVALID).
+inline bool gre_tuple_keys(const uint8_t* gre, uint32_t n, Tuple& t) noexcept {
+  if (n < 4) return true;
+  const GreHdr* h = header_at<GreHdr>(gre);  // 4 bytes read first, 8 below only when there
+  if ((h->flags_version.host() & GreHdr::kVersionMask) != 1 || n < sizeof(GreHdr)) return true;
+  if (h->protocol.host() != GreHdr::kProtoPpp) return false;
+  t.dport = h->call_id.host();
+  return true;
+}
+
+/// tuple_of(key), with what only the frame holds: a GRE packet's keys
+/// (gre_tuple_keys(); a packet it refuses gets keys 0, and process() calls
+/// it INVALID). `frame` is the one `key` was parsed from, or null.
+inline Tuple tuple_of(const PacketKey& key, const uint8_t* frame) noexcept {
+  Tuple t = tuple_of(key);
+  if (key.proto == kProtoGre && frame != nullptr && !key.is_later_fragment()) {
+    const uint32_t end = static_cast<uint32_t>(key.l3_off) + key.l3_len;
+    Tuple keyed = t;
+    if (gre_tuple_keys(frame + key.l4_off, end - key.l4_off, keyed)) t = keyed;
   }
   return t;
 }
@@ -196,6 +229,8 @@ struct CtConfig {
   uint32_t icmp_timeout = 30;
   uint32_t generic_timeout = 600;
   SctpTimeouts sctp{};  // net.netfilter.nf_conntrack_sctp_timeout_*
+  uint32_t gre_timeout = 30;          // nf_conntrack_gre_timeout
+  uint32_t gre_stream_timeout = 180;  // nf_conntrack_gre_timeout_stream: after a reply
   uint64_t hash_seed = 0x6e66'6265'6e63'6821ULL;  // any value; fixed for reproducible runs
 };
 
@@ -219,6 +254,7 @@ struct CtConfig {
   X(SctpCannotOpen, "sctp_cannot_open", "SCTP: no entry and out of the blue (DATA, ABORT, ...)") \
   X(SctpBadVtag, "sctp_bad_vtag", "SCTP verification tag check failed (RFC 9260 8.5)")          \
   X(SctpStateTable, "sctp_state", "SCTP state table says INVALID for this chunk and state")      \
+  X(GreNotPptp, "gre_not_pptp", "GRE version 1 (PPTP) carrying another protocol than PPP")     \
   X(IcmpUnknownType, "icmp_unknown_type", "ICMP type above 18")                                 \
   X(IcmpCannotOpen, "icmp_cannot_open", "ICMP neither error nor query, or an answer w/o query") \
   X(IcmpErrorInner, "icmp_error_inner", "ICMP error whose embedded header cannot be keyed")     \
@@ -355,7 +391,7 @@ class ConntrackTable {
   /// with status Ok on `frame`; a key with a missing L4 header gives
   /// INVALID). `check`: what to do about the L4 checksum (the kernel
   /// verifies it at PREROUTING only, and only with config.checksum). `probe`,
-  /// when given, is lookup() of tuple_of(key) made since the table last
+  /// when given, is lookup() of tuple_of(key, frame) made since the table last
   /// changed (the caller looked the packet up already); otherwise process()
   /// looks it up.
   CtResult process(const PacketKey& key, const uint8_t* frame, uint32_t len, uint64_t now_ns, L4Check check,
@@ -724,6 +760,18 @@ inline void ConntrackTable::refresh(uint32_t slot, uint32_t timeout_s) noexcept 
       e.sctp = c;  // committed below with the rest: nothing can fail from here on
       timeout = u.timeout_s;
       set_assured = u.set_assured;
+      break;
+    }
+    case kProtoGre: {
+      // Only GRE the NAT step rewrites without trouble: 8 bytes of header,
+      // version 0, or 1 with PPP (anything else goes the slow way).
+      const uint32_t l3_end = static_cast<uint32_t>(key.l3_off) + key.l3_len;
+      if (l3_end - key.l4_off < sizeof(GreHdr)) return 0;
+      const GreHdr& h = *header_at<GreHdr>(frame + key.l4_off);
+      const uint16_t version = h.flags_version.host() & GreHdr::kVersionMask;
+      if (version > 1 || (version == 1 && h.protocol.host() != GreHdr::kProtoPpp)) return 0;
+      timeout = seen_reply ? config_.gre_stream_timeout : config_.gre_timeout;
+      set_assured = seen_reply;
       break;
     }
     case kProtoIcmp:

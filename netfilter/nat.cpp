@@ -272,6 +272,20 @@ bool manip_ipv4(uint8_t* f, uint32_t iph, uint32_t end, const Tuple& target, Nat
         if (end >= hdr + 12) sctp_store_checksum(f + hdr, sctp_checksum(f + hdr, end - hdr));
         break;
       }
+      case kProtoGre: {
+        // gre_manip_pkt(): 8 bytes of header or the packet is dropped; only
+        // a destination manip of version 1 (PPTP) writes the key (the call
+        // id); version 0 is left alone; another version is dropped.
+        if (hdr + 8 > end) return false;
+        if (src) break;
+        const uint16_t version = load_be16(f + hdr) & GreHdr::kVersionMask;
+        if (version == 1) {
+          store_be16(f + hdr + 6, target.dport);
+        } else if (version != 0) {
+          return false;
+        }
+        break;
+      }
       case kProtoIcmp: {
         if (hdr + 8 > end) return false;
         if (icmp_is_query(f[hdr])) {

@@ -66,6 +66,17 @@ struct IcmpHdr {
   Be16 seq;
 };
 
+/// GRE header (RFC 2784) up to PPTP's call id (RFC 2637 4.1, enhanced GRE,
+/// version 1): the fields conntrack reads.
+struct GreHdr {
+  Be16 flags_version;  // C R K S s Recur A Flags Ver: the version in the low 3 bits
+  Be16 protocol;       // ethertype of the payload; 0x880b (PPP) for PPTP
+  Be16 payload_len;    // version 1 only
+  Be16 call_id;        // version 1 only: the peer's call id, conntrack's key
+  static constexpr uint16_t kVersionMask = 0x0007;
+  static constexpr uint16_t kProtoPpp = 0x880b;
+};
+
 /// SCTP common header (RFC 9260 3.1). UDP-Lite's header is UdpHdr with
 /// `len` holding the checksum coverage (RFC 3828).
 struct SctpHdr {
@@ -102,7 +113,8 @@ inline constexpr uint8_t kFlagT = 0x01;
 }  // namespace sctp_chunk_type
 
 static_assert(sizeof(EthHdr) == 14 && sizeof(VlanTag) == 4 && sizeof(Ipv4Hdr) == 20 && sizeof(TcpHdr) == 20 &&
-              sizeof(UdpHdr) == 8 && sizeof(IcmpHdr) == 8 && sizeof(SctpHdr) == 12 && sizeof(SctpChunkHdr) == 4);
+              sizeof(UdpHdr) == 8 && sizeof(IcmpHdr) == 8 && sizeof(SctpHdr) == 12 && sizeof(SctpChunkHdr) == 4 &&
+              sizeof(GreHdr) == 8);
 static_assert(alignof(EthHdr) == 1 && alignof(Ipv4Hdr) == 1 && alignof(TcpHdr) == 1 && alignof(UdpHdr) == 1 &&
               alignof(IcmpHdr) == 1 && alignof(SctpHdr) == 1 && alignof(SctpChunkHdr) == 1);
 

@@ -1,9 +1,10 @@
-// Tests of SCTP and UDP-Lite connection tracking and of CRC32c: the CRC
+// Tests of SCTP, UDP-Lite, GRE (and DCCP's generic) connection tracking and of CRC32c: the CRC
 // against the standard check value and an independent bitwise
 // implementation; the SCTP state table cell by cell where the kernel's
 // comments single it out; and packet sequences replayed with the answers
 // Linux 6.18 gave for the very same packets (SctpKernelSequences.*,
-// UdpliteKernelSequences.*), measured with
+// UdpliteKernelSequences.*, GreKernelSequences.*, DccpKernelSequences.*),
+// measured with
 // tests/probes/conntrack/sctp_scenarios.py as conntrack_test.cpp describes
 // (ctstate and direction from mangle PREROUTING counters, then the flow's
 // conntrack -L line; packets 60 ms apart, the dump 40 ms after each).
@@ -282,6 +283,31 @@ Bytes ULR(uint16_t sp, uint16_t dp, std::string_view payload, uint16_t cov, cons
   return ul_packet(kS, kC, sp, dp, payload, cov, o);
 }
 
+struct GreOpt {
+  std::optional<uint32_t> key{};  // K bit and this 32-bit field (version 1: payload length 0, call id)
+  bool reply = false;             // server to client
+};
+// The probe's GRE packets: version 0 carrying IPv4 (0x0800) or version 1
+// (PPTP) carrying PPP (0x880b), 20 bytes of payload.
+Bytes G(uint16_t version, const GreOpt& o = {}) {
+  Bytes g;
+  test::put16(g, static_cast<uint16_t>((o.key ? 0x2000 : 0) | version));
+  test::put16(g, version == 1 ? 0x880b : 0x0800);
+  if (o.key) test::put32(g, *o.key);
+  Bytes inner(20);
+  inner[0] = 0x45;
+  test::put(g, inner);
+  return test::ipv4({.src = o.reply ? kS : kC, .dst = o.reply ? kC : kS, .proto = kProtoGre}, g);
+}
+// The probe's DCCP packets: a 12-byte generic header of type `type`.
+Bytes D(uint16_t sp, uint16_t dp, uint8_t type, bool reply = false) {
+  Bytes d;
+  test::put16(d, sp);
+  test::put16(d, dp);
+  test::put(d, Bytes{3, 0, 0, 0, static_cast<uint8_t>(type << 1), 0, 0, 1});
+  return test::ipv4({.src = reply ? kS : kC, .dst = reply ? kC : kS, .proto = kProtoDccp}, d);
+}
+
 // ---------------------------------------------------------------- kernel sequences
 // Generated from the measurement; do not edit the expected strings by hand.
 
@@ -458,6 +484,39 @@ TEST(UdpliteKernelSequences, CoverageChecksumAndStream) {
   r.step("C>S after reply", UL(41000, 53, "abcd", 8), "ESTABLISHED", "ORIGINAL",
          "udplite  136 119 src=10.201.1.5 dst=10.201.2.5 sport=41000 dport=53 src=10.201.2.5 dst=10.201.1.5 sport=53 dport=41000 [ASSURED] mark=0 use=1");
 }
+TEST(GreKernelSequences, VersionZeroStreamAndPptpCallIds) {
+  // Version 0: keys 0 both ways (a K-bit key is not looked at), 30 s, then
+  // 180 s and ASSURED from the first packet after the reply.
+  Replay r(0);
+  r.step("C>S GRE v0 no key", G(0), "NEW", "ORIGINAL",
+         "gre      47 29 src=10.201.1.5 dst=10.201.2.5 srckey=0x0 dstkey=0x0 [UNREPLIED] src=10.201.2.5 dst=10.201.1.5 srckey=0x0 dstkey=0x0 mark=0 use=1");
+  r.step("S>C GRE v0 no key", G(0, {.reply = true}), "ESTABLISHED", "REPLY",
+         "gre      47 29 src=10.201.1.5 dst=10.201.2.5 srckey=0x0 dstkey=0x0 src=10.201.2.5 dst=10.201.1.5 srckey=0x0 dstkey=0x0 mark=0 use=1");
+  r.step("C>S GRE v0 key 5", G(0, {.key = 5}), "ESTABLISHED", "ORIGINAL",
+         "gre      47 179 src=10.201.1.5 dst=10.201.2.5 srckey=0x0 dstkey=0x0 src=10.201.2.5 dst=10.201.1.5 srckey=0x0 dstkey=0x0 [ASSURED] mark=0 use=1");
+  // Version 1 (PPTP): the call id is the destination key; without the PPTP
+  // helper nothing maps the other direction's key, so the answer opens an
+  // entry of its own. (Measured in the same table as the version-0 flow;
+  // replayed in a fresh one, without that flow's line.)
+  Replay v1(0);
+  v1.step("C>S GRE v1 (pptp) key 7", G(1, {.key = 7}), "NEW", "ORIGINAL",
+         "gre      47 29 src=10.201.1.5 dst=10.201.2.5 srckey=0x0 dstkey=0x7 [UNREPLIED] src=10.201.2.5 dst=10.201.1.5 srckey=0x7 dstkey=0x0 mark=0 use=1");
+  v1.step("S>C GRE v1 key 9", G(1, {.key = 9, .reply = true}), "NEW", "ORIGINAL",
+         "gre      47 29 src=10.201.1.5 dst=10.201.2.5 srckey=0x0 dstkey=0x7 [UNREPLIED] src=10.201.2.5 dst=10.201.1.5 srckey=0x7 dstkey=0x0 mark=0 use=1 || gre      47 29 src=10.201.2.5 dst=10.201.1.5 srckey=0x0 dstkey=0x9 [UNREPLIED] src=10.201.1.5 dst=10.201.2.5 srckey=0x9 dstkey=0x0 mark=0 use=1");
+}
+
+TEST(DccpKernelSequences, GenericOnThisKernel) {
+  // No DCCP tracker since 6.16: addresses only (another port is the same
+  // flow), 600 s, printed with ports 0.
+  Replay r(0);
+  r.step("C>S DCCP-Request", D(42000, 80, 0), "NEW", "ORIGINAL",
+         "dccp     33 599 src=10.201.1.5 dst=10.201.2.5 sport=0 dport=0 [UNREPLIED] src=10.201.2.5 dst=10.201.1.5 sport=0 dport=0 mark=0 use=1");
+  r.step("S>C DCCP-Response", D(80, 42000, 1, true), "ESTABLISHED", "REPLY",
+         "dccp     33 599 src=10.201.1.5 dst=10.201.2.5 sport=0 dport=0 src=10.201.2.5 dst=10.201.1.5 sport=0 dport=0 mark=0 use=1");
+  r.step("C>S DCCP-Data ootb", D(42001, 80, 2), "ESTABLISHED", "ORIGINAL",
+         "dccp     33 599 src=10.201.1.5 dst=10.201.2.5 sport=0 dport=0 src=10.201.2.5 dst=10.201.1.5 sport=0 dport=0 mark=0 use=1");
+}
+
 // ---------------------------------------------------------------- edges the probe did not cover
 
 TEST(SctpKernelSequences, AnInvalidLaterChunkKeepsWhatEarlierChunksDid) {
@@ -529,6 +588,36 @@ TEST(SctpTrack, ChunkListChecks) {
   EXPECT_EQ(verdict({chunk(8)}, 5), SctpReason::None);                  // SHUTDOWN_ACK opens
   EXPECT_EQ(verdict({chunk(2, 0, init_value(3, 4))}, 0), SctpReason::None);  // INIT_ACK with tag 0 opens, too
   EXPECT_EQ(verdict({chunk(2, 0, init_value(3, 4))}, 7), SctpReason::BadVtag);
+}
+
+}  // namespace
+}  // namespace nfb
+
+namespace nfb {
+namespace {
+
+TEST(GreTuple, KeysAsTheKernelReadsThem) {
+  const auto keys = [](const Bytes& ip, bool& ok) {
+    Tuple t;
+    ok = gre_tuple_keys(ip.data() + 20, static_cast<uint32_t>(ip.size() - 20), t);
+    return std::pair<uint16_t, uint16_t>{t.sport, t.dport};
+  };
+  bool ok = false;
+  EXPECT_EQ(keys(G(0, {.key = 5}), ok), (std::pair<uint16_t, uint16_t>{0, 0}));
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(keys(G(1, {.key = 0x1234}), ok), (std::pair<uint16_t, uint16_t>{0, 0x1234}));
+  EXPECT_TRUE(ok);
+  // Version 1 with another payload than PPP: no tuple (INVALID).
+  Bytes ipv4_in_v1 = G(1, {.key = 7});
+  test::set16(ipv4_in_v1, 22, 0x0800);
+  keys(ipv4_in_v1, ok);
+  EXPECT_FALSE(ok);
+  // Fewer than 8 bytes: keys 0, whatever the version says.
+  const Bytes short_v1 = test::ipv4({.src = kC, .dst = kS, .proto = kProtoGre}, Bytes{0x20, 0x01, 0x08, 0x00});
+  EXPECT_EQ(keys(short_v1, ok), (std::pair<uint16_t, uint16_t>{0, 0}));
+  EXPECT_TRUE(ok);
+  Replay r(0);
+  EXPECT_EQ(r.send(ipv4_in_v1).reason, CtReason::GreNotPptp);
 }
 
 }  // namespace

@@ -88,7 +88,7 @@ bool l4_checksum_ok(const InjectedFrame& f) {
   if (proto == kProtoUdp && test::get16(ip, hl + 6) == 0) return true;  // no checksum
   if (proto == kProtoSctp)
     return total >= hl + 12 && test::ref_sctp_checksum(ip, hl, total - hl) == test::ref_sctp_stored(ip, hl);
-  // UDP-Lite, DCCP, ...: not judged here (describe_frame() says which UDP-Lite sum holds).
+  // UDP-Lite, DCCP, GRE...: not judged here (describe_frame() says which UDP-Lite sum holds).
   if (proto != kProtoTcp && proto != kProtoUdp && proto != kProtoIcmp) return true;
   const uint32_t src = (uint32_t{test::get16(ip, 12)} << 16) | test::get16(ip, 14);
   const uint32_t dst = (uint32_t{test::get16(ip, 16)} << 16) | test::get16(ip, 18);
@@ -339,7 +339,7 @@ TEST(Scenarios, SizesAreAsDocumented) {
   EXPECT_EQ(fragment_traffic_frames().size(), 43U);
   EXPECT_EQ(fragment_edge_frames().size(), 80U);
   EXPECT_EQ(string_traffic_frames().size(), 31U);
-  EXPECT_EQ(sctp_traffic_frames().size(), 52U);
+  EXPECT_EQ(sctp_traffic_frames().size(), 58U);
   EXPECT_EQ(all_scenarios().size(), 10U);
 }
 

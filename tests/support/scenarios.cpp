@@ -788,6 +788,34 @@ std::vector<InjectedFrame> sctp_traffic_frames() {
                                  .id = r.next16(), .df = true},
                                 dccp));
   }
+  // GRE: a header (flags/version, protocol), PPTP's payload length and call
+  // id for version 1, and an inner IPv4 header's first bytes as payload.
+  const auto gre = [&t, &r](std::string_view ingress, uint32_t src, uint32_t dst, uint16_t version,
+                            uint16_t protocol, uint16_t call_id, uint8_t ttl, bool short_header = false) {
+    Bytes g;
+    test::put16(g, version == 1 ? static_cast<uint16_t>(0x2000 | version) : version);  // K bit for PPTP
+    test::put16(g, protocol);
+    if (!short_header) {
+      if (version == 1) {
+        test::put16(g, 4);
+        test::put16(g, call_id);
+      }
+      test::put(g, Bytes{0x45, 0x00, 0x00, 0x54});
+    }
+    t.add(ingress, test::ipv4({.src = src, .dst = dst, .proto = kProtoGre, .ttl = ttl, .id = r.next16(), .df = true},
+                              g));
+  };
+  // 9. redis's GRE (version 0) to 192.0.2.99 through MASQUERADE, the answer
+  //    on eth0, redis again (a stream: 180 s, ASSURED).
+  gre(dh::kDocker0, dh::kRedisIp, kUnknownServer, 0, 0x0800, 0, kLocalTtl);
+  gre(dh::kEth0, kUnknownServer, kHost, 0, 0x0800, 0, kOutsideTtl);
+  gre(dh::kDocker0, dh::kRedisIp, kUnknownServer, 0, 0x0800, 0, kLocalTtl);
+  // 10. PPTP's GRE (version 1) to the host: call id 7 (its own entry), the
+  //     same with an IPv4 payload instead of PPP (INVALID), and a version-0
+  //     header of 4 bytes.
+  gre(dh::kEth0, ip4(203, 0, 113, 67), kHost, 1, 0x880b, 7, kOutsideTtl);
+  gre(dh::kEth0, ip4(203, 0, 113, 67), kHost, 1, 0x0800, 7, kOutsideTtl);
+  gre(dh::kEth0, ip4(203, 0, 113, 68), kHost, 0, 0x0800, 0, kOutsideTtl, /*short_header=*/true);
   return t.take();
 }
 
@@ -1593,7 +1621,12 @@ constexpr std::string_view kSctpRules =
     "iptables -A INPUT -p udplite -m conntrack --ctstate NEW\n"
     "iptables -A INPUT -p udplite -m conntrack --ctstate INVALID\n"
     "iptables -A INPUT -p udplite -m multiport --dports 7000\n"
-    "iptables -A INPUT -p dccp -m conntrack --ctstate NEW\n";
+    "iptables -A INPUT -p dccp -m conntrack --ctstate NEW\n"
+    "iptables -A DOCKER-USER -p gre -m conntrack --ctstate NEW\n"
+    "iptables -A DOCKER-USER -p gre -m conntrack --ctstate ESTABLISHED\n"
+    "iptables -A DOCKER-USER -p gre -m conntrack --ctstatus ASSURED\n"
+    "iptables -A INPUT -p gre -m conntrack --ctstate NEW\n"
+    "iptables -A INPUT -p gre -m conntrack --ctstate INVALID\n";
 
 Scenario sctp_probes() {
   return {"sctp_probes", apply_iptables_commands(bundled_ruleset("docker-28.save"), kSctpRules),

@@ -191,14 +191,14 @@ Scenario string_match();
 /// 31 frames.
 std::vector<InjectedFrame> string_traffic_frames();
 
-/// SCTP, UDP-Lite and DCCP on the default Docker host (sctp_traffic_frames)
+/// SCTP, UDP-Lite, DCCP and GRE on the default Docker host (sctp_traffic_frames)
 /// on docker-28.save
 /// plus a published SCTP port 10000 -> 172.17.0.2:6379 (DNAT by -m
 /// multiport, and its DOCKER ACCEPT) and counting rules: -p sctp with each
 /// --ctstate, DNAT, --ctstatus ASSURED / SEEN_REPLY and -m state in
 /// DOCKER-USER (which ends by dropping INVALID SCTP), the same and the two
-/// ports in INPUT; -p udplite and -p dccp by ctstate. Records the conntrack
-/// table.
+/// ports in INPUT; -p udplite, -p dccp and -p gre by ctstate. Records the
+/// conntrack table.
 Scenario sctp_probes();
 
 /// SCTP traffic at the default Docker host, in this order:
@@ -220,8 +220,12 @@ Scenario sctp_probes();
 ///     4, checksum 0;
 ///  7. redis's UDP-Lite to 8.8.8.8:7000 through MASQUERADE, the answer, and
 ///     redis again;
-///  8. a DCCP-Request to the host (generic tracking on this kernel).
-/// 52 frames.
+///  8. a DCCP-Request to the host (generic tracking on this kernel);
+///  9. redis's GRE (version 0) to 192.0.2.99 through MASQUERADE, the answer,
+///     redis again;
+/// 10. PPTP's GRE (version 1, call id 7) to the host, the same carrying IPv4
+///     instead of PPP, a 4-byte version-0 GRE header.
+/// 58 frames.
 std::vector<InjectedFrame> sctp_traffic_frames();
 
 /// Every scenario above, in the order declared.
