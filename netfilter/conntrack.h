@@ -9,8 +9,7 @@
 // (PREROUTING, or OUTPUT for local packets): it finds or creates the entry,
 // runs the protocol's tracker (TCP state machine and windows, UDP,
 // UDP-Lite, SCTP chunk state machine (conntrack_sctp.h), GRE, ICMP,
-// generic) and
-// returns the packet's ctstate:
+// generic) and returns the packet's ctstate:
 //
 //   NEW          original direction, no reply seen yet (also a picked-up TCP ACK)
 //   ESTABLISHED  reply direction, or original once a reply was seen
