@@ -634,6 +634,10 @@ CtResult ConntrackTable::track(const PacketKey& key, const CtProbe& probe, const
         // the checksum; then UDP's timeouts, but a stream (and ASSURED) at
         // the first packet after a reply, without UDP's 2-second wait.
         const uint32_t l3_end = static_cast<uint32_t>(key.l3_off) + key.l3_len;
+        if (frame == nullptr || l3_end > len) {
+          fail = CtReason::Truncated;
+          break;
+        }
         const uint8_t* h = frame + key.l4_off;  // the parser saw 8 bytes (kPorts)
         if (!key.is_fragment() && udplite_coverage(load_be16(h + 4), l3_end - key.l4_off) == 0) {
           fail = CtReason::UdpliteBadCoverage;
@@ -650,11 +654,15 @@ CtResult ConntrackTable::track(const PacketKey& key, const CtProbe& probe, const
         break;
       }
       case kProtoSctp: {
+        const uint32_t l3_end = static_cast<uint32_t>(key.l3_off) + key.l3_len;
+        if (frame == nullptr || l3_end > len) {
+          fail = CtReason::Truncated;
+          break;
+        }
         if (!checksum_passes(key, frame, len, check)) {  // sctp_error(): the CRC32c comes first
           fail = CtReason::BadChecksum;
           break;
         }
-        const uint32_t l3_end = static_cast<uint32_t>(key.l3_off) + key.l3_len;
         const SctpUpdate u = sctp_track(e.sctp, dir, frame + key.l4_off, l3_end - key.l4_off,
                                         /*confirmed=*/!created, config_.sctp);
         // ASSURED stays even when a later chunk of the packet is refused.
