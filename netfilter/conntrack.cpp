@@ -55,17 +55,44 @@ CtReason reason_of(TcpReason r) noexcept {
   }
 }
 
+CtReason sctp_reason(SctpReason r) noexcept {
+  switch (r) {
+    case SctpReason::CannotOpen: return CtReason::SctpCannotOpen;
+    case SctpReason::BadVtag: return CtReason::SctpBadVtag;
+    case SctpReason::StateTable: return CtReason::SctpStateTable;
+    default: return CtReason::SctpBadChunks;
+  }
+}
+
+// conntrack(8)'s name of a protocol ("unknown" when it has none).
+const char* proto_name(uint8_t proto) noexcept {
+  switch (proto) {
+    case kProtoTcp: return "tcp";
+    case kProtoUdp: return "udp";
+    case kProtoIcmp: return "icmp";
+    case kProtoSctp: return "sctp";
+    case kProtoUdplite: return "udplite";
+    case kProtoDccp: return "dccp";
+    case kProtoGre: return "gre";
+    default: return "unknown";
+  }
+}
 
 void append_tuple(std::string& out, const Tuple& t) {
   auto ip = [](uint32_t a) {
     return fmt::format("{}.{}.{}.{}", a >> 24, (a >> 16) & 0xffU, (a >> 8) & 0xffU, a & 0xffU);
   };
   fmt::format_to(std::back_inserter(out), "src={} dst={} ", ip(t.src), ip(t.dst));
-  if (t.proto == kProtoTcp || t.proto == kProtoUdp) {
+  // conntrack(8) prints ports for every protocol it knows to have them, DCCP
+  // too (which this kernel tracks as generic: its tuple's ports are 0).
+  if (t.proto == kProtoTcp || t.proto == kProtoUdp || t.proto == kProtoSctp || t.proto == kProtoUdplite ||
+      t.proto == kProtoDccp) {
     fmt::format_to(std::back_inserter(out), "sport={} dport={} ", t.sport, t.dport);
   } else if (t.proto == kProtoIcmp) {
     fmt::format_to(std::back_inserter(out), "type={} code={} id={} ", t.icmp_type, t.icmp_code,
                    t.sport);
+  } else if (t.proto == kProtoGre) {
+    fmt::format_to(std::back_inserter(out), "srckey={:#x} dstkey={:#x} ", t.sport, t.dport);
   }
 }
 
@@ -413,12 +440,22 @@ CtResult ConntrackTable::process(const PacketKey& key, const uint8_t* frame, uin
       if (!key.has(key_flag::kTcpFlags)) return invalid(CtReason::Truncated, TcpReason::Truncated);
       break;
     case kProtoUdp:
+    case kProtoUdplite:
+    case kProtoSctp:  // the 12-byte common header (the kernel's "short packet")
       if (!key.has(key_flag::kPorts)) return invalid(CtReason::Truncated);
       break;
+    case kProtoGre: {
+      // gre_pkt_to_tuple() refuses PPTP's GRE with another payload than PPP.
+      Tuple keys;
+      const uint32_t l3_end = static_cast<uint32_t>(key.l3_off) + key.l3_len;
+      if (frame != nullptr && l3_end <= len && !gre_tuple_keys(frame + key.l4_off, l3_end - key.l4_off, keys))
+        return invalid(CtReason::GreNotPptp);
+      break;
+    }
     default: break;
   }
   if (probe != nullptr) return track(key, *probe, frame, len, check);
-  return track(key, this->probe(tuple_of(key)), frame, len, check);
+  return track(key, this->probe(tuple_of(key, frame)), frame, len, check);
 }
 
 CtResult ConntrackTable::process_icmp(const PacketKey& key, const uint8_t* frame, uint32_t len,
@@ -430,7 +467,7 @@ CtResult ConntrackTable::process_icmp(const PacketKey& key, const uint8_t* frame
   if (!icmp_is_error(key.icmp_type)) {
     // A query or an answer: tracked like any flow (the checksum is done).
     if (query != nullptr) return track(key, *query, frame, len, L4Check::Skip);
-    return track(key, probe(tuple_of(key)), frame, len, L4Check::Skip);
+    return track(key, probe(tuple_of(key, frame)), frame, len, L4Check::Skip);
   }
 
   // An error: find the flow of the packet it quotes. The quoted packet went
@@ -445,7 +482,7 @@ CtResult ConntrackTable::process_icmp(const PacketKey& key, const uint8_t* frame
   quoted.src = in.src_ip;
   quoted.dst = in.dst_ip;
   quoted.proto = in.proto;
-  if (in.proto == kProtoTcp || in.proto == kProtoUdp) {
+  if (in.proto == kProtoTcp || in.proto == kProtoUdp || in.proto == kProtoSctp || in.proto == kProtoUdplite) {
     if ((in.flags & inner_flag::kPorts) == 0) return invalid(CtReason::IcmpErrorInner);
     quoted.sport = in.src_port;
     quoted.dport = in.dst_port;
@@ -592,6 +629,61 @@ CtResult ConntrackTable::track(const PacketKey& key, const CtProbe& probe, const
         }
         break;
       }
+      case kProtoUdplite: {
+        // nf_conntrack_udplite_packet(): coverage, a mandatory checksum,
+        // the checksum; then UDP's timeouts, but a stream (and ASSURED) at
+        // the first packet after a reply, without UDP's 2-second wait.
+        const uint32_t l3_end = static_cast<uint32_t>(key.l3_off) + key.l3_len;
+        if (frame == nullptr || l3_end > len) {
+          fail = CtReason::Truncated;
+          break;
+        }
+        const uint8_t* h = frame + key.l4_off;  // the parser saw 8 bytes (kPorts)
+        if (!key.is_fragment() && udplite_coverage(load_be16(h + 4), l3_end - key.l4_off) == 0) {
+          fail = CtReason::UdpliteBadCoverage;
+        } else if (load_be16(h + 6) == 0) {
+          fail = CtReason::UdpliteNoChecksum;
+        } else if (!checksum_passes(key, frame, len, check)) {
+          fail = CtReason::BadChecksum;
+        } else if (seen_reply) {
+          refresh(slot, config_.udp_stream_timeout);
+          e.status |= ct_status::kAssured;
+        } else {
+          refresh(slot, config_.udp_timeout);
+        }
+        break;
+      }
+      case kProtoSctp: {
+        const uint32_t l3_end = static_cast<uint32_t>(key.l3_off) + key.l3_len;
+        if (frame == nullptr || l3_end > len) {
+          fail = CtReason::Truncated;
+          break;
+        }
+        if (!checksum_passes(key, frame, len, check)) {  // sctp_error(): the CRC32c comes first
+          fail = CtReason::BadChecksum;
+          break;
+        }
+        const SctpUpdate u = sctp_track(e.sctp, dir, frame + key.l4_off, l3_end - key.l4_off,
+                                        /*confirmed=*/!created, config_.sctp);
+        // ASSURED stays even when a later chunk of the packet is refused.
+        if (u.set_assured) e.status |= ct_status::kAssured;
+        switch (u.verdict) {
+          case SctpVerdict::Accept: refresh(slot, u.timeout_s); break;
+          case SctpVerdict::Ignore: ++counters_.ignored; break;
+          case SctpVerdict::Invalid: fail = sctp_reason(u.reason); break;
+        }
+        break;
+      }
+      case kProtoGre:
+        // nf_conntrack_gre_packet(): 30 s, and from the first packet after a
+        // reply 180 s and ASSURED (no PPTP helper to stretch them).
+        if (seen_reply) {
+          refresh(slot, config_.gre_stream_timeout);
+          e.status |= ct_status::kAssured;
+        } else {
+          refresh(slot, config_.gre_timeout);
+        }
+        break;
       case kProtoIcmp:
         // Only a query opens an entry (an answer finds its query's entry).
         if (!icmp_opens(e.tuple[0].icmp_type))
@@ -716,13 +808,10 @@ bool ConntrackTable::tuple_taken(const Tuple& t, uint32_t ignored) const noexcep
 std::string ConntrackTable::format_entry(const CtEntry& e, uint64_t now_ns) const {
   std::string out;
   const uint8_t proto = e.proto();
-  const char* name = proto == kProtoTcp    ? "tcp"
-                     : proto == kProtoUdp  ? "udp"
-                     : proto == kProtoIcmp ? "icmp"
-                                           : "unknown";
   const uint64_t left = e.deadline_ns > now_ns ? (e.deadline_ns - now_ns) / kNsPerSec : 0;
-  fmt::format_to(std::back_inserter(out), "{:<8} {} {} ", name, proto, left);
+  fmt::format_to(std::back_inserter(out), "{:<8} {} {} ", proto_name(proto), proto, left);
   if (proto == kProtoTcp) fmt::format_to(std::back_inserter(out), "{} ", tcp_ct_state_name(e.tcp.state));
+  if (proto == kProtoSctp) fmt::format_to(std::back_inserter(out), "{} ", sctp_ct_state_name(e.sctp.state));
   append_tuple(out, e.tuple[0]);
   if ((e.status & ct_status::kSeenReply) == 0) out += "[UNREPLIED] ";
   append_tuple(out, e.tuple[1]);

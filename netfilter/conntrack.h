@@ -7,7 +7,8 @@
 // tuples are indexed by one hash table, so a packet finds its entry from
 // either side and learns its direction. process() runs at the conntrack hook
 // (PREROUTING, or OUTPUT for local packets): it finds or creates the entry,
-// runs the protocol's tracker (TCP state machine and windows, UDP, ICMP,
+// runs the protocol's tracker (TCP state machine and windows, UDP,
+// UDP-Lite, SCTP chunk state machine (conntrack_sctp.h), GRE, ICMP,
 // generic) and returns the packet's ctstate:
 //
 //   NEW          original direction, no reply seen yet (also a picked-up TCP ACK)
@@ -92,9 +93,11 @@
 
 #include "base/enum_names.h"
 #include "base/hash.h"
+#include "netfilter/conntrack_sctp.h"
 #include "netfilter/conntrack_tcp.h"
 #include "packet/byte_order.h"
 #include "packet/checksum.h"
+#include "packet/headers.h"
 #include "packet/packet_key.h"
 #include "rules/rule.h"
 
@@ -102,9 +105,13 @@ namespace nfb {
 
 /// One direction of a flow. Host byte order, no padding (compared and
 /// hashed as 16 bytes).
-///   TCP/UDP: addresses, ports, protocol.
+///   TCP/UDP/UDP-Lite/SCTP: addresses, ports, protocol.
 ///   ICMP:    addresses, sport = the query identifier, dport = 0, and the
 ///            type and code (an echo request's reply tuple has type echo-reply).
+///   GRE:     addresses and the keys of the kernel's GRE tracker: sport = the
+///            source key, dport = the destination key (version 1, PPTP: the
+///            call id; the source key would come from the PPTP helper, which
+///            is not modelled, so it is 0; version 0: both 0).
 ///   other:   addresses and protocol only (the kernel's generic tracker).
 struct Tuple {
   uint32_t src = 0;
@@ -134,13 +141,41 @@ inline Tuple tuple_of(const PacketKey& key) noexcept {
   t.src = key.src_ip;
   t.dst = key.dst_ip;
   t.proto = key.proto;
-  if ((key.proto == kProtoTcp || key.proto == kProtoUdp) && key.has(key_flag::kPorts)) {
+  if ((key.proto == kProtoTcp || key.proto == kProtoUdp || key.proto == kProtoSctp || key.proto == kProtoUdplite) &&
+      key.has(key_flag::kPorts)) {
     t.sport = key.src_port;
     t.dport = key.dst_port;
   } else if (key.proto == kProtoIcmp && key.has(key_flag::kIcmp)) {
     t.icmp_type = key.icmp_type;
     t.icmp_code = key.icmp_code;
     t.sport = key.icmp_id;  // 0 unless a query
+  }
+  return t;
+}
+
+/// The kernel's GRE tuple keys (gre_pkt_to_tuple()) of a GRE packet whose
+/// header is the `n` bytes at `gre`: sets t.dport to the call id of a
+/// version-1 packet with the PPP protocol and 8 bytes of header (leaves both
+/// keys 0 otherwise). False for a version-1 packet with 8 bytes of header
+/// and another protocol, which the kernel cannot track (INVALID).
+inline bool gre_tuple_keys(const uint8_t* gre, uint32_t n, Tuple& t) noexcept {
+  if (n < 4) return true;
+  const GreHdr* h = header_at<GreHdr>(gre);  // 4 bytes read first, 8 below only when there
+  if ((h->flags_version.host() & GreHdr::kVersionMask) != 1 || n < sizeof(GreHdr)) return true;
+  if (h->protocol.host() != GreHdr::kProtoPpp) return false;
+  t.dport = h->call_id.host();
+  return true;
+}
+
+/// tuple_of(key), with what only the frame holds: a GRE packet's keys
+/// (gre_tuple_keys(); a packet it refuses gets keys 0, and process() calls
+/// it INVALID). `frame` is the one `key` was parsed from, or null.
+inline Tuple tuple_of(const PacketKey& key, const uint8_t* frame) noexcept {
+  Tuple t = tuple_of(key);
+  if (key.proto == kProtoGre && frame != nullptr && !key.is_later_fragment()) {
+    const uint32_t end = static_cast<uint32_t>(key.l3_off) + key.l3_len;
+    Tuple keyed = t;
+    if (gre_tuple_keys(frame + key.l4_off, end - key.l4_off, keyed)) t = keyed;
   }
   return t;
 }
@@ -171,7 +206,10 @@ struct alignas(64) CtEntry {
   uint32_t mark = 0;         // ctmark
   uint32_t timeout_s = 0;    // unconfirmed: the timeout that confirm() starts
   uint32_t wheel_tick = 0;   // the table's: the wheel tick it is linked at (<= the deadline's)
-  TcpConn tcp{};             // TCP entries only (set by tcp_open(); stale in other entries)
+  union {
+    TcpConn tcp{};           // TCP entries only (set by tcp_open(); stale in other entries)
+    SctpConn sctp;           // SCTP entries only (set by sctp_track() on the first packet)
+  };
 
   uint8_t proto() const noexcept { return tuple[0].proto; }
   bool has(uint32_t status_bits) const noexcept { return (status & status_bits) == status_bits; }
@@ -189,6 +227,9 @@ struct CtConfig {
   uint32_t udp_stream_timeout = 120;  // after a reply, once the flow is older than 2 s
   uint32_t icmp_timeout = 30;
   uint32_t generic_timeout = 600;
+  SctpTimeouts sctp{};  // net.netfilter.nf_conntrack_sctp_timeout_*
+  uint32_t gre_timeout = 30;          // nf_conntrack_gre_timeout
+  uint32_t gre_stream_timeout = 180;  // nf_conntrack_gre_timeout_stream: after a reply
   uint64_t hash_seed = 0x6e66'6265'6e63'6821ULL;  // any value; fixed for reproducible runs
 };
 
@@ -198,7 +239,7 @@ struct CtConfig {
   X(None, "none", "no problem")                                                                 \
   X(Fragment, "fragment", "non-first fragment: conntrack sees reassembled datagrams only")      \
   X(Truncated, "truncated", "L4 header missing or cut short")                                   \
-  X(BadChecksum, "bad_checksum", "TCP/UDP/ICMP checksum wrong (nf_conntrack_checksum=1)")       \
+  X(BadChecksum, "bad_checksum", "L4 checksum (SCTP: CRC32c) wrong (nf_conntrack_checksum=1)")  \
   X(TcpBadFlags, "tcp_bad_flags", "TCP flag combination conntrack rejects (SYN+FIN, ...)")      \
   X(TcpCannotOpen, "tcp_cannot_open", "no entry, and neither a SYN nor a loose pick-up ACK")    \
   X(TcpStateTable, "tcp_state", "TCP state table says INVALID for this flag and state")         \
@@ -206,6 +247,13 @@ struct CtConfig {
   X(TcpSeqOverWindow, "tcp_seq_over_window", "TCP data beyond the receiver's window")          \
   X(TcpAckOverEnd, "tcp_ack_over_end", "TCP ACK of data not sent yet")                          \
   X(UdpBadLength, "udp_bad_length", "UDP length field beyond the packet or below 8")            \
+  X(UdpliteBadCoverage, "udplite_bad_coverage", "UDP-Lite checksum coverage 1..7 or beyond the packet") \
+  X(UdpliteNoChecksum, "udplite_no_checksum", "UDP-Lite checksum 0 (the protocol mandates one)") \
+  X(SctpBadChunks, "sctp_bad_chunks", "SCTP: no chunk, a zero-length chunk, or a forbidden bundle") \
+  X(SctpCannotOpen, "sctp_cannot_open", "SCTP: no entry and out of the blue (DATA, ABORT, ...)") \
+  X(SctpBadVtag, "sctp_bad_vtag", "SCTP verification tag check failed (RFC 9260 8.5)")          \
+  X(SctpStateTable, "sctp_state", "SCTP state table says INVALID for this chunk and state")      \
+  X(GreNotPptp, "gre_not_pptp", "GRE version 1 (PPTP) carrying another protocol than PPP")     \
   X(IcmpUnknownType, "icmp_unknown_type", "ICMP type above 18")                                 \
   X(IcmpCannotOpen, "icmp_cannot_open", "ICMP neither error nor query, or an answer w/o query") \
   X(IcmpErrorInner, "icmp_error_inner", "ICMP error whose embedded header cannot be keyed")     \
@@ -222,7 +270,7 @@ NFB_NAMED_ENUM(CtReason, kCtReasonCount, ct_reason_name, ct_reason_description, 
   X(created, "entries created (unconfirmed), including ones later discarded")       \
   X(inserted, "entries confirmed into the table")                                   \
   X(invalid, "packets given ctstate INVALID")                                       \
-  X(ignored, "TCP packets let through without any state change (IGNORE)")           \
+  X(ignored, "TCP/SCTP packets let through without any state change (IGNORE)")      \
   X(related, "ICMP errors RELATED to an entry")                                     \
   X(drop, "packets dropped by conntrack: table full, or a clash at confirm")        \
   X(early_drop, "non-ASSURED entries evicted to make room")                         \
@@ -342,7 +390,7 @@ class ConntrackTable {
   /// with status Ok on `frame`; a key with a missing L4 header gives
   /// INVALID). `check`: what to do about the L4 checksum (the kernel
   /// verifies it at PREROUTING only, and only with config.checksum). `probe`,
-  /// when given, is lookup() of tuple_of(key) made since the table last
+  /// when given, is lookup() of tuple_of(key, frame) made since the table last
   /// changed (the caller looked the packet up already); otherwise process()
   /// looks it up.
   CtResult process(const PacketKey& key, const uint8_t* frame, uint32_t len, uint64_t now_ns, L4Check check,
@@ -606,7 +654,7 @@ inline uint32_t ConntrackTable::prefetch_entries(CtProbe& p) const noexcept {
     const uint32_t node = b.node[std::countr_zero(m) >> 1];
     const CtEntry* e = &entries_[node >> 1];
     __builtin_prefetch(e);
-    if (p.tuple.proto == kProtoTcp) __builtin_prefetch(&e->tcp);
+    if (p.tuple.proto == kProtoTcp || p.tuple.proto == kProtoSctp) __builtin_prefetch(&e->tcp);
     if (p.candidate == kNoEntry) p.candidate = node;
   }
   return p.candidate;
@@ -686,6 +734,43 @@ inline void ConntrackTable::refresh(uint32_t slot, uint32_t timeout_s) noexcept 
       } else {
         timeout = config_.udp_timeout;
       }
+      break;
+    }
+    case kProtoUdplite: {
+      // The parser saw the 8-byte header (the entry has ports); the
+      // checksum was verified above when it had to be.
+      const uint32_t l3_end = static_cast<uint32_t>(key.l3_off) + key.l3_len;
+      if (udplite_coverage(load_be16(frame + key.l4_off + 4), l3_end - key.l4_off) == 0 ||
+          load_be16(frame + key.l4_off + 6) == 0)
+        return 0;
+      // No 2-second rule for UDP-Lite: any packet after a reply makes it a stream.
+      timeout = seen_reply ? config_.udp_stream_timeout : config_.udp_timeout;
+      set_assured = seen_reply;
+      break;
+    }
+    case kProtoSctp: {
+      // On a copy: anything but a plain accept goes to process(), which
+      // starts from the entry as it was.
+      SctpConn c = e.sctp;
+      const uint32_t l3_end = static_cast<uint32_t>(key.l3_off) + key.l3_len;
+      const SctpUpdate u =
+          sctp_track(c, dir, frame + key.l4_off, l3_end - key.l4_off, /*confirmed=*/true, config_.sctp);
+      if (u.verdict != SctpVerdict::Accept) return 0;
+      e.sctp = c;  // committed below with the rest: nothing can fail from here on
+      timeout = u.timeout_s;
+      set_assured = u.set_assured;
+      break;
+    }
+    case kProtoGre: {
+      // Only GRE the NAT step rewrites without trouble: 8 bytes of header,
+      // version 0, or 1 with PPP (anything else goes the slow way).
+      const uint32_t l3_end = static_cast<uint32_t>(key.l3_off) + key.l3_len;
+      if (l3_end - key.l4_off < sizeof(GreHdr)) return 0;
+      const GreHdr& h = *header_at<GreHdr>(frame + key.l4_off);
+      const uint16_t version = h.flags_version.host() & GreHdr::kVersionMask;
+      if (version > 1 || (version == 1 && h.protocol.host() != GreHdr::kProtoPpp)) return 0;
+      timeout = seen_reply ? config_.gre_stream_timeout : config_.gre_timeout;
+      set_assured = seen_reply;
       break;
     }
     case kProtoIcmp:

@@ -56,7 +56,9 @@ bool l4_in_range(const Tuple& t, NatManip m, const NatRangeSpec& r) noexcept {
   switch (t.proto) {
     case kProtoIcmp: v = t.sport; break;
     case kProtoTcp:
-    case kProtoUdp: v = m == NatManip::Src ? t.sport : t.dport; break;
+    case kProtoUdp:
+    case kProtoUdplite:
+    case kProtoSctp: v = m == NatManip::Src ? t.sport : t.dport; break;
     default: return true;
   }
   return v >= r.min_proto && v <= r.max_proto;
@@ -153,6 +155,8 @@ class Binder {
         break;
       case kProtoTcp:
       case kProtoUdp:
+      case kProtoUdplite:
+      case kProtoSctp:
         key = manip_ == NatManip::Src ? &t.sport : &t.dport;
         if (!specified) {
           if (manip_ == NatManip::Dst) return;  // a destination port is never moved
@@ -241,19 +245,45 @@ bool manip_ipv4(uint8_t* f, uint32_t iph, uint32_t end, const Tuple& target, Nat
         }
         break;
       }
-      case kProtoUdp: {
+      case kProtoUdp:
+      case kProtoUdplite: {
         if (hdr + 8 > end) return false;
         const uint32_t port_at = hdr + (src ? 0U : 2U);
         const uint16_t old_port = load_be16(f + port_at);
         const uint16_t new_port = src ? target.sport : target.dport;
         uint16_t c = load_be16(f + hdr + 6);
-        if (c != 0) {  // 0: the sender computed none, and none is made up
+        // UDP: 0 means the sender computed none, and none is made up.
+        // UDP-Lite always has one (udplite_manip_pkt: do_csum).
+        if (c != 0 || proto == kProtoUdplite) {
           c = checksum_replace32(c, old_addr, new_addr);
           c = checksum_replace16(c, old_port, new_port);
           if (c == 0) c = 0xffff;  // CSUM_MANGLED_0: 0 would mean "none"
           store_be16(f + hdr + 6, c);
         }
         store_be16(f + port_at, new_port);
+        break;
+      }
+      case kProtoSctp: {
+        // sctp_manip_pkt(): the port; then, when the whole common header is
+        // there, the CRC32c recomputed over everything from it to the end of
+        // the packet (an ICMP error quoting 8 bytes gets the port only).
+        if (hdr + 8 > end) return false;
+        store_be16(f + hdr + (src ? 0U : 2U), src ? target.sport : target.dport);
+        if (end >= hdr + 12) sctp_store_checksum(f + hdr, sctp_checksum(f + hdr, end - hdr));
+        break;
+      }
+      case kProtoGre: {
+        // gre_manip_pkt(): 8 bytes of header or the packet is dropped; only
+        // a destination manip of version 1 (PPTP) writes the key (the call
+        // id); version 0 is left alone; another version is dropped.
+        if (hdr + 8 > end) return false;
+        if (src) break;
+        const uint16_t version = load_be16(f + hdr) & GreHdr::kVersionMask;
+        if (version == 1) {
+          store_be16(f + hdr + 6, target.dport);
+        } else if (version != 0) {
+          return false;
+        }
         break;
       }
       case kProtoIcmp: {
@@ -687,7 +717,9 @@ NatRewrite nat_rewrite_for(const CtEntry& e, CtDir dir, bool forwarded) noexcept
     const uint32_t to_addr = src ? target.src : target.dst;
     switch (rw.proto) {
       case kProtoTcp:
-      case kProtoUdp: {
+      case kProtoUdp:
+      case kProtoUdplite:
+      case kProtoSctp: {  // SCTP: the sums are unused (its CRC is recomputed)
         uint16_t& port = src ? rw.sport : rw.dport;
         const uint16_t to_port = src ? target.sport : target.dport;
         change32(l4, addr, to_addr);

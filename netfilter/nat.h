@@ -82,6 +82,7 @@
 #include "netfilter/conntrack.h"
 #include "netfilter/host.h"
 #include "packet/byte_order.h"
+#include "packet/crc32c.h"
 #include "packet/packet_key.h"
 #include "rules/rule.h"
 
@@ -373,7 +374,9 @@ NatRewrite nat_rewrite_for(const CtEntry& e, CtDir dir, bool forwarded) noexcept
         key.dst_port = rw.dport;
         break;
       case kProtoUdp:
-        if (load_be16(l4 + 6) != 0) {  // 0: no checksum, and none is made up
+      case kProtoUdplite:
+        // UDP: 0 is no checksum, and none is made up; UDP-Lite has one.
+        if (load_be16(l4 + 6) != 0 || rw.proto == kProtoUdplite) {
           const uint16_t c = update(l4 + 6, rw.l4_sum);
           store_be16(l4 + 6, c == 0 ? 0xffff : c);
         }
@@ -382,6 +385,16 @@ NatRewrite nat_rewrite_for(const CtEntry& e, CtDir dir, bool forwarded) noexcept
         key.src_port = rw.sport;
         key.dst_port = rw.dport;
         break;
+      case kProtoSctp: {
+        // No sum to update: the CRC32c is computed anew over the packet.
+        store_be16(l4, rw.sport);
+        store_be16(l4 + 2, rw.dport);
+        key.src_port = rw.sport;
+        key.dst_port = rw.dport;
+        const uint32_t n = static_cast<uint32_t>(key.l3_off) + key.l3_len - key.l4_off;  // >= 12: the parser saw it
+        sctp_store_checksum(l4, sctp_checksum(l4, n));
+        break;
+      }
       case kProtoIcmp:
         store_be16(l4 + 2, update(l4 + 2, rw.l4_sum));
         store_be16(l4 + 4, rw.sport);

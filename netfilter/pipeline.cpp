@@ -450,7 +450,7 @@ Fate Pipeline::run_one(PacketIn& p, PacketOut& out, const CtProbe* probe) noexce
     out.fragments = d.fragments;
     completed_slot_ = d.output_slot;
     if (!key.has(key_flag::kInner)) {
-      completed = ct_.probe(tuple_of(key));
+      completed = ct_.probe(tuple_of(key, p.frame));
       probe = &completed;
     }
   }
@@ -611,7 +611,7 @@ void Pipeline::process(std::span<PacketIn> packets, std::span<PacketOut> results
       const PacketKey& k = packets[base + i].key;
       keyed[i] = !k.is_fragment() && !k.has(key_flag::kInner);
       if (!keyed[i]) continue;
-      probes[i].tuple = tuple_of(k);
+      probes[i].tuple = tuple_of(k, packets[base + i].frame);
       ct_.start(probes[i]);
     }
     // Stage 2: the entries whose signatures match, and their flow records,

@@ -20,6 +20,8 @@
 #endif
 
 #include "packet/byte_order.h"
+#include "packet/crc32c.h"
+#include "packet/ip_protocol.h"
 #include "packet/packet_key.h"
 
 namespace nfb {
@@ -158,20 +160,36 @@ constexpr uint64_t ipv4_pseudo_header_sum(uint32_t src_ip, uint32_t dst_ip, uint
          (dst_ip & 0xffffU) + proto + l4_len;
 }
 
+/// The UDP-Lite checksum coverage of a header whose length field is
+/// `field` in a datagram of `l4_len` bytes (RFC 3828: 0 means all of it), or
+/// 0 when the field is not a valid coverage (1..7, or beyond the datagram):
+/// conntrack calls such a packet INVALID whatever nf_conntrack_checksum says.
+constexpr uint32_t udplite_coverage(uint16_t field, uint32_t l4_len) noexcept {
+  if (field == 0) return l4_len;
+  return field < 8 || field > l4_len ? 0 : field;
+}
+
 /// Checks the L4 checksum of an IPv4 packet the way conntrack does with
 /// nf_conntrack_checksum=1: the sum covers the whole IP payload (IP total
 /// length minus header, not the UDP length field), TCP and UDP include the
-/// pseudo header, ICMP does not. `key` must come from parse_frame() on the
-/// same bytes with status Ok.
+/// pseudo header, ICMP does not. SCTP: the CRC32c of the whole IP payload
+/// (packet/crc32c.h). UDP-Lite: the first udplite_coverage() bytes, with a
+/// pseudo header of protocol 17, not 136 -- the kernel passes IPPROTO_UDP to
+/// nf_checksum_partial() for UDP-Lite (measured on 6.18: a datagram summed
+/// as RFC 3828 says, with 136, is INVALID; the same with 17 passes). `key`
+/// must come from parse_frame() on the same bytes with status Ok.
 ///
 /// Returns false when the checksum is wrong (or the key does not fit the
-/// frame). Returns true when it verifies, and also when there is nothing to
-/// verify: UDP checksum 0 ("none"), a protocol other than TCP/UDP/ICMP, or a
-/// fragment (its checksum covers bytes of other fragments; the kernel checks
-/// only reassembled packets).
+/// frame; or, UDP-Lite, when the coverage is invalid or the checksum 0,
+/// which the protocol forbids). Returns true when it verifies, and also when
+/// there is nothing to verify: UDP checksum 0 ("none"), a protocol other than
+/// TCP/UDP/ICMP/SCTP/UDP-Lite, or a fragment (its checksum covers bytes of
+/// other fragments; the kernel checks only reassembled packets).
 inline bool l4_checksum_ok(const uint8_t* frame, uint32_t len, const PacketKey& key) noexcept {
   if (key.is_fragment()) return true;
-  if (key.proto != kProtoTcp && key.proto != kProtoUdp && key.proto != kProtoIcmp) return true;
+  if (key.proto != kProtoTcp && key.proto != kProtoUdp && key.proto != kProtoIcmp && key.proto != kProtoSctp &&
+      key.proto != kProtoUdplite)
+    return true;
   const uint32_t l3_end = static_cast<uint32_t>(key.l3_off) + key.l3_len;
   if (frame == nullptr || l3_end > len || key.l4_off < key.l3_off || key.l4_off > l3_end)
     return false;
@@ -187,6 +205,15 @@ inline bool l4_checksum_ok(const uint8_t* frame, uint32_t len, const PacketKey& 
       if (load_be16(l4 + 6) == 0) return true;  // sender computed no checksum
       return checksum_verifies(l4, l4_len,
                                ipv4_pseudo_header_sum(key.src_ip, key.dst_ip, kProtoUdp, l4_len));
+    case kProtoSctp:
+      if (l4_len < 12) return false;
+      return sctp_checksum(l4, l4_len) == sctp_stored_checksum(l4);
+    case kProtoUdplite: {
+      if (l4_len < 8) return false;
+      const uint32_t cov = udplite_coverage(load_be16(l4 + 4), l4_len);
+      if (cov == 0 || load_be16(l4 + 6) == 0) return false;
+      return checksum_verifies(l4, cov, ipv4_pseudo_header_sum(key.src_ip, key.dst_ip, kProtoUdp, l4_len));
+    }
     default:  // ICMP
       if (l4_len < 8) return false;
       return checksum_verifies(l4, l4_len);

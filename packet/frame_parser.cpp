@@ -103,7 +103,7 @@ void parse_icmp_inner(const uint8_t* d, uint32_t start, uint32_t end, PacketKey&
 
   const uint8_t* l4 = d + start + hl;
   const uint32_t l4_avail = avail - hl;
-  if (in.proto == kProtoTcp || in.proto == kProtoUdp) {
+  if (in.proto == kProtoTcp || in.proto == kProtoUdp || in.proto == kProtoSctp || in.proto == kProtoUdplite) {
     if (l4_avail < kPortsLen) return;  // an error quotes 8 bytes: the ports, not a whole header
     in.src_port = load_be16(l4);
     in.dst_port = load_be16(l4 + 2);
@@ -190,6 +190,21 @@ ParseStatus parse_ipv4(const uint8_t* d, uint32_t len, uint32_t off, PacketKey& 
       } else if (icmp_type_in(key.icmp_type, kIcmpErrorMask)) {
         parse_icmp_inner(d, key.payload_off, off + total, key);
       }
+      return ParseStatus::Ok;
+    }
+    case kProtoSctp:
+    case kProtoUdplite: {
+      // Ports once the whole header is there (SCTP's 12-byte common
+      // header, UDP-Lite's 8): matches that read ports from the key rely on
+      // it. A shorter header is conntrack's to call INVALID, not the
+      // parser's to drop (the kernel routes it; -m multiport still reads its
+      // 4 bytes of ports from the frame).
+      const uint32_t hdr = key.proto == kProtoSctp ? 12U : 8U;
+      if (l4_avail < hdr) return ParseStatus::Ok;
+      key.src_port = load_be16(l4);
+      key.dst_port = load_be16(l4 + 2);
+      key.flags |= key_flag::kPorts;
+      key.payload_off = static_cast<uint16_t>(key.l4_off + hdr);
       return ParseStatus::Ok;
     }
     default:

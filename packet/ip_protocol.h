@@ -10,6 +10,7 @@ inline constexpr uint8_t kProtoIcmp = 1;
 inline constexpr uint8_t kProtoTcp = 6;
 inline constexpr uint8_t kProtoUdp = 17;
 inline constexpr uint8_t kProtoDccp = 33;
+inline constexpr uint8_t kProtoGre = 47;
 inline constexpr uint8_t kProtoSctp = 132;
 inline constexpr uint8_t kProtoUdplite = 136;
 

@@ -59,7 +59,7 @@ enum class PktType : uint8_t {
 /// PacketKey::flags: which optional fields hold data. A field whose bit is
 /// clear is zero.
 namespace key_flag {
-inline constexpr uint8_t kPorts = 0x01;     // src_port/dst_port (TCP or UDP header seen)
+inline constexpr uint8_t kPorts = 0x01;     // src_port/dst_port (TCP, UDP, UDP-Lite or SCTP header seen)
 inline constexpr uint8_t kTcpFlags = 0x02;  // tcp_flags (TCP header seen)
 inline constexpr uint8_t kIcmp = 0x04;      // icmp_type/icmp_code (ICMP header seen)
 inline constexpr uint8_t kIcmpId = 0x08;    // icmp_id (ICMP query: echo, timestamp, info, mask)
@@ -72,7 +72,7 @@ inline constexpr uint8_t kAnyL4 = kPorts | kTcpFlags | kIcmp | kIcmpId;
 
 /// InnerTuple::flags.
 namespace inner_flag {
-inline constexpr uint8_t kPorts = 0x01;   // inner TCP/UDP: src_port/dst_port (>= 4 bytes seen)
+inline constexpr uint8_t kPorts = 0x01;   // inner TCP/UDP/SCTP/UDP-Lite: src_port/dst_port (>= 4 bytes seen)
 inline constexpr uint8_t kIcmp = 0x02;    // inner ICMP: icmp_type/icmp_code (>= 8 bytes seen)
 inline constexpr uint8_t kIcmpId = 0x04;  // inner ICMP query: icmp_id
 inline constexpr uint8_t kFragment = 0x08;  // inner header has MF set or a non-zero offset

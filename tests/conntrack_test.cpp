@@ -348,8 +348,14 @@ TEST(Tuple, OfParsedPackets) {
             (Tuple{.src = kC, .dst = kS, .sport = 4242, .proto = kProtoIcmp, .icmp_type = 8}));
   EXPECT_EQ(tuple_of(parse(test::ethernet({}, E(3, 1, U(1, 2))))),
             (Tuple{.src = kS, .dst = kC, .proto = kProtoIcmp, .icmp_type = 3, .icmp_code = 1}));
-  EXPECT_EQ(tuple_of(parse(test::ethernet({}, G(kC, kS, 132, 40)))),
-            (Tuple{.src = kC, .dst = kS, .proto = 132}));
+  EXPECT_EQ(tuple_of(parse(test::ethernet({}, G(kC, kS, 50, 40)))),
+            (Tuple{.src = kC, .dst = kS, .proto = 50}));
+  // SCTP and UDP-Lite have ports (conntrack_sctp_test.cpp tracks them).
+  Bytes sctp = G(kC, kS, kProtoSctp, 40);
+  test::set16(sctp, 20, 1234);
+  test::set16(sctp, 22, 80);
+  EXPECT_EQ(tuple_of(parse(test::ethernet({}, sctp))),
+            (Tuple{.src = kC, .dst = kS, .sport = 1234, .dport = 80, .proto = kProtoSctp}));
 }
 
 // ---------------------------------------------------------------- the table
@@ -772,7 +778,7 @@ TEST(RandomTraffic, TableStaysConsistent) {
                          : E(static_cast<uint8_t>(rnd(2) == 0 ? 3 : 11), 0, udp_packet(b, a, dp, sp, {}),
                              {.src = hosts[rnd(4)], .dst = a});
         break;
-      default: ip = G(a, b, static_cast<uint8_t>(rnd(2) == 0 ? 47 : 253), 8); break;
+      default: ip = G(a, b, static_cast<uint8_t>(rnd(2) == 0 ? 50 : 253), 8); break;  // generic
     }
     const Bytes frame = test::ethernet({}, ip);
     const PacketKey key = parse(frame);
@@ -829,7 +835,8 @@ TEST(Reasons, NamesAreUniqueAndStable) {
 
 // The established-flow step equals process(): two tables fed the same random
 // traffic (TCP with every flag mix, in and out of window, UDP, ICMP queries
-// and errors, other protocols, time jumps, a table that fills), one through
+// and errors, SCTP chunks with a few tags, UDP-Lite, GRE, other protocols,
+// time jumps, a table that fills), one through
 // process() only, the other through track_fast() whenever its lookup hits a
 // live entry and it accepts the packet -- the same ctstate for every packet,
 // the same counters and the same conntrack -L all along.
@@ -855,7 +862,7 @@ TEST(RandomTraffic, TrackFastEqualsProcess) {
     const auto sp = static_cast<uint16_t>(1 + rnd(4));
     const auto dp = static_cast<uint16_t>(1 + rnd(4));
     Bytes ip;
-    switch (rnd(6)) {
+    switch (rnd(8)) {
       case 0:
       case 1:
       case 2: {
@@ -877,6 +884,39 @@ TEST(RandomTraffic, TrackFastEqualsProcess) {
                                       test::icmp({.type = static_cast<uint8_t>(rnd(2) == 0 ? 8 : 0), .id = sp}))
                          : E(3, 0, udp_packet(b, a, dp, sp, {}), {.src = hosts[rnd(4)], .dst = a});
         break;
+      case 5: {
+        // SCTP: chunk types that move the state, tags from a small set so
+        // that many pass, the occasional bundle or bad CRC.
+        static const uint8_t kTypes[] = {1, 2, 10, 11, 0, 0, 3, 4, 5, 6, 7, 8, 14};
+        std::vector<Bytes> chunks;
+        for (uint32_t n = 1 + (rnd(4) == 0 ? 1 : 0); n > 0; --n) {
+          const uint8_t type = kTypes[rnd(13)];
+          Bytes v(type == 1 || type == 2 ? 16 : 4 * rnd(3));
+          if (type == 1 || type == 2) test::set16(v, 2, static_cast<uint16_t>(1 + rnd(2)));  // tag 1 or 2
+          chunks.push_back(test::sctp_chunk({.type = type, .flags = static_cast<uint8_t>(rnd(2)), .value = v}));
+        }
+        ip = test::ipv4({.src = a, .dst = b, .proto = kProtoSctp,
+                         .l4_checksum = rnd(40) == 0 ? test::L4Checksum::Corrupt : test::L4Checksum::Fill},
+                        test::sctp({.sport = sp, .dport = dp, .vtag = rnd(3), .chunks = chunks}));
+        break;
+      }
+      case 6:
+        if (rnd(2) == 0) {
+          ip = test::ipv4({.src = a, .dst = b, .proto = kProtoUdplite,
+                           .l4_checksum = rnd(10) == 0 ? test::L4Checksum::Fill : test::L4Checksum::UdpliteAsUdp},
+                          test::udplite({.sport = sp, .dport = dp, .coverage = static_cast<uint16_t>(rnd(3) * 6),
+                                         .payload = test::pattern(rnd(20))}));
+        } else {
+          Bytes g;
+          const uint16_t version = static_cast<uint16_t>(rnd(3));
+          test::put16(g, version);
+          test::put16(g, rnd(4) == 0 ? 0x0800 : 0x880b);
+          test::put16(g, 0);
+          test::put16(g, static_cast<uint16_t>(rnd(3)));
+          g.resize(rnd(6) == 0 ? 4 : 8 + rnd(8));
+          ip = test::ipv4({.src = a, .dst = b, .proto = kProtoGre}, g);
+        }
+        break;
       default: ip = G(a, b, 253, 8); break;
     }
     const Bytes frame = test::ethernet({}, ip);
@@ -888,7 +928,7 @@ TEST(RandomTraffic, TrackFastEqualsProcess) {
     CtResult got;
     bool took_fast = false;
     if (!key.is_fragment() && !key.has(key_flag::kInner)) {
-      const CtProbe probe = quick.probe(tuple_of(key));
+      const CtProbe probe = quick.probe(tuple_of(key, frame.data()));
       if (probe.hit()) {
         if (const uint8_t st = quick.track_fast(key, frame.data(), len, now, L4Check::Verify, probe); st != 0) {
           got.entry = probe.slot();

@@ -515,8 +515,30 @@ TEST(FrameParserTest, IcmpErrorAboutALaterFragmentHasNoInnerPorts) {
   EXPECT_EQ(k2.inner.dst_port, 53);
 }
 
+TEST(FrameParserTest, SctpAndUdpliteHaveTheirPortsOnceTheHeaderIsThere) {
+  // SCTP: 12-byte common header; UDP-Lite: 8 bytes. Shorter: no ports, but
+  // the packet parses (conntrack calls it INVALID; routing takes it).
+  for (const auto& [proto, header] : std::array<std::pair<uint8_t, uint16_t>, 2>{{{132, 12}, {136, 8}}}) {
+    SCOPED_TRACE(int{proto});
+    Bytes l4 = pattern(30, 0x40);
+    set16(l4, 0, 4321);
+    set16(l4, 2, 80);
+    const auto [s, k] = parse(ethernet({}, ipv4({.proto = proto, .l4_checksum = L4Checksum::Leave}, l4)));
+    ASSERT_EQ(s, ParseStatus::Ok);
+    EXPECT_EQ(k.flags & key_flag::kAnyL4, key_flag::kPorts);
+    EXPECT_EQ(k.src_port, 4321);
+    EXPECT_EQ(k.dst_port, 80);
+    EXPECT_EQ(k.payload_off, k.l4_off + header);
+    const Bytes cut(l4.begin(), l4.begin() + header - 1);
+    const auto [s2, k2] = parse(ethernet({}, ipv4({.proto = proto, .l4_checksum = L4Checksum::Leave}, cut)));
+    ASSERT_EQ(s2, ParseStatus::Ok);
+    EXPECT_EQ(k2.flags & key_flag::kAnyL4, 0);
+    EXPECT_EQ(k2.src_port, 0);
+  }
+}
+
 TEST(FrameParserTest, OtherProtocolsAreKeyedWithoutL4Fields) {
-  for (uint8_t proto : std::array<uint8_t, 5>{47, 50, 132, 0, 255}) {
+  for (uint8_t proto : std::array<uint8_t, 5>{47, 50, 33, 0, 255}) {
     SCOPED_TRACE(int{proto});
     const Bytes pkt = ipv4({.proto = proto}, pattern(30, 0x40));
     const auto [s, k] = parse(ethernet({}, pkt));

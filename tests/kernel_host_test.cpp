@@ -86,6 +86,10 @@ bool l4_checksum_ok(const InjectedFrame& f) {
   const size_t total = test::get16(ip, 2);
   const uint8_t proto = ip.at(9);
   if (proto == kProtoUdp && test::get16(ip, hl + 6) == 0) return true;  // no checksum
+  if (proto == kProtoSctp)
+    return total >= hl + 12 && test::ref_sctp_checksum(ip, hl, total - hl) == test::ref_sctp_stored(ip, hl);
+  // UDP-Lite, DCCP, GRE...: not judged here (describe_frame() says which UDP-Lite sum holds).
+  if (proto != kProtoTcp && proto != kProtoUdp && proto != kProtoIcmp) return true;
   const uint32_t src = (uint32_t{test::get16(ip, 12)} << 16) | test::get16(ip, 14);
   const uint32_t dst = (uint32_t{test::get16(ip, 16)} << 16) | test::get16(ip, 18);
   const uint32_t pseudo = proto == kProtoIcmp ? 0 : test::ref_pseudo_sum(src, dst, proto, total - hl);
@@ -320,6 +324,9 @@ TEST(Scenarios, FramesAreWellFormedExceptWhereBadOnPurpose) {
         s.name == "ip_header_matches") {
       EXPECT_EQ(bad_l4, 0U);
       EXPECT_EQ(bad_ip, 0U);
+    } else if (s.name == "sctp_probes") {
+      EXPECT_EQ(bad_l4, 3U);  // two INITs with a bad CRC32c, an 8-byte SCTP header
+      EXPECT_EQ(bad_ip, 0U);
     } else {
       EXPECT_EQ(bad_l4, 4U);  // TCP SYN, UDP, ICMP echo, a container's SYN
       EXPECT_EQ(bad_ip, 1U);
@@ -335,7 +342,8 @@ TEST(Scenarios, SizesAreAsDocumented) {
   EXPECT_EQ(string_traffic_frames().size(), 31U);
   EXPECT_EQ(recent_traffic_frames().size(), 56U);
   EXPECT_EQ(ip_header_traffic_frames().size(), 14U);
-  EXPECT_EQ(all_scenarios().size(), 12U);
+  EXPECT_EQ(all_scenarios().size(), 13U);
+  EXPECT_EQ(sctp_traffic_frames().size(), 58U);
 }
 
 TEST(Scenarios, SeedConnectionsChainTheirSequenceNumbers) {
@@ -475,6 +483,7 @@ struct KernelRun {
   CounterTable counters;
   std::string save;
   std::string conntrack;
+  std::string conntrack_list;  // `conntrack -L` (scenarios that record the table)
 };
 
 KernelRun run_in_kernel(const Scenario& s) {
@@ -485,6 +494,11 @@ KernelRun run_in_kernel(const Scenario& s) {
   r.save = host.save_counters();
   r.counters = parse_rule_counters(r.save);
   r.conntrack = host.conntrack_table();
+  if (s.conntrack_table) {
+    const CommandResult l = host.host().run({"conntrack", "-L"});
+    if (!l.ok()) throw std::runtime_error("conntrack -L: " + l.describe());
+    r.conntrack_list = l.out;
+  }
   return r;
 }
 
@@ -666,6 +680,16 @@ TEST_F(KernelHostTest, ScenariosMatchTheRecordedKernel) {
     if (record) {
       write_file(base + ".kernel", strip_comment_lines(run.save));
       write_file(base + ".states", states);
+      if (s.conntrack_table) write_file(base + ".conntrack", run.conntrack_list);
+    }
+    if (s.conntrack_table) {
+      // Entry for entry; the remaining timeouts within a second (real time).
+      const std::string recorded = read_file(base + ".conntrack");
+      EXPECT_EQ(join(recorded_conntrack_lines(run.conntrack_list)), join(recorded_conntrack_lines(recorded)));
+      const std::vector<long> now = conntrack_timeouts(run.conntrack_list);
+      const std::vector<long> then = conntrack_timeouts(recorded);
+      ASSERT_EQ(now.size(), then.size());
+      for (size_t i = 0; i < now.size(); ++i) EXPECT_LE(std::abs(now[i] - then[i]), 1) << i;
     }
     EXPECT_EQ(
         join(diff_counters(run.counters, parse_rule_counters(read_file(base + ".kernel"), base + ".kernel"))),

@@ -885,8 +885,9 @@ TEST(NatRandom, ChecksumsAndKeysAfterEveryRewrite) {
 // A recorded flow's one-step rewrite equals the kernel's steps: nat_apply()
 // at the Dst hook, the TTL decrement of a forwarded packet (ip_decrease_ttl),
 // nat_apply() at the Src hook -- on random connections with every mix of
-// bindings, both directions, TCP/UDP (checksum 0 too)/ICMP echo/other, and
-// checksum fields with any value (right, wrong, 0xffff, 0).
+// bindings, both directions, TCP/UDP (checksum 0 too)/ICMP echo/SCTP (its
+// CRC32c recomputed)/UDP-Lite/other, and checksum fields with any value
+// (right, wrong, 0xffff, 0).
 TEST(NatRewrite, OneStepEqualsTheKernelsSteps) {
   std::mt19937 gen(77);
   auto rng = [&gen] { return static_cast<uint32_t>(gen()); };
@@ -894,12 +895,15 @@ TEST(NatRewrite, OneStepEqualsTheKernelsSteps) {
   int rewritten = 0;
   for (int iter = 0; iter < 20000; ++iter) {
     CtEntry e;
-    const uint8_t protos[] = {kProtoTcp, kProtoUdp, kProtoIcmp, 47};
+    const uint8_t protos[] = {kProtoTcp, kProtoUdp, kProtoIcmp, kProtoSctp, kProtoUdplite, 50};  // 50 (ESP): addresses only
+    const auto ported = [](uint8_t p) {
+      return p == kProtoTcp || p == kProtoUdp || p == kProtoSctp || p == kProtoUdplite;
+    };
     Tuple o;
     o.src = rng();
     o.dst = rng();
-    o.proto = protos[rng() % 4];
-    if (o.proto == kProtoTcp || o.proto == kProtoUdp) {
+    o.proto = protos[rng() % 6];
+    if (ported(o.proto)) {
       o.sport = r16();
       o.dport = r16();
     } else if (o.proto == kProtoIcmp) {
@@ -911,13 +915,13 @@ TEST(NatRewrite, OneStepEqualsTheKernelsSteps) {
     // Bindings: DNAT changes the reply's source half, SNAT its destination half.
     if (rng() % 2 == 0) {
       r.src = rng() % 3 == 0 ? r.src : rng();
-      if (o.proto == kProtoTcp || o.proto == kProtoUdp) r.sport = rng() % 3 == 0 ? r.sport : r16();
+      if (ported(o.proto)) r.sport = rng() % 3 == 0 ? r.sport : r16();
       if (o.proto == kProtoIcmp && rng() % 2 == 0) r.sport = r16();
       e.status |= ct_status::kDstNat;
     }
     if (rng() % 2 == 0) {
       r.dst = rng() % 3 == 0 ? r.dst : rng();
-      if (o.proto == kProtoTcp || o.proto == kProtoUdp) r.dport = rng() % 3 == 0 ? r.dport : r16();
+      if (ported(o.proto)) r.dport = rng() % 3 == 0 ? r.dport : r16();
       if (o.proto == kProtoIcmp && rng() % 2 == 0) r.sport = r16();
       e.status |= ct_status::kSrcNat;
     }
@@ -945,8 +949,20 @@ TEST(NatRewrite, OneStepEqualsTheKernelsSteps) {
         ip = test::ipv4({.src = t.src, .dst = t.dst, .proto = kProtoIcmp, .ttl = ttl, .l4_checksum = csum},
                         test::icmp_echo(t.sport, r16(), dir == CtDir::Reply, payload));
         break;
+      case kProtoSctp:
+        ip = test::ipv4({.src = t.src, .dst = t.dst, .proto = kProtoSctp, .ttl = ttl, .l4_checksum = csum},
+                        test::sctp({.sport = t.sport, .dport = t.dport, .vtag = rng(),
+                                    .chunks = {test::sctp_chunk({.type = 0, .flags = 3, .value = payload})}}));
+        break;
+      case kProtoUdplite:
+        ip = test::ipv4({.src = t.src, .dst = t.dst, .proto = kProtoUdplite, .ttl = ttl,
+                         .l4_checksum = rng() % 2 == 0 ? test::L4Checksum::UdpliteAsUdp : csum},
+                        test::udplite({.sport = t.sport, .dport = t.dport,
+                                       .coverage = static_cast<uint16_t>(rng() % 2 == 0 ? 0 : 8),
+                                       .payload = payload}));
+        break;
       default:
-        ip = test::ipv4({.src = t.src, .dst = t.dst, .proto = 47, .ttl = ttl}, payload);
+        ip = test::ipv4({.src = t.src, .dst = t.dst, .proto = 50, .ttl = ttl}, payload);
         break;
     }
     // Checksum fields the arithmetic must carry whatever they hold.
@@ -954,6 +970,7 @@ TEST(NatRewrite, OneStepEqualsTheKernelsSteps) {
       case 0: test::set16(ip, 10, 0xffff); break;
       case 1:
         if (o.proto == kProtoTcp) test::set16(ip, 20 + 16, 0xffff);
+        if (o.proto == kProtoUdplite) test::set16(ip, 20 + 6, 0xffff);
         if (o.proto == kProtoIcmp) test::set16(ip, 20 + 2, 0xffff);
         break;
       default: break;
@@ -985,8 +1002,51 @@ TEST(NatRewrite, OneStepEqualsTheKernelsSteps) {
     ASSERT_EQ(got, want) << iter;
     ASSERT_EQ(got_key, want_key) << iter;
     if (got != frame) ++rewritten;
+    // SCTP leaves with a right CRC32c whenever something was rewritten.
+    if (o.proto == kProtoSctp && (rw.what & (NatRewrite::kSrc | NatRewrite::kDst)) != 0) {
+      ASSERT_TRUE(l4_checksum_ok(got.data(), static_cast<uint32_t>(got.size()), got_key)) << iter;
+    }
   }
   EXPECT_GT(rewritten, 10000);
+}
+
+// gre_manip_pkt(): fewer than 8 bytes of GRE header, or a destination manip
+// of a version other than 0 and 1, drop the packet; a source manip or
+// version 0 leave the GRE header alone; version 1 gets the call id.
+TEST(NatApply, GreHeaderRules) {
+  const auto gre = [](uint16_t version, std::size_t n) {
+    Bytes g;
+    test::put16(g, version);
+    test::put16(g, version == 1 ? 0x880b : 0x0800);
+    test::put16(g, 0);
+    test::put16(g, 7);
+    g.resize(n);
+    return test::ethernet({}, test::ipv4({.src = test::ip4(10, 0, 0, 1), .dst = test::ip4(10, 0, 0, 2),
+                                          .proto = kProtoGre}, g));
+  };
+  CtEntry e;
+  const Tuple o{.src = test::ip4(10, 0, 0, 1), .dst = test::ip4(10, 0, 0, 2), .dport = 7, .proto = kProtoGre};
+  Tuple r;
+  ASSERT_TRUE(o.invert(r));
+  r.src = test::ip4(10, 9, 9, 9);  // DNAT
+  r.sport = 9;                     // and another destination key (as the PPTP helper would bind one)
+  e.tuple = {o, r};
+  e.status |= ct_status::kDstNat;
+  const auto apply = [&e](Bytes f, NatManip m, Bytes* out = nullptr) {
+    PacketKey k;
+    EXPECT_EQ(parse_frame(f.data(), static_cast<uint32_t>(f.size()), LinkType::Ethernet, 0, k), ParseStatus::Ok);
+    const bool ok = nat_apply(e, CtDir::Original, m, k, f.data(), static_cast<uint32_t>(f.size()));
+    if (out != nullptr) *out = f;
+    return ok;
+  };
+  EXPECT_FALSE(apply(gre(0, 4), NatManip::Dst));
+  EXPECT_FALSE(apply(gre(2, 8), NatManip::Dst));
+  Bytes out;
+  ASSERT_TRUE(apply(gre(0, 8), NatManip::Dst, &out));
+  EXPECT_EQ(test::get16(out, 14 + 20 + 6), 7);  // version 0: the GRE header stays
+  EXPECT_EQ(load_be32(out.data() + 14 + 16), test::ip4(10, 9, 9, 9));
+  ASSERT_TRUE(apply(gre(1, 8), NatManip::Dst, &out));
+  EXPECT_EQ(test::get16(out, 14 + 20 + 6), 9);  // version 1: the call id of the target
 }
 
 }  // namespace

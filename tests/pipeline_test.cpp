@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -38,6 +39,7 @@ struct ModelRun {
   uint64_t trusted_bad = 0;  // conntrack's trusted_bad_checksum
   std::vector<Fate> fates;
   std::vector<uint8_t> states;
+  std::string conntrack;  // the table after the last frame, as conntrack -L
 };
 
 // Runs a scenario's frames through a fresh pipeline on the default Docker
@@ -97,6 +99,7 @@ ModelRun run_model(const Scenario& s, bool fast_path, ChainAlgo algo = ChainAlgo
   run.counters = write_iptables_save(pipeline->counters_ruleset(), wo);
   run.stats = pipeline->stats();
   run.trusted_bad = pipeline->conntrack().counters().trusted_bad_checksum;
+  pipeline->conntrack().dump(run.conntrack, ts);
   return run;
 }
 
@@ -138,6 +141,28 @@ TEST_P(PipelineScenario, CountersEqualTheKernels) {
   EXPECT_TRUE(diff.empty()) << diff.size() << " differences:\n" << join(diff) << "model:\n" << model.counters;
 }
 
+// The conntrack table after the last frame, for the scenarios that record
+// the kernel's: the same entries (tuples, state, flags), and each one's
+// remaining timeout within a second of the kernel's (which ran in real time;
+// the model's clock is the frames', 1 ms apart).
+void expect_kernel_conntrack(const Scenario& s, const std::string& model) {
+  const std::string kernel = read_file(recorded_scenarios_dir() + "/" + s.name + ".conntrack");
+  EXPECT_EQ(join(recorded_conntrack_lines(model)), join(recorded_conntrack_lines(kernel))) << "model:\n" << model;
+  const std::vector<long> m = conntrack_timeouts(model);
+  const std::vector<long> k = conntrack_timeouts(kernel);
+  ASSERT_EQ(m.size(), k.size());
+  for (size_t i = 0; i < m.size(); ++i) EXPECT_LE(std::abs(m[i] - k[i]), 1) << "entry " << i << "\n" << model;
+}
+
+TEST_P(PipelineScenario, ConntrackTableEqualsTheKernels) {
+  const Scenario s = scenario_named(GetParam());
+  if (!s.conntrack_table) GTEST_SKIP() << "the kernel's table is not recorded for " << s.name;
+  for (const bool fast : {false, true}) {
+    SCOPED_TRACE(fast ? "fast path on" : "fast path off");
+    expect_kernel_conntrack(s, run_model(s, fast).conntrack);
+  }
+}
+
 TEST_P(PipelineScenario, FastPathChangesNoCounter) {
   const Scenario s = scenario_named(GetParam());
   const ModelRun slow = run_model(s, false);
@@ -145,6 +170,7 @@ TEST_P(PipelineScenario, FastPathChangesNoCounter) {
   EXPECT_EQ(slow.counters, fast.counters);
   EXPECT_EQ(slow.fates, fast.fates);
   EXPECT_EQ(slow.states, fast.states);
+  EXPECT_EQ(slow.conntrack, fast.conntrack);
   EXPECT_EQ(slow.stats.by_fate, fast.stats.by_fate);
   EXPECT_EQ(slow.stats.fast_path_packets, 0U);
   // Established flows do take the fast path (the seed case's connections and
@@ -194,7 +220,7 @@ INSTANTIATE_TEST_SUITE_P(Recorded, PipelineScenario,
                          ::testing::Values("seed_case_naive", "seed_case_fixed", "seed_case_post_dnat",
                                            "docker27_mixed", "docker28_mixed", "docker28_fragments", "string_match",
                                            "fragment_edge_cases", "connmark_marks", "recent_lists",
-                                           "ip_header_matches", "mangle_targets"),
+                                           "ip_header_matches", "mangle_targets", "sctp_probes"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 // ------------------------------------------------------- compiled classifiers
@@ -214,6 +240,8 @@ TEST_P(PipelineAlgo, EqualsTheLinearWalk) {
     EXPECT_EQ(linear.counters, compiled.counters);
     EXPECT_EQ(linear.fates, compiled.fates);
     EXPECT_EQ(linear.states, compiled.states);
+    EXPECT_EQ(linear.conntrack, compiled.conntrack);
+    if (s.conntrack_table) expect_kernel_conntrack(s, compiled.conntrack);
     EXPECT_EQ(linear.stats.by_fate, compiled.stats.by_fate);
     EXPECT_EQ(linear.stats.walked_packets + linear.stats.fast_path_packets,
               compiled.stats.walked_packets + compiled.stats.fast_path_packets);
@@ -256,7 +284,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Values("seed_case_naive", "seed_case_fixed", "seed_case_post_dnat",
                                          "docker27_mixed", "docker28_mixed", "docker28_fragments", "string_match",
                                          "fragment_edge_cases", "connmark_marks", "recent_lists",
-                                           "ip_header_matches", "mangle_targets"),
+                                           "ip_header_matches", "mangle_targets", "sctp_probes"),
                        ::testing::Values(NFB_TEST_ALGOS)),
     [](const ::testing::TestParamInfo<std::tuple<std::string, ChainAlgo>>& p) {
       return std::get<0>(p.param) + "_" + std::string(chain_algo_name(std::get<1>(p.param)));

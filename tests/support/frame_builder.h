@@ -103,6 +103,29 @@ inline uint32_t ref_pseudo_sum(uint32_t src, uint32_t dst, uint8_t proto, std::s
          static_cast<uint32_t>(l4_len);
 }
 
+/// CRC32c (RFC 9260 appendix A) bit by bit, the textbook way: a separate
+/// implementation for the tests of packet/crc32c.h.
+inline uint32_t ref_crc32c(const Bytes& b, std::size_t from, std::size_t n) {
+  uint32_t crc = 0xffffffffU;
+  for (std::size_t i = 0; i < n; ++i) {
+    crc ^= b.at(from + i);
+    for (int bit = 0; bit < 8; ++bit) crc = (crc & 1U) != 0 ? (crc >> 1) ^ 0x82f63b78U : crc >> 1;
+  }
+  return ~crc;
+}
+
+/// The SCTP checksum of the SCTP packet `b[from, from + n)` (its checksum
+/// field taken as 0), and the value as the field holds it (least
+/// significant byte first).
+inline uint32_t ref_sctp_checksum(Bytes b, std::size_t from, std::size_t n) {
+  for (std::size_t i = 8; i < 12; ++i) b.at(from + i) = 0;
+  return ref_crc32c(b, from, n);
+}
+inline uint32_t ref_sctp_stored(const Bytes& b, std::size_t from) {
+  return uint32_t{b.at(from + 8)} | uint32_t{b.at(from + 9)} << 8 | uint32_t{b.at(from + 10)} << 16 |
+         uint32_t{b.at(from + 11)} << 24;
+}
+
 // ---------------------------------------------------------------- L4
 
 struct TcpSpec {
@@ -169,6 +192,74 @@ inline Bytes udp(const UdpSpec& s) {
   return b;
 }
 
+/// One SCTP chunk: type, flags, value; the length field says 4 + the value
+/// unless overridden; padded with zeros to a multiple of 4.
+struct SctpChunkSpec {
+  uint8_t type = 0;
+  uint8_t flags = 0;
+  Bytes value{};
+  std::optional<uint16_t> length{};
+};
+
+inline Bytes sctp_chunk(const SctpChunkSpec& c) {
+  Bytes b;
+  put8(b, c.type);
+  put8(b, c.flags);
+  put16(b, c.length.value_or(static_cast<uint16_t>(4 + c.value.size())));
+  put(b, c.value);
+  while (b.size() % 4 != 0) put8(b, 0);
+  return b;
+}
+
+struct SctpSpec {
+  uint16_t sport = 40000;
+  uint16_t dport = 80;
+  uint32_t vtag = 0;
+  std::vector<Bytes> chunks{};  // from sctp_chunk()
+};
+
+/// An SCTP packet with checksum 0 (ipv4() fills the CRC32c).
+inline Bytes sctp(const SctpSpec& s) {
+  Bytes b;
+  put16(b, s.sport);
+  put16(b, s.dport);
+  put32(b, s.vtag);
+  put32(b, 0);
+  for (const Bytes& c : s.chunks) put(b, c);
+  return b;
+}
+
+/// The value of an INIT or INIT_ACK chunk: initiate tag, a_rwnd 106496, 10
+/// streams each way, the initial TSN, then `params` (e.g. a state cookie).
+inline Bytes sctp_init_value(uint32_t tag, uint32_t tsn, const Bytes& params = {}) {
+  Bytes b;
+  put32(b, tag);
+  put32(b, 106496);
+  put16(b, 10);
+  put16(b, 10);
+  put32(b, tsn);
+  put(b, params);
+  return b;
+}
+
+struct UdpliteSpec {
+  uint16_t sport = 40000;
+  uint16_t dport = 7000;
+  uint16_t coverage = 8;  // the length field: bytes the checksum covers (0 = all)
+  Bytes payload{};
+};
+
+/// A UDP-Lite datagram with checksum 0 (ipv4() fills it over the coverage).
+inline Bytes udplite(const UdpliteSpec& s) {
+  Bytes b;
+  put16(b, s.sport);
+  put16(b, s.dport);
+  put16(b, s.coverage);
+  put16(b, 0);
+  put(b, s.payload);
+  return b;
+}
+
 struct IcmpSpec {
   uint8_t type = 8;  // echo request
   uint8_t code = 0;
@@ -206,7 +297,12 @@ inline Bytes icmp_error(uint8_t type, uint8_t code, const Bytes& original, std::
 
 // ---------------------------------------------------------------- IPv4
 
-enum class L4Checksum { Fill, Leave, Corrupt };
+/// Fill: the L4 checksum as the protocol's RFC says (SCTP: CRC32c; UDP-Lite:
+/// over its coverage, pseudo header with protocol 136). Leave: as given.
+/// Corrupt: Fill, then broken. UdpliteAsUdp: UDP-Lite summed with protocol 17
+/// in the pseudo header, which is what Linux conntrack verifies (see
+/// packet/checksum.h): for other protocols the same as Fill.
+enum class L4Checksum { Fill, Leave, Corrupt, UdpliteAsUdp };
 
 struct Ipv4Spec {
   uint32_t src = ip4(10, 0, 0, 1);
@@ -232,6 +328,8 @@ inline std::optional<std::size_t> l4_checksum_offset(uint8_t proto) {
     case kProtoTcp: return 16;
     case kProtoUdp: return 6;
     case kProtoIcmp: return 2;
+    case kProtoUdplite: return 6;
+    case kProtoSctp: return 8;  // 4 bytes, CRC32c
     default: return std::nullopt;
   }
 }
@@ -246,7 +344,20 @@ inline Bytes ipv4(const Ipv4Spec& s, const Bytes& l4) {
   if (hl > 60) throw std::invalid_argument("ipv4(): options longer than 40 bytes");
   Bytes body = l4;
   const auto csum_at = l4_checksum_offset(s.proto);
-  if (s.l4_checksum != L4Checksum::Leave && csum_at && body.size() >= *csum_at + 2) {
+  if (s.l4_checksum != L4Checksum::Leave && s.proto == kProtoSctp && body.size() >= 12) {
+    uint32_t c = ref_sctp_checksum(body, 0, body.size());
+    if (s.l4_checksum == L4Checksum::Corrupt) c ^= 0x5a5a5a5aU;
+    for (std::size_t i = 0; i < 4; ++i) body[8 + i] = static_cast<uint8_t>(c >> (8 * i));
+  } else if (s.l4_checksum != L4Checksum::Leave && s.proto == kProtoUdplite && body.size() >= 8) {
+    set16(body, 6, 0);
+    const uint16_t field = get16(body, 4);
+    const std::size_t cov = field == 0 ? body.size() : std::min<std::size_t>(field, body.size());
+    const uint8_t pseudo_proto = s.l4_checksum == L4Checksum::UdpliteAsUdp ? kProtoUdp : kProtoUdplite;
+    uint16_t c = ref_checksum(body, 0, cov, ref_pseudo_sum(s.src, s.dst, pseudo_proto, body.size()));
+    if (c == 0) c = 0xffff;  // 0 is not a checksum
+    if (s.l4_checksum == L4Checksum::Corrupt) c = static_cast<uint16_t>(c ^ 0x5a5a);
+    set16(body, 6, c);
+  } else if (s.l4_checksum != L4Checksum::Leave && csum_at && body.size() >= *csum_at + 2) {
     set16(body, *csum_at, 0);
     const uint32_t pseudo =
         s.proto == kProtoIcmp ? 0 : ref_pseudo_sum(s.src, s.dst, s.proto, body.size());

@@ -38,6 +38,10 @@ struct Scenario {
   std::string name;
   std::string ruleset;  // iptables-save text, given to both sides as is
   std::vector<InjectedFrame> frames;
+  /// The kernel's conntrack table after the frames is recorded too
+  /// (NAME.conntrack, see recorded_conntrack_lines()) and compared entry by
+  /// entry.
+  bool conntrack_table = false;
 };
 
 /// The text of data/rulesets/<file_name>. Throws std::runtime_error when it
@@ -215,6 +219,43 @@ Scenario string_match();
 /// 31 frames.
 std::vector<InjectedFrame> string_traffic_frames();
 
+/// SCTP, UDP-Lite, DCCP and GRE on the default Docker host (sctp_traffic_frames)
+/// on docker-28.save
+/// plus a published SCTP port 10000 -> 172.17.0.2:6379 (DNAT by -m
+/// multiport, and its DOCKER ACCEPT) and counting rules: -p sctp with each
+/// --ctstate, DNAT, --ctstatus ASSURED / SEEN_REPLY and -m state in
+/// DOCKER-USER (which ends by dropping INVALID SCTP), the same and the two
+/// ports in INPUT; -p udplite, -p dccp and -p gre by ctstate. Records the
+/// conntrack table.
+Scenario sctp_probes();
+
+/// SCTP traffic at the default Docker host, in this order:
+///  1. a whole association on published 10000 (INIT, INIT_ACK from redis,
+///     COOKIE_ECHO, COOKIE_ACK, DATA/SACK both ways, HEARTBEAT and its ACK,
+///     SHUTDOWN, SHUTDOWN_ACK, SHUTDOWN_COMPLETE);
+///  2. another: an INIT with a bad CRC32c, then good twice; an INIT_ACK with
+///     a wrong tag, then right; COOKIE_ECHO+DATA, COOKIE_ACK+SACK; DATA with a
+///     wrong tag, a zero-length chunk, DATA+INIT; redis's ABORT; DATA after it;
+///  3. out of the blue to 10000: DATA, ABORT, COOKIE_ECHO; a SHUTDOWN_ACK;
+///     a HEARTBEAT, redis's HEARTBEAT_ACK, DATA;
+///  4. to the host's port 9999 (no SCTP stack): INIT twice, an INIT with a
+///     bad CRC32c, an 8-byte header, a packet without chunks;
+///  5. redis to 93.184.216.34:9899 through MASQUERADE: the handshake, DATA,
+///     an ICMP port unreachable about it, redis's ABORT with the T bit;
+/// and the other protocols with their own trackers in the kernel:
+///  6. UDP-Lite to the host's port 7000: summed as the kernel verifies it
+///     (pseudo header protocol 17), summed as RFC 3828 says (136), coverage
+///     4, checksum 0;
+///  7. redis's UDP-Lite to 8.8.8.8:7000 through MASQUERADE, the answer, and
+///     redis again;
+///  8. a DCCP-Request to the host (generic tracking on this kernel);
+///  9. redis's GRE (version 0) to 192.0.2.99 through MASQUERADE, the answer,
+///     redis again;
+/// 10. PPTP's GRE (version 1, call id 7) to the host, the same carrying IPv4
+///     instead of PPP, a 4-byte version-0 GRE header.
+/// 58 frames.
+std::vector<InjectedFrame> sctp_traffic_frames();
+
 /// Every scenario above, in the order declared.
 std::vector<Scenario> all_scenarios();
 
@@ -234,5 +275,16 @@ std::string describe_frame(const InjectedFrame& frame);
 /// line per frame: index, conntrack state (KernelDockerHost::trace_states),
 /// describe_frame(). See tests/data/scenarios/README.md.
 std::string recorded_scenarios_dir();
+
+/// A `conntrack -L` listing (the kernel's, or ConntrackTable::dump()) as the
+/// recordings hold it: one entry a line, the remaining timeout (third
+/// field) replaced by '*', "zone=" fields dropped, the lines sorted. The
+/// timeouts are compared apart (conntrack_timeouts()): the kernel's run in
+/// real time, a replay on the frames' clock.
+std::vector<std::string> recorded_conntrack_lines(std::string_view listing);
+
+/// The remaining timeouts of the same listing, in the order of
+/// recorded_conntrack_lines() (-1 for a line without one).
+std::vector<long> conntrack_timeouts(std::string_view listing);
 
 }  // namespace nfb
