@@ -1759,6 +1759,8 @@ Scenario mangle_targets() {
   return {"mangle_targets",
           apply_iptables_commands(std::string(kMangleTable) + bundled_ruleset("docker-28.save"), kMangleTargetRules),
           mixed_traffic_frames()};
+}
+
 // SCTP through the conntrack of the default Docker host: docker-28.save
 // plus a published SCTP port (10000 -> redis 6379, DNAT and its DOCKER
 // ACCEPT, the ports by -m multiport: the model has no -m sctp) and counting
