@@ -151,15 +151,14 @@ const TgtDef& tgt_def(TgtKind k) { return kTargets[k]; }
 // Modules iptables has that this model does not: named in a clearer error.
 constexpr const char* kUnsupportedModules[] = {
     "ah", "bpf", "cgroup", "cluster", "connbytes", "connlabel", "connlimit", "cpu", "dccp", "devgroup",
-    "dscp", "ecn", "esp", "hashlimit", "helper", "ipvs", "nfacct", "osf", "owner", "physdev", "policy",
-    "quota", "rateest", "realm", "recent", "rpfilter", "sctp", "set", "socket", "tcpmss", "time", "tos",
-    "ttl", "u32", "udplite", "ipv6header", "icmp6",
+    "esp", "hashlimit", "helper", "ipvs", "osf", "owner", "physdev", "policy", "quota", "rateest", "realm",
+    "rpfilter", "set", "socket", "tcpmss", "time", "u32", "udplite", "ipv6header", "icmp6",
 };
 
 constexpr const char* kUnsupportedTargets[] = {
-    "QUEUE", "NFQUEUE", "NFLOG", "ULOG", "AUDIT", "CHECKSUM", "CLASSIFY", "CLUSTERIP", "CONNSECMARK",
-    "DSCP", "ECN", "HMARK", "IDLETIMER", "LED", "NETMAP", "RATEEST", "SECMARK", "SET", "SYNPROXY",
-    "TCPMSS", "TCPOPTSTRIP", "TEE", "TOS", "TPROXY", "TTL",
+    "QUEUE", "NFQUEUE", "ULOG", "AUDIT", "CLASSIFY", "CLUSTERIP", "CONNSECMARK", "ECN", "HMARK",
+    "IDLETIMER", "LED", "NETMAP", "RATEEST", "SECMARK", "SET", "SYNPROXY", "TCPOPTSTRIP", "TEE", "TPROXY",
+    "TTL",
 };
 
 // ---------------------------------------------------------------------------

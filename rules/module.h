@@ -199,7 +199,7 @@ enum FlowVaryBit : uint32_t {
   kVaryTcpOption = 1U << 1,   // tcp --tcp-option
   kVaryIcmp = 1U << 2,        // icmp --icmp-type (requests and replies share a flow)
   kVaryLength = 1U << 3,      // -m length
-  kVaryPayload = 1U << 4,     // -m string
+  kVaryPayload = 1U << 4,     // -m string, sctp --chunk-types
   kVaryFragment = 1U << 5,    // -f / ! -f
   kVaryMark = 1U << 6,        // -m mark (the skb mark, set by MARK/CONNMARK)
   kVaryConnmark = 1U << 7,    // -m connmark (needs an entry, reads its mark)

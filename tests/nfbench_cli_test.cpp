@@ -474,11 +474,11 @@ TEST(NfbenchReplay, UnsupportedModulesNeverMatchWhenAskedAndTheReportSaysSo) {
   const std::string rules = write_temp(
       "unsupported.save",
       "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
-      "-A INPUT -p tcp -m ttl --ttl-lt 65 -j DROP\n-A FORWARD -j NFQUEUE --queue-num 3\nCOMMIT\n");
+      "-A INPUT -p tcp -m quota --quota 65 -j DROP\n-A FORWARD -j NFQUEUE --queue-num 3\nCOMMIT\n");
   const std::string capture = source_root() + "/data/captures/seed-case.pcapng";
   const CommandResult strict = nfbench({"replay", "--rules", rules, capture});
   EXPECT_EQ(strict.exit_code, 1) << strict.describe();
-  EXPECT_NE(strict.err.find(":5:20: match module \"ttl\" is not supported by this model; also at 6:15 target "
+  EXPECT_NE(strict.err.find(":5:20: match module \"quota\" is not supported by this model; also at 6:15 target "
                             "\"NFQUEUE\" (2 uses"),
             std::string::npos)
       << strict.err;
@@ -487,11 +487,11 @@ TEST(NfbenchReplay, UnsupportedModulesNeverMatchWhenAskedAndTheReportSaysSo) {
   ASSERT_TRUE(loose.ok()) << loose.describe();
   // Neither rule matched (the kernel would have dropped the TTL-64 SYNs):
   // the report says the counters are approximate, and which rules.
-  EXPECT_NE(loose.out.find("[0:0] -A INPUT -p tcp -m ttl --ttl-lt 65 -j DROP\n"), std::string::npos) << loose.out;
+  EXPECT_NE(loose.out.find("[0:0] -A INPUT -p tcp -m quota --quota 65 -j DROP\n"), std::string::npos) << loose.out;
   EXPECT_NE(loose.out.find("Approximate: 2 rules use match modules or targets this model does not support"),
             std::string::npos)
       << loose.out;
-  EXPECT_NE(loose.out.find(rules + ":5 (ttl) " + rules + ":6 (NFQUEUE)"), std::string::npos) << loose.out;
+  EXPECT_NE(loose.out.find(rules + ":5 (quota) " + rules + ":6 (NFQUEUE)"), std::string::npos) << loose.out;
 }
 
 TEST(NfbenchReplay, CaptureInterfaceTheHostLacks) {

@@ -1763,12 +1763,19 @@ Scenario mangle_targets() {
 
 // SCTP through the conntrack of the default Docker host: docker-28.save
 // plus a published SCTP port (10000 -> redis 6379, DNAT and its DOCKER
-// ACCEPT, the ports by -m multiport: the model has no -m sctp) and counting
+// ACCEPT by -m sctp, as Docker writes them), -m sctp chunk-type rules, and counting
 // rules by ctstate, ctstatus and -p sctp in DOCKER-USER (forwarded) and
 // INPUT (to the host). See sctp_traffic_frames() for the traffic.
 constexpr std::string_view kSctpRules =
-    "iptables -t nat -I DOCKER 3 ! -i docker0 -p sctp -m multiport --dports 10000 -j DNAT --to-destination 172.17.0.2:6379\n"
-    "iptables -I DOCKER 1 -d 172.17.0.2/32 ! -i docker0 -o docker0 -p sctp -m multiport --dports 6379 -j ACCEPT\n"
+    "iptables -t nat -I DOCKER 3 ! -i docker0 -p sctp -m sctp --dport 10000 -j DNAT --to-destination 172.17.0.2:6379\n"
+    "iptables -I DOCKER 1 -d 172.17.0.2/32 ! -i docker0 -o docker0 -p sctp -m sctp --dport 6379 -j ACCEPT\n"
+    "iptables -A DOCKER-USER -p sctp --dport 6379 --chunk-types any INIT\n"
+    "iptables -A DOCKER-USER -p sctp --chunk-types only DATA,SACK\n"
+    "iptables -A DOCKER-USER -p sctp ! --chunk-types all INIT\n"
+    "iptables -A DOCKER-USER -p sctp --chunk-types any ABORT:T,SHUTDOWN_COMPLETE:t\n"
+    "iptables -A DOCKER-USER -p sctp --chunk-types all DATA:E,SACK\n"
+    "iptables -A INPUT -p sctp --dport 9999 --chunk-types any INIT,COOKIE_ECHO\n"
+    "iptables -A INPUT -p sctp --sport 1024:65535\n"
     "iptables -A DOCKER-USER -p sctp\n"
     "iptables -A DOCKER-USER -p sctp -m conntrack --ctstate NEW\n"
     "iptables -A DOCKER-USER -p sctp -m conntrack --ctstate ESTABLISHED\n"
