@@ -5,6 +5,7 @@
 // comment block in netfilter/host.h; tests/host_kernel_test.cpp re-checks
 // them against the running kernel).
 #include "netfilter/host.h"
+#include "netfilter/sysctl.h"
 
 #include <gtest/gtest.h>
 
@@ -978,6 +979,79 @@ TEST(HostModelTest, CopiesAnswerLikeTheOriginal) {
   HostModel moved = std::move(copy);
   EXPECT_EQ(moved.iface_id("br-5c0a8c6e1d2f"), kBr);
   EXPECT_EQ(moved.addr_type(ip("172.17.0.1")), AddrType::Local);
+}
+
+}  // namespace
+}  // namespace nfb
+
+// ---------------------------------------------------------------------------
+// Knobs by sysctl name (netfilter/sysctl.h)
+
+namespace nfb {
+namespace {
+
+TEST(Sysctl, ConntrackAndHostSettingsByTheirKernelNames) {
+  CtConfig ct;
+  HostSpec host = default_docker_host_spec();
+  const SysctlTarget t{ct, host};
+  EXPECT_EQ(apply_sysctl_assignment("net.netfilter.nf_conntrack_tcp_be_liberal=1", t), "");
+  EXPECT_EQ(apply_sysctl("net/netfilter/nf_conntrack_tcp_loose", "0", t), "");
+  EXPECT_EQ(apply_sysctl("net.netfilter.nf_conntrack_checksum", " 0 ", t), "");
+  EXPECT_EQ(apply_sysctl("net.netfilter.nf_conntrack_max", "1000", t), "");
+  EXPECT_EQ(apply_sysctl("net.netfilter.nf_conntrack_tcp_timeout_established", "7200", t), "");
+  EXPECT_EQ(apply_sysctl("net.netfilter.nf_conntrack_udp_timeout_stream", "180", t), "");
+  EXPECT_EQ(apply_sysctl("net.netfilter.nf_conntrack_sctp_timeout_established", "3600", t), "");
+  EXPECT_TRUE(ct.tcp.be_liberal);
+  EXPECT_FALSE(ct.tcp.loose);
+  EXPECT_FALSE(ct.checksum);
+  EXPECT_EQ(ct.max_entries, 1000U);
+  EXPECT_EQ(ct.tcp.timeouts.established, 7200U);
+  EXPECT_EQ(ct.udp_stream_timeout, 180U);
+  EXPECT_EQ(ct.sctp.established, 3600U);
+  EXPECT_EQ(apply_sysctl("net.ipv4.ip_forward", "0", t), "");
+  EXPECT_FALSE(host.ip_forward);
+  EXPECT_EQ(apply_sysctl("net.ipv4.conf.eth0.route_localnet", "1", t), "");
+  for (const Interface& i : host.interfaces) EXPECT_EQ(i.route_localnet, i.name == "eth0") << i.name;
+  EXPECT_EQ(apply_sysctl("net.ipv4.conf.all.route_localnet", "1", t), "");
+  for (const Interface& i : host.interfaces) EXPECT_TRUE(i.route_localnet) << i.name;
+  // Known, not modelled: said so when the value differs from the model's.
+  EXPECT_EQ(apply_sysctl("net.ipv4.conf.all.rp_filter", "0", t), "");
+  EXPECT_NE(apply_sysctl("net.ipv4.conf.all.rp_filter", "1", t).find("not modelled"), std::string::npos);
+  EXPECT_NE(apply_sysctl("net.bridge.bridge-nf-call-iptables", "1", t).find("no bridge path"), std::string::npos);
+  EXPECT_NE(apply_sysctl("net.netfilter.nf_conntrack_frobnicate", "1", t).find("ignored"), std::string::npos);
+  EXPECT_NE(apply_sysctl("kernel.hostname", "x", t).find("unknown"), std::string::npos);
+  EXPECT_THROW(apply_sysctl("net.netfilter.nf_conntrack_max", "0", t), std::invalid_argument);
+  EXPECT_THROW(apply_sysctl("net.netfilter.nf_conntrack_checksum", "2", t), std::invalid_argument);
+  EXPECT_THROW(apply_sysctl("net.netfilter.nf_conntrack_udp_timeout", "x", t), std::invalid_argument);
+  EXPECT_THROW(apply_sysctl("net.ipv4.conf.nosuch0.route_localnet", "1", t), std::invalid_argument);
+  EXPECT_THROW(apply_sysctl_assignment("net.ipv4.ip_forward", t), std::invalid_argument);
+}
+
+TEST(Sysctl, ASysctlDumpIsReadLineByLine) {
+  CtConfig ct;
+  HostSpec host = default_docker_host_spec();
+  const SysctlTarget t{ct, host};
+  const std::string dump =
+      "kernel.ostype = Linux\n"
+      "net.core.somaxconn = 4096\n"
+      "net.ipv4.conf.all.accept_source_route = 0\n"
+      "net.ipv4.conf.eth0.mtu_expires = 600\n"
+      "net.ipv4.tcp_syncookies = 1\n"
+      "net.netfilter.nf_conntrack_tcp_be_liberal = 1\n"
+      "net.netfilter.nf_conntrack_count = 12\n"
+      "net.ipv4.conf.all.rp_filter = 2\n"
+      "\n";
+  const std::vector<std::string> w = apply_sysctls_text(dump, "host.sysctl", t);
+  EXPECT_TRUE(ct.tcp.be_liberal);
+  ASSERT_EQ(w.size(), 1U);
+  EXPECT_EQ(w[0].rfind("host.sysctl:8: net.ipv4.conf.all.rp_filter=2: not modelled", 0), 0U) << w[0];
+  try {
+    apply_sysctls_text("net.netfilter.nf_conntrack_max = 1\nnet.netfilter.nf_conntrack_max = many\n", "h", t);
+    FAIL() << "no error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("h:2: net.netfilter.nf_conntrack_max: bad value \"many\"", 0), 0U) << e.what();
+  }
+  EXPECT_THROW(apply_sysctls_text("net.ipv4.ip_forward 1\n", "h", t), std::invalid_argument);
 }
 
 }  // namespace

@@ -511,3 +511,34 @@ TEST(Nfbench, UnknownSubcommandFails) {
 
 }  // namespace
 }  // namespace nfb
+
+namespace nfb {
+namespace {
+
+TEST(NfbenchReplay, SysctlsSetConntrackKnobsAndSayWhatIsNotModelled) {
+  const std::string capture = source_root() + "/data/captures/seed-case.pcapng";
+  const std::string rules = source_root() + "/data/rulesets/docker-28-seed-naive.save";
+  // nf_conntrack_max=1: the seed case's three connections do not fit; the
+  // second and third are dropped as the kernel drops a new connection on a
+  // full table.
+  const CommandResult full = nfbench({"replay", "--rules", rules, capture, "--json"});
+  const CommandResult small = nfbench({"replay", "--rules", rules, capture, "--json", "--sysctl",
+                                       "net.netfilter.nf_conntrack_max=1"});
+  ASSERT_EQ(full.exit_code, 0) << full.describe();
+  ASSERT_EQ(small.exit_code, 0) << small.describe();
+  EXPECT_EQ(nlohmann::json::parse(full.out.substr(json_at(full.out)))["dropped"], 0) << full.out;
+  EXPECT_GT(nlohmann::json::parse(small.out.substr(json_at(small.out)))["dropped"].get<int>(), 0) << small.out;
+  const std::string dump = write_temp("host.sysctl", "kernel.ostype = Linux\nnet.ipv4.conf.all.rp_filter = 1\n"
+                                                     "net.netfilter.nf_conntrack_max = 1\n");
+  const CommandResult from_file = nfbench({"replay", "--rules", rules, capture, "--json", "--sysctls", dump});
+  EXPECT_EQ(from_file.exit_code, 0) << from_file.describe();
+  EXPECT_EQ(nlohmann::json::parse(from_file.out.substr(json_at(from_file.out)))["dropped"], nlohmann::json::parse(small.out.substr(json_at(small.out)))["dropped"]);
+  EXPECT_NE(from_file.err.find(dump + ":2: net.ipv4.conf.all.rp_filter=1: not modelled"), std::string::npos)
+      << from_file.err;
+  const CommandResult bad = nfbench({"replay", "--rules", rules, capture, "--sysctl", "net.ipv4.ip_forward=yes"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.describe();
+  EXPECT_NE(bad.err.find("net.ipv4.ip_forward: bad value \"yes\" (expected 0-1)"), std::string::npos) << bad.err;
+}
+
+}  // namespace
+}  // namespace nfb

@@ -31,6 +31,7 @@
 #include "classifier/classifier.h"
 #include "classifier/dtree.h"
 #include "classifier/tuple_space.h"
+#include "netfilter/sysctl.h"
 #include "netfilter/host.h"
 #include "netfilter/pipeline.h"
 #include "packet/frame_parser.h"
@@ -123,13 +124,29 @@ int cmd_parse(const std::string& path, bool json) {
 }
 
 // --host-addrs/--host-routes: a real host's `ip -j addr`/`ip -j route`, or
-// the default Docker host when neither is given.
+// the default Docker host when neither is given; --sysctls FILE (`sysctl
+// -a`) then --sysctl NAME=VALUE set its knobs and conntrack's
+// (netfilter/sysctl.h). Warnings go to stderr.
 struct HostFiles {
   std::string addrs;
   std::string routes;
-  HostModel load() const {
+  std::string sysctls_file;
+  std::vector<std::string> sysctls;
+  HostModel load(CtConfig* conntrack = nullptr) const {
     if (addrs.empty() != routes.empty()) throw std::invalid_argument("--host-addrs and --host-routes go together");
-    return addrs.empty() ? default_docker_host() : load_host(addrs, routes);
+    HostSpec spec = addrs.empty() ? default_docker_host_spec()
+                                  : parse_host_spec(read_input_file(addrs), read_input_file(routes), addrs, routes);
+    CtConfig unused;
+    const SysctlTarget target{conntrack != nullptr ? *conntrack : unused, spec};
+    if (!sysctls_file.empty()) {
+      for (const std::string& w : apply_sysctls_text(read_input_file(sysctls_file), sysctls_file, target))
+        fmt::print(stderr, "nfbench: warning: {}\n", w);
+    }
+    for (const std::string& s : sysctls) {
+      const std::string w = apply_sysctl_assignment(s, target);
+      if (!w.empty()) fmt::print(stderr, "nfbench: warning: --sysctl {}\n", w);
+    }
+    return HostModel::build(std::move(spec), addrs.empty() ? "default Docker host" : routes);
   }
 };
 
@@ -320,8 +337,8 @@ int cmd_replay(ReplayCommand& o) {
   const Ruleset rules =
       load_iptables_save_file(o.rules, ReadOptions{.unsupported_never_match = o.unsupported == "never-match"});
   const std::vector<std::string> approximate = unsupported_rules(rules);
-  const HostModel host = o.host.load();
-  const PipelineConfig config = replay_pipeline_config(o);
+  PipelineConfig config = replay_pipeline_config(o);
+  const HostModel host = o.host.load(&config.conntrack);
   std::vector<std::unique_ptr<Pipeline>> shards;
   shards.push_back(Pipeline::build(rules, host, config));
   std::string trace;
@@ -644,6 +661,10 @@ CLI::App* add_replay_command(CLI::App& app, ReplayCommand& o) {
   replay->add_option("CAPTURE", o.replay.capture, "pcap or pcapng file (.xz too); or use --dpdk");
   replay->add_option("--rules", o.rules, "iptables-save file of the host")->required();
   replay->add_option("--host-addrs", o.host.addrs, "the host's `ip -j addr` (default: the Docker host)");
+  replay->add_option("--sysctl", o.host.sysctls,
+                     "NAME=VALUE, repeatable: a conntrack or host setting by its sysctl name "
+                     "(net.netfilter.nf_conntrack_tcp_be_liberal=1, net.ipv4.conf.eth0.route_localnet=1, ...)");
+  replay->add_option("--sysctls", o.host.sysctls_file, "a `sysctl -a` dump of the host (applied before --sysctl)");
   replay->add_option("--host-routes", o.host.routes, "the host's `ip -j route`");
   replay->add_option("--in-iface", o.replay.in_iface,
                      "ingress interface of frames whose capture interface has no name (default eth0)");
