@@ -10,7 +10,7 @@
 namespace nfb {
 namespace {
 
-constexpr uint8_t kNo = 0;  // SctpCtState values, short, for the table
+// SctpCtState values, short, for the table (NONE, 0, never appears in it).
 constexpr uint8_t kCl = 1;
 constexpr uint8_t kCw = 2;
 constexpr uint8_t kCe = 3;
