@@ -172,6 +172,19 @@ void check_key(const uint8_t* d, std::size_t n, ParseStatus s, const PacketKey& 
         check(k.src_port == 0 && k.dst_port == 0);
         check(!k.has(key_flag::kIcmpId) || k.icmp_id == rd16(l4, 4));
         break;
+      case kProtoSctp:
+      case kProtoUdplite: {
+        // Ports once the whole common header (12 / 8 bytes) is there.
+        check(!k.has(key_flag::kTcpFlags) && !k.has(key_flag::kIcmp) && !k.has(key_flag::kIcmpId));
+        const uint32_t hdr = k.proto == kProtoSctp ? 12U : 8U;
+        if (k.has(key_flag::kPorts)) {
+          check(k.src_port == rd16(l4, 0) && k.dst_port == rd16(l4, 2) && k.payload_off == k.l4_off + hdr);
+          check(std::size_t{k.l4_off} + hdr <= std::size_t{k.l3_off} + k.l3_len);
+        } else {
+          check(k.src_port == 0 && k.dst_port == 0 && k.payload_off == k.l4_off);
+        }
+        break;
+      }
       default:
         check((k.flags & key_flag::kAnyL4) == 0 && k.payload_off == k.l4_off);
     }

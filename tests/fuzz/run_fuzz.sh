@@ -8,8 +8,10 @@ fuzzer=$1 seeds=$2 work=$3 seconds=$4
 rm -rf "$work"
 mkdir -p "$work/corpus" "$work/artifacts"
 cp -r "$seeds"/. "$work/corpus/" 2>/dev/null || true
+# libFuzzer exits 77 on a crash by default, which meson reads as SKIP: a
+# finding must fail the test.
 args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
-      -artifact_prefix="$work/artifacts/")
+      -error_exitcode=1 -timeout_exitcode=1 -artifact_prefix="$work/artifacts/")
 dict="$(dirname "$seeds")/../$(basename "$fuzzer").dict"
 [ -f "$dict" ] && args+=(-dict="$dict")
 echo "fuzzing $(basename "$fuzzer") for ${seconds}s"
