@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "packet/checksum.h"
 #include "packet/frame_parser.h"
@@ -215,10 +216,39 @@ void check_key(const uint8_t* d, std::size_t n, ParseStatus s, const PacketKey& 
   }
 }
 
-// Naive L4 checksum of an unfragmented TCP/UDP/ICMP packet.
+// CRC32c bit by bit (reflected polynomial 0x82F63B78).
+uint32_t naive_crc32c(const uint8_t* p, std::size_t n) {
+  uint32_t crc = 0xffffffffU;
+  for (std::size_t i = 0; i < n; ++i) {
+    crc ^= p[i];
+    for (int b = 0; b < 8; ++b) crc = (crc >> 1) ^ (0x82F63B78U & (0U - (crc & 1U)));
+  }
+  return ~crc;
+}
+
+// Naive L4 checksum of an unfragmented TCP/UDP/ICMP/SCTP/UDP-Lite packet.
+// SCTP: CRC32c of the payload with its checksum field zeroed, stored
+// little-endian. UDP-Lite: the covered bytes (0: all; 1-7 or beyond the
+// payload: invalid), pseudo header with protocol 17 as the kernel sums it.
 bool naive_l4_ok(const uint8_t* d, const PacketKey& k) {
   const std::size_t l4_len = std::size_t{k.l3_off} + k.l3_len - k.l4_off;
   const uint8_t* l4 = d + k.l4_off;
+  if (k.proto == nfb::kProtoSctp) {
+    if (l4_len < 12) return false;
+    std::vector<uint8_t> copy(l4, l4 + l4_len);
+    for (std::size_t i = 8; i < 12; ++i) copy[i] = 0;
+    const uint32_t stored = uint32_t{l4[8]} | uint32_t{l4[9]} << 8 | uint32_t{l4[10]} << 16 | uint32_t{l4[11]} << 24;
+    return naive_crc32c(copy.data(), copy.size()) == stored;
+  }
+  if (k.proto == nfb::kProtoUdplite) {
+    if (l4_len < 8) return false;
+    const std::size_t field = rd16(l4, 4);
+    const std::size_t cov = field == 0 ? l4_len : (field < 8 || field > l4_len ? 0 : field);
+    if (cov == 0 || rd16(l4, 6) == 0) return false;
+    const uint32_t pseudo = (k.src_ip >> 16) + (k.src_ip & 0xffff) + (k.dst_ip >> 16) + (k.dst_ip & 0xffff) +
+                            nfb::kProtoUdp + static_cast<uint32_t>(l4_len);
+    return naive_sum(l4, cov, pseudo) == 0xffff;
+  }
   if (k.proto == nfb::kProtoUdp && rd16(l4, 6) == 0) return true;
   uint32_t pseudo = 0;
   if (k.proto != nfb::kProtoIcmp) {
@@ -258,8 +288,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
 
   if (s == ParseStatus::Ok) {
     const bool ok = l4_checksum_ok(frame, len, key);
-    const bool verifiable = !key.is_fragment() && (key.proto == kProtoTcp ||
-                                                   key.proto == kProtoUdp || key.proto == kProtoIcmp);
+    const bool verifiable = !key.is_fragment() && (key.proto == kProtoTcp || key.proto == kProtoUdp ||
+                                                   key.proto == kProtoIcmp || key.proto == kProtoSctp ||
+                                                   key.proto == kProtoUdplite);
     check(ok == (verifiable ? naive_l4_ok(frame, key) : true));
   }
   return 0;
