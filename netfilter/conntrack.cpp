@@ -128,7 +128,7 @@ ConntrackTable::ConntrackTable(const CtConfig& config) : config_(config) {
     throw std::invalid_argument("conntrack: max_entries must be in 1..2^30");
   if (config_.buckets > kMaxSize) throw std::invalid_argument("conntrack: buckets must be <= 2^30");
   const uint32_t n = config_.max_entries;
-  entries_.resize(n);
+  entries_ = ZeroedArray<CtEntry>(n);
   links_.resize(n);
   free_.resize(n);
   // Pop order: slot 0 first.

@@ -93,6 +93,7 @@
 
 #include "base/enum_names.h"
 #include "base/hash.h"
+#include "base/zeroed_array.h"
 #include "netfilter/conntrack_sctp.h"
 #include "netfilter/conntrack_tcp.h"
 #include "packet/byte_order.h"
@@ -583,7 +584,7 @@ class ConntrackTable {
   bool checksum_passes(const PacketKey& key, const uint8_t* frame, uint32_t len, L4Check check) noexcept;
 
   CtConfig config_;
-  std::vector<CtEntry> entries_;
+  ZeroedArray<CtEntry> entries_;  // zero: never used (allocate() resets a slot's first line)
   std::vector<Links> links_;
   std::vector<uint32_t> free_;     // stack of free slots
   std::vector<Bucket> buckets_;    // nbuckets_ heads

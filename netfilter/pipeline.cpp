@@ -156,8 +156,9 @@ Pipeline::Pipeline(const Ruleset& ruleset, const HostModel& host, const Pipeline
   }
   if (!string_patterns_.empty()) strings_ = std::make_unique<StringScanner>(string_patterns_);
   if (config_.fast_path) {
-    paths_.resize(ct_.capacity() * 2);
-    path_counters_.resize(ct_.capacity() * 2);
+    // Zero: no path recorded (entry ids start at 1).
+    paths_ = ZeroedArray<FlowPath>(ct_.capacity() * 2);
+    path_counters_ = ZeroedArray<FlowCounters>(ct_.capacity() * 2);
     dirty_.reserve(ct_.capacity() * 2);
   }
 }

@@ -109,6 +109,7 @@
 #include <vector>
 
 #include "base/enum_names.h"
+#include "base/zeroed_array.h"
 #include "classifier/string_scan.h"
 #include "netfilter/chain_boxes.h"
 #include "netfilter/chain_walk.h"
@@ -332,8 +333,8 @@ class Pipeline {
   std::vector<uint32_t> output_owner_;
   uint64_t call_ = 0;
   uint32_t completed_slot_ = 0;  // run_one -> process(): output buffer of a completion
-  mutable std::vector<FlowPath> paths_;  // [slot * 2 + dir]: the conntrack node
-  std::vector<FlowCounters> path_counters_;  // [slot * 2 + dir]
+  mutable ZeroedArray<FlowPath> paths_;  // [slot * 2 + dir]: the conntrack node
+  ZeroedArray<FlowCounters> path_counters_;  // [slot * 2 + dir]
   mutable std::vector<uint32_t> dirty_;  // nodes with pending packets (capacity: every node)
   // process()'s per-stage scratch: the lookups of up to kBurstStage packets.
   static constexpr size_t kBurstStage = 32;
