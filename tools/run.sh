@@ -63,6 +63,36 @@ print(" ".join(sorted(out)))
 PY
 }
 
+# release_targets DIR: everything the build makes except the drivers of
+# tests that only the 'unit' suite runs (those run once, under the
+# sanitizers, in build-fuzz/): the libraries, the nfbench command, the
+# benchmarks, and the kernel and classifier tests.
+release_targets() {
+  python3 - "$1" <<'PY'
+import json, os, subprocess, sys
+d = sys.argv[1]
+tests = json.loads(subprocess.check_output(["meson", "introspect", "--tests", d]))
+targets = json.loads(subprocess.check_output(["meson", "introspect", "--targets", d]))
+by_id = {t["id"]: t for t in targets}
+suites_of = {}
+for t in tests:
+    for dep in t["depends"]:
+        suites_of.setdefault(dep, set()).update(s.split(":")[-1] for s in t["suite"])
+unit_only = {i for i, s in suites_of.items() if s <= {"unit", "fuzz"}}
+out = set()
+for t in targets:
+    if not t["build_by_default"] or t["id"] in unit_only:
+        continue
+    out.update(os.path.relpath(f, d) for f in t["filename"])
+# what the kernel and classifier tests need, built by default or not
+for t in tests:
+    if {s.split(":")[-1] for s in t["suite"]} & {"kernel", "classifier"}:
+        for dep in t["depends"]:
+            out.update(os.path.relpath(f, d) for f in by_id.get(dep, {}).get("filename", []))
+print(" ".join(sorted(out)))
+PY
+}
+
 # Summary line from a meson test log: "N passed, N failed, N skipped".
 summarize() {
   python3 - "$@" <<'PY'
@@ -121,11 +151,16 @@ case "$mode" in
     ;;
   test)
     jobs=$(nproc)
-    # 1. Release build (g++): unit tests, kernel tests, and the build of everything.
-    build build
-    # 2. Sanitizer build (clang, ASan+UBSan): the unit tests again and a bounded
-    #    run of every libFuzzer target. The kernel tests run in 1. only; here
-    #    only what the sanitizers can add. Compiled at -O1 with assertions on
+    # 1. Release build (g++): everything but the unit-test drivers; the kernel
+    #    and classifier tests, which need the release build's speed.
+    if [ ! -f build/build.ninja ]; then
+      meson setup build
+    fi
+    # shellcheck disable=SC2046
+    ninja -C build $(release_targets build)
+    # 2. Sanitizer build (clang, ASan+UBSan): the unit tests (run here only:
+    #    building their drivers twice cost three minutes of a CI run that must
+    #    stay under twenty) and a bounded run of every libFuzzer target. Compiled at -O1 with assertions on
     #    (ASan's usual level: -O2 took 15% longer to compile dtree.cpp, the
     #    longest file) and line tables only (stack traces keep file:line, the
     #    build loses a fifth of its time). It compiles at the lowest priority
@@ -139,7 +174,8 @@ case "$mode" in
     nice -n 19 ninja -C build-fuzz $(suite_targets build-fuzz unit fuzz) >build-fuzz/ninja.log 2>&1 &
     fuzz_build=$!
     status=0
-    meson test -C build --num-processes "$jobs" --print-errorlogs || status=1
+    meson test -C build --no-rebuild --suite kernel --suite classifier --num-processes "$jobs" \
+      --print-errorlogs || status=1
     echo "== sanitizer build (clang, ASan+UBSan): waiting for it to finish"
     if wait "$fuzz_build"; then
       ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
