@@ -14,7 +14,7 @@
 //     object is a valid T (each user says what zero means for its T). The
 //     elements are created implicitly by calloc (C++20 implicit-lifetime
 //     types); no constructor of T runs.
-//   - The size is fixed at construction; the storage is aligned to
+//   - The size is fixed at construction (a copy has the same size); the storage is aligned to
 //     alignof(T) (up to 4096).
 //   - Construction throws std::bad_alloc when memory is short; nothing
 //     else allocates.
@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -58,8 +59,14 @@ class ZeroedArray {
     }
     return *this;
   }
-  ZeroedArray(const ZeroedArray&) = delete;
-  ZeroedArray& operator=(const ZeroedArray&) = delete;
+  /// A copy writes every element (its pages are faulted in).
+  ZeroedArray(const ZeroedArray& o) : ZeroedArray(o.size_) {
+    if (size_ != 0) std::memcpy(static_cast<void*>(data_), o.data_, size_ * sizeof(T));
+  }
+  ZeroedArray& operator=(const ZeroedArray& o) {
+    if (this != &o) *this = ZeroedArray(o);
+    return *this;
+  }
   ~ZeroedArray() { std::free(raw_); }
 
   std::size_t size() const noexcept { return size_; }
