@@ -147,6 +147,15 @@ ConntrackTable::ConntrackTable(const CtConfig& config) : config_(config) {
   wheel_.assign(kWheelSlots, kNone);
 }
 
+bool ConntrackTable::counts_as_connection(uint32_t handle, uint64_t id, uint64_t now_ns) const noexcept {
+  const CtEntry* e = entry(handle);
+  if (e == nullptr || e->id != id) return false;
+  if (e->has(ct_status::kConfirmed) && e->deadline_ns <= now_ns) return false;
+  if (e->proto() == kProtoTcp && (e->tcp.state == TcpCtState::TimeWait || e->tcp.state == TcpCtState::Close))
+    return false;
+  return true;
+}
+
 // ---------------------------------------------------------------- the index
 
 

@@ -440,6 +440,10 @@ class ConntrackTable {
   const CtEntry& at(uint32_t slot) const noexcept { return entries_[slot]; }
   /// The entry behind a handle (a result's `entry`), or null.
   const CtEntry* entry(uint32_t handle) const noexcept;
+  /// -m connlimit's question (nf_conncount): slot `handle` still holds
+  /// connection `id`, unconfirmed or not expired at `now_ns`, and it is not
+  /// TCP in TIME_WAIT or CLOSE.
+  bool counts_as_connection(uint32_t handle, uint64_t id, uint64_t now_ns) const noexcept;
   CtEntry* entry(uint32_t handle) noexcept;
 
   /// Changes the REPLY tuple of an UNCONFIRMED entry (NAT binds on the first

@@ -142,10 +142,13 @@ Pipeline::Pipeline(const Ruleset& ruleset, const HostModel& host, const Pipeline
       output_owner_(config.defrag.output_slots, 0),
       event_storage_(kMaxWalkEvents),
       path_storage_(kMaxWalkPath) {
+  conn_liveness_.ct = &ct_;
   WalkOptions opts;
   opts.match = config.match;
   if (config_.scan_strings) opts.match.strings = &string_patterns_;
   opts.match.recent = &recent_lists_;  // one namespace: every table sees the same lists
+  opts.match.hashlimit = &hashlimit_tables_;
+  opts.match.conntrack_max = config.conntrack.max_entries;
   opts.initial_counters_from_table = config.counters_from_ruleset;
   for (const Table& t : ruleset_.tables) {
     walkers_[table_index(t.id)] = std::make_unique<ChainWalker>(ChainWalker::build(t, host_, opts));
@@ -280,6 +283,9 @@ void Pipeline::fill_ct_view(MatchContext& ctx, const CtResult& r) const noexcept
                      : e->timeout_s;
     v.orig = view_of(e->tuple[dir_index(CtDir::Original)]);
     v.reply = view_of(e->tuple[dir_index(CtDir::Reply)]);
+    v.confirmed = e->has(ct_status::kConfirmed);
+    v.handle = r.entry;
+    v.id = e->id;
   }
   ctx.ct = v;
 }
@@ -423,6 +429,7 @@ void Pipeline::start_walk(PacketIn& p, MatchContext& ctx, Walked& w) noexcept {
   ctx.host = &host_;
   ctx.nf_trace = trace_ != nullptr;
   ctx.strings = strings_.get();
+  ctx.conns = &conn_liveness_;
   scan_current_ = false;  // a new packet
   walk_entry_ = nullptr;  // raw runs before conntrack
   walk_packet_ = &p;

@@ -318,6 +318,15 @@ class Pipeline {
   std::array<std::unique_ptr<ChainClassifiers>, kTableCount> compiled_;
   StringPatterns string_patterns_;  // filled while the walkers compile
   RecentLists recent_lists_;        // -m recent lists, shared by the tables
+  HashlimitTables hashlimit_tables_;  // -m hashlimit tables, likewise
+  /// -m connlimit's view of ct_.
+  struct ConnLivenessOf final : ConnLiveness {
+    const ConntrackTable* ct = nullptr;
+    bool counts(uint32_t handle, uint64_t id, uint64_t now_ns) const noexcept override {
+      return ct->counts_as_connection(handle, id, now_ns);
+    }
+  };
+  ConnLivenessOf conn_liveness_;
   std::unique_ptr<StringScanner> strings_;  // null: no string rules, or scan_strings off
   Hook scanned_hook_ = Hook::Prerouting;  // the hook strings_ last scanned for
   bool scan_current_ = false;             // strings_'s result is this packet's at scanned_hook_

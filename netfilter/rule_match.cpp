@@ -35,6 +35,7 @@ std::string format_flow_vary(uint32_t bits) {
       "tcp_flags", "tcp_option", "icmp",      "length",    "payload",  "fragment",
       "mark",      "connmark",   "ct_state",  "ct_status", "ct_expire", "ct_dir",
       "pkttype",   "mac",        "limit",     "statistic", "recent",   "ip_header",
+      "hashlimit", "connlimit",
   };
   std::string out;
   for (unsigned i = 0; i < std::size(kNames); ++i) {
@@ -54,6 +55,18 @@ void MatchState::reset() noexcept {
   std::copy(rng_seed_.begin(), rng_seed_.end(), rng_.begin());
   if (shared_recent_ != nullptr) shared_recent_->clear();
   own_recent_->clear();
+  if (shared_hashlimit_ != nullptr) shared_hashlimit_->clear();
+  own_hashlimit_->clear();
+  for (auto& c : connlimits_) c->clear();
+}
+
+uint32_t MatchState::add_connlimit(uint32_t conntrack_max) {
+  connlimits_.push_back(std::make_unique<ConnlimitTable>(conntrack_max));
+  return static_cast<uint32_t>(connlimits_.size() - 1);
+}
+
+HashlimitTable* MatchState::hashlimit_table(const std::string& name, const HashlimitCfg& cfg, uint32_t hz) {
+  return (shared_hashlimit_ != nullptr ? *shared_hashlimit_ : *own_hashlimit_).get(name, cfg, hz);
 }
 
 RecentList* MatchState::recent_list(const std::string& name, uint32_t mask, uint32_t ring) {
@@ -104,6 +117,7 @@ class RuleCompiler {
   [[noreturn]] void fail(const std::string& msg) const { throw LoadError(rule_.where, msg); }
   const SourceLocation& where() const noexcept { return rule_.where; }
   uint32_t hz() const noexcept { return options_.hz; }
+  uint32_t conntrack_max() const noexcept { return options_.conntrack_max; }
   uint64_t seed() const noexcept { return options_.seed; }
   StringPatterns* strings() const noexcept { return options_.strings; }
   MatchState& state() noexcept { return state_; }
@@ -121,6 +135,7 @@ CompiledRule compile_rule(const Rule& rule, const HostModel& host, MatchState& s
                           const MatchOptions& options) {
   if (options.hz == 0 || options.hz > 10000) fail(rule, fmt::format("HZ {} outside 1..10000", options.hz));
   if (options.recent != nullptr) state.use_recent_lists(options.recent);
+  if (options.hashlimit != nullptr) state.use_hashlimit_tables(options.hashlimit);
   CompiledRule c;
   if (!rule.unsupported.empty()) {
     // A rule with what the model lacks (ReadOptions::unsupported_never_match)

@@ -93,6 +93,9 @@ struct CtView {
   uint32_t ctmark = 0;
   CtTupleView orig;         // the entry's ORIGINAL tuple
   CtTupleView reply;        // the entry's REPLY tuple
+  bool confirmed = false;   // the entry is in the table (not this packet's new one)
+  uint32_t handle = 0;      // the entry's conntrack slot (present only)
+  uint64_t id = 0;          // the entry's creation number (present only)
 };
 
 /// Everything a match may look at for one packet at one hook.
@@ -123,6 +126,9 @@ struct MatchContext {
   /// strings), holding this packet's scan at this hook; null: each string
   /// match searches the packet itself.
   StringScanner* strings = nullptr;
+  /// The conntrack table's answers for -m connlimit; null: no conntrack
+  /// (connlimit never matches).
+  const ConnLiveness* conns = nullptr;
 };
 
 /// The scanner's answer (ctx.strings must be set): which registered string
@@ -158,6 +164,10 @@ struct MatchOptions {
   /// with these options (the pipeline's); null: each MatchState keeps its
   /// own.
   RecentLists* recent = nullptr;
+  /// The -m hashlimit tables of the namespace, likewise.
+  HashlimitTables* hashlimit = nullptr;
+  /// nf_conntrack_max: the connections a -m connlimit rule can hold.
+  uint32_t conntrack_max = 262144;
 };
 
 /// The compiled form of a module: its Compiled type when it has build-time
@@ -247,6 +257,18 @@ class MatchState {
   void use_recent_lists(RecentLists* lists) noexcept { shared_recent_ = lists; }
   /// The lists this state's rules use (shared or own).
   const RecentLists& recent_lists() const noexcept { return shared_recent_ != nullptr ? *shared_recent_ : *own_recent_; }
+  /// The -m hashlimit table `name` (rules/matches/hashlimit.h), created with
+  /// `cfg` when new: in the tables given by use_hashlimit_tables(), else in
+  /// this state's own.
+  HashlimitTable* hashlimit_table(const std::string& name, const HashlimitCfg& cfg, uint32_t hz);
+  void use_hashlimit_tables(HashlimitTables* tables) noexcept { shared_hashlimit_ = tables; }
+  /// A -m connlimit rule's lists for up to `conntrack_max` connections;
+  /// returns its slot.
+  uint32_t add_connlimit(uint32_t conntrack_max);
+  ConnlimitTable& connlimit_table(uint32_t slot) noexcept { return *connlimits_[slot]; }
+  const HashlimitTables& hashlimit_tables() const noexcept {
+    return shared_hashlimit_ != nullptr ? *shared_hashlimit_ : *own_hashlimit_;
+  }
 
  private:
   std::vector<Bucket> limits_;
@@ -257,6 +279,9 @@ class MatchState {
   std::vector<uint64_t> rng_seed_;
   RecentLists* shared_recent_ = nullptr;
   std::unique_ptr<RecentLists> own_recent_ = std::make_unique<RecentLists>();
+  HashlimitTables* shared_hashlimit_ = nullptr;
+  std::vector<std::unique_ptr<ConnlimitTable>> connlimits_;
+  std::unique_ptr<HashlimitTables> own_hashlimit_ = std::make_unique<HashlimitTables>();
 };
 
 /// Compiles `rule` for `host`. Stateful matches get slots in `state`.

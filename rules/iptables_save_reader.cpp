@@ -18,6 +18,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -95,7 +96,9 @@ struct ModDef {
   bool loadable;  // `-m NAME` loads it (ClassBench's ports match is not iptables')
   Match (*make)();
   void (*option)(Match&, const ModuleOption&);
-  void (*check)(const Match&, const ModuleCheck&);
+  /// check(), then finalize() when the module has one (iptables' final
+  /// check filling defaults that depend on other options).
+  void (*check)(Match&, const ModuleCheck&);
 };
 template <class M>
 constexpr ModDef mod_def_of() {
@@ -103,7 +106,11 @@ constexpr ModDef mod_def_of() {
   if constexpr (requires { M::kIptables; }) loadable = M::kIptables;
   return ModDef{M::kName, std::span<const OptDef>(M::kOptions), loadable, [] { return Match{M{}}; },
                 [](Match& m, const ModuleOption& o) { std::get<M>(m).parse(o); },
-                [](const Match& m, const ModuleCheck& c) { std::get<M>(m).check(c); }};
+                [](Match& m, const ModuleCheck& c) {
+                  M& x = std::get<M>(m);
+                  x.check(c);
+                  if constexpr (requires { x.finalize(c); }) x.finalize(c);
+                }};
 }
 template <class... Ms>
 constexpr auto mod_defs(TypeList<Ms...>) {
@@ -150,8 +157,8 @@ const TgtDef& tgt_def(TgtKind k) { return kTargets[k]; }
 
 // Modules iptables has that this model does not: named in a clearer error.
 constexpr const char* kUnsupportedModules[] = {
-    "ah", "bpf", "cgroup", "cluster", "connbytes", "connlabel", "connlimit", "cpu", "dccp", "devgroup",
-    "esp", "hashlimit", "helper", "ipvs", "osf", "owner", "physdev", "policy", "quota", "rateest", "realm",
+    "ah", "bpf", "cgroup", "cluster", "connbytes", "connlabel", "cpu", "dccp", "devgroup",
+    "esp", "helper", "ipvs", "osf", "owner", "physdev", "policy", "quota", "rateest", "realm",
     "rpfilter", "set", "socket", "tcpmss", "time", "u32", "udplite", "ipv6header", "icmp6",
 };
 
@@ -260,6 +267,9 @@ class Reader {
   ReadOptions options_;
   uint32_t line_no_ = 0;
   std::vector<UnsupportedUse> unsupported_;  // every use, reported together at the end
+  // -m hashlimit table names seen in this file (every table of the
+  // namespace shares them): true when created with --hashlimit-rate-match.
+  std::map<std::string, bool, std::less<>> hashlimit_rate_match_;
 
   Ruleset ruleset_;
   bool in_table_ = false;
@@ -608,7 +618,7 @@ class RuleParser {
   void target_option(const OptDef& def, const Token& tok, std::string_view opt_name, bool invert,
                      const std::vector<std::string>& args, const std::vector<uint32_t>& arg_cols);
   void finish(std::optional<Counters> counters, std::vector<Rule>& out, RuleAux& aux);
-  void check_modules() const;
+  void check_modules();
   void check_target() const;
 
   // core option values, with located errors
@@ -1044,7 +1054,7 @@ void RuleParser::target_option(const OptDef& def, const Token& tok, std::string_
 
 // Required options and combinations of each module of the rule, and of
 // its target: each module's own check().
-void RuleParser::check_modules() const {
+void RuleParser::check_modules() {
   for (const Instance& inst : instances_) {
     const ModuleCheck c{values_, inst.col, inst.seen, rule_.protocol, rule_.protocol_invert, mod_def(inst.kind).name};
     mod_def(inst.kind).check(rule_.matches[inst.match_index], c);
@@ -1092,7 +1102,23 @@ void RuleParser::finish(std::optional<Counters> counters, std::vector<Rule>& out
 void Reader::parse_rule(const std::vector<Token>& toks, size_t first, uint32_t chain_index,
                         std::optional<Counters> counters, std::vector<Rule>& out, RuleAux& aux) {
   RuleParser p(table_, chain_index_, chain_index, toks, first, file_, line_no_, unsupported_);
+  const size_t before = out.size();
   p.run(counters, out, aux);
+  // The kernel refuses a hashlimit rule whose --hashlimit-rate-match
+  // differs from that of the table's first rule (the table is shared by
+  // name).
+  if (out.size() == before) return;
+  const Rule& r = out[before];
+  for (size_t i = 0; i < r.matches.size(); ++i) {
+    const auto* h = std::get_if<HashlimitMatch>(&r.matches[i]);
+    if (h == nullptr) continue;
+    const bool rm = (h->cfg.mode & HashlimitCfg::kRateMatch) != 0;
+    auto [it, fresh] = hashlimit_rate_match_.emplace(h->name, rm);
+    if (!fresh && it->second != rm)
+      fail(i < aux.match_cols.size() ? aux.match_cols[i] : 1,
+           fmt::format("hashlimit: table \"{}\" was created {} --hashlimit-rate-match; the kernel refuses a rule {} it",
+                       h->name, it->second ? "with" : "without", rm ? "with" : "without"));
+  }
 }
 
 void Reader::finish_table() {

@@ -5,10 +5,12 @@
 
 #include "rules/matches/addrtype.h"
 #include "rules/matches/comment.h"
+#include "rules/matches/connlimit.h"
 #include "rules/matches/connmark.h"
 #include "rules/matches/conntrack.h"
 #include "rules/matches/dscp.h"
 #include "rules/matches/ecn.h"
+#include "rules/matches/hashlimit.h"
 #include "rules/matches/icmp.h"
 #include "rules/matches/iprange.h"
 #include "rules/matches/length.h"
@@ -38,7 +40,7 @@ using MatchModules =
     TypeList<TcpMatch, UdpMatch, IcmpMatch, MultiportMatch, ConntrackMatch, StateMatch, AddrtypeMatch, CommentMatch,
              MarkMatch, ConnmarkMatch, IprangeMatch, StringMatch, LimitMatch, StatisticMatch, LengthMatch,
              PkttypeMatch, MacMatch, PortsMatch, RecentMatch, TtlMatch, TosMatch, DscpMatch, EcnMatch,
-             NfacctMatch, SctpMatch>;
+             NfacctMatch, SctpMatch, HashlimitMatch, ConnlimitMatch>;
 
 /// One module match of a rule (`-m NAME ...`), in rule order.
 using Match = VariantOf<MatchModules>::type;

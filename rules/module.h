@@ -8,6 +8,8 @@
 //     them) and parse(): read one option into the struct (ModuleOption);
 //   - check(): its required options and protocol needs at the end of the
 //     rule (ModuleCheck), as iptables' final check;
+//   - finalize() (optional): defaults that depend on other options, filled
+//     after check() (hashlimit's expire and rate-match window);
 //   - save(): its canonical iptables-legacy-save text (SaveLine);
 //   - list(): its `iptables -L -n -v` text (ListText);
 // and, for a match, what the netfilter model and the classifiers need:
@@ -213,11 +215,14 @@ enum FlowVaryBit : uint32_t {
   kVaryStatistic = 1U << 15,  // -m statistic: stateful (nth counter, random draw)
   kVaryRecent = 1U << 16,     // -m recent: stateful (named address lists), depends on time
   kVaryIpHeader = 1U << 17,   // -m ttl, tos, dscp, ecn --ecn-ip-ect (traceroute probes, ECN marks)
+  kVaryHashlimit = 1U << 18,  // -m hashlimit: stateful (per-group buckets), depends on time
+  kVaryConnlimit = 1U << 19,  // -m connlimit: stateful (per-rule connection lists)
 };
 /// Matches with side effects: a path holding them must be re-evaluated for
 /// every packet even when cached, or the kernel's counts are lost.
-inline constexpr uint32_t kVaryStateful = kVaryLimit | kVaryStatistic | kVaryRecent;
-inline constexpr uint32_t kVaryAll = (1U << 18) - 1U;
+inline constexpr uint32_t kVaryStateful =
+    kVaryLimit | kVaryStatistic | kVaryRecent | kVaryHashlimit | kVaryConnlimit;
+inline constexpr uint32_t kVaryAll = (1U << 20) - 1U;
 
 /// The first `n` bytes of the L4 header from the frame, or nullptr when the
 /// IP payload (bounded by the IP total length, as the kernel's skb is) holds

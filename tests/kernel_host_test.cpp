@@ -321,7 +321,8 @@ TEST(Scenarios, FramesAreWellFormedExceptWhereBadOnPurpose) {
     }
     if (s.name.starts_with("seed") || s.name.find("fragment") != std::string::npos || s.name == "string_match" ||
         s.name == "connmark_marks" || s.name == "recent_lists" ||
-        s.name == "ip_header_matches") {
+        s.name == "ip_header_matches" || s.name == "hashlimit_limits" ||
+        s.name == "connlimit_limits") {
       EXPECT_EQ(bad_l4, 0U);
       EXPECT_EQ(bad_ip, 0U);
     } else if (s.name == "sctp_probes") {
@@ -342,7 +343,9 @@ TEST(Scenarios, SizesAreAsDocumented) {
   EXPECT_EQ(string_traffic_frames().size(), 31U);
   EXPECT_EQ(recent_traffic_frames().size(), 56U);
   EXPECT_EQ(ip_header_traffic_frames().size(), 14U);
-  EXPECT_EQ(all_scenarios().size(), 13U);
+  EXPECT_EQ(hashlimit_traffic_frames().size(), 83U);
+  EXPECT_EQ(connlimit_traffic_frames().size(), 19U);
+  EXPECT_EQ(all_scenarios().size(), 15U);
   EXPECT_EQ(sctp_traffic_frames().size(), 58U);
 }
 

@@ -179,10 +179,12 @@ TEST_P(PipelineScenario, FastPathChangesNoCounter) {
   // --restore-mark changes every marked packet's mark, and recent lists
   // change with every packet that sets or updates them; the IP header
   // scenario is single-packet probes; the mangle targets rewrite packets of
-  // every flow; sctp --chunk-types rules look at every SCTP packet).
+  // every flow; sctp --chunk-types rules look at every SCTP packet; a
+  // hashlimit or connlimit rule counts every forwarded packet).
   if (s.name != "fragment_edge_cases" && s.name != "string_match" && s.name != "connmark_marks" &&
       s.name != "recent_lists" && s.name != "ip_header_matches" &&
-      s.name != "mangle_targets" && s.name != "sctp_probes") {
+      s.name != "mangle_targets" && s.name != "sctp_probes" && s.name != "hashlimit_limits" &&
+      s.name != "connlimit_limits") {
     EXPECT_GT(fast.stats.fast_path_packets, 0U);
     EXPECT_LT(fast.stats.walked_packets, slow.stats.walked_packets);
   }
@@ -220,7 +222,8 @@ INSTANTIATE_TEST_SUITE_P(Recorded, PipelineScenario,
                          ::testing::Values("seed_case_naive", "seed_case_fixed", "seed_case_post_dnat",
                                            "docker27_mixed", "docker28_mixed", "docker28_fragments", "string_match",
                                            "fragment_edge_cases", "connmark_marks", "recent_lists",
-                                           "ip_header_matches", "mangle_targets", "sctp_probes"),
+                                           "ip_header_matches", "mangle_targets", "sctp_probes",
+                                           "hashlimit_limits", "connlimit_limits"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 // ------------------------------------------------------- compiled classifiers
@@ -249,7 +252,8 @@ TEST_P(PipelineAlgo, EqualsTheLinearWalk) {
     // fast path.
     if (fast && s.name != "fragment_edge_cases" && s.name != "string_match" && s.name != "connmark_marks" &&
       s.name != "recent_lists" && s.name != "ip_header_matches" &&
-      s.name != "mangle_targets" && s.name != "sctp_probes") {
+      s.name != "mangle_targets" && s.name != "sctp_probes" && s.name != "hashlimit_limits" &&
+      s.name != "connlimit_limits") {
       EXPECT_GT(compiled.stats.fast_path_packets, 0U);
     }
   }
@@ -284,7 +288,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Values("seed_case_naive", "seed_case_fixed", "seed_case_post_dnat",
                                          "docker27_mixed", "docker28_mixed", "docker28_fragments", "string_match",
                                          "fragment_edge_cases", "connmark_marks", "recent_lists",
-                                           "ip_header_matches", "mangle_targets", "sctp_probes"),
+                                           "ip_header_matches", "mangle_targets", "sctp_probes",
+                                           "hashlimit_limits", "connlimit_limits"),
                        ::testing::Values(NFB_TEST_ALGOS)),
     [](const ::testing::TestParamInfo<std::tuple<std::string, ChainAlgo>>& p) {
       return std::get<0>(p.param) + "_" + std::string(chain_algo_name(std::get<1>(p.param)));

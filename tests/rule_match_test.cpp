@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -842,13 +843,16 @@ TEST(FlowVaryTest, BitsOnlyWhenTheFlowInvariantCoreMatched) {
   EXPECT_EQ(vary, kVaryTcpFlags | kVaryLength);
   const CompiledRule plain = compile_rule(rule_of("-d 172.17.0.2 -p tcp --dport 80 -i eth0"), host(), st);
   EXPECT_EQ(plain.vary, 0U);
-  EXPECT_EQ(compile_rule(rule_of("-m limit --limit 1/s -m statistic --mode nth --every 2 --packet 0 -m recent --set"),
+  EXPECT_EQ(compile_rule(rule_of("-m limit --limit 1/s -m statistic --mode nth --every 2 --packet 0 -m recent --set "
+                                 "-m hashlimit --hashlimit-upto 1/s --hashlimit-name h -m connlimit "
+                                 "--connlimit-above 1"),
                          host(), st)
                 .vary &
                 kVaryStateful,
             kVaryStateful);
   EXPECT_EQ(format_flow_vary(kVaryTcpFlags | kVaryMark | kVaryStatistic | kVaryRecent),
             "tcp_flags,mark,statistic,recent");
+  EXPECT_EQ(format_flow_vary(kVaryHashlimit | kVaryConnlimit), "hashlimit,connlimit");
   EXPECT_EQ(format_flow_vary(0), "");
 }
 
@@ -1078,6 +1082,233 @@ TEST(RecentMatchTest, MaskReapRemoveTtlAndDestination) {
   EXPECT_TRUE(dnot.hit(from(ip4(10, 0, 0, 1))));
   EXPECT_TRUE(dset.hit(from(ip4(10, 0, 0, 1))));
   EXPECT_FALSE(dnot.hit(from(ip4(10, 0, 0, 2))));  // the destination, 172.17.0.2, is listed
+}
+
+
+// ---------------------------------------------------------------------------
+// hashlimit
+
+Packet udp_from(uint32_t src, uint16_t sport = 4000, uint16_t payload = 0) {
+  return udp_packet({.sport = sport, .dport = 53, .payload = Bytes(payload, 0x61)},
+                    {.src = src, .dst = ip4(172, 17, 0, 2)});
+}
+
+TEST(HashlimitMatchTest, TokenArithmeticIsTheKernels) {
+  // HZ 250: 2^39 credits per jiffy, 137438953 per microsecond of rate.
+  EXPECT_EQ(hashlimit_credits_per_jiffy(250), 1ULL << 39);
+  EXPECT_EQ(hashlimit_user_to_credits(200000, 250), 200000ULL * 137438953ULL);  // 5/sec
+  EXPECT_EQ(hashlimit_byte_credits_per_jiffy(250), 1ULL << 24);
+  EXPECT_EQ(hashlimit_byte_cost(66076419, 250), 64527752U);  // 1kb/s (measured in /proc)
+  EXPECT_EQ(hashlimit_byte_cost(65535, 250), 63999U);        // 1mb/s
+}
+
+TEST(HashlimitMatchTest, EachGroupStartsWithAFullBucketAndRefillsPerJiffy) {
+  HashlimitTables tables;
+  MatchOptions o;
+  o.hashlimit = &tables;
+  Tester t(rule_of("-m hashlimit --hashlimit-upto 5/sec --hashlimit-burst 3 --hashlimit-mode srcip "
+                   "--hashlimit-name a"), o);
+  const Packet p1 = udp_from(ip4(10, 0, 0, 1));
+  const Packet p2 = udp_from(ip4(10, 0, 0, 2));
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(t.hit(p1, at_second(1)));
+  EXPECT_FALSE(t.hit(p1, at_second(1)));
+  EXPECT_TRUE(t.hit(p2, at_second(1)));           // its own bucket
+  EXPECT_FALSE(t.hit(p1, at_second(1.196)));      // 49 jiffies: not quite one token (50)
+  EXPECT_TRUE(t.hit(p1, at_second(1.2)));         // 50 jiffies
+  EXPECT_FALSE(t.hit(p1, at_second(1.2)));
+  EXPECT_EQ(tables.find("a")->size(), 2U);
+}
+
+TEST(HashlimitMatchTest, AboveInvertsAndSharedTablesDrainTogether) {
+  HashlimitTables tables;
+  MatchOptions o;
+  o.hashlimit = &tables;
+  Tester upto(rule_of("-m hashlimit --hashlimit-upto 1/min --hashlimit-burst 3 --hashlimit-name s"), o);
+  // The table exists: this rule's rate and burst are not used, its --above is.
+  Tester above(rule_of("-m hashlimit --hashlimit-above 1/sec --hashlimit-burst 100 --hashlimit-name s"), o);
+  const Packet p = udp_from(ip4(10, 0, 0, 1));
+  EXPECT_TRUE(upto.hit(p));    // 3 -> 2
+  EXPECT_FALSE(above.hit(p));  // 2 -> 1: under the limit
+  EXPECT_TRUE(upto.hit(p));    // 1 -> 0
+  EXPECT_TRUE(above.hit(p));   // empty: over
+  EXPECT_FALSE(upto.hit(p));
+}
+
+TEST(HashlimitMatchTest, ModesAndMasksMakeTheGroups) {
+  HashlimitTables tables;
+  MatchOptions o;
+  o.hashlimit = &tables;
+  Tester t(rule_of("-m hashlimit --hashlimit-upto 1/hour --hashlimit-burst 1 --hashlimit-mode srcip,srcport "
+                   "--hashlimit-srcmask 24 --hashlimit-name g"), o);
+  EXPECT_TRUE(t.hit(udp_from(ip4(10, 0, 0, 1), 1000)));
+  EXPECT_FALSE(t.hit(udp_from(ip4(10, 0, 0, 200), 1000)));  // same /24 and port
+  EXPECT_TRUE(t.hit(udp_from(ip4(10, 0, 0, 1), 1001)));
+  EXPECT_TRUE(t.hit(udp_from(ip4(10, 0, 1, 1), 1000)));
+  // ICMP has no ports: every echo from 10.0.0.x is one group (ports 0).
+  const Packet ping = icmp_packet(test::icmp_echo(1, 1), {.src = ip4(10, 0, 0, 7), .dst = ip4(172, 17, 0, 2)});
+  EXPECT_TRUE(t.hit(ping));
+  EXPECT_FALSE(t.hit(ping));
+}
+
+TEST(HashlimitMatchTest, AFullTableDropsThePacket) {
+  HashlimitTables tables;
+  MatchOptions o;
+  o.hashlimit = &tables;
+  Tester t(rule_of("-m hashlimit --hashlimit-upto 1/hour --hashlimit-mode srcip --hashlimit-htable-size 2 "
+                   "--hashlimit-htable-max 2 --hashlimit-name f"), o);
+  EXPECT_EQ(t.run(udp_from(ip4(10, 0, 0, 1))), MatchResult::Matched);
+  EXPECT_EQ(t.run(udp_from(ip4(10, 0, 0, 2))), MatchResult::Matched);
+  EXPECT_EQ(t.run(udp_from(ip4(10, 0, 0, 3))), MatchResult::Hotdrop);
+  EXPECT_EQ(t.run(udp_from(ip4(10, 0, 0, 1))), MatchResult::Matched);
+}
+
+TEST(HashlimitMatchTest, OnlyTheCollectorRemovesExpiredEntries) {
+  HashlimitTables tables;
+  MatchOptions o;
+  o.hashlimit = &tables;
+  // 1/sec burst 5, expire 1 s, collector every 10 s from the first packet.
+  Tester t(rule_of("-m hashlimit --hashlimit-upto 1/sec --hashlimit-burst 5 --hashlimit-mode srcip "
+                   "--hashlimit-htable-gcinterval 10000 --hashlimit-name e"), o);
+  const Packet p = udp_from(ip4(10, 0, 0, 1));
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(t.hit(p, at_second(0)));
+  // At 2 s the entry has expired but is still there: 2 tokens refilled.
+  EXPECT_TRUE(t.hit(p, at_second(2)));
+  EXPECT_TRUE(t.hit(p, at_second(2)));
+  EXPECT_FALSE(t.hit(p, at_second(2)));
+  // The collection at 10 s removes it (idle since 2 s): a full bucket again.
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(t.hit(p, at_second(10.5)));
+  EXPECT_FALSE(t.hit(p, at_second(10.5)));
+}
+
+TEST(HashlimitMatchTest, ByteModeTakesRefillsThenStops) {
+  HashlimitTables tables;
+  MatchOptions o;
+  o.hashlimit = &tables;
+  // 16 B/s: one second's credit covers any packet once; --hashlimit-burst 32
+  // is 2 refills.
+  Tester t(rule_of("-m hashlimit --hashlimit-upto 16b/s --hashlimit-burst 32 --hashlimit-name b"), o);
+  const Packet p = udp_from(ip4(10, 0, 0, 1), 4000, 100);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(t.hit(p, at_second(0)));
+  EXPECT_FALSE(t.hit(p, at_second(0.5)));
+  EXPECT_TRUE(t.hit(p, at_second(1.1)));  // a second's refill
+}
+
+TEST(HashlimitMatchTest, RateMatchCountsPerWindow) {
+  HashlimitTables tables;
+  MatchOptions o;
+  o.hashlimit = &tables;
+  // 5/min rate-match: rate 5 per 60 s window, burst 5 + 5. (An entry idle
+  // for its expire, 60 s by default, would be collected and start afresh.)
+  Tester t(rule_of("-m hashlimit --hashlimit-upto 5/min --hashlimit-rate-match --hashlimit-htable-expire 600000 "
+                   "--hashlimit-name r"), o);
+  const Packet p = udp_from(ip4(10, 0, 0, 1));
+  for (int i = 0; i < 10; ++i) EXPECT_TRUE(t.hit(p, at_second(1))) << i;
+  EXPECT_FALSE(t.hit(p, at_second(1)));
+  // The next window follows one whose average was above the rate: over.
+  EXPECT_FALSE(t.hit(p, at_second(62)));
+  // And the one after it (1 packet in 60 s) is under again.
+  EXPECT_TRUE(t.hit(p, at_second(123)));
+}
+
+TEST(HashlimitMatchTest, WrappedCapHoldsWhatTheKernelsDoes) {
+  HashlimitTables tables;
+  MatchOptions o;
+  o.hashlimit = &tables;
+  // 1/hour burst 1000: avg * burst * 137438953 wraps past 2^64; 30.65 tokens.
+  Tester t(rule_of("-m hashlimit --hashlimit-upto 1/hour --hashlimit-burst 1000 --hashlimit-name w"), o);
+  const Packet p = udp_from(ip4(10, 0, 0, 1));
+  for (int i = 0; i < 30; ++i) EXPECT_TRUE(t.hit(p)) << i;
+  EXPECT_FALSE(t.hit(p));
+  // 1/day burst 5 wraps below one token: the kernel refuses it.
+  EXPECT_THROW(Tester(rule_of("-m hashlimit --hashlimit-upto 1/day --hashlimit-name x"), o), LoadError);
+}
+
+
+// ---------------------------------------------------------------------------
+// connlimit
+
+struct FakeConns final : ConnLiveness {
+  std::map<uint32_t, uint64_t> live;  // handle -> id
+  bool counts(uint32_t handle, uint64_t id, uint64_t) const noexcept override {
+    auto it = live.find(handle);
+    return it != live.end() && it->second == id;
+  }
+};
+
+MatchContext with_conn(const FakeConns& conns, uint32_t handle, bool confirmed, bool present = true) {
+  MatchContext c = forward_ctx();
+  c.conns = &conns;
+  c.ct.present = present;
+  c.ct.state_bits = present ? (confirmed ? kCtEstablished : kCtNew) : kCtUntracked;
+  c.ct.confirmed = confirmed;
+  c.ct.handle = handle;
+  c.ct.id = handle + 1000;
+  return c;
+}
+
+TEST(ConnlimitMatchTest, CountsLiveConnectionsPerMaskedSource) {
+  FakeConns conns;
+  MatchOptions o;
+  o.conntrack_max = 64;
+  Tester above1(rule_of("-m connlimit --connlimit-above 1 --connlimit-mask 24"), o);
+  const Packet a = udp_from(ip4(10, 0, 0, 1));
+  const Packet b = udp_from(ip4(10, 0, 0, 2));
+  const Packet other = udp_from(ip4(10, 0, 1, 1));
+  for (uint32_t h : {1U, 2U, 3U, 4U}) conns.live[h] = h + 1000;
+  EXPECT_FALSE(above1.hit(a, with_conn(conns, 1, false)));  // 1
+  EXPECT_FALSE(above1.hit(a, with_conn(conns, 1, true)));   // the same connection: still 1
+  EXPECT_TRUE(above1.hit(b, with_conn(conns, 2, false)));   // 2 in 10.0.0.0/24
+  EXPECT_FALSE(above1.hit(other, with_conn(conns, 3, false)));  // its own group
+  // An established connection the rule never saw, in its original
+  // direction, does not join the list: the count stays 2.
+  EXPECT_TRUE(above1.hit(a, with_conn(conns, 4, true)));
+  conns.live.erase(2);  // gone (or TIME_WAIT)
+  EXPECT_FALSE(above1.hit(a, with_conn(conns, 1, true)));  // 1 left
+  // Untracked: counted once, not kept.
+  EXPECT_TRUE(above1.hit(a, with_conn(conns, 0, false, false)));
+  EXPECT_FALSE(above1.hit(a, with_conn(conns, 1, true)));
+  // Its own connection closed and nothing left: the kernel drops the packet.
+  conns.live.erase(1);
+  EXPECT_EQ(above1.run(a, with_conn(conns, 1, true)), MatchResult::Hotdrop);
+}
+
+TEST(ConnlimitMatchTest, RepliesBeforeAssuredJoinTheServersList) {
+  FakeConns conns;
+  MatchOptions o;
+  o.conntrack_max = 64;
+  Tester above1(rule_of("-m connlimit --connlimit-above 1"), o);
+  // Two clients' flows to one server; the server's replies count by their
+  // source: the first reply starts its list, the second joins it.
+  const Packet reply = udp_from(ip4(172, 18, 0, 2));
+  conns.live[1] = 1001;
+  conns.live[2] = 1002;
+  MatchContext r1 = with_conn(conns, 1, true);
+  r1.ct.reply_dir = true;
+  MatchContext r2 = with_conn(conns, 2, true);
+  r2.ct.reply_dir = true;
+  EXPECT_FALSE(above1.hit(reply, r1));
+  EXPECT_TRUE(above1.hit(reply, r2));
+  EXPECT_TRUE(above1.hit(reply, r2));  // in the list once
+  // Once assured, a reply only collects the list.
+  r1.ct.status_bits = kCtStatusAssured;
+  conns.live.erase(2);
+  EXPECT_FALSE(above1.hit(reply, r1));
+}
+
+TEST(ConnlimitMatchTest, UptoDaddrAndRulesKeepTheirOwnLists) {
+  FakeConns conns;
+  MatchOptions o;
+  o.conntrack_max = 64;
+  Tester upto(rule_of("-m connlimit --connlimit-upto 1 --connlimit-daddr"), o);
+  Tester above(rule_of("-m connlimit --connlimit-above 0 --connlimit-daddr"), o);
+  const Packet p = udp_from(ip4(10, 0, 0, 1));
+  conns.live[5] = 1005;
+  conns.live[6] = 1006;
+  EXPECT_TRUE(upto.hit(p, with_conn(conns, 5, false)));
+  EXPECT_FALSE(upto.hit(p, with_conn(conns, 6, false)));  // 2 to 172.17.0.2
+  EXPECT_TRUE(above.hit(p, with_conn(conns, 6, false)));  // its own list: 1
+  // No conntrack: never matches.
+  EXPECT_FALSE(above.hit(p));
 }
 
 }  // namespace

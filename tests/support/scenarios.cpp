@@ -1812,6 +1812,148 @@ Scenario sctp_probes() {
           sctp_traffic_frames(), /*conntrack_table=*/true};
 }
 
+// -m hashlimit on a hardened Docker host (hashlimit_traffic_frames):
+// per-source SYN buckets in mangle shared by an --upto and an --above rule
+// (each evaluation drains the one table), a rate-match window on DNS per
+// source port, ICMP with a port mode (ports 0), a brute-force DROP per /24
+// and destination port in DOCKER-USER, a table of 3 entries whose 4th
+// source is dropped (hotdrop), per-pair buckets whose 64-bit cap wrapped
+// (1/hour burst 1000 holds 30 tokens), a byte bucket with refills, and
+// INPUT by source port. Rates are slow enough that nothing refills while
+// the frames go through (the kernel takes milliseconds, the model 1 ms per
+// frame), so the counts do not depend on timing.
+constexpr std::string_view kHashlimitRules =
+    "iptables -t mangle -A PREROUTING -i eth0 -p tcp --syn -m hashlimit --hashlimit-upto 1/min --hashlimit-burst 3 "
+    "--hashlimit-mode srcip --hashlimit-name syn\n"
+    "iptables -t mangle -A PREROUTING -i eth0 -p tcp --syn -m hashlimit --hashlimit-above 1/min --hashlimit-burst 3 "
+    "--hashlimit-mode srcip --hashlimit-name syn\n"
+    "iptables -t mangle -A PREROUTING -p udp -m hashlimit --hashlimit-upto 5/min --hashlimit-mode srcip,srcport "
+    "--hashlimit-name dns --hashlimit-rate-match\n"
+    "iptables -t mangle -A PREROUTING -p icmp -m hashlimit --hashlimit-upto 1/hour --hashlimit-burst 2 "
+    "--hashlimit-mode srcip,dstport --hashlimit-name icmp\n"
+    "iptables -t mangle -A FORWARD -m hashlimit --hashlimit-upto 1/hour --hashlimit-burst 1000 "
+    "--hashlimit-mode srcip,dstip --hashlimit-name pairs\n"
+    "iptables -t mangle -A POSTROUTING -m hashlimit --hashlimit-upto 16b/s --hashlimit-burst 32 "
+    "--hashlimit-mode dstip --hashlimit-name bytes\n"
+    "iptables -A DOCKER-USER -p tcp --syn -m hashlimit --hashlimit-above 1/hour --hashlimit-burst 4 "
+    "--hashlimit-mode srcip,dstport --hashlimit-srcmask 24 --hashlimit-name bf -j DROP\n"
+    "iptables -A DOCKER-USER -i eth0 -m hashlimit --hashlimit-upto 1/hour --hashlimit-mode srcip "
+    "--hashlimit-htable-size 2 --hashlimit-htable-max 3 --hashlimit-name full\n"
+    "iptables -A DOCKER-USER -p tcp --syn\n"
+    "iptables -A INPUT -m hashlimit --hashlimit-upto 2/min --hashlimit-burst 1 --hashlimit-mode srcport "
+    "--hashlimit-name in\n";
+
+std::vector<InjectedFrame> hashlimit_traffic_frames() {
+  Traffic t(0x68736c6d);
+  Rng& r = t.rng();
+  const uint32_t a = ip4(203, 0, 113, 60);
+  const uint32_t b = ip4(203, 0, 113, 61);  // a's /24
+  const uint32_t c = ip4(198, 51, 100, 7);
+  const uint32_t d = ip4(198, 51, 100, 8);
+  // 1. A: three SYNs to published 10000 (new connections), B: three.
+  for (const uint32_t src : {a, b}) {
+    for (int i = 0; i < 3; ++i) lone_segment(t, dh::kEth0, {src, r.port()}, {kHost, 10000}, kSyn);
+  }
+  // 2. D: twelve DNS queries from one port to published 5353, answered.
+  {
+    const Endpoint cl{d, r.port()};
+    for (int q = 0; q < 12; ++q) {
+      const uint16_t id = r.next16();
+      t.add(dh::kEth0, udp_packet(cl, {kHost, 5353}, dns_query(id, "example.com"), r.next16(), kOutsideTtl));
+      t.add(dh::kBridge2,
+            udp_packet({dh::kDnsIp, 53}, cl, dns_answer(id, "example.com", kExampleCom), r.next16(), kLocalTtl));
+    }
+  }
+  // 3. C: two SYNs to 10000 (a 4th source: no room in table "full").
+  for (int i = 0; i < 2; ++i) lone_segment(t, dh::kEth0, {c, r.port()}, {kHost, 10000}, kSyn);
+  // 4. A connection from A that completes, with data both ways.
+  {
+    Tcp conn = published_tcp(t, a, 10000, dh::kDocker0, {dh::kRedisIp, 6379});
+    conn.handshake();
+    conn.send(Tcp::kClient, kPsh | kAck, kRedisPing);
+    conn.send(Tcp::kServer, kPsh | kAck, kRedisPong);
+    conn.close();
+  }
+  // 5. Pings to the host (three) and SYNs to its port 22 from A and C.
+  for (uint16_t seq = 1; seq <= 3; ++seq)
+    t.add(dh::kEth0, icmp_packet(a, kHost, test::icmp_echo(0x4242, seq), r.next16(), kOutsideTtl));
+  lone_segment(t, dh::kEth0, {a, 40022}, {kHost, 22}, kSyn);
+  lone_segment(t, dh::kEth0, {c, 40022}, {kHost, 22}, kSyn);
+  lone_segment(t, dh::kEth0, {c, 40023}, {kHost, 22}, kSyn);
+  // 6. redis sends 36 DNS queries to one public server: 30 fit the pair's
+  //    wrapped bucket.
+  {
+    const Endpoint from{dh::kRedisIp, r.port()};
+    for (int q = 0; q < 36; ++q) {
+      const uint16_t id = r.next16();
+      t.add(dh::kDocker0, udp_packet(from, {kPublicDns, 53}, dns_query(id, "bulk.example"), r.next16(), kLocalTtl));
+    }
+  }
+  return t.take();
+}
+
+Scenario hashlimit_limits() {
+  return {"hashlimit_limits",
+          apply_iptables_commands(std::string(kMangleTable) + bundled_ruleset("docker-28.save"), kHashlimitRules),
+          hashlimit_traffic_frames()};
+}
+
+// -m connlimit on a Docker host (connlimit_traffic_frames): at most two
+// open connections per source /24 to the published port (REJECT with a
+// reset beyond), counting rules with --connlimit-upto, per destination
+// (--connlimit-daddr) on new UDP flows, on every non-TCP packet (replies
+// count by their source), and an INPUT limit of one SSH attempt per
+// source.
+constexpr std::string_view kConnlimitRules =
+    "iptables -I DOCKER-USER -p tcp --syn -m connlimit --connlimit-above 2 --connlimit-mask 24 "
+    "-j REJECT --reject-with tcp-reset\n"
+    "iptables -A DOCKER-USER -p tcp --syn -m connlimit --connlimit-upto 1\n"
+    "iptables -A DOCKER-USER -p udp -m conntrack --ctstate NEW -m connlimit --connlimit-above 1 --connlimit-daddr\n"
+    "iptables -A DOCKER-USER ! -p tcp -m connlimit --connlimit-above 1\n"
+    "iptables -A DOCKER-USER -p tcp -m connlimit --connlimit-above 0\n"
+    "iptables -A INPUT -p tcp --syn --dport 22 -m connlimit --connlimit-above 1 -j DROP\n"
+    "iptables -t mangle -A PREROUTING -i eth0 -p tcp --syn -m connlimit --connlimit-above 1\n";
+
+std::vector<InjectedFrame> connlimit_traffic_frames() {
+  Traffic t(0x636f6e6c);
+  Rng& r = t.rng();
+  const uint32_t a = ip4(203, 0, 113, 70);
+  const uint32_t b = ip4(203, 0, 113, 71);  // a's /24
+  const uint32_t c = ip4(198, 51, 100, 9);
+  // 1. A opens two connections and keeps them; a third SYN, and B's, are
+  //    refused.
+  Tcp one = published_tcp(t, a, 10000, dh::kDocker0, {dh::kRedisIp, 6379});
+  one.handshake();
+  one.send(Tcp::kClient, kPsh | kAck, kRedisPing);
+  one.send(Tcp::kServer, kPsh | kAck, kRedisPong);
+  Tcp two = published_tcp(t, a, 10000, dh::kDocker0, {dh::kRedisIp, 6379});
+  two.handshake();
+  lone_segment(t, dh::kEth0, {a, r.port()}, {kHost, 10000}, kSyn);
+  lone_segment(t, dh::kEth0, {b, r.port()}, {kHost, 10000}, kSyn);
+  // (No connection closes: one in TIME_WAIT leaves a list only when the
+  // kernel next collects it, at most once a jiffy, so what a later packet
+  // of the burst sees depends on timing.)
+  // 2. C: DNS from three ports to published 5353, each answered.
+  for (int q = 0; q < 3; ++q) {
+    const Endpoint cl{c, r.port()};
+    const uint16_t id = r.next16();
+    t.add(dh::kEth0, udp_packet(cl, {kHost, 5353}, dns_query(id, "example.com"), r.next16(), kOutsideTtl));
+    t.add(dh::kBridge2,
+          udp_packet({dh::kDnsIp, 53}, cl, dns_answer(id, "example.com", kExampleCom), r.next16(), kLocalTtl));
+  }
+  // 3. SSH attempts to the host: A twice, C once.
+  lone_segment(t, dh::kEth0, {a, r.port()}, {kHost, 22}, kSyn);
+  lone_segment(t, dh::kEth0, {a, r.port()}, {kHost, 22}, kSyn);
+  lone_segment(t, dh::kEth0, {c, r.port()}, {kHost, 22}, kSyn);
+  return t.take();
+}
+
+Scenario connlimit_limits() {
+  return {"connlimit_limits",
+          apply_iptables_commands(std::string(kMangleTable) + bundled_ruleset("docker-28.save"), kConnlimitRules),
+          connlimit_traffic_frames()};
+}
+
 std::vector<Scenario> all_scenarios() {
   std::vector<Scenario> all;
   all.push_back(seed_case_naive());
@@ -1827,6 +1969,8 @@ std::vector<Scenario> all_scenarios() {
   all.push_back(ip_header_matches());
   all.push_back(mangle_targets());
   all.push_back(sctp_probes());
+  all.push_back(hashlimit_limits());
+  all.push_back(connlimit_limits());
   return all;
 }
 

@@ -113,6 +113,29 @@ std::vector<InjectedFrame> ip_header_traffic_frames();
 /// MSS option bytes).
 Scenario mangle_targets();
 
+/// -m hashlimit on docker-28.save (kHashlimitRules): shared SYN buckets
+/// (an --upto and an --above rule drain one table), a rate-match DNS
+/// window, ICMP by a port mode, a brute-force DROP per /24 and port, a full
+/// table dropping its 4th source, a bucket whose cap wrapped, a byte
+/// bucket with refills, INPUT by source port. Traffic:
+/// hashlimit_traffic_frames.
+Scenario hashlimit_limits();
+/// Three SYNs to 10000 from each of A and B (one /24), twelve DNS queries
+/// from D to 5353 with dns's answers, two SYNs from C, a whole connection
+/// from A, three pings to the host and SYNs to its port 22 from A and C,
+/// 36 DNS queries from redis to one public server.
+std::vector<InjectedFrame> hashlimit_traffic_frames();
+
+/// -m connlimit on docker-28.save (kConnlimitRules): two open connections
+/// per source /24 to 10000 (REJECT beyond), --connlimit-upto, per
+/// destination on new UDP flows, every non-TCP packet, one SSH attempt per
+/// source in INPUT, and SYNs in mangle. Traffic: connlimit_traffic_frames.
+Scenario connlimit_limits();
+/// A keeps two connections to 10000, a third SYN and B's (same /24) are
+/// refused; three DNS
+/// flows from C to 5353; SSH SYNs to the host (A twice, C once).
+std::vector<InjectedFrame> connlimit_traffic_frames();
+
 /// The frames of the seed case (seed_case_*).
 std::vector<InjectedFrame> seed_case_frames();
 
