@@ -149,6 +149,11 @@ Pipeline::Pipeline(const Ruleset& ruleset, const HostModel& host, const Pipeline
   opts.match.recent = &recent_lists_;  // one namespace: every table sees the same lists
   opts.match.hashlimit = &hashlimit_tables_;
   opts.match.conntrack_max = config.conntrack.max_entries;
+  // The sets' counters are this pipeline's own (each lcore keeps a copy).
+  if (config.match.ipsets != nullptr) {
+    ipsets_ = *config.match.ipsets;
+    opts.match.ipsets = &ipsets_;
+  }
   opts.initial_counters_from_table = config.counters_from_ruleset;
   for (const Table& t : ruleset_.tables) {
     walkers_[table_index(t.id)] = std::make_unique<ChainWalker>(ChainWalker::build(t, host_, opts));

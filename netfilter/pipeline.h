@@ -327,6 +327,7 @@ class Pipeline {
     }
   };
   ConnLivenessOf conn_liveness_;
+  IpSets ipsets_;  // -m set: a copy of MatchOptions::ipsets (counters, timeouts)
   std::unique_ptr<StringScanner> strings_;  // null: no string rules, or scan_strings off
   Hook scanned_hook_ = Hook::Prerouting;  // the hook strings_ last scanned for
   bool scan_current_ = false;             // strings_'s result is this packet's at scanned_hook_

@@ -35,7 +35,7 @@ std::string format_flow_vary(uint32_t bits) {
       "tcp_flags", "tcp_option", "icmp",      "length",    "payload",  "fragment",
       "mark",      "connmark",   "ct_state",  "ct_status", "ct_expire", "ct_dir",
       "pkttype",   "mac",        "limit",     "statistic", "recent",   "ip_header",
-      "hashlimit", "connlimit",
+      "hashlimit", "connlimit", "ipset",
   };
   std::string out;
   for (unsigned i = 0; i < std::size(kNames); ++i) {
@@ -118,6 +118,7 @@ class RuleCompiler {
   const SourceLocation& where() const noexcept { return rule_.where; }
   uint32_t hz() const noexcept { return options_.hz; }
   uint32_t conntrack_max() const noexcept { return options_.conntrack_max; }
+  IpSets* ipsets() const noexcept { return options_.ipsets; }
   uint64_t seed() const noexcept { return options_.seed; }
   StringPatterns* strings() const noexcept { return options_.strings; }
   MatchState& state() noexcept { return state_; }

@@ -168,6 +168,9 @@ struct MatchOptions {
   HashlimitTables* hashlimit = nullptr;
   /// nf_conntrack_max: the connections a -m connlimit rule can hold.
   uint32_t conntrack_max = 262144;
+  /// The host's IP sets (-m set); null: none exist (a rule naming one is
+  /// refused, as the kernel refuses it).
+  IpSets* ipsets = nullptr;
 };
 
 /// The compiled form of a module: its Compiled type when it has build-time

@@ -159,7 +159,7 @@ const TgtDef& tgt_def(TgtKind k) { return kTargets[k]; }
 constexpr const char* kUnsupportedModules[] = {
     "ah", "bpf", "cgroup", "cluster", "connbytes", "connlabel", "cpu", "dccp", "devgroup",
     "esp", "helper", "ipvs", "osf", "owner", "physdev", "policy", "quota", "rateest", "realm",
-    "rpfilter", "set", "socket", "tcpmss", "time", "u32", "udplite", "ipv6header", "icmp6",
+    "rpfilter", "socket", "tcpmss", "time", "u32", "udplite", "ipv6header", "icmp6",
 };
 
 constexpr const char* kUnsupportedTargets[] = {

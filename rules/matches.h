@@ -23,6 +23,7 @@
 #include "rules/matches/ports.h"
 #include "rules/matches/recent.h"
 #include "rules/matches/sctp.h"
+#include "rules/matches/set.h"
 #include "rules/matches/state.h"
 #include "rules/matches/statistic.h"
 #include "rules/matches/string.h"
@@ -40,7 +41,7 @@ using MatchModules =
     TypeList<TcpMatch, UdpMatch, IcmpMatch, MultiportMatch, ConntrackMatch, StateMatch, AddrtypeMatch, CommentMatch,
              MarkMatch, ConnmarkMatch, IprangeMatch, StringMatch, LimitMatch, StatisticMatch, LengthMatch,
              PkttypeMatch, MacMatch, PortsMatch, RecentMatch, TtlMatch, TosMatch, DscpMatch, EcnMatch,
-             NfacctMatch, SctpMatch, HashlimitMatch, ConnlimitMatch>;
+             NfacctMatch, SctpMatch, HashlimitMatch, ConnlimitMatch, SetMatch>;
 
 /// One module match of a rule (`-m NAME ...`), in rule order.
 using Match = VariantOf<MatchModules>::type;

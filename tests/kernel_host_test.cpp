@@ -322,7 +322,7 @@ TEST(Scenarios, FramesAreWellFormedExceptWhereBadOnPurpose) {
     if (s.name.starts_with("seed") || s.name.find("fragment") != std::string::npos || s.name == "string_match" ||
         s.name == "connmark_marks" || s.name == "recent_lists" ||
         s.name == "ip_header_matches" || s.name == "hashlimit_limits" ||
-        s.name == "connlimit_limits") {
+        s.name == "connlimit_limits" || s.name == "ipset_sets") {
       EXPECT_EQ(bad_l4, 0U);
       EXPECT_EQ(bad_ip, 0U);
     } else if (s.name == "sctp_probes") {
@@ -345,7 +345,8 @@ TEST(Scenarios, SizesAreAsDocumented) {
   EXPECT_EQ(ip_header_traffic_frames().size(), 14U);
   EXPECT_EQ(hashlimit_traffic_frames().size(), 83U);
   EXPECT_EQ(connlimit_traffic_frames().size(), 19U);
-  EXPECT_EQ(all_scenarios().size(), 15U);
+  EXPECT_EQ(ipset_traffic_frames().size(), 22U);
+  EXPECT_EQ(all_scenarios().size(), 16U);
   EXPECT_EQ(sctp_traffic_frames().size(), 58U);
 }
 
@@ -491,7 +492,7 @@ struct KernelRun {
 
 KernelRun run_in_kernel(const Scenario& s) {
   KernelDockerHost host;
-  host.load_rules(s.ruleset);
+  host.load_rules(s.ruleset, s.ipsets);
   host.inject(s.frames);
   KernelRun r;
   r.save = host.save_counters();
@@ -677,7 +678,7 @@ TEST_F(KernelHostTest, ScenariosMatchTheRecordedKernel) {
     const std::string base = recorded_scenarios_dir() + "/" + s.name;
     const KernelRun run = run_in_kernel(s);
     KernelDockerHost traced;
-    traced.load_rules(s.ruleset);
+    traced.load_rules(s.ruleset, s.ipsets);
     const std::string states = states_text(s, traced.trace_states(s.frames));
     const CounterTable traced_counters = parse_rule_counters(traced.save_counters());
     if (record) {

@@ -540,5 +540,29 @@ TEST(NfbenchReplay, SysctlsSetConntrackKnobsAndSayWhatIsNotModelled) {
   EXPECT_NE(bad.err.find("net.ipv4.ip_forward: bad value \"yes\" (expected 0-1)"), std::string::npos) << bad.err;
 }
 
+
+TEST(NfbenchReplay, IpsetsGiveTheSetsOfMatchSetRules) {
+  const std::string capture = source_root() + "/data/captures/seed-case.pcapng";
+  std::string text = read_file(source_root() + "/data/rulesets/docker-28-seed-naive.save");
+  const std::string naive = "-A DOCKER-USER -p tcp --dport 10000 -j DROP";
+  ASSERT_NE(text.find(naive), std::string::npos);
+  text.replace(text.find(naive), 0, "-A DOCKER-USER -m set --match-set blocked src -j DROP\n");
+  const std::string rules = write_temp("set.save", text);
+  const std::string sets = write_temp("host.ipsets", "create blocked hash:net family inet hashsize 1024 maxelem 65536\n"
+                                                     "add blocked 203.0.113.0/24\n");
+  const CommandResult r = nfbench({"replay", "--rules", rules, capture, "--json", "--ipsets", sets});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_GT(nlohmann::json::parse(r.out.substr(json_at(r.out)))["dropped"].get<int>(), 0) << r.out;
+  // Without the sets the rule cannot load, as in the kernel.
+  const CommandResult missing = nfbench({"replay", "--rules", rules, capture});
+  EXPECT_EQ(missing.exit_code, 1) << missing.describe();
+  EXPECT_NE(missing.err.find("set \"blocked\" doesn't exist"), std::string::npos) << missing.err;
+  // A bad sets file says where.
+  const std::string bad = write_temp("bad.ipsets", "create blocked hash:net\nadd blocked 203.0.113.0/33\n");
+  const CommandResult b = nfbench({"replay", "--rules", rules, capture, "--ipsets", bad});
+  EXPECT_EQ(b.exit_code, 1) << b.describe();
+  EXPECT_NE(b.err.find(bad + ":2:13: bad prefix"), std::string::npos) << b.err;
+}
+
 }  // namespace
 }  // namespace nfb

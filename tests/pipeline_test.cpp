@@ -55,6 +55,11 @@ ModelRun run_model(const Scenario& s, bool fast_path, ChainAlgo algo = ChainAlgo
   config.fast_path = fast_path;
   config.algo = algo;
   config.rx_csum_trust = trust;
+  std::optional<IpSets> sets;
+  if (!s.ipsets.empty()) {
+    sets = IpSets::parse(s.ipsets, s.name + ".ipsets");
+    config.match.ipsets = &*sets;
+  }
   auto pipeline = Pipeline::build(rules, host, config);
   ModelRun run;
   uint64_t ts = 1'764'000'000'000'000'000ULL;
@@ -180,11 +185,11 @@ TEST_P(PipelineScenario, FastPathChangesNoCounter) {
   // change with every packet that sets or updates them; the IP header
   // scenario is single-packet probes; the mangle targets rewrite packets of
   // every flow; sctp --chunk-types rules look at every SCTP packet; a
-  // hashlimit or connlimit rule counts every forwarded packet).
+  // hashlimit, connlimit or set rule counts every forwarded packet).
   if (s.name != "fragment_edge_cases" && s.name != "string_match" && s.name != "connmark_marks" &&
       s.name != "recent_lists" && s.name != "ip_header_matches" &&
       s.name != "mangle_targets" && s.name != "sctp_probes" && s.name != "hashlimit_limits" &&
-      s.name != "connlimit_limits") {
+      s.name != "connlimit_limits" && s.name != "ipset_sets") {
     EXPECT_GT(fast.stats.fast_path_packets, 0U);
     EXPECT_LT(fast.stats.walked_packets, slow.stats.walked_packets);
   }
@@ -223,7 +228,8 @@ INSTANTIATE_TEST_SUITE_P(Recorded, PipelineScenario,
                                            "docker27_mixed", "docker28_mixed", "docker28_fragments", "string_match",
                                            "fragment_edge_cases", "connmark_marks", "recent_lists",
                                            "ip_header_matches", "mangle_targets", "sctp_probes",
-                                           "hashlimit_limits", "connlimit_limits"),
+                                           "hashlimit_limits", "connlimit_limits",
+                                           "ipset_sets"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 // ------------------------------------------------------- compiled classifiers
@@ -253,7 +259,7 @@ TEST_P(PipelineAlgo, EqualsTheLinearWalk) {
     if (fast && s.name != "fragment_edge_cases" && s.name != "string_match" && s.name != "connmark_marks" &&
       s.name != "recent_lists" && s.name != "ip_header_matches" &&
       s.name != "mangle_targets" && s.name != "sctp_probes" && s.name != "hashlimit_limits" &&
-      s.name != "connlimit_limits") {
+      s.name != "connlimit_limits" && s.name != "ipset_sets") {
       EXPECT_GT(compiled.stats.fast_path_packets, 0U);
     }
   }
@@ -289,7 +295,8 @@ INSTANTIATE_TEST_SUITE_P(
                                          "docker27_mixed", "docker28_mixed", "docker28_fragments", "string_match",
                                          "fragment_edge_cases", "connmark_marks", "recent_lists",
                                            "ip_header_matches", "mangle_targets", "sctp_probes",
-                                           "hashlimit_limits", "connlimit_limits"),
+                                           "hashlimit_limits", "connlimit_limits",
+                                           "ipset_sets"),
                        ::testing::Values(NFB_TEST_ALGOS)),
     [](const ::testing::TestParamInfo<std::tuple<std::string, ChainAlgo>>& p) {
       return std::get<0>(p.param) + "_" + std::string(chain_algo_name(std::get<1>(p.param)));

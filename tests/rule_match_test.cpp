@@ -1311,5 +1311,106 @@ TEST(ConnlimitMatchTest, UptoDaddrAndRulesKeepTheirOwnLists) {
   EXPECT_FALSE(above.hit(p));
 }
 
+
+// ---------------------------------------------------------------------------
+// set (ipset)
+
+IpSets test_sets() {
+  return IpSets::parse(
+      "create bl hash:net family inet hashsize 1024 maxelem 65536 counters bucketsize 12 initval 0x1\n"
+      "add bl 10.0.0.0/8 packets 0 bytes 0\n"
+      "add bl 10.1.0.0/16 nomatch packets 0 bytes 0\n"
+      "add bl 10.1.2.3 packets 0 bytes 0\n"
+      "create svc hash:ip,port family inet hashsize 1024 maxelem 65536\n"
+      "add svc 172.17.0.2,udp:53\n"
+      "add svc 172.17.0.2,icmp:echo-request\n"
+      "add svc 172.17.0.2,gre:0\n"
+      "create bp bitmap:port range 1000-2000\n"
+      "add bp 1500\n"
+      "create ls list:set size 8\n"
+      "add ls svc\n"
+      "add ls bl\n"
+      "create t hash:ip family inet hashsize 1024 maxelem 65536 timeout 300\n"
+      "add t 10.9.9.9 timeout 10\n"
+      "add t 10.9.9.8 timeout 0\n",
+      "sets");
+}
+
+TEST(SetMatchTest, HashNetTakesTheLongestPrefixFirstAndNomatchSaysNo) {
+  IpSets sets = test_sets();
+  MatchOptions o;
+  o.ipsets = &sets;
+  Tester in(rule_of("-m set --match-set bl src"), o);
+  Tester rn(rule_of("-m set --match-set bl src --return-nomatch"), o);
+  Tester not_in(rule_of("-m set ! --match-set bl src"), o);
+  EXPECT_TRUE(in.hit(udp_from(ip4(10, 2, 0, 1))));
+  EXPECT_FALSE(in.hit(udp_from(ip4(10, 1, 5, 5))));  // the /16 nomatch
+  EXPECT_TRUE(in.hit(udp_from(ip4(10, 1, 2, 3))));   // the /32 inside it
+  EXPECT_FALSE(rn.hit(udp_from(ip4(10, 2, 0, 1))));
+  EXPECT_TRUE(rn.hit(udp_from(ip4(10, 1, 5, 5))));
+  EXPECT_TRUE(not_in.hit(udp_from(ip4(11, 0, 0, 1))));
+}
+
+TEST(SetMatchTest, PortsCarryTheirProtocolAndDimensionsMustBeEnough) {
+  IpSets sets = test_sets();
+  MatchOptions o;
+  o.ipsets = &sets;
+  Tester dd(rule_of("-m set --match-set svc dst,dst"), o);
+  Tester d(rule_of("-m set --match-set svc dst"), o);
+  EXPECT_TRUE(dd.hit(udp_from(ip4(10, 0, 0, 1))));  // udp to 172.17.0.2:53
+  EXPECT_FALSE(d.hit(udp_from(ip4(10, 0, 0, 1))));  // one flag for two dimensions
+  EXPECT_FALSE(dd.hit(tcp_packet({.sport = 1, .dport = 53}, {.dst = ip4(172, 17, 0, 2)})));
+  const Packet ping = icmp_packet(test::icmp_echo(1, 1), {.src = ip4(10, 0, 0, 7), .dst = ip4(172, 17, 0, 2)});
+  EXPECT_TRUE(dd.hit(ping));
+  Tester ds(rule_of("-m set --match-set svc dst,src"), o);
+  EXPECT_TRUE(ds.hit(ping));  // ICMP's "port" whichever flag
+  Tester bp(rule_of("-m set --match-set bp dst"), o);
+  EXPECT_TRUE(bp.hit(tcp_packet({.sport = 1, .dport = 1500}, {})));
+  EXPECT_FALSE(bp.hit(tcp_packet({.sport = 1500, .dport = 1}, {})));
+}
+
+TEST(SetMatchTest, CountersAdvanceBeforeTheComparisonAndListsTakeTheFirstMember) {
+  IpSets sets = test_sets();
+  MatchOptions o;
+  o.ipsets = &sets;
+  Tester gt(rule_of("-m set --match-set bl src --packets-gt 2"), o);
+  const Packet p = udp_from(ip4(10, 2, 0, 1));
+  EXPECT_FALSE(gt.hit(p));  // 1
+  EXPECT_FALSE(gt.hit(p));  // 2
+  EXPECT_TRUE(gt.hit(p));   // 3
+  Tester quiet(rule_of("-m set --match-set bl src ! --update-counters --packets-eq 3"), o);
+  EXPECT_TRUE(quiet.hit(p));
+  EXPECT_TRUE(quiet.hit(p));  // not advanced
+  Tester ls(rule_of("-m set --match-set ls dst,dst"), o);
+  EXPECT_TRUE(ls.hit(udp_from(ip4(10, 0, 0, 1))));  // svc
+  Tester ls1(rule_of("-m set --match-set ls src"), o);
+  EXPECT_TRUE(ls1.hit(p));  // svc needs two flags: skipped; bl
+}
+
+TEST(SetMatchTest, TimeoutsCountFromTheFirstPacket) {
+  IpSets sets = test_sets();
+  MatchOptions o;
+  o.ipsets = &sets;
+  Tester t(rule_of("-m set --match-set t src"), o);
+  EXPECT_TRUE(t.hit(udp_from(ip4(10, 9, 9, 9)), at_second(100)));
+  EXPECT_TRUE(t.hit(udp_from(ip4(10, 9, 9, 9)), at_second(110)));
+  EXPECT_FALSE(t.hit(udp_from(ip4(10, 9, 9, 9)), at_second(110.5)));
+  EXPECT_TRUE(t.hit(udp_from(ip4(10, 9, 9, 8)), at_second(1000)));  // timeout 0: permanent
+}
+
+TEST(SetMatchTest, SetsAreReadWithErrorsThatSayWhere) {
+  EXPECT_THROW(Tester(rule_of("-m set --match-set nosuch src")), LoadError);
+  try {
+    IpSets::parse("create a hash:ip\nadd a 10.0.0.300\n", "s");
+    ADD_FAILURE();
+  } catch (const LoadError& e) {
+    EXPECT_EQ(std::string(e.what()), "s:2:7: bad address \"10.0.0.300\" (expected a.b.c.d)");
+  }
+  EXPECT_THROW(IpSets::parse("create a hash:mac\n", "s"), LoadError);
+  EXPECT_THROW(IpSets::parse("add a 10.0.0.1\n", "s"), LoadError);
+  EXPECT_THROW(IpSets::parse("create l list:set\nadd l missing\n", "s"), LoadError);
+  EXPECT_THROW(IpSets::parse("create a hash:ip\nadd a 10.0.0.1 nomatch\n", "s"), LoadError);
+}
+
 }  // namespace
 }  // namespace nfb

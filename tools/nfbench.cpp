@@ -42,6 +42,7 @@
 #include "pcap/traffic_gen.h"
 #include "rules/classbench.h"
 #include "rules/iptables_list.h"
+#include "rules/ipset.h"
 #include "rules/iptables_save.h"
 #include "rules/ruleset_gen.h"
 #include "tools/compare.h"
@@ -168,6 +169,8 @@ struct ReplayCommand {
   std::string dpdk;             // EAL arguments: receive from DPDK ports instead of a capture
   DpdkReplayOptions ports;
   uint32_t lcores = 1;          // DPDK: lcores, each with its own conntrack shard
+  std::string ipsets;           // `ipset save` of the host (-m set)
+  std::optional<IpSets> ipsets_loaded;
 };
 
 void write_text_file(const std::string& path, const std::string& text) {
@@ -188,6 +191,10 @@ PipelineConfig replay_pipeline_config(ReplayCommand& o) {
     throw std::invalid_argument("--rx-csum: '" + o.rx_csum + "' is not verify or trust");
   config.rx_csum_trust = o.rx_csum == "trust";
   o.replay.rx_csum_trust = config.rx_csum_trust;
+  if (!o.ipsets.empty()) {
+    o.ipsets_loaded = IpSets::parse(read_input_file(o.ipsets), o.ipsets);
+    config.match.ipsets = &*o.ipsets_loaded;
+  }
   return config;
 }
 
@@ -666,6 +673,7 @@ CLI::App* add_replay_command(CLI::App& app, ReplayCommand& o) {
                      "(net.netfilter.nf_conntrack_tcp_be_liberal=1, net.ipv4.conf.eth0.route_localnet=1, ...)");
   replay->add_option("--sysctls", o.host.sysctls_file, "a `sysctl -a` dump of the host (applied before --sysctl)");
   replay->add_option("--host-routes", o.host.routes, "the host's `ip -j route`");
+  replay->add_option("--ipsets", o.ipsets, "the host's IP sets, as `ipset save` prints them (for -m set)");
   replay->add_option("--in-iface", o.replay.in_iface,
                      "ingress interface of frames whose capture interface has no name (default eth0)");
   replay->add_option("--loop", o.replay.loops,

@@ -19,7 +19,7 @@ packages=(
   libbenchmark-dev libgtest-dev libgmock-dev googletest
   libfmt-dev nlohmann-json3-dev libcli11-dev liblzma-dev
   clang libclang-rt-14-dev
-  iptables iproute2 conntrack procps netbase xz-utils python3
+  iptables iproute2 conntrack ipset procps netbase xz-utils python3
 )
 
 install_packages() {

@@ -477,7 +477,8 @@ const NetnsSandbox& KernelDockerHost::peer(std::string_view role) const {
   throw std::invalid_argument("no peer named " + std::string(role));
 }
 
-void KernelDockerHost::load_rules(std::string_view iptables_save_text) {
+void KernelDockerHost::load_rules(std::string_view iptables_save_text, std::string_view ipsets) {
+  if (!ipsets.empty()) run_checked(*host_, {"ipset", "restore"}, ipsets);
   run_checked(*host_, {"iptables-legacy-restore", "--wait=30"}, iptables_save_text);
   run_checked(*host_, {"iptables-legacy", "-w", "30", "-t", "raw", "-I", "OUTPUT", "1", "-j", "DROP"});
   const std::string name = host_->name();

@@ -192,7 +192,7 @@ class KernelDockerHost {
   /// raw table if the text has none). Tables named in the text are replaced,
   /// others are kept; conntrack entries are kept. Throws std::runtime_error
   /// with iptables' stderr when the text is rejected.
-  void load_rules(std::string_view iptables_save_text);
+  void load_rules(std::string_view iptables_save_text, std::string_view ipsets = {});
 
   /// `iptables-legacy-save -c` of the host namespace, comments included.
   std::string save_counters() const;

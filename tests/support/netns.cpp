@@ -358,6 +358,23 @@ CommandResult NetnsSandbox::run(const std::vector<std::string>& argv, std::strin
 }
 
 void NetnsSandbox::restore(std::string_view ruleset, bool counters) const {
+  // Lines "#ipset CMD..." (comments to iptables) are `ipset restore` input:
+  // the sets a ruleset's -m set rules need, created first.
+  std::string sets;
+  for (size_t pos = 0; pos < ruleset.size();) {
+    size_t end = ruleset.find('\n', pos);
+    if (end == std::string_view::npos) end = ruleset.size();
+    const std::string_view line = ruleset.substr(pos, end - pos);
+    if (line.starts_with("#ipset ")) {
+      sets += line.substr(7);
+      sets += '\n';
+    }
+    pos = end + 1;
+  }
+  if (!sets.empty()) {
+    const CommandResult r = run({"ipset", "restore", "-exist"}, sets);
+    if (!r.ok()) throw std::runtime_error("ipset restore in " + name_ + ": " + r.describe());
+  }
   std::vector<std::string> argv{"iptables-legacy-restore", "--wait=30"};
   if (counters) argv.emplace_back("--counters");
   const CommandResult r = run(argv, ruleset);

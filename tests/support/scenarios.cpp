@@ -1954,6 +1954,93 @@ Scenario connlimit_limits() {
           connlimit_traffic_frames()};
 }
 
+// -m set on a Docker host (ipset_traffic_frames), with the sets a
+// hardened host keeps: a blocklist of networks with a nomatch hole and
+// counters, an SSH allowlist, (address, protocol:port) services, a port
+// bitmap, networks with ports, and a list:set of two of them. Rules test
+// sources, destinations after DNAT, too few dimensions, --return-nomatch,
+// `!`, ICMP as a port, and --packets-gt on counters that every rule
+// naming the set advances.
+constexpr std::string_view kIpsets =
+    "create blocklist hash:net family inet hashsize 1024 maxelem 65536 counters bucketsize 12 initval 0x1\n"
+    "add blocklist 203.0.113.0/24 packets 0 bytes 0\n"
+    "add blocklist 203.0.113.128/25 nomatch packets 0 bytes 0\n"
+    "add blocklist 198.51.100.66 packets 0 bytes 0\n"
+    "create ssh_ok hash:ip family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x2\n"
+    "add ssh_ok 198.51.100.7\n"
+    "create svc hash:ip,port family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x3\n"
+    "add svc 172.17.0.2,tcp:6379\n"
+    "add svc 172.18.0.2,udp:53\n"
+    "add svc 198.51.100.1,icmp:echo-request\n"
+    "create lowports bitmap:port range 1-1024\n"
+    "add lowports 22\n"
+    "add lowports 53\n"
+    "create netports hash:net,port family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x4\n"
+    "add netports 203.0.113.0/25,tcp:10000\n"
+    "create both list:set size 8\n"
+    "add both ssh_ok\n"
+    "add both blocklist\n";
+
+constexpr std::string_view kIpsetRules =
+    "iptables -t mangle -A PREROUTING -m set --match-set blocklist src\n"
+    "iptables -t mangle -A PREROUTING -m set --match-set blocklist src --return-nomatch\n"
+    "iptables -t mangle -A PREROUTING -m set ! --match-set ssh_ok src\n"
+    "iptables -t mangle -A PREROUTING -m set --match-set both src\n"
+    "iptables -t mangle -A PREROUTING -m set --match-set lowports dst\n"
+    "iptables -t mangle -A PREROUTING -m set --match-set netports src,dst\n"
+    "iptables -t mangle -A FORWARD -m set --match-set svc dst,dst\n"
+    "iptables -t mangle -A FORWARD -m set --match-set svc dst\n"
+    "iptables -A DOCKER-USER -m set --match-set blocklist src --packets-gt 4 -j DROP\n"
+    "iptables -A DOCKER-USER -m set --match-set blocklist src ! --update-counters\n"
+    "iptables -A INPUT -p tcp --dport 22 -m set ! --match-set ssh_ok src -j DROP\n"
+    "iptables -A INPUT -m set --match-set svc dst,dst\n"
+    "iptables -A INPUT -p icmp -m set --match-set svc dst,src\n";
+
+std::vector<InjectedFrame> ipset_traffic_frames() {
+  Traffic t(0x69707365);
+  Rng& r = t.rng();
+  const uint32_t listed = ip4(203, 0, 113, 10);  // in 203.0.113.0/24 (and /25)
+  const uint32_t hole = ip4(203, 0, 113, 200);   // in the nomatch /25
+  const uint32_t single = ip4(198, 51, 100, 66);
+  const uint32_t admin = ip4(198, 51, 100, 7);   // ssh_ok
+  // 1. SYNs to published 10000: four from the listed source, two each from
+  //    the hole and the single address, one from the admin.
+  for (int i = 0; i < 4; ++i) lone_segment(t, dh::kEth0, {listed, r.port()}, {kHost, 10000}, kSyn);
+  for (const uint32_t src : {hole, single}) {
+    for (int i = 0; i < 2; ++i) lone_segment(t, dh::kEth0, {src, r.port()}, {kHost, 10000}, kSyn);
+  }
+  lone_segment(t, dh::kEth0, {admin, r.port()}, {kHost, 10000}, kSyn);
+  // 2. DNS to published 5353 from the admin and the hole, answered.
+  for (const uint32_t src : {admin, hole}) {
+    const Endpoint cl{src, r.port()};
+    const uint16_t id = r.next16();
+    t.add(dh::kEth0, udp_packet(cl, {kHost, 5353}, dns_query(id, "example.com"), r.next16(), kOutsideTtl));
+    t.add(dh::kBridge2,
+          udp_packet({dh::kDnsIp, 53}, cl, dns_answer(id, "example.com", kExampleCom), r.next16(), kLocalTtl));
+  }
+  // 3. SSH to the host from the admin and the single address; pings.
+  lone_segment(t, dh::kEth0, {admin, r.port()}, {kHost, 22}, kSyn);
+  lone_segment(t, dh::kEth0, {single, r.port()}, {kHost, 22}, kSyn);
+  t.add(dh::kEth0, icmp_packet(admin, kHost, test::icmp_echo(0x5151, 1), r.next16(), kOutsideTtl));
+  t.add(dh::kEth0, icmp_packet(listed, kHost, test::icmp_echo(0x5152, 1), r.next16(), kOutsideTtl));
+  // 4. A connection from the admin to 10000 with data.
+  {
+    Tcp conn = published_tcp(t, admin, 10000, dh::kDocker0, {dh::kRedisIp, 6379});
+    conn.handshake();
+    conn.send(Tcp::kClient, kPsh | kAck, kRedisPing);
+    conn.send(Tcp::kServer, kPsh | kAck, kRedisPong);
+  }
+  return t.take();
+}
+
+Scenario ipset_sets() {
+  Scenario s{"ipset_sets",
+             apply_iptables_commands(std::string(kMangleTable) + bundled_ruleset("docker-28.save"), kIpsetRules),
+             ipset_traffic_frames()};
+  s.ipsets = std::string(kIpsets);
+  return s;
+}
+
 std::vector<Scenario> all_scenarios() {
   std::vector<Scenario> all;
   all.push_back(seed_case_naive());
@@ -1971,6 +2058,7 @@ std::vector<Scenario> all_scenarios() {
   all.push_back(sctp_probes());
   all.push_back(hashlimit_limits());
   all.push_back(connlimit_limits());
+  all.push_back(ipset_sets());
   return all;
 }
 

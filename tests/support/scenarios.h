@@ -42,6 +42,9 @@ struct Scenario {
   /// (NAME.conntrack, see recorded_conntrack_lines()) and compared entry by
   /// entry.
   bool conntrack_table = false;
+  /// The host's IP sets (`ipset save` text), restored before the rules
+  /// (kernel) and given to the model as MatchOptions::ipsets.
+  std::string ipsets = {};
 };
 
 /// The text of data/rulesets/<file_name>. Throws std::runtime_error when it
@@ -135,6 +138,16 @@ Scenario connlimit_limits();
 /// refused; three DNS
 /// flows from C to 5353; SSH SYNs to the host (A twice, C once).
 std::vector<InjectedFrame> connlimit_traffic_frames();
+
+/// -m set on docker-28.save with a host's sets (kIpsets: a hash:net
+/// blocklist with a nomatch hole and counters, a hash:ip allowlist,
+/// hash:ip,port services, a bitmap:port, hash:net,port and a list:set).
+/// Traffic: ipset_traffic_frames.
+Scenario ipset_sets();
+/// SYNs to 10000 from listed, excepted (nomatch), single-listed and allowed
+/// sources; DNS to 5353 answered; SSH SYNs and pings to the host; a whole
+/// connection from the allowed source.
+std::vector<InjectedFrame> ipset_traffic_frames();
 
 /// The frames of the seed case (seed_case_*).
 std::vector<InjectedFrame> seed_case_frames();

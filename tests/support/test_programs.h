@@ -25,6 +25,7 @@ inline constexpr TestProgram kTestPrograms[] = {
     {"iptables-legacy-save", "iptables"},
     {"iptables-legacy-restore", "iptables"},
     {"conntrack", "conntrack"},
+    {"ipset", "ipset"},
     {"sysctl", "procps"},
     {"sh", "dash"},
     {"cat", "coreutils"},

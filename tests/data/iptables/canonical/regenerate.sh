@@ -39,10 +39,15 @@ fresh_ns() {
   ns_made=1
 }
 
-# load FILE COUNTERS_FLAG -> prints the save output without '#' lines.
+# load FILE COUNTERS_FLAG [SETS_FILE] -> prints the save output without '#'
+# lines. "#ipset ..." lines of SETS_FILE (default FILE) are `ipset restore`
+# input: the sets the rules name, created first.
 load_and_save() {
-  local file=$1 flag=$2
+  local file=$1 flag=$2 sets=${3:-$1}
   fresh_ns
+  if grep -q '^#ipset ' "$sets"; then
+    sed -n 's/^#ipset //p' "$sets" | ip netns exec "$ns" ipset restore -exist
+  fi
   if ! ip netns exec "$ns" iptables-legacy-restore $flag < "$file"; then
     echo "regenerate.sh: iptables-legacy-restore $flag rejected $file" >&2
     return 1
@@ -81,7 +86,7 @@ for area in "${areas[@]}"; do
   mv "$tmp" "$kernel"
   chmod 644 "$kernel"
 
-  again=$(load_and_save "$kernel" "$flag") || { status=1; continue; }
+  again=$(load_and_save "$kernel" "$flag" "$input") || { status=1; continue; }
   if ! diff -u <(by_table < "$kernel") <(printf '%s\n' "$again" | by_table) >&2; then
     echo "regenerate.sh: $area.kernel is not a fixed point (see diff above)" >&2
     status=1
