@@ -564,5 +564,66 @@ TEST(NfbenchReplay, IpsetsGiveTheSetsOfMatchSetRules) {
   EXPECT_NE(b.err.find(bad + ":2:13: bad prefix"), std::string::npos) << b.err;
 }
 
+
+// nfbench snapshot in a network namespace (root), read back by replay --host.
+TEST(NfbenchSnapshot, AFolderOfTheHostReplaysAsItsFilesDo) {
+  if (auto why = NetnsSandbox::unavailable_reason()) GTEST_SKIP() << *why;
+  std::string rules = read_file(source_root() + "/data/rulesets/docker-28-seed-naive.save");
+  const std::string naive = "-A DOCKER-USER -p tcp --dport 10000 -j DROP";
+  ASSERT_NE(rules.find(naive), std::string::npos);
+  rules.replace(rules.find(naive), 0, "-A DOCKER-USER -m set --match-set blocked src -j DROP\n");
+  NetnsSandbox ns;
+  // The seed capture's interfaces, with the host's addresses.
+  for (const std::vector<std::string>& cmd :
+       {std::vector<std::string>{"ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"},
+        std::vector<std::string>{"ip", "addr", "add", "198.51.100.1/24", "dev", "eth0"},
+        std::vector<std::string>{"ip", "link", "set", "eth0", "up"},
+        std::vector<std::string>{"ip", "link", "add", "docker0", "type", "bridge"},
+        std::vector<std::string>{"ip", "addr", "add", "172.17.0.1/16", "dev", "docker0"},
+        std::vector<std::string>{"ip", "link", "set", "docker0", "up"},
+        std::vector<std::string>{"sysctl", "-q", "-w", "net.ipv4.ip_forward=1"}}) {
+    const CommandResult r = ns.run(cmd);
+    ASSERT_TRUE(r.ok()) << r.describe();
+  }
+  ns.restore("#ipset create blocked hash:net family inet hashsize 1024 maxelem 65536\n"
+             "#ipset add blocked 203.0.113.0/24\n" + rules);
+  const std::string dir = ::testing::TempDir() + "/nfb-snapshot";
+  const char* build = std::getenv("NFB_BUILD_ROOT");
+  const std::string exe = std::string(build != nullptr ? build : ".") + "/tools/nfbench";
+  const CommandResult snap = ns.run({exe, "snapshot", dir});
+  ASSERT_TRUE(snap.ok()) << snap.describe();
+  EXPECT_NE(snap.out.find("iptables.save: iptables-legacy-save -c"), std::string::npos) << snap.out;
+  EXPECT_NE(read_file(dir + "/iptables.save").find("-A DOCKER-USER -m set --match-set blocked src -j DROP"),
+            std::string::npos);
+  EXPECT_NE(read_file(dir + "/ipset.save").find("add blocked 203.0.113.0/24"), std::string::npos);
+  EXPECT_NE(read_file(dir + "/ip-addr.json").find("\"ifname\":\"lo\""), std::string::npos);
+  EXPECT_NE(read_file(dir + "/sysctl.txt").find("net.ipv4.ip_forward = "), std::string::npos);
+  EXPECT_EQ(read_file(dir + "/sysctl.txt").find("kernel."), std::string::npos);
+  // --host DIR is the same as naming its files.
+  const std::string capture = source_root() + "/data/captures/seed-case.pcapng";
+  const std::string c1 = ::testing::TempDir() + "/by-dir.save";
+  const std::string c2 = ::testing::TempDir() + "/by-files.save";
+  const CommandResult by_dir = nfbench({"replay", "--host", dir, capture, "--save-counters", c1});
+  const CommandResult by_files =
+      nfbench({"replay", "--rules", dir + "/iptables.save", "--host-addrs", dir + "/ip-addr.json", "--host-routes",
+               dir + "/ip-route.json", "--sysctls", dir + "/sysctl.txt", "--ipsets", dir + "/ipset.save", capture,
+               "--save-counters", c2});
+  ASSERT_EQ(by_dir.exit_code, 0) << by_dir.describe();
+  ASSERT_EQ(by_files.exit_code, 0) << by_files.describe();
+  EXPECT_EQ(read_file(c1), read_file(c2));
+  // Forwarding is on (the snapshot's sysctl): the set's rule drops the
+  // seed case's clients (203.0.113.0/24).
+  EXPECT_EQ(read_file(c1).find("[0:0] -A DOCKER-USER -m set --match-set blocked src -j DROP"), std::string::npos)
+      << read_file(c1);
+  EXPECT_NE(read_file(c1).find("-A DOCKER-USER -m set --match-set blocked src -j DROP"), std::string::npos);
+  // Not a folder, or one without iptables.save: an error naming it.
+  const CommandResult not_dir = nfbench({"replay", "--host", capture, capture});
+  EXPECT_EQ(not_dir.exit_code, 1);
+  EXPECT_NE(not_dir.err.find("--host " + capture + ": not a directory"), std::string::npos) << not_dir.err;
+  const CommandResult neither = nfbench({"replay", capture});
+  EXPECT_EQ(neither.exit_code, 1);
+  EXPECT_NE(neither.err.find("give --rules FILE or --host DIR"), std::string::npos) << neither.err;
+}
+
 }  // namespace
 }  // namespace nfb

@@ -843,16 +843,19 @@ TEST(FlowVaryTest, BitsOnlyWhenTheFlowInvariantCoreMatched) {
   EXPECT_EQ(vary, kVaryTcpFlags | kVaryLength);
   const CompiledRule plain = compile_rule(rule_of("-d 172.17.0.2 -p tcp --dport 80 -i eth0"), host(), st);
   EXPECT_EQ(plain.vary, 0U);
+  IpSets sets = IpSets::parse("create s hash:ip\n", "sets");
+  MatchOptions with_sets;
+  with_sets.ipsets = &sets;
   EXPECT_EQ(compile_rule(rule_of("-m limit --limit 1/s -m statistic --mode nth --every 2 --packet 0 -m recent --set "
                                  "-m hashlimit --hashlimit-upto 1/s --hashlimit-name h -m connlimit "
-                                 "--connlimit-above 1"),
-                         host(), st)
+                                 "--connlimit-above 1 -m set --match-set s src"),
+                         host(), st, with_sets)
                 .vary &
                 kVaryStateful,
             kVaryStateful);
   EXPECT_EQ(format_flow_vary(kVaryTcpFlags | kVaryMark | kVaryStatistic | kVaryRecent),
             "tcp_flags,mark,statistic,recent");
-  EXPECT_EQ(format_flow_vary(kVaryHashlimit | kVaryConnlimit), "hashlimit,connlimit");
+  EXPECT_EQ(format_flow_vary(kVaryHashlimit | kVaryConnlimit | kVaryIpset), "hashlimit,connlimit,ipset");
   EXPECT_EQ(format_flow_vary(0), "");
 }
 

@@ -41,11 +41,12 @@
 #include "pcap/replay.h"
 #include "pcap/traffic_gen.h"
 #include "rules/classbench.h"
-#include "rules/iptables_list.h"
 #include "rules/ipset.h"
+#include "rules/iptables_list.h"
 #include "rules/iptables_save.h"
 #include "rules/ruleset_gen.h"
 #include "tools/compare.h"
+#include "tools/snapshot.h"
 
 namespace nfb {
 namespace {
@@ -170,6 +171,8 @@ struct ReplayCommand {
   DpdkReplayOptions ports;
   uint32_t lcores = 1;          // DPDK: lcores, each with its own conntrack shard
   std::string ipsets;           // `ipset save` of the host (-m set)
+  std::string host_dir;         // --host DIR: a folder from `nfbench snapshot`
+  CLI::Option* rules_opt = nullptr;
   std::optional<IpSets> ipsets_loaded;
 };
 
@@ -338,9 +341,28 @@ nlohmann::json replay_json(const ReplayCommand& o, const ReplayReport& r, const 
 // Replays a capture through the netfilter pipeline of a host (pcap/replay.h),
 // or DPDK ports (pcap/dpdk_port.h): every frame read is emitted, dropped with
 // a reason, or counted invalid. Setup, run, then the report.
+// --host DIR (a folder from `nfbench snapshot`): its files stand in for
+// --rules, --host-addrs/--host-routes, --sysctls and --ipsets not given.
+void apply_host_folder(ReplayCommand& o) {
+  if (o.host_dir.empty()) {
+    if (o.rules_opt != nullptr && o.rules_opt->count() == 0)
+      throw std::invalid_argument("replay: give --rules FILE or --host DIR");
+    return;
+  }
+  const HostFolder h = HostFolder::open(o.host_dir);
+  if (o.rules.empty()) o.rules = h.rules;
+  if (o.host.addrs.empty() && o.host.routes.empty()) {
+    o.host.addrs = h.addrs;
+    o.host.routes = h.routes;
+  }
+  if (o.host.sysctls_file.empty()) o.host.sysctls_file = h.sysctls;
+  if (o.ipsets.empty()) o.ipsets = h.ipsets;
+}
+
 int cmd_replay(ReplayCommand& o) {
   if (o.unsupported != "error" && o.unsupported != "never-match")
     throw std::invalid_argument("--unsupported: '" + o.unsupported + "' is not error or never-match");
+  apply_host_folder(o);
   const Ruleset rules =
       load_iptables_save_file(o.rules, ReadOptions{.unsupported_never_match = o.unsupported == "never-match"});
   const std::vector<std::string> approximate = unsupported_rules(rules);
@@ -666,7 +688,10 @@ CLI::App* add_replay_command(CLI::App& app, ReplayCommand& o) {
   CLI::App* replay = app.add_subcommand(
       "replay", "Replay a capture through the host's netfilter pipeline (raw, conntrack, nat, routing, filter)");
   replay->add_option("CAPTURE", o.replay.capture, "pcap or pcapng file (.xz too); or use --dpdk");
-  replay->add_option("--rules", o.rules, "iptables-save file of the host")->required();
+  o.rules_opt = replay->add_option("--rules", o.rules, "iptables-save file of the host (or --host DIR)");
+  replay->add_option("--host", o.host_dir,
+                     "a folder from `nfbench snapshot`: the host's rules, addresses, routes, sysctls and IP sets "
+                     "(options given beside it win)");
   replay->add_option("--host-addrs", o.host.addrs, "the host's `ip -j addr` (default: the Docker host)");
   replay->add_option("--sysctl", o.host.sysctls,
                      "NAME=VALUE, repeatable: a conntrack or host setting by its sysctl name "
@@ -849,7 +874,13 @@ std::vector<std::string> split_commas(const std::string& list) {
 }
 
 /// Every subcommand's options and its CLI11 object (set when it was given).
+struct SnapshotCommand {
+  std::string dir;
+  CLI::App* cmd = nullptr;
+};
+
 struct Commands {
+  SnapshotCommand snapshot;
   RulesCommand rules;
   ParseCommand parse;
   ReplayCommand replay;
@@ -876,6 +907,10 @@ void add_commands(CLI::App& app, Commands& c) {
   c.lint_cmd = add_lint_command(app, c.lint);
   c.explain_cmd = add_explain_command(app, c.explain);
   add_gen_command(app, c.gen);
+  c.snapshot.cmd = app.add_subcommand(
+      "snapshot", "Save this host's netfilter state (iptables-save -c, ip -j addr/route/link, sysctls, ipset save) "
+                  "into a folder for `replay --host DIR`");
+  c.snapshot.cmd->add_option("DIR", c.snapshot.dir, "the folder (created; its files are replaced)")->required();
 }
 
 // Runs the subcommand the command line gave. Throws what it throws.
@@ -894,6 +929,10 @@ int run_command(Commands& c) {
   }
   if (*c.gen.docker_cmd || *c.gen.kube_cmd) return cmd_gen_ruleset(c.gen);
   if (*c.gen.traffic_cmd) return cmd_gen_traffic(c.gen);
+  if (*c.snapshot.cmd) {
+    fmt::print("{}", take_snapshot(c.snapshot.dir));
+    return 0;
+  }
   return 0;
 }
 
