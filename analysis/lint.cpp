@@ -130,7 +130,8 @@ std::optional<Probe> probe_for(const Rule& dnat, uint8_t proto, uint16_t port, c
   return std::nullopt;
 }
 
-void check_published_ports(const Ruleset& rules, const HostModel& host, std::vector<LintFinding>& out) {
+void check_published_ports(const Ruleset& rules, const HostModel& host, IpSets* ipsets,
+                           std::vector<LintFinding>& out) {
   const Table* nat = table_of(rules, TableId::Nat);
   const Table* filter = table_of(rules, TableId::Filter);
   if (nat == nullptr || filter == nullptr) return;
@@ -159,6 +160,7 @@ void check_published_ports(const Ruleset& rules, const HostModel& host, std::vec
           if (!seen) {
             PipelineConfig cfg;
             cfg.conntrack.max_entries = 1024;
+            cfg.match.ipsets = ipsets;
             pipeline = Pipeline::build(rules, host, cfg);
             seen = explain_probe(*pipeline, rules, host, *probe, kProbeTime);
           }
@@ -187,6 +189,7 @@ void check_published_ports(const Ruleset& rules, const HostModel& host, std::vec
           }
           PipelineConfig cfg;
           cfg.conntrack.max_entries = 1024;
+          cfg.match.ipsets = ipsets;
           auto fixed_pipeline = Pipeline::build(fixed, host, cfg);
           const Explanation after = explain_probe(*fixed_pipeline, fixed, host, *probe, kProbeTime);
           const Rule& fix_rule = table_of(fixed, TableId::Filter)->chains[ci].rules[pos];
@@ -235,9 +238,11 @@ void subtract(const Box& a, const Box& b, std::vector<Box>& out) {
   }
 }
 
-void check_shadowed(const Ruleset& rules, const HostModel& host, std::vector<LintFinding>& out) {
+void check_shadowed(const Ruleset& rules, const HostModel& host, IpSets* ipsets, std::vector<LintFinding>& out) {
+  WalkOptions wo;
+  wo.match.ipsets = ipsets;
   for (const Table& t : rules.tables) {
-    const ChainWalker walker = ChainWalker::build(t, host);
+    const ChainWalker walker = ChainWalker::build(t, host, wo);
     for (uint32_t ci = 0; ci < walker.chain_count(); ++ci) {
       const Chain& chain = t.chains[ci];
       const RuleBoxes rb = chain_boxes(walker, ci, host, chain_box_context(walker, ci));
@@ -308,10 +313,10 @@ void check_unreferenced(const Ruleset& rules, std::vector<LintFinding>& out) {
 
 }  // namespace
 
-std::vector<LintFinding> lint_ruleset(const Ruleset& rules, const HostModel& host) {
+std::vector<LintFinding> lint_ruleset(const Ruleset& rules, const HostModel& host, IpSets* ipsets) {
   std::vector<LintFinding> out;
-  check_published_ports(rules, host, out);
-  check_shadowed(rules, host, out);
+  check_published_ports(rules, host, ipsets, out);
+  check_shadowed(rules, host, ipsets, out);
   check_unreferenced(rules, out);
   return out;
 }

@@ -42,8 +42,9 @@ struct LintFinding {
 };
 
 /// Every finding of the three checks above, in the ruleset's order of
-/// tables, chains and rules.
-std::vector<LintFinding> lint_ruleset(const Ruleset& rules, const HostModel& host);
+/// tables, chains and rules. `ipsets`: the host's IP sets, which -m set
+/// rules need (null: none; such a rule is then refused).
+std::vector<LintFinding> lint_ruleset(const Ruleset& rules, const HostModel& host, IpSets* ipsets = nullptr);
 
 /// "FILE:LINE:COL: kind: message" with the evidence and the fix indented below.
 std::string format_lint(const std::vector<LintFinding>& findings);

@@ -557,6 +557,14 @@ TEST(NfbenchReplay, IpsetsGiveTheSetsOfMatchSetRules) {
   const CommandResult missing = nfbench({"replay", "--rules", rules, capture});
   EXPECT_EQ(missing.exit_code, 1) << missing.describe();
   EXPECT_NE(missing.err.find("set \"blocked\" doesn't exist"), std::string::npos) << missing.err;
+  // lint and explain take them too: the seed case's naive rule is still found.
+  const CommandResult lint = nfbench({"lint", rules, "--ipsets", sets});
+  EXPECT_EQ(lint.exit_code, 1) << lint.describe();
+  EXPECT_NE(lint.out.find("published-port"), std::string::npos) << lint.out;
+  const CommandResult explain = nfbench({"explain", rules, "--ipsets", sets, "--packet",
+                                         "tcp 203.0.113.5:40000 -> 198.51.100.1:10000 in eth0"});
+  EXPECT_EQ(explain.exit_code, 0) << explain.describe();
+  EXPECT_NE(explain.out.find("-m set --match-set blocked src -j DROP"), std::string::npos) << explain.out;
   // A bad sets file says where.
   const std::string bad = write_temp("bad.ipsets", "create blocked hash:net\nadd blocked 203.0.113.0/33\n");
   const CommandResult b = nfbench({"replay", "--rules", rules, capture, "--ipsets", bad});

@@ -134,6 +134,12 @@ struct HostFiles {
   std::string routes;
   std::string sysctls_file;
   std::vector<std::string> sysctls;
+  std::string ipsets;  // --ipsets: `ipset save` of the host (-m set)
+  /// The host's IP sets, when --ipsets was given.
+  std::optional<IpSets> load_ipsets() const {
+    if (ipsets.empty()) return std::nullopt;
+    return IpSets::parse(read_input_file(ipsets), ipsets);
+  }
   HostModel load(CtConfig* conntrack = nullptr) const {
     if (addrs.empty() != routes.empty()) throw std::invalid_argument("--host-addrs and --host-routes go together");
     HostSpec spec = addrs.empty() ? default_docker_host_spec()
@@ -170,7 +176,6 @@ struct ReplayCommand {
   std::string dpdk;             // EAL arguments: receive from DPDK ports instead of a capture
   DpdkReplayOptions ports;
   uint32_t lcores = 1;          // DPDK: lcores, each with its own conntrack shard
-  std::string ipsets;           // `ipset save` of the host (-m set)
   std::string host_dir;         // --host DIR: a folder from `nfbench snapshot`
   CLI::Option* rules_opt = nullptr;
   std::optional<IpSets> ipsets_loaded;
@@ -194,10 +199,8 @@ PipelineConfig replay_pipeline_config(ReplayCommand& o) {
     throw std::invalid_argument("--rx-csum: '" + o.rx_csum + "' is not verify or trust");
   config.rx_csum_trust = o.rx_csum == "trust";
   o.replay.rx_csum_trust = config.rx_csum_trust;
-  if (!o.ipsets.empty()) {
-    o.ipsets_loaded = IpSets::parse(read_input_file(o.ipsets), o.ipsets);
-    config.match.ipsets = &*o.ipsets_loaded;
-  }
+  o.ipsets_loaded = o.host.load_ipsets();
+  if (o.ipsets_loaded) config.match.ipsets = &*o.ipsets_loaded;
   return config;
 }
 
@@ -356,7 +359,7 @@ void apply_host_folder(ReplayCommand& o) {
     o.host.routes = h.routes;
   }
   if (o.host.sysctls_file.empty()) o.host.sysctls_file = h.sysctls;
-  if (o.ipsets.empty()) o.ipsets = h.ipsets;
+  if (o.host.ipsets.empty()) o.host.ipsets = h.ipsets;
 }
 
 int cmd_replay(ReplayCommand& o) {
@@ -552,7 +555,8 @@ struct CompareCommand {
 int cmd_lint(const std::string& rules_file, const HostFiles& hf, bool json) {
   const Ruleset rules = load_iptables_save_file(rules_file);
   const HostModel host = hf.load();
-  const std::vector<LintFinding> found = lint_ruleset(rules, host);
+  std::optional<IpSets> sets = hf.load_ipsets();
+  const std::vector<LintFinding> found = lint_ruleset(rules, host, sets ? &*sets : nullptr);
   if (json) {
     nlohmann::json j = nlohmann::json::array();
     for (const LintFinding& f : found) {
@@ -572,7 +576,10 @@ int cmd_explain(const std::string& rules_file, const HostFiles& hf, const std::s
                 unsigned then) {
   const Ruleset rules = load_iptables_save_file(rules_file);
   const HostModel host = hf.load();
-  auto pipeline = Pipeline::build(rules, host, PipelineConfig{});
+  std::optional<IpSets> sets = hf.load_ipsets();
+  PipelineConfig config;
+  if (sets) config.match.ipsets = &*sets;
+  auto pipeline = Pipeline::build(rules, host, config);
   const Probe probe = parse_probe(packet, "--packet");
   uint64_t ts = 1'000'000'000'000ULL;
   const Explanation first = explain_probe(*pipeline, rules, host, probe, ts);
@@ -698,7 +705,7 @@ CLI::App* add_replay_command(CLI::App& app, ReplayCommand& o) {
                      "(net.netfilter.nf_conntrack_tcp_be_liberal=1, net.ipv4.conf.eth0.route_localnet=1, ...)");
   replay->add_option("--sysctls", o.host.sysctls_file, "a `sysctl -a` dump of the host (applied before --sysctl)");
   replay->add_option("--host-routes", o.host.routes, "the host's `ip -j route`");
-  replay->add_option("--ipsets", o.ipsets, "the host's IP sets, as `ipset save` prints them (for -m set)");
+  replay->add_option("--ipsets", o.host.ipsets, "the host's IP sets, as `ipset save` prints them (for -m set)");
   replay->add_option("--in-iface", o.replay.in_iface,
                      "ingress interface of frames whose capture interface has no name (default eth0)");
   replay->add_option("--loop", o.replay.loops,
@@ -786,6 +793,7 @@ CLI::App* add_lint_command(CLI::App& app, LintCommand& o) {
   lint->add_option("RULES", o.rules, "iptables-save file")->required();
   lint->add_option("--host-addrs", o.host.addrs, "the host's `ip -j addr` (default: the Docker host)");
   lint->add_option("--host-routes", o.host.routes, "the host's `ip -j route`");
+  lint->add_option("--ipsets", o.host.ipsets, "the host's IP sets, as `ipset save` prints them (for -m set)");
   lint->add_flag("--json", o.json, "print the findings as a JSON array");
   return lint;
 }
@@ -802,6 +810,7 @@ CLI::App* add_explain_command(CLI::App& app, ExplainCommand& o) {
   explain->add_option("--then", o.then, "then N later packets of the same connection (default 0)");
   explain->add_option("--host-addrs", o.host.addrs, "the host's `ip -j addr` (default: the Docker host)");
   explain->add_option("--host-routes", o.host.routes, "the host's `ip -j route`");
+  explain->add_option("--ipsets", o.host.ipsets, "the host's IP sets, as `ipset save` prints them (for -m set)");
   return explain;
 }
 
