@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 #include <string>
@@ -25,6 +26,7 @@
 #include "tests/support/frame_builder.h"
 #include "tests/support/netns.h"
 #include "tests/support/scenarios.h"
+#include "tests/support/test_data.h"
 
 namespace nfb {
 namespace {
@@ -777,6 +779,31 @@ TEST_F(KernelHostTest, SeedCasePostDnatRuleDropsTheSameSyns) {
   // client's DNAT'd traffic.
   EXPECT_EQ(rule.counters,
             rule_with(fixed.counters, "filter", "DOCKER-USER", "--ctorigdstport 10000").counters);
+}
+
+
+// The kernel tests' host as a snapshot folder: `nfbench snapshot` in the
+// Docker host's namespace, then `replay --host DIR` of the seed case's
+// capture (the same frames) counts what the kernel counted.
+TEST_F(KernelHostTest, ASnapshotOfTheHostReplaysAsTheKernelCounts) {
+  const Scenario s = seed_case_naive();
+  KernelDockerHost host;
+  host.load_rules(s.ruleset, s.ipsets);
+  const std::string dir = ::testing::TempDir() + "/kernel-host-snapshot";
+  const char* build = std::getenv("NFB_BUILD_ROOT");
+  const std::string exe = std::string(build != nullptr ? build : ".") + "/tools/nfbench";
+  const CommandResult snap = host.host().run({exe, "snapshot", dir});
+  ASSERT_TRUE(snap.ok()) << snap.describe();
+  host.inject(s.frames);
+  const CounterTable kernel = parse_rule_counters(host.save_counters());
+  const std::string out = ::testing::TempDir() + "/kernel-host-snapshot.save";
+  const CommandResult r = run_command(
+      {exe, "replay", "--host", dir, (test::source_root() / "data/captures/seed-case.pcapng").string(),
+       "--save-counters", out});
+  ASSERT_TRUE(r.ok()) << r.describe();
+  std::ifstream in(out);
+  const std::string saved{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  EXPECT_EQ(join(diff_counters(kernel, parse_rule_counters(saved))), "");
 }
 
 }  // namespace
