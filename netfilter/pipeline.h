@@ -249,6 +249,13 @@ class Pipeline {
   const StringScanner* string_scanner() const noexcept { return strings_.get(); }
   const HostModel& host() const noexcept { return host_; }
 
+  // Compiled matches point into this object (conntrack, hashlimit tables,
+  // IP sets): it stays where build() made it.
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+  Pipeline(Pipeline&&) = delete;
+  Pipeline& operator=(Pipeline&&) = delete;
+
  private:
   Pipeline(const Ruleset& ruleset, const HostModel& host, const PipelineConfig& config);
 

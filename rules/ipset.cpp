@@ -199,8 +199,12 @@ IpSets IpSets::parse(std::string_view text, const std::string& file) {
   IpSets out;
   uint32_t line_no = 0;
   size_t pos = 0;
-  std::vector<std::vector<std::pair<std::string, uint32_t>>> pending_members;  // list:set adds, resolved at the end
-  std::vector<uint32_t> pending_line;
+  struct Member {
+    std::string name;
+    uint32_t line;
+    uint32_t col;
+  };
+  std::vector<std::vector<Member>> pending_members;  // list:set adds, resolved at the end
   while (pos <= text.size()) {
     size_t end = text.find('\n', pos);
     if (end == std::string_view::npos) end = text.size();
@@ -249,6 +253,8 @@ IpSets IpSets::parse(std::string_view text, const std::string& file) {
         } else if (o == "hashsize" || o == "maxelem" || o == "bucketsize" || o == "initval" || o == "markmask") {
           arg();  // sizing and hashing: no effect on answers
         } else if (o == "netmask") {
+          if (s.type != IpSetType::HashIp && s.type != IpSetType::BitmapIp)
+            p.fail(w[i].col, fmt::format("netmask is for hash:ip and bitmap:ip sets, not {}", t));
           const Word& m = arg();
           auto n = parse_dec_uint(m.text, 32);
           if (!n || *n == 0) p.fail(m.col, fmt::format("bad netmask \"{}\" (expected 1-32)", m.text));
@@ -292,7 +298,6 @@ IpSets IpSets::parse(std::string_view text, const std::string& file) {
         p.fail(w[2].col, fmt::format("{} needs a range", t));
       out.sets_.push_back(std::move(s));
       pending_members.emplace_back();
-      pending_line.push_back(line_no);
       continue;
     }
     if (cmd != "add" && cmd != "-A" && cmd != "a")
@@ -329,7 +334,7 @@ IpSets IpSets::parse(std::string_view text, const std::string& file) {
     }
     const Word& el = w[2];
     if (s.type == IpSetType::ListSet) {
-      pending_members[si].emplace_back(el.text, el.col);
+      pending_members[si].push_back({el.text, line_no, el.col});
       s.elems.push_back(e);
       continue;
     }
@@ -379,7 +384,7 @@ IpSets IpSets::parse(std::string_view text, const std::string& file) {
         break;
       }
       case IpSetType::BitmapIp: {
-        k.ip = p.ip(parts[0], el.col);
+        k.ip = p.ip(parts[0], el.col) & Parser::prefix_mask(s.netmask);
         if (k.ip < s.range_lo || k.ip > s.range_hi) p.fail(el.col, fmt::format("{} is outside the set's range", parts[0]));
         break;
       }
@@ -398,11 +403,11 @@ IpSets IpSets::parse(std::string_view text, const std::string& file) {
   }
   // list:set members, in list order.
   for (size_t si = 0; si < out.sets_.size(); ++si) {
-    for (const auto& [name, col] : pending_members[si]) {
-      const uint32_t mi = out.index_of(name);
-      Parser p(file, pending_line[si]);
-      if (mi == UINT32_MAX) p.fail(col, fmt::format("list:set member \"{}\" does not exist", name));
-      if (out.sets_[mi].type == IpSetType::ListSet) p.fail(col, "a list:set cannot hold another list:set");
+    for (const Member& m : pending_members[si]) {
+      const uint32_t mi = out.index_of(m.name);
+      Parser p(file, m.line);
+      if (mi == UINT32_MAX) p.fail(m.col, fmt::format("list:set member \"{}\" does not exist", m.name));
+      if (out.sets_[mi].type == IpSetType::ListSet) p.fail(m.col, "a list:set cannot hold another list:set");
       out.sets_[si].member_elem.push_back(static_cast<uint32_t>(out.sets_[si].members.size()));
       out.sets_[si].members.push_back(mi);
     }

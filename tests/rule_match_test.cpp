@@ -1153,6 +1153,21 @@ TEST(HashlimitMatchTest, ModesAndMasksMakeTheGroups) {
   EXPECT_FALSE(t.hit(ping));
 }
 
+TEST(HashlimitMatchTest, ClearedTablesStartEveryGroupAfresh) {
+  HashlimitTables tables;
+  MatchOptions o;
+  o.hashlimit = &tables;
+  Tester t(rule_of("-m hashlimit --hashlimit-upto 1/hour --hashlimit-burst 1 --hashlimit-mode srcip "
+                   "--hashlimit-htable-size 64 --hashlimit-htable-max 3000 --hashlimit-name c"), o);
+  for (int round = 0; round < 3; ++round) {
+    for (uint32_t i = 0; i < 2000; ++i) ASSERT_TRUE(t.hit(udp_from(ip4(10, 0, 0, 0) + i * 7919))) << round << " " << i;
+    for (uint32_t i = 0; i < 2000; ++i) ASSERT_FALSE(t.hit(udp_from(ip4(10, 0, 0, 0) + i * 7919))) << round << " " << i;
+    EXPECT_EQ(tables.find("c")->size(), 2000U);
+    tables.clear();
+    EXPECT_EQ(tables.find("c")->size(), 0U);
+  }
+}
+
 TEST(HashlimitMatchTest, AFullTableDropsThePacket) {
   HashlimitTables tables;
   MatchOptions o;
@@ -1312,6 +1327,12 @@ TEST(ConnlimitMatchTest, UptoDaddrAndRulesKeepTheirOwnLists) {
   EXPECT_TRUE(above.hit(p, with_conn(conns, 6, false)));  // its own list: 1
   // No conntrack: never matches.
   EXPECT_FALSE(above.hit(p));
+  // A CT template in raw (present, id 0) is no connection: counted once,
+  // kept nowhere.
+  MatchContext tmpl = with_conn(conns, 0, false);
+  tmpl.ct.id = 0;
+  EXPECT_TRUE(above.hit(p, tmpl));
+  EXPECT_TRUE(above.hit(p, with_conn(conns, 6, true)));  // still 1 in the list
 }
 
 
@@ -1401,7 +1422,23 @@ TEST(SetMatchTest, TimeoutsCountFromTheFirstPacket) {
   EXPECT_TRUE(t.hit(udp_from(ip4(10, 9, 9, 8)), at_second(1000)));  // timeout 0: permanent
 }
 
+TEST(SetMatchTest, BitmapIpMasksWithItsNetmask) {
+  IpSets sets = IpSets::parse("create b bitmap:ip range 10.0.0.0-10.0.255.255 netmask 24\nadd b 10.0.1.0\n", "s");
+  MatchOptions o;
+  o.ipsets = &sets;
+  Tester t(rule_of("-m set --match-set b src"), o);
+  EXPECT_TRUE(t.hit(udp_from(ip4(10, 0, 1, 77))));
+  EXPECT_FALSE(t.hit(udp_from(ip4(10, 0, 2, 77))));
+  EXPECT_THROW(IpSets::parse("create n hash:net netmask 24\n", "s"), LoadError);
+}
+
 TEST(SetMatchTest, SetsAreReadWithErrorsThatSayWhere) {
+  try {
+    IpSets::parse("create l list:set\ncreate a hash:ip\nadd l a\nadd l missing\n", "s");
+    ADD_FAILURE();
+  } catch (const LoadError& e) {
+    EXPECT_EQ(std::string(e.what()), "s:4:7: list:set member \"missing\" does not exist");
+  }
   EXPECT_THROW(Tester(rule_of("-m set --match-set nosuch src")), LoadError);
   try {
     IpSets::parse("create a hash:ip\nadd a 10.0.0.300\n", "s");

@@ -128,18 +128,25 @@ std::string take_snapshot(const std::string& dir) {
   // are empty.
   Ran r = run_to_file({"iptables-legacy-save", "-c"}, d / "iptables.save");
   std::string used = "iptables-legacy-save -c";
+  std::string note;
   if (!r.started || r.status != 0 || !has_rules(d / "iptables.save")) {
-    Ran n = run_to_file({"iptables-save", "-c"}, d / "iptables.save");
-    if (n.started && n.status == 0 && (has_rules(d / "iptables.save") || !r.started || r.status != 0)) {
+    const Ran legacy = r;
+    const Ran n = run_to_file({"iptables-save", "-c"}, d / "iptables.save");
+    const bool legacy_ok = legacy.started && legacy.status == 0;
+    if (n.started && n.status == 0 && (has_rules(d / "iptables.save") || !legacy_ok)) {
       r = n;
       used = "iptables-save -c";
-    } else if (r.started && r.status == 0) {
+      if (legacy_ok) note = " (iptables-legacy-save had no rules)";
+    } else if (legacy_ok) {
       run_to_file({"iptables-legacy-save", "-c"}, d / "iptables.save");  // empty, but legacy's
+      note = " (no rules in either)";
+    } else {
+      throw std::runtime_error(fmt::format("snapshot: iptables-legacy-save: {}; iptables-save: {}",
+                                           legacy.started ? first_line(legacy.err) : "not installed",
+                                           n.started ? first_line(n.err) : "not installed"));
     }
   }
-  if (!r.started || r.status != 0)
-    throw std::runtime_error(fmt::format("snapshot: iptables-save failed: {}", first_line(r.err)));
-  report += fmt::format("iptables.save: {}\n", used);
+  report += fmt::format("iptables.save: {}{}\n", used, note);
 
   struct Item {
     const char* file;
@@ -179,7 +186,8 @@ std::string take_snapshot(const std::string& dir) {
       }
     }
     if (!out) throw std::runtime_error(fmt::format("snapshot: cannot write {}", (d / "sysctl.txt").string()));
-    report += fmt::format("sysctl.txt: sysctl -a ({} net.netfilter/net.ipv4/net.bridge settings)\n", kept);
+    report += fmt::format("sysctl.txt: sysctl -a ({} net.netfilter/net.ipv4/net.bridge settings){}\n", kept,
+                          s.status == 0 ? "" : fmt::format("; it exited {}: {}", s.status, first_line(s.err)));
   } else {
     report += "sysctl.txt: not taken: sysctl is not installed\n";
   }

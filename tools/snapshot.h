@@ -7,7 +7,9 @@
 //                   legacy tables are empty: an nft-backed host)
 //   ip-addr.json    `ip -j addr`
 //   ip-route.json   `ip -j route`
-//   ip-link.json    `ip -j link` (bridge ports and their masters)
+//   ip-link.json    `ip -j link` (bridge ports and their masters; kept for
+//                   the bridge path, which the model does not have yet:
+//                   replay does not read it)
 //   sysctl.txt      `sysctl -a`, only net.netfilter, net.ipv4 and net.bridge
 //   ipset.save      `ipset save` (absent without the ipset program)
 //   snapshot.txt    when, where, and what each program said or why a file

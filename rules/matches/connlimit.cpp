@@ -85,6 +85,7 @@ ConnlimitTable::ConnlimitTable(uint32_t conntrack_max)
 
 void ConnlimitTable::clear() noexcept {
   for (Group& g : groups_) {
+    if (g.used == 0) continue;  // untouched pages stay untouched
     for (uint32_t h = g.head; h != 0;) {
       const uint32_t next = nodes_[h - 1].next;
       nodes_[h - 1] = Node{};

@@ -130,7 +130,8 @@ struct ConnlimitMatch {
       const PacketKey& k = *ctx.key;
       const uint32_t addr = (daddr ? k.dst_ip : k.src_ip) & mask;
       ConnlimitTable::PacketConn p;
-      p.present = ctx.ct.present;
+      // A CT template (raw table) is no connection yet: id 0.
+      p.present = ctx.ct.present && ctx.ct.id != 0;
       p.confirmed = ctx.ct.confirmed;
       p.assured = (ctx.ct.status_bits & kCtStatusAssured) != 0;
       p.established_original = (ctx.ct.state_bits & kCtEstablished) != 0 && !ctx.ct.reply_dir;

@@ -468,8 +468,9 @@ HashlimitTable::HashlimitTable(const HashlimitCfg& cfg, uint32_t hz)
 }
 
 void HashlimitTable::clear() noexcept {
-  for (uint32_t i = 0; i < used_; ++i) index_[slot_of(entries_[i].key)] = 0;
-  used_ = 0;
+  // One at a time, each out of the index by backward shift (zeroing slots
+  // alone would break the probe runs of the entries still in).
+  while (used_ > 0) remove(used_ - 1);
   started_ = false;
   next_gc_ = 0;
 }

@@ -233,7 +233,7 @@ struct Test {
         }
         break;
       case IpSetType::BitmapIp:
-        k.ip = addr(0);
+        k.ip = addr(0) & prefix_mask(s.netmask);
         if (k.ip < s.range_lo || k.ip > s.range_hi) return 0;
         r = lookup(s, k, count, cond);
         break;
