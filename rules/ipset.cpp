@@ -179,7 +179,6 @@ class Parser {
     }
     fail(col, fmt::format("unknown ICMP type \"{}\"", p));
   }
-  static uint32_t prefix_mask(uint8_t len) noexcept { return len == 0 ? 0 : ~uint32_t{0} << (32 - len); }
 
  private:
   const std::string& file_;
@@ -282,7 +281,7 @@ IpSets IpSets::parse(std::string_view text, const std::string& file) {
             } else {
               auto [a, len] = p.net(r.text, r.col);
               s.range_lo = a;
-              s.range_hi = a | ~Parser::prefix_mask(len);
+              s.range_hi = a | ~prefix_mask(len);
             }
           } else {
             p.fail(w[i].col, "range is for bitmap sets");
@@ -353,7 +352,7 @@ IpSets IpSets::parse(std::string_view text, const std::string& file) {
       case IpSetType::HashIp: {
         auto [a, len] = p.net(parts[0], el.col);
         if (len != 32) p.fail(el.col, "hash:ip elements are single addresses (ipset save expands ranges)");
-        k.ip = a & Parser::prefix_mask(s.netmask);
+        k.ip = a & prefix_mask(s.netmask);
         break;
       }
       case IpSetType::HashNet: case IpSetType::HashNetPort: case IpSetType::HashIpPortNet: {
@@ -384,7 +383,7 @@ IpSets IpSets::parse(std::string_view text, const std::string& file) {
         break;
       }
       case IpSetType::BitmapIp: {
-        k.ip = p.ip(parts[0], el.col) & Parser::prefix_mask(s.netmask);
+        k.ip = p.ip(parts[0], el.col) & prefix_mask(s.netmask);
         if (k.ip < s.range_lo || k.ip > s.range_hi) p.fail(el.col, fmt::format("{} is outside the set's range", parts[0]));
         break;
       }

@@ -94,6 +94,11 @@ std::optional<uint32_t> parse_ipv4_loose(std::string_view s) noexcept {
   return addr;
 }
 
+std::optional<uint32_t> parse_dotted_mask(std::string_view s) noexcept {
+  if (split(s, '.').size() != 4) return std::nullopt;
+  return parse_ipv4_loose(s);
+}
+
 /// A small table of well-known services (IANA names as Debian's
 /// /etc/services spells them). iptables resolves names through
 /// /etc/services; we do not read the host's file so that a ruleset means the

@@ -32,6 +32,9 @@ std::vector<std::string_view> split(std::string_view s, char sep);
 /// IPv4 as iptables' numeric parser reads -s/-d/iprange addresses: 1 to 4
 /// dotted parts in C notation, missing parts are 0 ("10.1" = 10.1.0.0).
 std::optional<uint32_t> parse_ipv4_loose(std::string_view s) noexcept;
+/// A netmask as four dotted parts in C notation ("255.255.0.0"; holes
+/// allowed), as iptables' mask options read it; nullopt otherwise.
+std::optional<uint32_t> parse_dotted_mask(std::string_view s) noexcept;
 
 /// Which service names a port option takes, as iptables asks
 /// getservbyname(): the tcp match and multiport with -p tcp ask for tcp,

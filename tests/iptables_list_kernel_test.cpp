@@ -128,16 +128,8 @@ TEST(IptablesListKernel, OurSaveTextWithCountersListsTheSame) {
     const std::string text = read_file(input);
     std::string saved = write_iptables_save(read_iptables_save(text, name), {.counters = true});
     Ruleset rs = read_iptables_save(saved, name + " (our save text)");
-    // The sets its rules name ("#ipset" lines) come with it.
-    std::string sets;
-    for (size_t pos = 0; pos < text.size();) {
-      size_t end = text.find('\n', pos);
-      if (end == std::string::npos) end = text.size();
-      if (text.compare(pos, 7, "#ipset ") == 0) sets += text.substr(pos, end - pos) + "\n";
-      pos = end + 1;
-    }
     NetnsSandbox ns;
-    ns.restore(sets + saved, true);
+    ns.restore(ipset_lines(text, true) + saved, true);  // the sets its rules name come with it
     expect_same_lists(ns, rs, name + " (our iptables-save -c text restored)");
   }
 }

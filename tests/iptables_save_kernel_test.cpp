@@ -74,18 +74,6 @@ void expect_same_tables(const std::map<std::string, std::string>& kernel, const 
   }
 }
 
-/// The "#ipset ..." lines of a ruleset text (the sets its rules name,
-/// which NetnsSandbox::restore() creates first).
-std::string ipset_lines(const std::string& text) {
-  std::string out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.starts_with("#ipset ")) out += line + "\n";
-  }
-  return out;
-}
-
 void check_against_kernel(const std::string& text, const std::string& name, bool counters) {
   std::string why;
   auto kernel = kernel_tables(text, counters, &why);
@@ -94,7 +82,7 @@ void check_against_kernel(const std::string& text, const std::string& name, bool
   ASSERT_TRUE(ours.has_value()) << name << ": we reject it: " << why;
   expect_same_tables(*kernel, *ours, name);
   // What we write loads in the kernel and prints back unchanged.
-  auto again = kernel_tables(ipset_lines(text) + *ours, counters, &why);
+  auto again = kernel_tables(ipset_lines(text, true) + *ours, counters, &why);
   ASSERT_TRUE(again.has_value()) << name << ": the kernel rejects our text: " << why << "\n" << *ours;
   expect_same_tables(*again, *ours, name + " (our text restored)");
 }

@@ -2,7 +2,6 @@
 // per-rule connection lists.
 #include "rules/matches/connlimit.h"
 
-#include <algorithm>
 #include <bit>
 
 namespace nfb {
@@ -28,20 +27,12 @@ void ConnlimitMatch::parse(const ModuleOption& o) {
       // and all; iptables-save then prints 32). Lengths above 32 are taken
       // as 32, as iptables does.
       if (auto n = parse_c_uint(o.a, 255)) {
-        const auto len = static_cast<uint32_t>(std::min<uint64_t>(*n, 32));
-        mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
+        mask = prefix_mask(static_cast<unsigned>(*n));  // above 32: all ones
         break;
       }
-      const auto parts = split(o.a, '.');
-      uint32_t m = 0;
-      bool ok = parts.size() == 4;
-      for (size_t i = 0; ok && i < parts.size(); ++i) {
-        auto b = parse_c_uint(parts[i], 255);
-        if (!b) ok = false;
-        else m = (m << 8) | static_cast<uint32_t>(*b);
-      }
-      if (!ok) o.fail(o.acol, fmt::format("\"{}\" is neither a valid network mask nor valid CIDR (0-32)", o.a));
-      mask = m;
+      const auto m = parse_dotted_mask(o.a);
+      if (!m) o.fail(o.acol, fmt::format("\"{}\" is neither a valid network mask nor valid CIDR (0-32)", o.a));
+      mask = *m;
       break;
     }
     case kSaddr:

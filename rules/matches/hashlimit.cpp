@@ -80,15 +80,9 @@ std::optional<std::pair<uint64_t, std::string_view>> c_strtoul(std::string_view 
 /// XTTYPE_PLEN for IPv4: 0-32, or a contiguous dotted mask.
 std::optional<uint8_t> parse_plen(std::string_view s) {
   if (auto v = parse_c_uint(s, 32)) return static_cast<uint8_t>(*v);
-  const auto parts = split(s, '.');
-  if (parts.size() != 4) return std::nullopt;
-  uint32_t m = 0;
-  for (const auto& p : parts) {
-    auto b = parse_c_uint(p, 255);
-    if (!b) return std::nullopt;
-    m = (m << 8) | static_cast<uint32_t>(*b);
-  }
-  const int len = mask_prefix_length(m);
+  const auto m = parse_dotted_mask(s);
+  if (!m) return std::nullopt;
+  const int len = mask_prefix_length(*m);
   if (len < 0) return std::nullopt;
   return static_cast<uint8_t>(len);
 }
@@ -418,7 +412,7 @@ bool HashlimitMatch::Compiled::step(HashlimitTable::Entry& e, uint32_t len) cons
     return !e.prev_window && e.credit <= e.credit_cap;
   }
   if ((mode & HashlimitCfg::kBytes) != 0) {
-    const uint64_t full = hashlimit_byte_credits_per_jiffy(hz) * hz;
+    const uint64_t full = table->byte_full();
     uint64_t cost = (uint64_t{len >> 4} + 1) * e.cost;
     cost = std::min(cost, full);
     if (e.credit < cost && e.credit_cap > 0) {
@@ -461,7 +455,8 @@ uint64_t mix(const HashlimitTable::Key& k) {
 }  // namespace
 
 HashlimitTable::HashlimitTable(const HashlimitCfg& cfg, uint32_t hz)
-    : cfg_(cfg), hz_(hz), max_(table_max(cfg)),
+    : cfg_(cfg), hz_(hz), cpj_(hashlimit_credits_per_jiffy(hz)), byte_cpj_(hashlimit_byte_credits_per_jiffy(hz)),
+      max_(table_max(cfg)),
       gc_jiffies_(std::max<uint64_t>(1, (uint64_t{cfg.gc_interval} * hz + 999) / 1000)),
       entries_(max_), index_(std::bit_ceil(uint64_t{max_} * 2)) {
   index_mask_ = static_cast<uint32_t>(index_.size() - 1);
@@ -496,7 +491,7 @@ void HashlimitTable::init_entry(Entry& e, uint64_t now) const noexcept {
     }
     e.interval = cfg_.interval;
   } else if ((cfg_.mode & HashlimitCfg::kBytes) != 0) {
-    e.credit = hashlimit_byte_credits_per_jiffy(hz_) * hz_;
+    e.credit = byte_full();
     e.cost = hashlimit_byte_cost(cfg_.avg, hz_);
     e.credit_cap = cfg_.burst;
   } else {
@@ -519,14 +514,13 @@ void HashlimitTable::refill(Entry& e, uint64_t now) const noexcept {
   }
   e.prev = now;
   if ((cfg_.mode & HashlimitCfg::kBytes) != 0) {
-    const uint64_t cpj = hashlimit_byte_credits_per_jiffy(hz_);
     const uint64_t before = e.credit;
-    e.credit += cpj * delta;
-    const uint64_t cap = cpj * hz_;
+    e.credit += byte_cpj_ * delta;
+    const uint64_t cap = byte_full();
     if (before >= e.credit || e.credit > cap) e.credit = cap;  // wrapped, or above one second's worth
     return;
   }
-  e.credit += delta * hashlimit_credits_per_jiffy(hz_);
+  e.credit += delta * cpj_;
   if (e.credit > e.credit_cap) e.credit = e.credit_cap;
 }
 

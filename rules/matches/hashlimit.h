@@ -75,6 +75,8 @@ class HashlimitTable {
   HashlimitTable(const HashlimitCfg& cfg, uint32_t hz);
   const HashlimitCfg& cfg() const noexcept { return cfg_; }
   uint32_t hz() const noexcept { return hz_; }
+  /// Byte mode: one second's credit, a fresh entry's and the cap.
+  uint64_t byte_full() const noexcept { return byte_cpj_ * hz_; }
   uint32_t capacity() const noexcept { return max_; }
   uint32_t size() const noexcept { return used_; }
   const Entry& entry(uint32_t i) const noexcept { return entries_[i]; }
@@ -98,6 +100,8 @@ class HashlimitTable {
 
   HashlimitCfg cfg_;
   uint32_t hz_;
+  uint64_t cpj_;       // credits per jiffy (packets), for hz_
+  uint64_t byte_cpj_;  // credits per jiffy (bytes)
   uint32_t max_;
   uint32_t used_ = 0;
   uint64_t gc_jiffies_;
@@ -238,9 +242,6 @@ struct HashlimitMatch {
     }
     /// Takes the packet's cost: true when under the limit.
     bool step(HashlimitTable::Entry& e, uint32_t len) const noexcept;
-    static uint32_t prefix_mask(uint8_t bits) noexcept {
-      return bits == 0 ? 0 : ~uint32_t{0} << (32 - bits);
-    }
   };
   template <class C>
   void compile(C& c) const {

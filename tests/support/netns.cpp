@@ -357,20 +357,25 @@ CommandResult NetnsSandbox::run(const std::vector<std::string>& argv, std::strin
   return run_command(full, stdin_text, timeout);
 }
 
-void NetnsSandbox::restore(std::string_view ruleset, bool counters) const {
-  // Lines "#ipset CMD..." (comments to iptables) are `ipset restore` input:
-  // the sets a ruleset's -m set rules need, created first.
-  std::string sets;
+std::string ipset_lines(std::string_view ruleset, bool marked) {
+  constexpr std::string_view kMarker = "#ipset ";
+  std::string out;
   for (size_t pos = 0; pos < ruleset.size();) {
     size_t end = ruleset.find('\n', pos);
     if (end == std::string_view::npos) end = ruleset.size();
     const std::string_view line = ruleset.substr(pos, end - pos);
-    if (line.starts_with("#ipset ")) {
-      sets += line.substr(7);
-      sets += '\n';
+    if (line.starts_with(kMarker)) {
+      out += marked ? line : line.substr(kMarker.size());
+      out += '\n';
     }
     pos = end + 1;
   }
+  return out;
+}
+
+void NetnsSandbox::restore(std::string_view ruleset, bool counters) const {
+  // The sets a ruleset's -m set rules need, created first.
+  const std::string sets = ipset_lines(ruleset, false);
   if (!sets.empty()) {
     const CommandResult r = run({"ipset", "restore", "-exist"}, sets);
     if (!r.ok()) throw std::runtime_error("ipset restore in " + name_ + ": " + r.describe());

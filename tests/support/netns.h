@@ -49,6 +49,13 @@ struct CommandResult {
 /// when the process cannot be started at all (pipe/fork failure) or argv is
 /// empty. Safe to call from a multi-threaded process: the child runs only
 /// async-signal-safe calls between fork and exec.
+/// The "#ipset CMD ..." lines of a ruleset text: the IP sets its -m set
+/// rules need, which NetnsSandbox::restore() creates first with `ipset
+/// restore` (iptables reads them as comments). `marked` true keeps the
+/// "#ipset " marker (lines to prepend to another ruleset text), false gives
+/// `ipset restore` input.
+std::string ipset_lines(std::string_view ruleset, bool marked);
+
 CommandResult run_command(const std::vector<std::string>& argv, std::string_view stdin_text = {},
                           std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
