@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <tuple>
 #include <utility>
 
@@ -243,6 +244,13 @@ HostModel HostModel::build(HostSpec spec, const std::string& origin) {
       fail(origin, "interface " + std::to_string(id) + ": name \"" + ifc.name +
                        "\" is not 1 to 15 bytes long");
     }
+    if (ifc.master != kNoIface) {
+      if (ifc.master >= n || ifc.master == id || !spec.interfaces[ifc.master].bridge) {
+        fail(origin, "interface " + ifc.name + ": its master (id " + std::to_string(ifc.master) +
+                         ") is not another interface that is a bridge");
+      }
+      if (ifc.bridge) fail(origin, "interface " + ifc.name + ": a bridge cannot be a bridge port");
+    }
     for (const IfaceAddress& a : ifc.addrs) {
       if (a.prefix_len > 32) {
         fail(origin, "interface " + ifc.name + ": address " + ipv4_text(a.local) + " has prefix length " +
@@ -307,6 +315,22 @@ HostModel HostModel::build(HostSpec spec, const std::string& origin) {
   // Tables local and main are one trie in the kernel: local's entries come
   // first for an equal prefix, and `merged` already lists local before main.
   m.ip_forward_ = spec.ip_forward;
+  m.bridge_nf_ = spec.bridge_nf_call_iptables;
+  // Bridge ports, grouped by bridge (a counting sort keeps ids ascending).
+  m.port_begin_.assign(size_t{n} + 1, 0);
+  for (const Interface& ifc : spec.interfaces) {
+    if (ifc.master != kNoIface) ++m.port_begin_[size_t{ifc.master} + 1];
+  }
+  for (size_t i = 1; i < m.port_begin_.size(); ++i) m.port_begin_[i] += m.port_begin_[i - 1];
+  m.ports_.resize(m.port_begin_.back());
+  {
+    std::vector<uint32_t> fill(m.port_begin_.begin(), m.port_begin_.end() - 1);
+    for (uint16_t id = 0; id < n; ++id) {
+      const uint16_t br = spec.interfaces[id].master;
+      if (br != kNoIface) m.ports_[fill[br]++] = id;
+    }
+  }
+  m.has_ports_ = !m.ports_.empty();
   m.merged_.build(m.routes_, merged);
   m.default_.build(m.routes_, dflt);
 
@@ -329,6 +353,11 @@ HostModel HostModel::build(HostSpec spec, const std::string& origin) {
 
 // ---------------------------------------------------------------------------
 // Interfaces and addresses
+
+std::span<const uint16_t> HostModel::ports_of(uint16_t id) const noexcept {
+  if (size_t{id} + 1 >= port_begin_.size()) return {};
+  return std::span<const uint16_t>(ports_).subspan(port_begin_[id], port_begin_[size_t{id} + 1] - port_begin_[id]);
+}
 
 std::optional<uint16_t> HostModel::iface_id(std::string_view name) const noexcept {
   const auto it = std::lower_bound(by_name_.begin(), by_name_.end(), name,
@@ -576,8 +605,22 @@ HostSpec default_docker_host_spec() {
   lo.loopback = true;
   lo.addrs[0].scope = addr_scope::kHost;
   iface("eth0", 2, 1, 0xc6336401U, 24);                               // 198.51.100.1/24
-  iface("docker0", 3, 2, 0xac110001U, 16).bridge_mcast_snooping = true;  // 172.17.0.1/16
-  iface("br-5c0a8c6e1d2f", 4, 3, 0xac120001U, 16).bridge_mcast_snooping = true;  // 172.18.0.1/16
+  iface("docker0", 3, 2, 0xac110001U, 16);          // 172.17.0.1/16
+  iface("br-5c0a8c6e1d2f", 4, 3, 0xac120001U, 16);  // 172.18.0.1/16
+  for (const size_t br : {size_t{2}, size_t{3}}) spec.interfaces[br].bridge = spec.interfaces[br].bridge_mcast_snooping = true;
+  // The containers' ends on the bridges (the kernel tests' host has them).
+  const auto port = [&spec](const char* name, uint32_t ifindex, std::array<uint8_t, 6> mac, uint16_t master) {
+    Interface ifc;
+    ifc.name = name;
+    ifc.kernel_ifindex = ifindex;
+    ifc.has_mac = true;
+    ifc.mac = mac;
+    ifc.master = master;
+    spec.interfaces.push_back(std::move(ifc));
+  };
+  port("veth5b0e9a1", 5, {0x7a, 0x1e, 0x5b, 0x0e, 0x9a, 0x01}, 2);
+  port("vethc7d24f3", 6, {0x7a, 0x1e, 0xc7, 0xd2, 0x4f, 0x03}, 2);
+  port("veth9e81b6d", 7, {0x7a, 0x1e, 0x9e, 0x81, 0xb6, 0x0d}, 3);
 
   Route dflt;
   dflt.table = RouteTable::Main;
@@ -745,6 +788,14 @@ uint8_t read_scope(const JsonReader& r, const Json& v, const std::string& path) 
 
 void parse_addrs(const Json& doc, const JsonReader& r, HostSpec& spec) {
   r.array(doc, "", "a JSON array of interfaces (the output of `ip -j addr`)");
+  struct Enslaved {
+    size_t port;             // index in spec.interfaces
+    std::string master;      // its "master"
+    std::string path;        // for messages
+    std::string slave_kind;  // `ip -d`'s info_slave_kind, "" when not given
+  };
+  std::vector<Enslaved> masters;
+  std::map<std::string, std::string> master_kind_of;  // name -> `ip -d`'s info_kind
   for (size_t i = 0; i < doc.size(); ++i) {
     const std::string path = index_path("", i);
     const Json& e = r.object(doc[i], path, "an interface object");
@@ -784,11 +835,21 @@ void parse_addrs(const Json& doc, const JsonReader& r, HostSpec& spec) {
         ifc.has_mac = true;
       }
     }
+    std::string slave_kind;  // `ip -d`: the kind of the master this interface is enslaved to
+    if (const Json* v = r.member(e, "master")) {
+      masters.push_back({spec.interfaces.size(), r.string(*v, key_path(path, "master"), "an interface name"),
+                         key_path(path, "master"), ""});
+    }
     if (const Json* v = r.member(e, "linkinfo")) {
       const std::string lpath = key_path(path, "linkinfo");
       r.object(*v, lpath, "a linkinfo object");
       const Json* kind = r.member(*v, "info_kind");
+      if (const Json* sk = r.member(*v, "info_slave_kind"); sk != nullptr && sk->is_string()) {
+        slave_kind = sk->get_ref<const std::string&>();
+      }
+      if (kind != nullptr && kind->is_string()) master_kind_of[ifc.name] = kind->get_ref<const std::string&>();
       if (kind != nullptr && kind->is_string() && kind->get_ref<const std::string&>() == "bridge") {
+        ifc.bridge = true;
         ifc.bridge_mcast_snooping = true;  // the kernel's default
         if (const Json* data = r.member(*v, "info_data"); data != nullptr && data->is_object()) {
           if (const Json* snoop = r.member(*data, "mcast_snooping")) {
@@ -827,7 +888,32 @@ void parse_addrs(const Json& doc, const JsonReader& r, HostSpec& spec) {
       }
     }
     if (spec.interfaces.size() >= kMaxIfaces) r.fail(path, "too many interfaces");
+    if (!masters.empty() && masters.back().port == spec.interfaces.size()) masters.back().slave_kind = slave_kind;
     spec.interfaces.push_back(std::move(ifc));
+  }
+  // Ports: a master is a bridge unless `ip -d` says it is something else
+  // (bond, team, vrf: their slaves stay plain interfaces here).
+  for (const Enslaved& m : masters) {
+    size_t br = spec.interfaces.size();
+    for (size_t k = 0; k < spec.interfaces.size(); ++k) {
+      if (spec.interfaces[k].name == m.master) br = k;
+    }
+    if (br == spec.interfaces.size()) r.fail(m.path, "unknown interface \"" + m.master + "\" (not in this file)");
+    const auto kind = master_kind_of.find(m.master);
+    const bool other_kind = (!m.slave_kind.empty() && m.slave_kind != "bridge") ||
+                            (kind != master_kind_of.end() && kind->second != "bridge");
+    if (other_kind) continue;
+    if (br == m.port) r.fail(m.path, "an interface cannot be its own master");
+    if (!spec.interfaces[br].bridge) {
+      spec.interfaces[br].bridge = true;
+      spec.interfaces[br].bridge_mcast_snooping = true;  // the kernel's default (`ip -d` would say otherwise)
+    }
+    spec.interfaces[m.port].master = static_cast<uint16_t>(br);
+  }
+  for (const Interface& ifc : spec.interfaces) {
+    if (ifc.bridge && ifc.master != kNoIface) {
+      r.fail("", "interface " + ifc.name + " is a bridge and a port of bridge " + spec.interfaces[ifc.master].name);
+    }
   }
 }
 

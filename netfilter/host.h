@@ -115,6 +115,40 @@
 // address borrows the first primary global address of the first interface
 // (in id order) that has one; none at all: the packet is dropped.
 //
+// Bridges (br_netfilter; verified by the bridge_hairpin and bridge_plain
+// kernel scenarios, tests/support/scenarios.h). A frame received on a
+// bridge port belongs to the bridge: -i sees the bridge, `-m physdev
+// --physdev-in` the port. With bridge-nf-call-iptables=1 (the default once
+// br_netfilter is loaded) every IPv4 frame entering a port walks
+// PREROUTING; then
+//  - the frame is for another station on the bridge (its destination MAC is
+//    one the bridge learned on another port): it is bridged. FORWARD
+//    (-i and -o both the bridge, physdev-out the station's port) and
+//    POSTROUTING, with no routing: no TTL check or decrement, ip_forward
+//    not needed;
+//  - nat PREROUTING changed its destination address (DNAT, or the reverse of
+//    a SNAT) and the new destination routes out the same bridge: bridged
+//    too ("bridged DNAT", the hairpin of a service whose endpoint shares the
+//    client's bridge), even with ip_forward=0;
+//  - else it goes up to the host and is routed as any packet, PREROUTING
+//    not walked again; physdev-in still matches in INPUT and FORWARD.
+// With bridge-nf-call-iptables=0 bridged frames never reach netfilter (no
+// counters, no conntrack entry) and a hairpin DNAT is routed. Stations are
+// learned as the bridge learns them, from source MACs, and their IPv4
+// addresses from source addresses (the neighbour table a bridged DNAT
+// consults). A unicast destination MAC the bridge has not learned (the
+// kernel floods it to every other port) is taken as addressed to the host,
+// so captures with any host MAC replay as before; a flood to several ports,
+// where the kernel walks FORWARD once per port, broadcast frames bridged
+// besides delivered, and the drop of a bridged frame whose way out is the
+// port it came in by (a service endpoint reaching itself, without hairpin
+// mode on the port) are not modelled. When a station's port is not known
+// (a capture names the bridge, or the station never sent), a bridge with a
+// single other port floods to it: that is the out port.
+// Captures: a frame whose capture interface is a port (pcapng interface
+// name) arrives by that port; one captured on the bridge has no known port
+// (physdev-in compares the empty name).
+//
 // Not modelled: policy routing rules (`ip rule`, which also un-merge local
 // and main), rp_filter 1/2, per-interface forwarding off, multipath routes
 // (rejected at load), TOS routes (rejected), multicast groups joined by
@@ -174,6 +208,11 @@ struct Interface {
   bool loopback = false;
   bool route_localnet = false;    // accept 127.0.0.0/8 from the wire (net.ipv4.conf.X.route_localnet)
   bool bridge_mcast_snooping = false;  // a bridge with multicast snooping: joins 224.0.0.106
+  bool bridge = false;            // a bridge device (frames arrive on its ports)
+  /// The bridge this interface is a port of (an id), or kNoIface. A frame
+  /// received on a port is the bridge's: -i sees the bridge, -m physdev
+  /// --physdev-in the port.
+  uint16_t master = kNoIface;
   std::vector<IfaceAddress> addrs;
   std::vector<uint32_t> mcast_groups;  // groups joined besides 224.0.0.1 (and 224.0.0.106)
   friend bool operator==(const Interface&, const Interface&) = default;
@@ -218,6 +257,11 @@ struct HostSpec {
   /// net.ipv4.ip_forward. Docker turns it on; off, a packet that is not for
   /// the host is dropped with ICMP host unreachable instead of forwarded.
   bool ip_forward = true;
+  /// net.bridge.bridge-nf-call-iptables (br_netfilter): frames arriving on
+  /// a bridge port go through the IPv4 hooks, bridged ones included. The
+  /// kernel's default once br_netfilter is loaded, which Docker and kubeadm
+  /// do. See "Bridges" at the top.
+  bool bridge_nf_call_iptables = true;
 };
 
 /// What a FIB lookup found: a copy of the winning entry. type Unspec means
@@ -264,36 +308,6 @@ struct RouteDecision {
   constexpr bool to_forward() const noexcept { return verdict == RouteVerdict::Forward; }
 };
 
-/// A set of interface ids, resolved from an -i/-o pattern at rule load time
-/// so the packet path tests one bit. Ids the host does not have (kNoIface
-/// included: "no interface") take the pattern's answer for the empty name
-/// (the kernel compares "" then): only an empty pattern (`+`, or none)
-/// matches it, so such ids are in the set of `+` and of any inverted name.
-class IfaceSet {
- public:
-  IfaceSet() = default;
-  /// Cost O(1).
-  bool contains(uint16_t id) const noexcept {
-    if (id >= size_) return outside_;
-    return ((words_[id >> 6] >> (id & 63U)) & 1U) != 0;
-  }
-  /// True when every id is in the set (the pattern checks nothing here).
-  bool all() const noexcept { return all_; }
-  /// Whether ids 0..63 cover every interface (the set is then low_word() for
-  /// those ids and outside() for the rest, kNoIface included).
-  bool fits_word() const noexcept { return size_ <= 64; }
-  uint64_t low_word() const noexcept { return words_.empty() ? 0 : words_[0]; }
-  bool outside() const noexcept { return outside_; }
-  size_t count() const noexcept;
-
- private:
-  friend class HostModel;
-  std::vector<uint64_t> words_;
-  uint32_t size_ = 0;
-  bool outside_ = true;
-  bool all_ = true;
-};
-
 class HostModel {
  public:
   /// An empty host (no interfaces, no routes): every lookup says no route.
@@ -317,6 +331,18 @@ class HostModel {
   std::optional<uint16_t> iface_id(std::string_view name) const noexcept;
   /// The first loopback interface, or kNoIface.
   uint16_t loopback_iface() const noexcept { return loopback_; }
+  /// Is `id` a bridge device? (false for kNoIface and unknown ids)
+  bool is_bridge(uint16_t id) const noexcept { return id < ifaces_.size() && ifaces_[id].bridge; }
+  /// The bridge `id` is a port of, or kNoIface.
+  uint16_t master_of(uint16_t id) const noexcept { return id < ifaces_.size() ? ifaces_[id].master : kNoIface; }
+  /// True when some interface is a bridge port.
+  bool has_bridge_ports() const noexcept { return has_ports_; }
+  /// The ports of bridge `id` (ids, ascending; empty for other interfaces).
+  std::span<const uint16_t> ports_of(uint16_t id) const noexcept;
+  /// net.bridge.bridge-nf-call-iptables.
+  bool bridge_nf_call_iptables() const noexcept { return bridge_nf_; }
+  /// net.ipv4.ip_forward.
+  bool ip_forward() const noexcept { return ip_forward_; }
 
   /// Does the -i/-o pattern match interface `id`? Compares names, O(name
   /// length); prefer resolve() on the packet path. kNoIface stands for "no
@@ -415,14 +441,20 @@ class HostModel {
   uint16_t loopback_ = kNoIface;
   bool custom_local_routes_ = false;
   bool ip_forward_ = true;
+  bool bridge_nf_ = true;
+  bool has_ports_ = false;
+  std::vector<uint16_t> ports_;        // ports of every bridge, grouped by bridge
+  std::vector<uint32_t> port_begin_;   // [id]: ports_ offset of bridge id's ports; size n + 1
 };
 
 /// The built-in default Docker host the bundled data and the kernel tests
 /// use: lo 127.0.0.1/8; eth0 198.51.100.1/24 with the default route via
 /// 198.51.100.254; docker0 172.17.0.1/16; br-5c0a8c6e1d2f 172.18.0.1/16
 /// (both bridges with multicast snooping). Ids 0..3 in that order; MACs lo
-/// 00:00:00:00:00:00, then 02:00:00:00:00:01 .. :03. Routes as the kernel
-/// makes them, plus the default route.
+/// 00:00:00:00:00:00, then 02:00:00:00:00:01 .. :03. Then the containers'
+/// bridge ports, as the kernel tests' host has them: veth5b0e9a1 and
+/// vethc7d24f3 on docker0, veth9e81b6d on br-5c0a8c6e1d2f (ids 4..6, MACs
+/// 7a:1e:..). Routes as the kernel makes them, plus the default route.
 HostSpec default_docker_host_spec();
 HostModel default_docker_host();
 
@@ -435,8 +467,10 @@ HostModel default_docker_host();
 /// table local, e.g. `ip route add local 10.0.0.0/8 dev lo`, which iproute2
 /// puts there by default, is seen only in `show table all` output). The main
 /// table is the file's (its connected routes included). ip_forward is
-/// assumed on. Bridges are recognised from `ip
-/// -d`'s linkinfo only. Throws LoadError `FILE: JSONPATH: what was expected`
+/// assumed on. Bridges are recognised from `ip -d`'s linkinfo, and from
+/// their ports: an interface with `"master": NAME` is a port of bridge NAME
+/// (unless `ip -d` says the master is of another kind: a bond, a VRF, whose
+/// slaves are then taken as plain interfaces). Throws LoadError `FILE: JSONPATH: what was expected`
 /// (e.g. `[2].addr_info[0].local: expected an IPv4 address ...`), or `FILE:
 /// offset N: invalid JSON: ...` (N 0-based) for a syntax error, or a
 /// read error.

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "netfilter/nat.h"
 #include "packet/byte_order.h"
@@ -163,12 +164,73 @@ Pipeline::Pipeline(const Ruleset& ruleset, const HostModel& host, const Pipeline
     }
   }
   if (!string_patterns_.empty()) strings_ = std::make_unique<StringScanner>(string_patterns_);
+  for (uint16_t id = 0; id < host_.iface_count(); ++id) {
+    const uint16_t br = host_.is_bridge(id) ? id : host_.master_of(id);
+    if (br == kNoIface) continue;
+    if (bridge_of_.empty()) bridge_of_.assign(host_.iface_count(), kNoIface);
+    bridge_of_[id] = br;
+  }
+  if (!bridge_of_.empty()) {
+    stations_ = BridgeStations(kBridgeStations);
+    bridge_mac_.assign(host_.iface_count(), ~0ULL);  // never equal to a 48-bit MAC
+    for (uint16_t id = 0; id < host_.iface_count(); ++id) {
+      if (host_.iface(id).has_mac) bridge_mac_[id] = BridgeStations::mac48(host_.iface(id).mac.data());
+    }
+  }
   if (config_.fast_path) {
     // Zero: no path recorded (entry ids start at 1).
     paths_ = ZeroedArray<FlowPath>(ct_.capacity() * 2);
     path_counters_ = ZeroedArray<FlowCounters>(ct_.capacity() * 2);
     dirty_.reserve(ct_.capacity() * 2);
   }
+}
+
+// Where a frame arriving on a bridge (or a port of one) goes, as the bridge
+// decides before it hands the frame on (netfilter/host.h "Bridges"): the
+// bridge learns the sender, then looks the destination MAC up. The packet
+// becomes the bridge's; the port is kept for -m physdev.
+[[gnu::always_inline]] inline void Pipeline::bridge_ingress(PacketIn& p, uint16_t bridge) noexcept {
+  if (bridge != p.in_iface) br_.in_port = p.in_iface;
+  p.in_iface = bridge;
+  br_.info = host_.bridge_nf_call_iptables();
+  const PacketKey& k = p.key;
+  const bool eth = p.ethernet && p.frame != nullptr && p.len >= 14;
+  constexpr uint64_t kMac48 = (1ULL << 48) - 1;
+  uint64_t src = 0;
+  if (eth) {
+    std::memcpy(&src, p.frame + 6, sizeof src);  // the source MAC and the EtherType
+    src &= kMac48;
+  } else if (k.has(key_flag::kMac)) {
+    src = BridgeStations::mac48(k.src_mac.data());
+  }
+  if (eth || k.has(key_flag::kMac)) stations_.learn(bridge, src, k.src_ip, br_.in_port);
+  if (!eth || k.pkttype != PktType::Host) return;
+  uint64_t dst = 0;
+  std::memcpy(&dst, p.frame, sizeof dst);
+  dst &= kMac48;
+  if (dst == bridge_mac_[bridge]) return;  // the bridge's own: the common case
+  const uint32_t port = stations_.port_of_mac(bridge, dst);
+  if (port == BridgeStations::kUnknown) return;  // taken as for the host (see host.h)
+  if (port != kNoIface && port == br_.in_port) return;  // the kernel drops it; taken as for the host
+  for (const uint16_t q : host_.ports_of(bridge)) {
+    if (dst == bridge_mac_[q]) return;  // a port's own MAC: local
+  }
+  br_.l2 = true;
+  br_.l2_port = station_port(bridge, port);
+}
+
+// A station's port as learned (kUnknown: never seen; kNoIface: seen on the
+// bridge itself); when not known, the one port the bridge would flood to
+// if it has only one besides the packet's in port.
+uint16_t Pipeline::station_port(uint16_t bridge, uint32_t learned) const noexcept {
+  if (learned < BridgeStations::kUnknown && learned != kNoIface) return static_cast<uint16_t>(learned);
+  uint16_t only = kNoIface;
+  for (const uint16_t q : host_.ports_of(bridge)) {
+    if (q == br_.in_port) continue;
+    if (only != kNoIface) return kNoIface;
+    only = q;
+  }
+  return only;
 }
 
 std::unique_ptr<Pipeline> Pipeline::build(const Ruleset& ruleset, const HostModel& host,
@@ -310,7 +372,8 @@ void Pipeline::fill_ct_view(MatchContext& ctx, const CtResult& r) const noexcept
 bool Pipeline::replay_raw(const PacketIn& p, const CtProbe* probe, Walked& w) noexcept {
   if (probe == nullptr || !probe->hit()) return false;
   const FlowPath& fp = paths_[probe->node];
-  if (!fp.raw_replayable || fp.in_iface != p.in_iface || fp.entry_id != ct_.at(probe->slot()).id) return false;
+  if ((fp.flags & kPathRawReplayable) == 0 || fp.in_iface != p.in_iface || fp.entry_id != ct_.at(probe->slot()).id)
+    return false;
   const FlowCounters& c = path_counters_[probe->node];
   count_path(probe->node, 0, fp.raw_length, 1, p.key.l3_len);
   std::copy_n(c.counter, fp.raw_length, w.counter);
@@ -332,10 +395,10 @@ bool Pipeline::try_fast_path(PacketIn& p, PacketOut& out, const CtResult& r, con
   if (p.key.has(key_flag::kInner)) return false;  // ICMP errors carry a quoted header NAT rewrites too
   const uint32_t node = r.entry * 2 + dir_index(r.dir);
   const FlowPath& fp = paths_[node];
-  if (fp.in_iface != p.in_iface || !record_matches(fp, *e, r)) return false;
+  if (fp.in_iface != p.in_iface || ((fp.flags & kPathL2) != 0) != br_.l2 || !record_matches(fp, *e, r)) return false;
   // raw's part: counted already when it was replayed, and when it was walked
   // the walk's own path stands in for it.
-  if (fp.raw_replayable != w.raw_replayable || fp.raw_length != w.raw_length) return false;
+  if (((fp.flags & kPathRawReplayable) != 0) != w.raw_replayable || fp.raw_length != w.raw_length) return false;
   const auto fate = static_cast<Fate>(fp.fate);
   if (fate == Fate::Forwarded && p.key.ttl <= 1) return false;  // the walk drops it before FORWARD
   // From here on the packet is the recorded path's: count it, then rewrite it
@@ -350,10 +413,17 @@ bool Pipeline::try_fast_path(PacketIn& p, PacketOut& out, const CtResult& r, con
   return true;
 }
 
+// What the rules a walk tested look at that can vary within a flow. -m
+// physdev answers the same for every packet without bridge info (they have
+// no ports); with it, the ports are not part of a record.
+uint32_t Pipeline::vary_of(uint32_t walk_vary) const noexcept {
+  return br_.info ? walk_vary : walk_vary & ~kVaryPhysdev;
+}
+
 void Pipeline::record_fast_path(const CtResult& r, const Walked& w, Fate fate, uint16_t in_iface,
-                                uint16_t out_iface) noexcept {
+                                uint16_t out_iface, bool bridged) noexcept {
   if (!config_.fast_path || !r.has_entry() || w.overflow || w.side_effects) return;
-  if ((w.vary & kVaryBlocksFastPath) != 0) return;
+  if ((vary_of(w.vary) & kVaryBlocksFastPath) != 0) return;
   const CtEntry* e = ct_.entry(r.entry);
   // Both nat hooks consulted: later packets never walk nat, whatever their state.
   if (e == nullptr || !e->has(ct_status::kSrcNatDone | ct_status::kDstNatDone)) return;
@@ -367,11 +437,12 @@ void Pipeline::record_fast_path(const CtResult& r, const Walked& w, Fate fate, u
   fp.status_mask = (w.vary & kVaryCtStatus) != 0 ? 0x0f : 0;
   fp.length = static_cast<uint8_t>(w.length);
   fp.raw_length = static_cast<uint8_t>(w.raw_length);
-  fp.raw_replayable = w.raw_replayable;
+  fp.flags = static_cast<uint8_t>((w.raw_replayable ? kPathRawReplayable : 0) | (br_.l2 ? kPathL2 : 0));
   fp.in_iface = in_iface;
   fp.fate = static_cast<uint8_t>(fate);
   fp.out_iface = out_iface;
-  fp.rewrite = nat_rewrite_for(*e, r.dir, fate == Fate::Forwarded);
+  // A bridged packet keeps its TTL.
+  fp.rewrite = nat_rewrite_for(*e, r.dir, fate == Fate::Forwarded && !bridged);
   FlowCounters& c = path_counters_[node];
   std::copy_n(w.counter, w.length, c.counter);
   std::copy_n(w.table_of, w.length, c.table_of);
@@ -385,7 +456,8 @@ void Pipeline::record_fast_path(const CtResult& r, const Walked& w, Fate fate, u
   const uint32_t node = probe.node;
   FlowPath& fp = paths_[node];
   const CtEntry& e = ct_.at(probe.slot());
-  if (fp.entry_id != e.id || fp.in_iface != p.in_iface || !fp.raw_replayable) return false;
+  if (fp.entry_id != e.id || fp.in_iface != p.in_iface || fp.flags != (kPathRawReplayable | (br_.l2 ? kPathL2 : 0)))
+    return false;
   const auto fate = static_cast<Fate>(fp.fate);
   if (fate == Fate::Forwarded && p.key.ttl <= 1) return false;  // the walk drops it before FORWARD
   const uint8_t tracked = ct_.track_fast(p.key, p.frame, p.len, p.ts_ns, l4_check(p), probe);
@@ -429,6 +501,8 @@ void Pipeline::start_walk(PacketIn& p, MatchContext& ctx, Walked& w) noexcept {
   ctx.frame_len = p.len;
   ctx.in_iface = p.in_iface;
   ctx.out_iface = kNoIface;
+  ctx.in_port = br_.in_port;
+  ctx.bridge_info = br_.info;
   ctx.hook = Hook::Prerouting;
   ctx.now_ns = p.ts_ns;
   ctx.host = &host_;
@@ -481,7 +555,7 @@ Fate Pipeline::run_one(PacketIn& p, PacketOut& out, const CtProbe* probe) noexce
     if (r.verdict != WalkResult::Accept) return fate_of(r);
     // raw's part may be replayed later if its walk was a function of the
     // flow and the ingress interface; otherwise a recorded path starts after it.
-    w.raw_replayable = !w.overflow && !w.side_effects && (w.vary & kVaryBlocksFastPath) == 0;
+    w.raw_replayable = !w.overflow && !w.side_effects && (vary_of(w.vary) & kVaryBlocksFastPath) == 0;
     if (!w.raw_replayable) w.length = 0;
     w.raw_length = w.length;
     w.vary = 0;
@@ -557,14 +631,46 @@ Fate Pipeline::after_conntrack(PacketIn& p, PacketOut& out, MatchContext& ctx, W
   // nat PREROUTING: only a connection's first packet walks it (INVALID and
   // untracked packets never do); every packet then gets the binding's rewrite.
   Fate nat_fate = Fate::DroppedByNat;
+  const uint32_t dst_before_nat = key.dst_ip;
   if (!nat_at_hook(NatManip::Dst, NatContext{Hook::Prerouting, p.in_iface, kNoIface, 0, &host_, &nat_}, p, ctx, w,
                    ct, nat_fate)) {
     return dropped(nat_fate);
   }
   if (ct.has_entry()) fill_ct_view(ctx, ct);
 
-  // Routing on the (post-DNAT) destination.
-  const RouteDecision route = host_.route_input(key.dst_ip, key.src_ip, p.in_iface);
+  // Routing on the (post-DNAT) destination, unless br_netfilter bridges it
+  // (netfilter/host.h "Bridges").
+  RouteDecision route = host_.route_input(key.dst_ip, key.src_ip, p.in_iface);
+  bool bridged = false;
+  uint16_t out_port = kNoIface;
+  if (br_.info) {
+    if (key.dst_ip != dst_before_nat) {
+      // Bridged DNAT: the new destination is out the same bridge (ip_forward
+      // or not: br_netfilter then asks for an output route).
+      const bool same_bridge =
+          route.to_forward() ? route.out_iface == p.in_iface
+                             : !route.to_input() && !host_.ip_forward() && [&] {
+                                 const RouteResult f = host_.route(key.dst_ip);
+                                 return f.type == AddrType::Unicast && f.iface == p.in_iface;
+                               }();
+      if (same_bridge) {
+        bridged = true;
+        out_port = station_port(p.in_iface, stations_.port_of_ip(p.in_iface, key.dst_ip));
+      }
+    } else if (br_.l2) {
+      bridged = true;
+      out_port = br_.l2_port;
+    }
+  }
+  if (bridged) {
+    route = RouteDecision{};
+    route.verdict = RouteVerdict::Forward;
+    route.type = AddrType::Unicast;
+    route.out_iface = p.in_iface;
+    route.next_hop = key.dst_ip;
+    ctx.bridged = true;
+    ctx.out_port = out_port;
+  }
   if (route.to_input()) {
     ctx.hook = Hook::Input;
     r = walk(TableId::Mangle, Hook::Input, ctx, w);
@@ -580,7 +686,7 @@ Fate Pipeline::after_conntrack(PacketIn& p, PacketOut& out, MatchContext& ctx, W
     return Fate::Delivered;
   }
   if (!route.to_forward()) return dropped(Fate::DroppedByRouting);
-  if (!forward_ttl(p)) return dropped(Fate::DroppedTtlExceeded);
+  if (!bridged && !forward_ttl(p)) return dropped(Fate::DroppedTtlExceeded);
 
   ctx.hook = Hook::Forward;
   ctx.out_iface = route.out_iface;
@@ -600,7 +706,7 @@ Fate Pipeline::after_conntrack(PacketIn& p, PacketOut& out, MatchContext& ctx, W
                    w, ct, nat_fate)) {
     return dropped(nat_fate);
   }
-  record_fast_path(ct, w, Fate::Forwarded, p.in_iface, route.out_iface);  // before confirm(), which lets go of the entry
+  record_fast_path(ct, w, Fate::Forwarded, p.in_iface, route.out_iface, bridged);  // before confirm(), which lets go of the entry
   if (!ct_.confirm(ct, p.ts_ns)) return Fate::DroppedByConntrack;
   return Fate::Forwarded;
 }
@@ -643,6 +749,19 @@ void Pipeline::process(std::span<PacketIn> packets, std::span<PacketOut> results
       // now are gone before this packet is looked at.
       if (defrag_.datagrams() != 0) {
         move_fates(Fate::FragmentHeld, Fate::DroppedFragment, defrag_.expire(p.ts_ns));
+      }
+      br_ = BridgeFacts{};
+      if (p.in_iface < bridge_of_.size() && bridge_of_[p.in_iface] != kNoIface) {
+        bridge_ingress(p, bridge_of_[p.in_iface]);
+        if (br_.l2 && !br_.info) {
+          // bridge-nf-call-iptables=0: switched, netfilter never sees it.
+          if (keyed[i]) ct_.finish(probes[i]);
+          out = PacketOut{};
+          out.fate = Fate::Bridged;
+          out.out_iface = p.in_iface;
+          ++stats_.by_fate[static_cast<size_t>(Fate::Bridged)];
+          continue;
+        }
       }
       CtProbe* probe = nullptr;
       if (keyed[i]) {

@@ -113,6 +113,7 @@
 #include "classifier/string_scan.h"
 #include "netfilter/chain_boxes.h"
 #include "netfilter/chain_walk.h"
+#include "netfilter/bridge.h"
 #include "netfilter/conntrack.h"
 #include "netfilter/defrag.h"
 #include "netfilter/host.h"
@@ -125,6 +126,7 @@ namespace nfb {
 // What became of a packet, one list:  X(enumerator, name, description)
 #define NFB_FATE_LIST(X)                                                                      \
   X(Forwarded, "forwarded", "routed through FORWARD and POSTROUTING out an interface")        \
+  X(Bridged, "bridged", "switched between ports of a bridge without netfilter (bridge-nf-call-iptables=0)") \
   X(Delivered, "delivered", "accepted for the host itself through INPUT")                     \
   X(DroppedByRule, "dropped_by_rule", "a DROP rule")                                          \
   X(RejectedByRule, "rejected_by_rule", "a REJECT rule (the host answers with ICMP or RST)")  \
@@ -140,7 +142,9 @@ namespace nfb {
 
 // fate_name(): stable snake_case name for reports and JSON; fate_description().
 NFB_NAMED_ENUM(Fate, kFateCount, fate_name, fate_description, NFB_FATE_LIST)
-constexpr bool fate_emitted(Fate f) noexcept { return f == Fate::Forwarded || f == Fate::Delivered; }
+constexpr bool fate_emitted(Fate f) noexcept {
+  return f == Fate::Forwarded || f == Fate::Delivered || f == Fate::Bridged;
+}
 
 struct PipelineConfig {
   CtConfig conntrack;
@@ -186,7 +190,13 @@ struct PacketIn {
   PacketKey key;
   uint8_t* frame = nullptr;
   uint32_t len = 0;
+  /// The interface it arrived on. A bridge port's id is replaced by its
+  /// bridge's when the packet is processed (-i sees the bridge; the port
+  /// is what -m physdev --physdev-in sees).
   uint16_t in_iface = kNoIface;
+  /// The frame starts with an Ethernet header (false: SLL, raw IP): only
+  /// then is its destination MAC read (bridges, netfilter/host.h).
+  bool ethernet = true;
   uint64_t ts_ns = 0;
   RxCsum rx_csum = RxCsum::Unknown;
   /// The caller knows the L4 checksum is wrong (counted when it is trusted).
@@ -195,7 +205,7 @@ struct PacketIn {
 
 struct PacketOut {
   Fate fate = Fate::DroppedByRule;
-  uint16_t out_iface = kNoIface;  // Forwarded: the egress interface
+  uint16_t out_iface = kNoIface;  // Forwarded, Bridged: the egress interface (a bridge when bridged)
   uint8_t ct_state = 0;           // the packet's ctstate bits (CtStateBit)
   bool fast_path = false;         // counted through a recorded path
   uint16_t fragments = 0;         // > 0: it completed a datagram of this many fragments
@@ -275,10 +285,24 @@ class Pipeline {
     uint8_t fate = 0;
     uint8_t length = 0;
     uint8_t raw_length = 0;       // counter[0, raw_length) are raw PREROUTING's
-    bool raw_replayable = false;  // raw's part may be replayed before conntrack
+    uint8_t flags = 0;            // kPathRawReplayable, kPathL2
     NatRewrite rewrite;           // what the path does to the packet's headers
   };
   static_assert(sizeof(FlowPath) == 64);
+  static constexpr uint8_t kPathRawReplayable = 1;  // raw's part may be replayed before conntrack
+  static constexpr uint8_t kPathL2 = 2;  // recorded for a frame to another station of its bridge
+  /// The current packet's bridge facts (netfilter/host.h "Bridges"), set
+  /// by bridge_ingress() before it runs.
+  struct BridgeFacts {
+    uint16_t in_port = kNoIface;   // the port it came in by (kNoIface: none, or not known)
+    uint16_t l2_port = kNoIface;   // l2: the station's port
+    bool info = false;             // came in on a bridge with bridge-nf-call-iptables on
+    bool l2 = false;               // addressed to another station of the bridge
+  };
+  void bridge_ingress(PacketIn& p, uint16_t bridge) noexcept;
+  uint16_t station_port(uint16_t bridge, uint32_t learned) const noexcept;
+  uint32_t vary_of(uint32_t walk_vary) const noexcept;
+  static constexpr size_t kBridgeStations = 32768;  // MACs and addresses the bridges can learn
   /// The counters of a recorded path (read when it is counted).
   struct FlowCounters {
     uint32_t counter[kMaxFastPath]{};
@@ -312,7 +336,7 @@ class Pipeline {
   bool record_matches(const FlowPath& fp, const CtEntry& e, const CtResult& r) const noexcept;
   bool try_fast_path(PacketIn& p, PacketOut& out, const CtResult& r, const Walked& w) noexcept;
   void record_fast_path(const CtResult& r, const Walked& w, Fate fate, uint16_t in_iface,
-                        uint16_t out_iface) noexcept;
+                        uint16_t out_iface, bool bridged = false) noexcept;
   void count_path(uint32_t node, uint32_t from, uint32_t to, uint64_t packets, uint64_t bytes) const noexcept;
   void flush_path(uint32_t node) const noexcept;
   void trace_events(const Walked& w, const MatchContext& ctx) noexcept;
@@ -343,6 +367,13 @@ class Pipeline {
   ConntrackTable ct_;
   NatTable nat_;
   DefragTable defrag_;
+  // Bridges: per interface id the bridge it belongs to (itself for a bridge,
+  // its master for a port, kNoIface otherwise); empty when the host has no
+  // bridge. The stations the bridges learned; this packet's facts.
+  std::vector<uint16_t> bridge_of_;
+  std::vector<uint64_t> bridge_mac_;  // [id]: the interface's MAC (BridgeStations::mac48), ~0 when none
+  BridgeStations stations_;
+  BridgeFacts br_;
   // Which packet of the current process() call holds each defrag output
   // buffer (call_ marks the call), to null a packet's frame when a later
   // completion in the same call reuses its buffer.

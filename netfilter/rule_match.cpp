@@ -35,7 +35,7 @@ std::string format_flow_vary(uint32_t bits) {
       "tcp_flags", "tcp_option", "icmp",      "length",    "payload",  "fragment",
       "mark",      "connmark",   "ct_state",  "ct_status", "ct_expire", "ct_dir",
       "pkttype",   "mac",        "limit",     "statistic", "recent",   "ip_header",
-      "hashlimit", "connlimit", "ipset",
+      "hashlimit", "connlimit", "ipset",     "physdev",
   };
   std::string out;
   for (unsigned i = 0; i < std::size(kNames); ++i) {
@@ -108,8 +108,9 @@ IfaceSet resolve_iface(const Rule& rule, const IfaceMatch& m, const HostModel& h
 /// compiled form, the build parameters, the state arena.
 class RuleCompiler {
  public:
-  RuleCompiler(const Rule& rule, CompiledRule& out, MatchState& state, const MatchOptions& options)
-      : rule_(rule), out_(out), state_(state), options_(options) {}
+  RuleCompiler(const Rule& rule, CompiledRule& out, MatchState& state, const MatchOptions& options,
+               const HostModel& host)
+      : rule_(rule), out_(out), state_(state), options_(options), host_(host) {}
   template <class T>
   void emit(T&& m) {
     out_.matches.emplace_back(std::forward<T>(m));
@@ -122,12 +123,14 @@ class RuleCompiler {
   uint64_t seed() const noexcept { return options_.seed; }
   StringPatterns* strings() const noexcept { return options_.strings; }
   MatchState& state() noexcept { return state_; }
+  const HostModel& host() const noexcept { return host_; }
 
  private:
   const Rule& rule_;
   CompiledRule& out_;
   MatchState& state_;
   const MatchOptions& options_;
+  const HostModel& host_;
 };
 
 }  // namespace
@@ -168,7 +171,7 @@ CompiledRule compile_rule(const Rule& rule, const HostModel& host, MatchState& s
                     !c.frag_check && rule.matches.empty();
 
   c.matches.reserve(rule.matches.size());
-  RuleCompiler compiler(rule, c, state, options);
+  RuleCompiler compiler(rule, c, state, options, host);
   for (const Match& m : rule.matches) {
     std::visit(
         [&](const auto& x) {

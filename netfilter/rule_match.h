@@ -111,6 +111,14 @@ struct MatchContext {
   uint32_t frame_len = 0;
   uint16_t in_iface = kNoIface;   // host interface id; kNoIface when the hook has none
   uint16_t out_iface = kNoIface;
+  /// Bridges (-m physdev): the packet came in through a bridge port with
+  /// bridge-nf-call-iptables on (br_netfilter's info), by port in_port
+  /// (kNoIface: not known); it is being bridged, out by port out_port
+  /// (FORWARD and POSTROUTING of a bridged packet; kNoIface: not known).
+  uint16_t in_port = kNoIface;
+  uint16_t out_port = kNoIface;
+  bool bridge_info = false;
+  bool bridged = false;
   Hook hook = Hook::Prerouting;
   uint64_t now_ns = 0;            // packet timestamp (limit)
   uint32_t mark = 0;              // skb mark; MARK/CONNMARK in a walk update it

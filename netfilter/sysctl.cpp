@@ -128,10 +128,21 @@ std::string apply_sysctl(std::string_view raw_name, std::string_view value, Sysc
     }
     return "";  // the many per-interface settings that do not concern netfilter
   }
-  if (name.starts_with("net.bridge.bridge-nf-call-")) {
+  if (name == "net.bridge.bridge-nf-call-iptables") {
+    t.host.bridge_nf_call_iptables = flag(name, value);
+    return "";
+  }
+  if (name.starts_with("net.bridge.bridge-nf-")) {
+    // ip6tables and arptables see no frame here (IPv6 and ARP are not
+    // replayed); filter-vlan-tagged and filter-pppoe-tagged only add tagged
+    // frames, which the model bridges as untagged ones.
+    if (name == "net.bridge.bridge-nf-call-ip6tables" || name == "net.bridge.bridge-nf-call-arptables") {
+      (void)number(name, value, 0, 1);
+      return "";
+    }
     if (number(name, value, 0, 1) == 0) return "";
-    return fmt::format("{}={}: the model has no bridge path (frames between ports of one bridge are not "
-                       "replayed through netfilter); ignored", name, value);
+    return fmt::format("{}={}: not modelled (tagged frames on a bridge are taken as untagged); ignored", name,
+                       value);
   }
   return fmt::format("{}: unknown setting; ignored", name);
 }

@@ -9,10 +9,11 @@
 //   _udp_timeout, _udp_timeout_stream, _icmp_timeout, _generic_timeout,
 //   _sctp_timeout_* (every SCTP state), _gre_timeout, _gre_timeout_stream;
 //   net.ipv4.ip_forward (also net.ipv4.conf.all.forwarding);
-//   net.ipv4.conf.IFACE.route_localnet and .all. (all: every interface).
+//   net.ipv4.conf.IFACE.route_localnet and .all. (all: every interface);
+//   net.bridge.bridge-nf-call-iptables (netfilter/host.h, "Bridges").
 // Known but not modelled: a value other than the model's fixed one is
-// reported (rp_filter, accept_source_route, bridge-nf-call-*): the model
-// validates sources as rp_filter=0, and has no bridge path.
+// reported (rp_filter, accept_source_route, bridge-nf-filter-vlan-tagged):
+// the model validates sources as rp_filter=0.
 // Control plane: allocates, throws.
 #pragma once
 

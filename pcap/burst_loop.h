@@ -171,6 +171,7 @@ size_t take_in(Source& source, Sink& sink, Frames frames, size_t n, FrameBurst& 
     p.frame = f.data;
     p.len = f.len;
     p.in_iface = f.iface;
+    p.ethernet = f.link == LinkType::Ethernet;
     p.ts_ns = f.ts_ns;
     frames.admit(i, f, p);
     b.slot[m] = static_cast<uint32_t>(i);
@@ -191,7 +192,7 @@ void hand_out(Source& source, Sink& sink, FrameBurst& b, size_t m) {
   for (size_t j = 0; j < m; ++j) {
     PacketIn& p = b.in[j];
     const PacketOut& res = b.out[j];
-    if (res.fate == Fate::Forwarded && p.frame != nullptr) {
+    if ((res.fate == Fate::Forwarded || res.fate == Fate::Bridged) && p.frame != nullptr) {
       sink.forward(source, b.slot[j], p, res.out_iface);
     } else {
       sink.finish(source, b.slot[j], p, res);

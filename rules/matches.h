@@ -19,6 +19,7 @@
 #include "rules/matches/mark.h"
 #include "rules/matches/multiport.h"
 #include "rules/matches/nfacct.h"
+#include "rules/matches/physdev.h"
 #include "rules/matches/pkttype.h"
 #include "rules/matches/ports.h"
 #include "rules/matches/recent.h"
@@ -41,7 +42,7 @@ using MatchModules =
     TypeList<TcpMatch, UdpMatch, IcmpMatch, MultiportMatch, ConntrackMatch, StateMatch, AddrtypeMatch, CommentMatch,
              MarkMatch, ConnmarkMatch, IprangeMatch, StringMatch, LimitMatch, StatisticMatch, LengthMatch,
              PkttypeMatch, MacMatch, PortsMatch, RecentMatch, TtlMatch, TosMatch, DscpMatch, EcnMatch,
-             NfacctMatch, SctpMatch, HashlimitMatch, ConnlimitMatch, SetMatch>;
+             NfacctMatch, SctpMatch, HashlimitMatch, ConnlimitMatch, SetMatch, PhysdevMatch>;
 
 /// One module match of a rule (`-m NAME ...`), in rule order.
 using Match = VariantOf<MatchModules>::type;

@@ -218,12 +218,13 @@ enum FlowVaryBit : uint32_t {
   kVaryHashlimit = 1U << 18,  // -m hashlimit: stateful (per-group buckets), depends on time
   kVaryConnlimit = 1U << 19,  // -m connlimit: stateful (per-rule connection lists)
   kVaryIpset = 1U << 20,      // -m set: stateful (element counters), depends on time (timeouts)
+  kVaryPhysdev = 1U << 21,    // -m physdev (the ports of a flow's packets may differ)
 };
 /// Matches with side effects: a path holding them must be re-evaluated for
 /// every packet even when cached, or the kernel's counts are lost.
 inline constexpr uint32_t kVaryStateful =
     kVaryLimit | kVaryStatistic | kVaryRecent | kVaryHashlimit | kVaryConnlimit | kVaryIpset;
-inline constexpr uint32_t kVaryAll = (1U << 21) - 1U;
+inline constexpr uint32_t kVaryAll = (1U << 22) - 1U;
 
 /// The first `n` bytes of the L4 header from the frame, or nullptr when the
 /// IP payload (bounded by the IP total length, as the kernel's skb is) holds

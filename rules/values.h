@@ -112,6 +112,38 @@ struct IfaceMatch {
   friend bool operator==(const IfaceMatch&, const IfaceMatch&) = default;
 };
 
+class HostModel;  // netfilter/host.h: resolves patterns into IfaceSets
+
+/// A set of interface ids, resolved from an -i/-o pattern at rule load time
+/// so the packet path tests one bit. Ids the host does not have (kNoIface
+/// included: "no interface") take the pattern's answer for the empty name
+/// (the kernel compares "" then): only an empty pattern (`+`, or none)
+/// matches it, so such ids are in the set of `+` and of any inverted name.
+class IfaceSet {
+ public:
+  IfaceSet() = default;
+  /// Cost O(1).
+  bool contains(uint16_t id) const noexcept {
+    if (id >= size_) return outside_;
+    return ((words_[id >> 6] >> (id & 63U)) & 1U) != 0;
+  }
+  /// True when every id is in the set (the pattern checks nothing here).
+  bool all() const noexcept { return all_; }
+  /// Whether ids 0..63 cover every interface (the set is then low_word() for
+  /// those ids and outside() for the rest, kNoIface included).
+  bool fits_word() const noexcept { return size_ <= 64; }
+  uint64_t low_word() const noexcept { return words_.empty() ? 0 : words_[0]; }
+  bool outside() const noexcept { return outside_; }
+  size_t count() const noexcept;
+
+ private:
+  friend class HostModel;
+  std::vector<uint64_t> words_;
+  uint32_t size_ = 0;
+  bool outside_ = true;
+  bool all_ = true;
+};
+
 // ---------------------------------------------------------------------------
 // Name sets with parse/print
 

@@ -34,6 +34,7 @@
 #include <regex>
 #include <set>
 #include <string>
+#include <tuple>
 #include <thread>
 #include <vector>
 
@@ -134,6 +135,16 @@ class HostKernelTest : public ::testing::Test {
     h({"ip", "addr", "add", "172.18.0.1/16", "dev", "br-5c0a8c6e1d2f"});
     h({"ip", "link", "set", "docker0", "up"});
     h({"ip", "link", "set", "br-5c0a8c6e1d2f", "up"});
+    // The containers' ends on the bridges (default_docker_host() has them).
+    int k = 0;
+    for (const auto& [port, mac, bridge] :
+         {std::tuple{"veth5b0e9a1", "7a:1e:5b:0e:9a:01", "docker0"}, std::tuple{"vethc7d24f3", "7a:1e:c7:d2:4f:03", "docker0"},
+          std::tuple{"veth9e81b6d", "7a:1e:9e:81:b6:0d", "br-5c0a8c6e1d2f"}}) {
+      const std::string other = "pv" + std::to_string(k++);
+      h({"ip", "link", "add", port, "address", mac, "type", "veth", "peer", "name", other, "netns", p});
+      h({"ip", "link", "set", port, "master", bridge});
+      h({"ip", "link", "set", port, "up"});
+    }
     h({"ip", "route", "add", "default", "via", kPeer});
     h({"sysctl", "-qw", "net.ipv4.ip_forward=1"});
     pr({"ip", "link", "set", "lo", "up"});

@@ -41,9 +41,23 @@ namespace {
 // ---------------------------------------------------------------------------
 // Interfaces
 
-TEST(HostInterfacesTest, DefaultHostHasFourInterfacesWithStableIdsAndMacs) {
+TEST(HostInterfacesTest, DefaultHostHasFourInterfacesAndThreeBridgePortsWithStableIdsAndMacs) {
   const HostModel h = default_docker_host();
-  ASSERT_EQ(h.iface_count(), 4U);
+  ASSERT_EQ(h.iface_count(), 7U);
+  EXPECT_TRUE(h.is_bridge(kDocker0));
+  EXPECT_TRUE(h.is_bridge(kBr));
+  EXPECT_FALSE(h.is_bridge(kEth0));
+  EXPECT_FALSE(h.is_bridge(kNoIface));
+  EXPECT_TRUE(h.has_bridge_ports());
+  EXPECT_TRUE(h.bridge_nf_call_iptables());
+  EXPECT_EQ(h.iface_id("veth5b0e9a1"), 4);
+  EXPECT_EQ(h.master_of(4), kDocker0);
+  EXPECT_EQ(h.master_of(6), kBr);
+  EXPECT_EQ(h.master_of(kDocker0), kNoIface);
+  EXPECT_EQ(std::vector<uint16_t>(h.ports_of(kDocker0).begin(), h.ports_of(kDocker0).end()),
+            (std::vector<uint16_t>{4, 5}));
+  EXPECT_TRUE(h.ports_of(kEth0).empty());
+  EXPECT_TRUE(h.ports_of(kNoIface).empty());
   EXPECT_EQ(h.iface(kLo).name, "lo");
   EXPECT_EQ(h.iface(kEth0).name, "eth0");
   EXPECT_EQ(h.iface(kDocker0).name, "docker0");
@@ -65,7 +79,9 @@ TEST(HostInterfacesTest, DefaultHostHasFourInterfacesWithStableIdsAndMacs) {
 }
 
 TEST(HostInterfacesTest, InterfacePatternsMatchLikeIptables) {
-  const HostModel h = default_docker_host();
+  HostSpec four = default_docker_host_spec();
+  four.interfaces.resize(4);  // without the bridge ports
+  const HostModel h = HostModel::build(four, "test");
   struct Case {
     const char* name;
     bool wildcard;
@@ -753,6 +769,44 @@ TEST(HostLoadTest, PlainAddrJsonDoesNotKnowBridges) {
             std::vector<Route>(builtin.routes().begin(), builtin.routes().end()));
 }
 
+TEST(HostLoadTest, MastersMakeBridgePortsUnlessIpDetailSaysAnotherKind) {
+  // Plain `ip -j addr`: a port names its bridge as "master"; `ip -d` adds
+  // the kinds (a bond's slaves stay plain interfaces).
+  const std::string addrs = R"([
+    {"ifindex": 1, "ifname": "cni0", "flags": ["UP"], "link_type": "ether", "address": "02:00:00:00:00:10",
+     "addr_info": [{"family": "inet", "local": "10.244.0.1", "prefixlen": 24}]},
+    {"ifindex": 2, "ifname": "veth1", "flags": ["UP"], "master": "cni0", "link_type": "ether",
+     "address": "02:00:00:00:00:11", "addr_info": []},
+    {"ifindex": 3, "ifname": "bond0", "flags": ["UP"], "link_type": "ether", "address": "02:00:00:00:00:12",
+     "linkinfo": {"info_kind": "bond"}, "addr_info": []},
+    {"ifindex": 4, "ifname": "ens1", "flags": ["UP"], "master": "bond0", "link_type": "ether",
+     "address": "02:00:00:00:00:13", "linkinfo": {"info_kind": "device", "info_slave_kind": "bond"}, "addr_info": []},
+    {"ifindex": 5, "ifname": "veth2", "flags": ["UP"], "master": "cni0", "link_type": "ether",
+     "address": "02:00:00:00:00:14", "addr_info": []}
+  ])";
+  const HostModel h = parse_host(addrs, "[]", "a.json", "r.json");
+  EXPECT_TRUE(h.is_bridge(0));
+  EXPECT_TRUE(h.iface(0).bridge_mcast_snooping);  // the kernel's default
+  EXPECT_EQ(h.master_of(1), 0);
+  EXPECT_EQ(h.master_of(4), 0);
+  EXPECT_FALSE(h.is_bridge(2));
+  EXPECT_EQ(h.master_of(3), kNoIface);
+  EXPECT_EQ(std::vector<uint16_t>(h.ports_of(0).begin(), h.ports_of(0).end()), (std::vector<uint16_t>{1, 4}));
+  try {
+    (void)parse_host(R"([{"ifname": "veth1", "master": "cni0"}])", "[]", "a.json", "r.json");
+    ADD_FAILURE() << "no error";
+  } catch (const LoadError& e) {
+    EXPECT_NE(std::string(e.what()).find("a.json: [0].master"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("unknown interface \"cni0\""), std::string::npos) << e.what();
+  }
+  try {
+    (void)parse_host(R"([{"ifname": "br0", "master": "br0"}])", "[]", "a.json", "r.json");
+    ADD_FAILURE() << "no error";
+  } catch (const LoadError& e) {
+    EXPECT_NE(std::string(e.what()).find("its own master"), std::string::npos) << e.what();
+  }
+}
+
 TEST(HostLoadTest, SkipsIpv6OtherTablesAndDeadRoutes) {
   const std::string addrs = R"([{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP"],"link_type":"loopback",
       "address":"00:00:00:00:00:00","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8,"scope":"host"},
@@ -1017,7 +1071,14 @@ TEST(Sysctl, ConntrackAndHostSettingsByTheirKernelNames) {
   // Known, not modelled: said so when the value differs from the model's.
   EXPECT_EQ(apply_sysctl("net.ipv4.conf.all.rp_filter", "0", t), "");
   EXPECT_NE(apply_sysctl("net.ipv4.conf.all.rp_filter", "1", t).find("not modelled"), std::string::npos);
-  EXPECT_NE(apply_sysctl("net.bridge.bridge-nf-call-iptables", "1", t).find("no bridge path"), std::string::npos);
+  EXPECT_TRUE(host.bridge_nf_call_iptables);  // the kernel's default with br_netfilter loaded
+  EXPECT_EQ(apply_sysctl("net.bridge.bridge-nf-call-iptables", "0", t), "");
+  EXPECT_FALSE(host.bridge_nf_call_iptables);
+  EXPECT_EQ(apply_sysctl("net/bridge/bridge-nf-call-iptables", "1", t), "");
+  EXPECT_TRUE(host.bridge_nf_call_iptables);
+  EXPECT_EQ(apply_sysctl("net.bridge.bridge-nf-call-ip6tables", "1", t), "");
+  EXPECT_NE(apply_sysctl("net.bridge.bridge-nf-filter-vlan-tagged", "1", t).find("not modelled"), std::string::npos);
+  EXPECT_THROW(apply_sysctl("net.bridge.bridge-nf-call-iptables", "2", t), std::invalid_argument);
   EXPECT_NE(apply_sysctl("net.netfilter.nf_conntrack_frobnicate", "1", t).find("ignored"), std::string::npos);
   EXPECT_NE(apply_sysctl("kernel.hostname", "x", t).find("unknown"), std::string::npos);
   EXPECT_THROW(apply_sysctl("net.netfilter.nf_conntrack_max", "0", t), std::invalid_argument);

@@ -527,8 +527,8 @@ TEST(IptablesSaveReader, Errors) {
       {"*filter\n-A INPUT -p tcp --d 80\nCOMMIT\n",
        "t.rules:2:17: option \"--d\" is ambiguous (abbreviates several options)"},
       {"*filter\n-A INPUT -m foo\nCOMMIT\n", "t.rules:2:13: unknown match module \"foo\""},
-      {"*filter\n-A INPUT -m physdev --physdev-in veth0\nCOMMIT\n",
-       "t.rules:2:13: match module \"physdev\" is not supported by this model (1 use; --unsupported=never-match loads "
+      {"*filter\n-A INPUT -m socket --transparent\nCOMMIT\n",
+       "t.rules:2:13: match module \"socket\" is not supported by this model (1 use; --unsupported=never-match loads "
        "the rules as rules that never match, with approximate counters)"},
       {"*filter\n-A INPUT -m set --match-set x src,dst,src,dst,src,dst,src\nCOMMIT\n",
        "t.rules:2:31: can't be more src/dst options than 6"},
