@@ -477,6 +477,14 @@ const NetnsSandbox& KernelDockerHost::peer(std::string_view role) const {
   throw std::invalid_argument("no peer named " + std::string(role));
 }
 
+void KernelDockerHost::set_bridge_netfilter(bool on) {
+  const std::string name = host_->name();
+  on_own_thread([&name, on] {
+    enter_netns(name);
+    write_sysctl("net/bridge/bridge-nf-call-iptables", on ? "1" : "0");
+  });
+}
+
 void KernelDockerHost::load_rules(std::string_view iptables_save_text, std::string_view ipsets) {
   if (!ipsets.empty()) run_checked(*host_, {"ipset", "restore"}, ipsets);
   run_checked(*host_, {"iptables-legacy-restore", "--wait=30"}, iptables_save_text);
@@ -594,16 +602,32 @@ void KernelDockerHost::inject(const std::vector<InjectedFrame>& frames) {
 
     // Every frame must have reached its host interface: a frame dropped on
     // the way (a full backlog) would make the counters differ silently.
+    // A bridge counts only what it passes up to the host (br_netfilter may
+    // bridge a frame addressed to it): its ports count every frame.
     const std::map<std::string, uint64_t> rx_after = rx_packets_by_interface();
-    for (const std::string_view ingress : {dh::kEth0, dh::kDocker0, dh::kBridge2}) {
-      const std::string name(ingress);
+    const auto received = [&](const std::string& name) {
       const auto b = rx_before.find(name);
       const auto a = rx_after.find(name);
       if (b == rx_before.end() || a == rx_after.end()) {
         throw std::runtime_error("no rx counter for " + name + " in the host namespace");
       }
-      const uint64_t delta = a->second - b->second;
+      return a->second - b->second;
+    };
+    for (const std::string_view ingress : {dh::kEth0, dh::kDocker0, dh::kBridge2}) {
+      const std::string name(ingress);
       const uint64_t sent = sent_on.contains(name) ? sent_on.at(name) : 0;
+      if (ingress != dh::kEth0) {
+        uint64_t delta = 0;
+        for (const dh::Peer& p : dh::kPeers) {
+          if (p.ingress == ingress) delta += received(std::string(p.host_port));
+        }
+        if (delta != sent) {
+          throw std::runtime_error("the ports of " + name + " received " + std::to_string(delta) + " frames; " +
+                                   std::to_string(sent) + " were sent to them (frames lost or extra traffic)");
+        }
+        continue;
+      }
+      const uint64_t delta = received(name);
       const uint64_t addressed = addressed_to.contains(name) ? addressed_to.at(name) : 0;
       if (delta < addressed || delta > sent) {
         throw std::runtime_error(name + " received " + std::to_string(delta) + " frames; " +

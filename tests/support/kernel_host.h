@@ -194,6 +194,11 @@ class KernelDockerHost {
   /// with iptables' stderr when the text is rejected.
   void load_rules(std::string_view iptables_save_text, std::string_view ipsets = {});
 
+  /// net.bridge.bridge-nf-call-iptables in the host namespace (off after
+  /// construction). On: br_netfilter passes frames that enter docker0's and
+  /// br-5c0a8c6e1d2f's ports through the IPv4 hooks, bridged ones included.
+  void set_bridge_netfilter(bool on);
+
   /// `iptables-legacy-save -c` of the host namespace, comments included.
   std::string save_counters() const;
 

@@ -233,12 +233,26 @@ class Traffic {
   Rng& rng() { return rng_; }
   void add(std::string_view ingress, const Bytes& ip_packet) {
     frames_.push_back(frame_to_host(ingress, ip_packet));
+    if (!direct_ || ip_packet.size() < 20) return;
+    // On-link: a container sends to a neighbour on its bridge by the
+    // neighbour's MAC, not the bridge's.
+    const uint32_t dst = load_be32(ip_packet.data() + 16);
+    for (const dh::Peer& p : dh::kPeers) {
+      if (p.ingress == ingress && p.ip == dst && ingress != dh::kEth0) {
+        std::copy(p.mac.begin(), p.mac.end(), frames_.back().bytes.begin());
+      }
+    }
   }
+  /// While on, frames between containers of one bridge go station to
+  /// station (destination MAC the other container's), as on-link traffic
+  /// does; off (the default), every frame is addressed to the host.
+  void set_direct(bool on) { direct_ = on; }
   std::vector<InjectedFrame> take() { return std::move(frames_); }
 
  private:
   Rng rng_;
   std::vector<InjectedFrame> frames_;
+  bool direct_ = false;
 };
 
 Bytes udp_packet(Endpoint src, Endpoint dst, const Bytes& payload, uint16_t ip_id, uint8_t ttl,
@@ -2041,6 +2055,118 @@ Scenario ipset_sets() {
   return s;
 }
 
+// Bridges and br_netfilter (bridge_frames): a Kubernetes-style service
+// 10.96.0.10 (tcp 80 and udp 53) whose endpoint is the web container, on the
+// client's (redis's) own bridge docker0, so its DNAT sends the packet back
+// out the bridge it came in on; plus station-to-station traffic between the
+// two containers, an outside ping, and traffic for the host. mangle and
+// filter count by -m physdev in every hook, and by -i/-o and TTL in FORWARD.
+constexpr std::string_view kBridgeRules =
+    "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+    ":KUBE-SVC - [0:0]\n:KUBE-POSTROUTING - [0:0]\n"
+    "-A PREROUTING -d 10.96.0.10/32 -j KUBE-SVC\n"
+    "-A POSTROUTING -j KUBE-POSTROUTING\n"
+    "-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE\n"
+    "-A KUBE-SVC -s 172.17.0.3/32 -j MARK --set-xmark 0x4000/0x4000\n"
+    "-A KUBE-SVC -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.17.0.3:8080\n"
+    "-A KUBE-SVC -p udp -m udp --dport 53 -j DNAT --to-destination 172.17.0.3:5353\n"
+    "-A KUBE-POSTROUTING -m mark --mark 0x4000/0x4000 -j MASQUERADE\n"
+    "COMMIT\n"
+    "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+    ":POSTROUTING ACCEPT [0:0]\n"
+    "-A PREROUTING -m physdev --physdev-in veth5b0e9a1\n"
+    "-A PREROUTING -m physdev --physdev-in vethc7d24f3\n"
+    "-A PREROUTING -m physdev ! --physdev-is-in\n"
+    "-A PREROUTING -m physdev --physdev-is-bridged\n"
+    "-A INPUT -m physdev --physdev-in veth+\n"
+    "-A INPUT -m physdev ! --physdev-is-in\n"
+    "-A FORWARD -m physdev --physdev-is-in --physdev-is-bridged\n"
+    "-A FORWARD -m physdev --physdev-is-in ! --physdev-is-out\n"
+    "-A POSTROUTING -m physdev --physdev-is-bridged\n"
+    "-A POSTROUTING -m physdev --physdev-out vethc7d24f3\n"
+    "-A POSTROUTING -m physdev --physdev-out veth5b0e9a1\n"
+    "-A POSTROUTING -m physdev ! --physdev-is-out\n"
+    "COMMIT\n"
+    "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+    "-A FORWARD -m physdev --physdev-in veth5b0e9a1 --physdev-out vethc7d24f3 --physdev-is-bridged\n"
+    "-A FORWARD -m physdev --physdev-in vethc7d24f3 --physdev-out veth5b0e9a1 --physdev-is-bridged\n"
+    "-A FORWARD -m physdev ! --physdev-is-bridged\n"
+    "-A FORWARD -m physdev --physdev-is-in ! --physdev-is-bridged\n"
+    "-A FORWARD -m physdev --physdev-in veth+ ! --physdev-out veth5b0e9a1\n"
+    "-A FORWARD -i docker0 -o docker0 -m ttl --ttl-lt 2\n"
+    "-A FORWARD -i docker0 -o docker0 -m ttl --ttl-eq 64\n"
+    "-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
+    "-A FORWARD -i docker0 -o docker0 -j ACCEPT\n"
+    "-A FORWARD -i docker0 ! -o docker0 -j ACCEPT\n"
+    "-A FORWARD -i eth0 -o docker0 -p icmp -j ACCEPT\n"
+    "COMMIT\n";
+
+std::vector<InjectedFrame> bridge_frames() {
+  Traffic t(0x62726467);
+  Rng& r = t.rng();
+  const uint32_t svc = ip4(10, 96, 0, 10);
+  // 1. redis -> the service's tcp 80, DNATed to web:8080 on the same bridge;
+  //    web answers station to station.
+  t.set_direct(true);
+  {
+    const Endpoint c{dh::kRedisIp, r.port()};
+    Tcp conn(t, {dh::kDocker0, c, {svc, 80}, kLocalTtl}, {dh::kDocker0, {dh::kWebIp, 8080}, c, kLocalTtl});
+    conn.handshake();
+    conn.send(Tcp::kClient, kPsh | kAck, kRedisPing);
+    conn.send(Tcp::kServer, kPsh | kAck, kRedisPong);
+  }
+  // 2. Traceroute-style probes with TTL 1: to the service's udp 53 (bridged
+  //    DNAT: no TTL check), to web directly (bridged), to the outside (routed:
+  //    time exceeded before FORWARD).
+  t.add(dh::kDocker0, udp_packet({dh::kRedisIp, 33434}, {svc, 53}, dns_query(r.next16(), "a.example"), r.next16(), 1));
+  t.add(dh::kDocker0, udp_packet({dh::kRedisIp, 33435}, {dh::kWebIp, 53}, dns_query(r.next16(), "b.example"),
+                                 r.next16(), 1));
+  t.add(dh::kDocker0, udp_packet({dh::kRedisIp, 33436}, {ip4(203, 0, 113, 5), 53},
+                                 dns_query(r.next16(), "c.example"), r.next16(), 1));
+  // 3. redis -> web:80 station to station, answered.
+  {
+    const Endpoint c{dh::kRedisIp, r.port()};
+    Tcp conn(t, {dh::kDocker0, c, {dh::kWebIp, 80}, kLocalTtl}, {dh::kDocker0, {dh::kWebIp, 80}, c, kLocalTtl});
+    conn.handshake();
+  }
+  // 4. An outside ping of redis and its reply (routed both ways).
+  t.add(dh::kEth0, icmp_packet(ip4(203, 0, 113, 7), dh::kRedisIp, test::icmp_echo(0x6272, 1), r.next16(), kOutsideTtl));
+  t.add(dh::kDocker0,
+        icmp_packet(dh::kRedisIp, ip4(203, 0, 113, 7), test::icmp_echo(0x6272, 1, true), r.next16(), kLocalTtl));
+  // 5. redis pings the host's docker0 address; web reaches the outside.
+  t.add(dh::kDocker0, icmp_packet(dh::kRedisIp, dh::kDocker0Ip, test::icmp_echo(0x6273, 1), r.next16(), kLocalTtl));
+  lone_segment(t, dh::kDocker0, {dh::kWebIp, r.port()}, {ip4(203, 0, 113, 9), 443}, kSyn, kLocalTtl);
+  return t.take();
+}
+
+Scenario bridge_hairpin() {
+  Scenario s{"bridge_hairpin", std::string(kBridgeRules), bridge_frames()};
+  s.conntrack_table = true;
+  s.br_netfilter = true;
+  return s;
+}
+
+Scenario bridge_service() {
+  std::string rules;
+  for (size_t at = 0; at < kBridgeRules.size();) {
+    const size_t nl = kBridgeRules.find('\n', at);
+    const std::string_view line = kBridgeRules.substr(at, nl - at + 1);
+    if (line.find("physdev") == std::string_view::npos && line.find("ttl") == std::string_view::npos) rules += line;
+    at = nl + 1;
+  }
+  Scenario s{"bridge_service", rules, bridge_frames()};
+  s.conntrack_table = true;
+  s.br_netfilter = true;
+  return s;
+}
+
+Scenario bridge_plain() {
+  Scenario s{"bridge_plain", std::string(kBridgeRules), bridge_frames()};
+  s.conntrack_table = true;
+  s.br_netfilter = false;
+  return s;
+}
+
 std::vector<Scenario> all_scenarios() {
   std::vector<Scenario> all;
   all.push_back(seed_case_naive());
@@ -2059,6 +2185,9 @@ std::vector<Scenario> all_scenarios() {
   all.push_back(hashlimit_limits());
   all.push_back(connlimit_limits());
   all.push_back(ipset_sets());
+  all.push_back(bridge_hairpin());
+  all.push_back(bridge_service());
+  all.push_back(bridge_plain());
   return all;
 }
 

@@ -45,6 +45,11 @@ struct Scenario {
   /// The host's IP sets (`ipset save` text), restored before the rules
   /// (kernel) and given to the model as MatchOptions::ipsets.
   std::string ipsets = {};
+  /// net.bridge.bridge-nf-call-iptables in the host namespace (kernel) and
+  /// HostSpec::bridge_nf_call_iptables (model). Off for every scenario but
+  /// the bridge ones: frames addressed to the host take the same way either
+  /// way, and the kernel tests' host was built without it.
+  bool br_netfilter = false;
 };
 
 /// The text of data/rulesets/<file_name>. Throws std::runtime_error when it
@@ -144,6 +149,25 @@ std::vector<InjectedFrame> connlimit_traffic_frames();
 /// hash:ip,port services, a bitmap:port, hash:net,port and a list:set).
 /// Traffic: ipset_traffic_frames.
 Scenario ipset_sets();
+
+/// Bridges (kBridgeRules, bridge_frames): a service 10.96.0.10 whose
+/// endpoint (web) shares docker0 with its client (redis), so its DNAT sends
+/// the packet back out docker0 (the hairpin); station-to-station TCP between
+/// them; TTL-1 probes to the service, to web and to the outside; an outside
+/// ping of redis; redis pinging the host; web reaching the outside. mangle
+/// and filter count by -m physdev at every hook and by -i/-o and TTL in
+/// FORWARD (policy DROP). bridge_hairpin with bridge-nf-call-iptables=1
+/// (br_netfilter: the hairpin and station traffic are bridged through
+/// FORWARD, the TTL-1 probes to the service and web are forwarded), then the
+/// same with it off (bridge_plain: station traffic never reaches netfilter,
+/// the hairpin is routed and its TTL-1 probe dies).
+std::vector<InjectedFrame> bridge_frames();
+Scenario bridge_hairpin();
+/// bridge_hairpin's rules without the -m physdev and -m ttl ones (a
+/// kube-proxy node's shape: nothing there looks at ports or TTLs), so
+/// established bridged flows take the fast path.
+Scenario bridge_service();
+Scenario bridge_plain();
 /// SYNs to 10000 from listed, excepted (nomatch), single-listed and allowed
 /// sources; DNS to 5353 answered; SSH SYNs and pings to the host; a whole
 /// connection from the allowed source.
