@@ -89,28 +89,6 @@ bool has_rules(const fs::path& save) {
 
 }  // namespace
 
-HostFolder HostFolder::open(const std::string& dir) {
-  std::error_code ec;
-  if (dir.empty()) throw std::invalid_argument("--host: an empty path is not a host folder");
-  if (!fs::is_directory(dir, ec))
-    throw std::invalid_argument(fmt::format("--host {}: not a directory (expected a folder from `nfbench snapshot`)", dir));
-  HostFolder h;
-  const auto file = [&](const char* name) {
-    const fs::path p = fs::path(dir) / name;
-    return fs::is_regular_file(p, ec) ? p.string() : std::string();
-  };
-  h.rules = file("iptables.save");
-  if (h.rules.empty()) throw std::invalid_argument(fmt::format("--host {}: no iptables.save in it", dir));
-  h.addrs = file("ip-addr.json");
-  h.routes = file("ip-route.json");
-  h.links = file("ip-link.json");
-  h.sysctls = file("sysctl.txt");
-  h.ipsets = file("ipset.save");
-  if (h.addrs.empty() != h.routes.empty())
-    throw std::invalid_argument(fmt::format("--host {}: ip-addr.json and ip-route.json go together", dir));
-  return h;
-}
-
 std::string take_snapshot(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -153,9 +131,9 @@ std::string take_snapshot(const std::string& dir) {
     std::vector<std::string> argv;
   };
   const Item items[] = {
-      {"ip-addr.json", {"ip", "-j", "addr"}},
+      {"ip-addr.json", {"ip", "-d", "-j", "addr"}},  // -d: link kinds (bridges, their snooping)
       {"ip-route.json", {"ip", "-j", "route"}},
-      {"ip-link.json", {"ip", "-j", "link"}},
+      {"ip-link.json", {"ip", "-d", "-j", "link"}},
       {"ipset.save", {"ipset", "save"}},
   };
   for (const Item& it : items) {
