@@ -16,6 +16,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "netfilter/host_folder.h"
 #include "packet/checksum.h"
 #include "packet/frame_parser.h"
 #include "rules/iptables_save.h"
@@ -42,18 +43,20 @@ struct ModelRun {
   std::string conntrack;  // the table after the last frame, as conntrack -L
 };
 
-// Runs a scenario's frames through a fresh pipeline on the default Docker
-// host, one frame per millisecond of capture time, in bursts of `burst`
+// Runs a scenario's frames through a fresh pipeline on the kernel tests'
+// host (its folder), one frame per millisecond of capture time, in bursts of `burst`
 // frames (the burst stages look every packet up before the first one runs),
 // with L4 checksums verified or trusted (--rx-csum; a frame the test knows
 // to be wrong is marked, as the replay marks it).
 ModelRun run_model(const Scenario& s, bool fast_path, ChainAlgo algo = ChainAlgo::kLinear, size_t burst = 1,
                    bool trust = false) {
-  HostSpec spec = default_docker_host_spec();
-  spec.bridge_nf_call_iptables = s.br_netfilter;
-  const HostModel host = HostModel::build(spec, "the kernel tests' host");
-  const Ruleset rules = read_iptables_save(s.ruleset, s.name);
+  // The kernel tests' host, from its folder (interfaces, routes, sysctls).
   PipelineConfig config;
+  std::vector<std::string> warnings;  // accept_source_route=1, a new namespace's default: no frame has the option
+  HostSpec spec = HostFolder::open(kernel_tests_host_dir()).host_spec(config.conntrack, warnings);
+  spec.bridge_nf_call_iptables = s.br_netfilter;
+  const HostModel host = HostModel::build(spec, kernel_tests_host_dir());
+  const Ruleset rules = read_iptables_save(s.ruleset, s.name);
   config.fast_path = fast_path;
   config.algo = algo;
   config.rx_csum_trust = trust;

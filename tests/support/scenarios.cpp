@@ -1427,6 +1427,11 @@ std::string recorded_scenarios_dir() {
   return std::string(root != nullptr ? root : ".") + "/tests/data/scenarios";
 }
 
+std::string kernel_tests_host_dir() {
+  const char* root = std::getenv("NFB_SOURCE_ROOT");
+  return std::string(root != nullptr ? root : ".") + "/tests/data/hosts/kernel-docker-host";
+}
+
 namespace {
 
 // The entries of a conntrack -L listing: (line with the timeout as '*' and

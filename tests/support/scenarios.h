@@ -336,6 +336,12 @@ std::string describe_frame(const InjectedFrame& frame);
 /// describe_frame(). See tests/data/scenarios/README.md.
 std::string recorded_scenarios_dir();
 
+/// The kernel tests' Docker host (KernelDockerHost) as a host folder
+/// (netfilter/host_folder.h): `nfbench snapshot` of its namespace, committed
+/// in tests/data/hosts/kernel-docker-host. The model side of the scenarios
+/// runs on it; kernel_host_test checks it against a live snapshot.
+std::string kernel_tests_host_dir();
+
 /// A `conntrack -L` listing (the kernel's, or ConntrackTable::dump()) as the
 /// recordings hold it: one entry a line, the remaining timeout (third
 /// field) replaced by '*', "zone=" fields dropped, the lines sorted. The
