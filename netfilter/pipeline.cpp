@@ -171,6 +171,9 @@ Pipeline::Pipeline(const Ruleset& ruleset, const HostModel& host, const Pipeline
     bridge_of_[id] = br;
   }
   if (!bridge_of_.empty()) {
+    bridge_of_.resize(size_t{kNoIface} + 1, kNoIface);  // indexed by any id: no bound check per packet
+    bridge_of_ptr_ = bridge_of_.data();
+    bridge_nf_ = host_.bridge_nf_call_iptables();
     stations_ = BridgeStations(kBridgeStations);
     bridge_mac_.assign(host_.iface_count(), ~0ULL);  // never equal to a 48-bit MAC
     for (uint16_t id = 0; id < host_.iface_count(); ++id) {
@@ -192,23 +195,22 @@ Pipeline::Pipeline(const Ruleset& ruleset, const HostModel& host, const Pipeline
 [[gnu::always_inline]] inline void Pipeline::bridge_ingress(PacketIn& p, uint16_t bridge) noexcept {
   if (bridge != p.in_iface) br_.in_port = p.in_iface;
   p.in_iface = bridge;
-  br_.info = host_.bridge_nf_call_iptables();
+  br_.info = bridge_nf_;
   const PacketKey& k = p.key;
-  const bool eth = p.ethernet && p.frame != nullptr && p.len >= 14;
+  // An Ethernet frame the parser took holds its 14-byte header.
+  const bool eth = p.ethernet && p.frame != nullptr;
   constexpr uint64_t kMac48 = (1ULL << 48) - 1;
   uint64_t src = 0;
-  if (eth) {
-    std::memcpy(&src, p.frame + 6, sizeof src);  // the source MAC and the EtherType
-    src &= kMac48;
-  } else if (k.has(key_flag::kMac)) {
-    src = BridgeStations::mac48(k.src_mac.data());
-  }
-  if (eth || k.has(key_flag::kMac)) stations_.learn(bridge, src, k.src_ip, br_.in_port);
-  if (!eth || k.pkttype != PktType::Host) return;
   uint64_t dst = 0;
-  std::memcpy(&dst, p.frame, sizeof dst);
+  if (eth) {
+    std::memcpy(&dst, p.frame, sizeof dst);      // the destination MAC and 2 bytes of the source
+    std::memcpy(&src, p.frame + 6, sizeof src);  // the source MAC and the EtherType
+    stations_.learn(bridge, src & kMac48, k.src_ip, br_.in_port);
+  } else if (k.has(key_flag::kMac)) {
+    stations_.learn(bridge, BridgeStations::mac48(k.src_mac.data()), k.src_ip, br_.in_port);
+  }
   dst &= kMac48;
-  if (dst == bridge_mac_[bridge]) return;  // the bridge's own: the common case
+  if (!eth || dst == bridge_mac_[bridge] || k.pkttype != PktType::Host) return;  // the bridge's own: the common case
   const uint32_t port = stations_.port_of_mac(bridge, dst);
   if (port == BridgeStations::kUnknown) return;  // taken as for the host (see host.h)
   if (port != kNoIface && port == br_.in_port) return;  // the kernel drops it; taken as for the host
@@ -751,8 +753,8 @@ void Pipeline::process(std::span<PacketIn> packets, std::span<PacketOut> results
         move_fates(Fate::FragmentHeld, Fate::DroppedFragment, defrag_.expire(p.ts_ns));
       }
       br_ = BridgeFacts{};
-      if (p.in_iface < bridge_of_.size() && bridge_of_[p.in_iface] != kNoIface) {
-        bridge_ingress(p, bridge_of_[p.in_iface]);
+      if (bridge_of_ptr_ != nullptr && bridge_of_ptr_[p.in_iface] != kNoIface) {
+        bridge_ingress(p, bridge_of_ptr_[p.in_iface]);
         if (br_.l2 && !br_.info) {
           // bridge-nf-call-iptables=0: switched, netfilter never sees it.
           if (keyed[i]) ct_.finish(probes[i]);

@@ -370,7 +370,9 @@ class Pipeline {
   // Bridges: per interface id the bridge it belongs to (itself for a bridge,
   // its master for a port, kNoIface otherwise); empty when the host has no
   // bridge. The stations the bridges learned; this packet's facts.
-  std::vector<uint16_t> bridge_of_;
+  std::vector<uint16_t> bridge_of_;     // sized for every id (kNoIface included) once a bridge exists
+  const uint16_t* bridge_of_ptr_ = nullptr;  // bridge_of_.data(), or null: no bridge
+  bool bridge_nf_ = false;              // host_.bridge_nf_call_iptables()
   std::vector<uint64_t> bridge_mac_;  // [id]: the interface's MAC (BridgeStations::mac48), ~0 when none
   BridgeStations stations_;
   BridgeFacts br_;

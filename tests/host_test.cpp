@@ -5,6 +5,7 @@
 // comment block in netfilter/host.h; tests/host_kernel_test.cpp re-checks
 // them against the running kernel).
 #include "netfilter/host.h"
+#include "netfilter/bridge.h"
 #include "netfilter/sysctl.h"
 
 #include <gtest/gtest.h>
@@ -767,6 +768,32 @@ TEST(HostLoadTest, PlainAddrJsonDoesNotKnowBridges) {
   EXPECT_TRUE(loaded.joined_group(kDocker0, ip("224.0.0.1")));
   EXPECT_EQ(std::vector<Route>(loaded.routes().begin(), loaded.routes().end()),
             std::vector<Route>(builtin.routes().begin(), builtin.routes().end()));
+}
+
+TEST(BridgeStationsTest, LearnsMacsAndAddressesPerBridgeMovesAndStopsWhenFull) {
+  BridgeStations st(8);
+  const std::array<uint8_t, 6> a{0x02, 0x42, 0xac, 0x11, 0x00, 0x02};
+  const uint64_t mac = BridgeStations::mac48(a.data());
+  EXPECT_EQ(mac, 0x020011ac4202ULL);  // wire order, first byte lowest
+  EXPECT_EQ(st.port_of_mac(2, mac), BridgeStations::kUnknown);
+  st.learn(2, mac, ip("172.17.0.2"), 4);
+  EXPECT_EQ(st.port_of_mac(2, mac), 4U);
+  EXPECT_EQ(st.port_of_ip(2, ip("172.17.0.2")), 4U);
+  EXPECT_EQ(st.port_of_mac(3, mac), BridgeStations::kUnknown);  // another bridge
+  EXPECT_EQ(st.port_of_ip(2, ip("172.17.0.3")), BridgeStations::kUnknown);
+  st.learn(2, mac, ip("172.17.0.2"), 5);  // the station moved
+  EXPECT_EQ(st.port_of_mac(2, mac), 5U);
+  EXPECT_EQ(st.port_of_ip(2, ip("172.17.0.2")), 5U);
+  st.learn(2, mac + 1, ip("172.17.0.9"), kNoIface);  // seen on the bridge itself
+  EXPECT_EQ(st.port_of_mac(2, mac + 1), kNoIface);
+  EXPECT_EQ(st.size(), 4U);
+  for (uint64_t m = 100; m < 120; ++m) st.learn(2, m, static_cast<uint32_t>(m), 4);
+  EXPECT_GT(st.full(), 0U);
+  EXPECT_LE(st.size(), 8U);  // half of 16 slots
+  EXPECT_EQ(st.port_of_mac(2, mac), 5U);  // what was learned stays
+  BridgeStations none;
+  none.learn(2, mac, 1, 4);
+  EXPECT_EQ(none.port_of_mac(2, mac), BridgeStations::kUnknown);
 }
 
 TEST(HostLoadTest, MastersMakeBridgePortsUnlessIpDetailSaysAnotherKind) {
