@@ -26,7 +26,7 @@ size_t IpSet::KeyHash::operator()(const Key& k) const noexcept {
 uint32_t IpSet::dimensions() const noexcept {
   switch (type) {
     case IpSetType::HashIp: case IpSetType::HashNet: case IpSetType::BitmapIp: case IpSetType::BitmapPort:
-    case IpSetType::ListSet:
+    case IpSetType::ListSet: case IpSetType::Unsupported:
       return 1;
     case IpSetType::HashIpPort: case IpSetType::HashNetPort: return 2;
     case IpSetType::HashIpPortIp: case IpSetType::HashIpPortNet: return 3;
@@ -49,6 +49,7 @@ const char* IpSet::type_name() const noexcept {
     case IpSetType::BitmapIp: return "bitmap:ip";
     case IpSetType::BitmapPort: return "bitmap:port";
     case IpSetType::ListSet: return "list:set";
+    case IpSetType::Unsupported: return unsupported.c_str();
   }
   return "?";
 }
@@ -233,10 +234,16 @@ IpSets IpSets::parse(std::string_view text, const std::string& file) {
       else if (t == "bitmap:ip") s.type = IpSetType::BitmapIp;
       else if (t == "bitmap:port") s.type = IpSetType::BitmapPort;
       else if (t == "list:set") s.type = IpSetType::ListSet;
-      else
-        p.fail(w[2].col, fmt::format("set type \"{}\" is not supported by this model (hash:ip, hash:net, "
-                                     "hash:ip,port, hash:net,port, hash:ip,port,ip, hash:ip,port,net, bitmap:ip, "
-                                     "bitmap:port, list:set)", t));
+      else {
+        // A type the model lacks (hash:mac, hash:net,iface, hash:ip,mark...):
+        // kept by name, its options and elements unread; only a rule that
+        // names it is refused (rules/matches/set.h).
+        s.type = IpSetType::Unsupported;
+        s.unsupported = t;
+        out.sets_.push_back(std::move(s));
+        pending_members.emplace_back();
+        continue;
+      }
       bool have_range = false;
       for (size_t i = 3; i < w.size(); ++i) {
         const std::string& o = w[i].text;
@@ -305,6 +312,7 @@ IpSets IpSets::parse(std::string_view text, const std::string& file) {
     const uint32_t si = out.index_of(w[1].text);
     if (si == UINT32_MAX) p.fail(w[1].col, fmt::format("set \"{}\" does not exist (its create line must come first)", w[1].text));
     IpSet& s = out.sets_[si];
+    if (s.type == IpSetType::Unsupported) continue;
     IpSet::Elem e;
     e.timeout_s = s.default_timeout;
     for (size_t i = 3; i < w.size(); ++i) {
@@ -394,7 +402,7 @@ IpSets IpSets::parse(std::string_view text, const std::string& file) {
         k.port = port;
         break;
       }
-      case IpSetType::ListSet: break;
+      case IpSetType::ListSet: case IpSetType::Unsupported: break;
     }
     if (s.index.count(k) != 0) p.fail(el.col, fmt::format("element \"{}\" is added twice", el.text));
     s.index.emplace(k, static_cast<uint32_t>(s.elems.size()));
@@ -407,6 +415,10 @@ IpSets IpSets::parse(std::string_view text, const std::string& file) {
       Parser p(file, m.line);
       if (mi == UINT32_MAX) p.fail(m.col, fmt::format("list:set member \"{}\" does not exist", m.name));
       if (out.sets_[mi].type == IpSetType::ListSet) p.fail(m.col, "a list:set cannot hold another list:set");
+      if (out.sets_[mi].type == IpSetType::Unsupported && out.sets_[si].type == IpSetType::ListSet) {
+        out.sets_[si].type = IpSetType::Unsupported;
+        out.sets_[si].unsupported = fmt::format("list:set holding {} ({})", m.name, out.sets_[mi].unsupported);
+      }
       out.sets_[si].member_elem.push_back(static_cast<uint32_t>(out.sets_[si].members.size()));
       out.sets_[si].members.push_back(mi);
     }

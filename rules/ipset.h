@@ -14,6 +14,7 @@ namespace nfb {
 
 enum class IpSetType : uint8_t {
   HashIp, HashNet, HashIpPort, HashNetPort, HashIpPortIp, HashIpPortNet, BitmapIp, BitmapPort, ListSet,
+  Unsupported,  // loaded by name only (IpSet::unsupported says what it is): a rule naming it is refused
 };
 
 /// One set, as `ipset save` describes it (IPv4 sets; an inet6 set loads
@@ -48,6 +49,9 @@ struct IpSet {
 
   std::string name;
   IpSetType type = IpSetType::HashIp;
+  /// Unsupported: the type as written (hash:mac, hash:net,iface, ...), or
+  /// which member makes a list:set unsupported.
+  std::string unsupported;
   bool inet6 = false;
   bool counters = false;
   bool timeouts = false;          // created with `timeout`

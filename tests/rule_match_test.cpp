@@ -1446,7 +1446,29 @@ TEST(SetMatchTest, SetsAreReadWithErrorsThatSayWhere) {
   } catch (const LoadError& e) {
     EXPECT_EQ(std::string(e.what()), "s:2:7: bad address \"10.0.0.300\" (expected a.b.c.d)");
   }
-  EXPECT_THROW(IpSets::parse("create a hash:mac\n", "s"), LoadError);
+  // A type the model lacks loads (its elements unread); a rule naming it,
+  // or a list:set holding it, is refused, and only such a rule.
+  IpSets other = IpSets::parse(
+      "create m hash:mac hashsize 1024 maxelem 65536\nadd m 02:42:AC:11:00:02\ncreate a hash:ip\nadd a 10.0.0.1\n"
+      "create l list:set size 8\nadd l m\n",
+      "s");
+  MatchOptions with_other;
+  with_other.ipsets = &other;
+  EXPECT_NO_THROW(Tester(rule_of("-m set --match-set a src"), with_other));
+  try {
+    Tester t(rule_of("-m set --match-set m src"), with_other);
+    ADD_FAILURE();
+  } catch (const LoadError& e) {
+    EXPECT_NE(std::string(e.what()).find("set \"m\" has type hash:mac, which this model does not support"),
+              std::string::npos)
+        << e.what();
+  }
+  try {
+    Tester t(rule_of("-m set --match-set l src"), with_other);
+    ADD_FAILURE();
+  } catch (const LoadError& e) {
+    EXPECT_NE(std::string(e.what()).find("has type list:set holding m (hash:mac)"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(IpSets::parse("add a 10.0.0.1\n", "s"), LoadError);
   EXPECT_THROW(IpSets::parse("create l list:set\nadd l missing\n", "s"), LoadError);
   EXPECT_THROW(IpSets::parse("create a hash:ip\nadd a 10.0.0.1 nomatch\n", "s"), LoadError);

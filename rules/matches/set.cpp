@@ -243,6 +243,8 @@ struct Test {
         if (k.port < s.range_lo || k.port > s.range_hi) return 0;
         r = lookup(s, k, count, cond);
         break;
+      case IpSetType::Unsupported:
+        return 0;  // never compiled (SetMatch::compile refuses it)
       case IpSetType::ListSet:
         for (size_t i = 0; i < s.members.size(); ++i) {
           // Members: no counter comparison; their counters unless !

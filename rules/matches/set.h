@@ -122,6 +122,10 @@ struct SetMatch : SetTest {
                          "`ipset save`)", name));
     if (s->sets()[i].inet6)
       c.fail(fmt::format("the protocol family of set {} is IPv6, which is not applicable", name));
+    if (s->sets()[i].type == IpSetType::Unsupported)
+      c.fail(fmt::format("set \"{}\" has type {}, which this model does not support (hash:ip, hash:net, hash:ip,port, "
+                         "hash:net,port, hash:ip,port,ip, hash:ip,port,net, bitmap:ip, bitmap:port, list:set)",
+                         name, s->sets()[i].unsupported));
     Compiled m;
     m.sets = s;
     m.set = i;
