@@ -900,10 +900,15 @@ void parse_addrs(const Json& doc, const JsonReader& r, HostSpec& spec) {
     }
     if (br == spec.interfaces.size()) r.fail(m.path, "unknown interface \"" + m.master + "\" (not in this file)");
     const auto kind = master_kind_of.find(m.master);
+    // Without `ip -d`, a master that is itself enslaved (a bond in a bridge)
+    // or Open vSwitch's datapath is not a Linux bridge either.
+    bool enslaved = false;
+    for (const Enslaved& other : masters) enslaved = enslaved || other.port == br;
     const bool other_kind = (!m.slave_kind.empty() && m.slave_kind != "bridge") ||
-                            (kind != master_kind_of.end() && kind->second != "bridge");
-    if (other_kind) continue;
+                            (kind != master_kind_of.end() && kind->second != "bridge") || enslaved ||
+                            m.master == "ovs-system";
     if (br == m.port) r.fail(m.path, "an interface cannot be its own master");
+    if (other_kind) continue;
     if (!spec.interfaces[br].bridge) {
       spec.interfaces[br].bridge = true;
       spec.interfaces[br].bridge_mcast_snooping = true;  // the kernel's default (`ip -d` would say otherwise)

@@ -125,11 +125,11 @@
 //    one the bridge learned on another port): it is bridged. FORWARD
 //    (-i and -o both the bridge, physdev-out the station's port) and
 //    POSTROUTING, with no routing: no TTL check or decrement, ip_forward
-//    not needed;
+//    not needed (bridge_no_forward);
 //  - nat PREROUTING changed its destination address (DNAT, or the reverse of
 //    a SNAT) and the new destination routes out the same bridge: bridged
 //    too ("bridged DNAT", the hairpin of a service whose endpoint shares the
-//    client's bridge), even with ip_forward=0;
+//    client's bridge). With ip_forward=0 it is dropped, as routing drops it;
 //  - else it goes up to the host and is routed as any packet, PREROUTING
 //    not walked again; physdev-in still matches in INPUT and FORWARD.
 // With bridge-nf-call-iptables=0 bridged frames never reach netfilter (no

@@ -40,7 +40,14 @@ HostSpec HostFolder::host_spec(CtConfig& conntrack, std::vector<std::string>& wa
   HostSpec spec = addrs.empty() ? default_docker_host_spec()
                                 : parse_host_spec(read_input_file(addrs), read_input_file(routes), addrs, routes);
   if (!sysctls.empty()) {
-    for (std::string& w : apply_sysctls_text(read_input_file(sysctls), sysctls, SysctlTarget{conntrack, spec}))
+    const std::string text = read_input_file(sysctls);
+    // No net.bridge settings: br_netfilter is not loaded, and bridges
+    // switch without netfilter (unless a -m physdev rule will load it).
+    if (text.find("net.bridge.bridge-nf-call-iptables") == std::string::npos &&
+        (rules.empty() || read_input_file(rules).find("-m physdev") == std::string::npos)) {
+      spec.bridge_nf_call_iptables = false;
+    }
+    for (std::string& w : apply_sysctls_text(text, sysctls, SysctlTarget{conntrack, spec}))
       warnings.push_back(std::move(w));
   }
   return spec;

@@ -43,7 +43,10 @@ struct HostFolder {
 
   /// The host it describes: its interfaces and routes (the default Docker
   /// host when the folder has none), with sysctl.txt applied to the host and
-  /// to `conntrack`; sysctl.txt's warnings are appended to `warnings`.
+  /// to `conntrack`; sysctl.txt's warnings are appended to `warnings`. A
+  /// sysctl.txt without net.bridge settings means br_netfilter is not
+  /// loaded: bridge-nf-call-iptables off (unless a rule uses -m physdev,
+  /// which loads it).
   /// Throws LoadError / std::invalid_argument naming the file.
   HostSpec host_spec(CtConfig& conntrack, std::vector<std::string>& warnings) const;
 };

@@ -197,15 +197,17 @@ Pipeline::Pipeline(const Ruleset& ruleset, const HostModel& host, const Pipeline
   p.in_iface = bridge;
   br_.info = bridge_nf_;
   const PacketKey& k = p.key;
-  // An Ethernet frame the parser took holds its 14-byte header.
-  const bool eth = p.ethernet && p.frame != nullptr;
+  const bool eth = p.ethernet && p.frame != nullptr && p.len >= 14;
   constexpr uint64_t kMac48 = (1ULL << 48) - 1;
   uint64_t src = 0;
   uint64_t dst = 0;
   if (eth) {
     std::memcpy(&dst, p.frame, sizeof dst);      // the destination MAC and 2 bytes of the source
     std::memcpy(&src, p.frame + 6, sizeof src);  // the source MAC and the EtherType
-    stations_.learn(bridge, src & kMac48, k.src_ip, br_.in_port);
+    src &= kMac48;
+    // The bridge drops a frame from a multicast or zero source MAC before it
+    // learns; the model keeps the frame but learns nothing from it.
+    if ((src & 1U) == 0 && src != 0) stations_.learn(bridge, src, k.src_ip, br_.in_port);
   } else if (k.has(key_flag::kMac)) {
     stations_.learn(bridge, BridgeStations::mac48(k.src_mac.data()), k.src_ip, br_.in_port);
   }
@@ -647,15 +649,10 @@ Fate Pipeline::after_conntrack(PacketIn& p, PacketOut& out, MatchContext& ctx, W
   uint16_t out_port = kNoIface;
   if (br_.info) {
     if (key.dst_ip != dst_before_nat) {
-      // Bridged DNAT: the new destination is out the same bridge (ip_forward
-      // or not: br_netfilter then asks for an output route).
-      const bool same_bridge =
-          route.to_forward() ? route.out_iface == p.in_iface
-                             : !route.to_input() && !host_.ip_forward() && [&] {
-                                 const RouteResult f = host_.route(key.dst_ip);
-                                 return f.type == AddrType::Unicast && f.iface == p.in_iface;
-                               }();
-      if (same_bridge) {
+      // Bridged DNAT: the new destination routes out the same bridge. (With
+      // ip_forward=0 the input route is an error route and the packet dies:
+      // the bridge_no_forward scenario.)
+      if (route.to_forward() && route.out_iface == p.in_iface) {
         bridged = true;
         out_port = station_port(p.in_iface, stations_.port_of_ip(p.in_iface, key.dst_ip));
       }

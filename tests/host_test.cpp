@@ -6,11 +6,14 @@
 // them against the running kernel).
 #include "netfilter/host.h"
 #include "netfilter/bridge.h"
+#include "netfilter/host_folder.h"
 #include "netfilter/sysctl.h"
 
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -809,7 +812,13 @@ TEST(HostLoadTest, MastersMakeBridgePortsUnlessIpDetailSaysAnotherKind) {
     {"ifindex": 4, "ifname": "ens1", "flags": ["UP"], "master": "bond0", "link_type": "ether",
      "address": "02:00:00:00:00:13", "linkinfo": {"info_kind": "device", "info_slave_kind": "bond"}, "addr_info": []},
     {"ifindex": 5, "ifname": "veth2", "flags": ["UP"], "master": "cni0", "link_type": "ether",
-     "address": "02:00:00:00:00:14", "addr_info": []}
+     "address": "02:00:00:00:00:14", "addr_info": []},
+    {"ifindex": 6, "ifname": "br1", "flags": ["UP"], "link_type": "ether", "address": "02:00:00:00:00:15",
+     "addr_info": []},
+    {"ifindex": 7, "ifname": "bond1", "flags": ["UP"], "master": "br1", "link_type": "ether",
+     "address": "02:00:00:00:00:16", "addr_info": []},
+    {"ifindex": 8, "ifname": "ens2", "flags": ["UP"], "master": "bond1", "link_type": "ether",
+     "address": "02:00:00:00:00:17", "addr_info": []}
   ])";
   const HostModel h = parse_host(addrs, "[]", "a.json", "r.json");
   EXPECT_TRUE(h.is_bridge(0));
@@ -819,6 +828,12 @@ TEST(HostLoadTest, MastersMakeBridgePortsUnlessIpDetailSaysAnotherKind) {
   EXPECT_FALSE(h.is_bridge(2));
   EXPECT_EQ(h.master_of(3), kNoIface);
   EXPECT_EQ(std::vector<uint16_t>(h.ports_of(0).begin(), h.ports_of(0).end()), (std::vector<uint16_t>{1, 4}));
+  // Plain `ip -j addr`: a bond enslaved to a bridge is that bridge's port,
+  // and its own slaves stay plain interfaces (a bridge cannot be a port).
+  EXPECT_TRUE(h.is_bridge(5));
+  EXPECT_EQ(h.master_of(6), 5);
+  EXPECT_FALSE(h.is_bridge(6));
+  EXPECT_EQ(h.master_of(7), kNoIface);
   try {
     (void)parse_host(R"([{"ifname": "veth1", "master": "cni0"}])", "[]", "a.json", "r.json");
     ADD_FAILURE() << "no error";
@@ -832,6 +847,30 @@ TEST(HostLoadTest, MastersMakeBridgePortsUnlessIpDetailSaysAnotherKind) {
   } catch (const LoadError& e) {
     EXPECT_NE(std::string(e.what()).find("its own master"), std::string::npos) << e.what();
   }
+}
+
+TEST(HostFolderTest, BridgeNetfilterIsOffWhenTheSysctlsHaveNoBridgeSettings) {
+  const std::string dir = ::testing::TempDir() + "/host-folder-test";
+  std::filesystem::create_directories(dir);
+  const auto write = [&](const char* name, const std::string& text) {
+    std::ofstream(dir + "/" + name) << text;
+  };
+  const auto bnf = [&] {
+    CtConfig ct;
+    std::vector<std::string> warnings;
+    return HostFolder::open(dir).host_spec(ct, warnings).bridge_nf_call_iptables;
+  };
+  write("iptables.save", "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n");
+  EXPECT_TRUE(bnf());  // no sysctl.txt: the default
+  write("sysctl.txt", "net.ipv4.ip_forward = 1\n");
+  EXPECT_FALSE(bnf());  // br_netfilter not loaded
+  write("iptables.save", "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m physdev --physdev-is-in\nCOMMIT\n");
+  EXPECT_TRUE(bnf());  // xt_physdev loads it
+  write("sysctl.txt", "net.bridge.bridge-nf-call-iptables = 0\n");
+  EXPECT_FALSE(bnf());
+  write("sysctl.txt", "net.bridge.bridge-nf-call-iptables = 1\n");
+  EXPECT_TRUE(bnf());
+  std::filesystem::remove_all(dir);
 }
 
 TEST(HostLoadTest, SkipsIpv6OtherTablesAndDeadRoutes) {

@@ -358,7 +358,7 @@ TEST(Scenarios, SizesAreAsDocumented) {
   EXPECT_EQ(connlimit_traffic_frames().size(), 19U);
   EXPECT_EQ(ipset_traffic_frames().size(), 22U);
   EXPECT_EQ(bridge_frames().size(), 15U);
-  EXPECT_EQ(all_scenarios().size(), 19U);
+  EXPECT_EQ(all_scenarios().size(), 20U);
   EXPECT_EQ(sctp_traffic_frames().size(), 58U);
 }
 
@@ -506,6 +506,7 @@ KernelRun run_in_kernel(const Scenario& s) {
   KernelDockerHost host;
   host.load_rules(s.ruleset, s.ipsets);
   host.set_bridge_netfilter(s.br_netfilter);
+  host.set_ip_forward(s.ip_forward);
   host.inject(s.frames);
   KernelRun r;
   r.save = host.save_counters();
@@ -691,6 +692,7 @@ TEST_F(KernelHostTest, ScenariosMatchTheRecordedKernel) {
     KernelDockerHost traced;
     traced.load_rules(s.ruleset, s.ipsets);
     traced.set_bridge_netfilter(s.br_netfilter);
+    traced.set_ip_forward(s.ip_forward);
     const std::string states = states_text(s, traced.trace_states(s.frames));
     const CounterTable traced_counters = parse_rule_counters(traced.save_counters());
     if (record) {

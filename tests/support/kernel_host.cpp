@@ -485,6 +485,14 @@ void KernelDockerHost::set_bridge_netfilter(bool on) {
   });
 }
 
+void KernelDockerHost::set_ip_forward(bool on) {
+  const std::string name = host_->name();
+  on_own_thread([&name, on] {
+    enter_netns(name);
+    write_sysctl("net/ipv4/ip_forward", on ? "1" : "0");
+  });
+}
+
 void KernelDockerHost::load_rules(std::string_view iptables_save_text, std::string_view ipsets) {
   if (!ipsets.empty()) run_checked(*host_, {"ipset", "restore"}, ipsets);
   run_checked(*host_, {"iptables-legacy-restore", "--wait=30"}, iptables_save_text);

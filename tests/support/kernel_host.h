@@ -198,6 +198,8 @@ class KernelDockerHost {
   /// construction). On: br_netfilter passes frames that enter docker0's and
   /// br-5c0a8c6e1d2f's ports through the IPv4 hooks, bridged ones included.
   void set_bridge_netfilter(bool on);
+  /// net.ipv4.ip_forward in the host namespace (on after construction).
+  void set_ip_forward(bool on);
 
   /// `iptables-legacy-save -c` of the host namespace, comments included.
   std::string save_counters() const;

@@ -2165,6 +2165,13 @@ Scenario bridge_service() {
   return s;
 }
 
+Scenario bridge_no_forward() {
+  Scenario s = bridge_service();
+  s.name = "bridge_no_forward";
+  s.ip_forward = false;
+  return s;
+}
+
 Scenario bridge_plain() {
   Scenario s{"bridge_plain", std::string(kBridgeRules), bridge_frames()};
   s.conntrack_table = true;
@@ -2192,6 +2199,7 @@ std::vector<Scenario> all_scenarios() {
   all.push_back(ipset_sets());
   all.push_back(bridge_hairpin());
   all.push_back(bridge_service());
+  all.push_back(bridge_no_forward());
   all.push_back(bridge_plain());
   return all;
 }

@@ -50,6 +50,8 @@ struct Scenario {
   /// the bridge ones: frames addressed to the host take the same way either
   /// way, and the kernel tests' host was built without it.
   bool br_netfilter = false;
+  /// net.ipv4.ip_forward (both sides); on for every scenario but one.
+  bool ip_forward = true;
 };
 
 /// The text of data/rulesets/<file_name>. Throws std::runtime_error when it
@@ -167,6 +169,9 @@ Scenario bridge_hairpin();
 /// kube-proxy node's shape: nothing there looks at ports or TTLs), so
 /// established bridged flows take the fast path.
 Scenario bridge_service();
+/// bridge_service with ip_forward=0: what a bridged DNAT (and station
+/// traffic) does on a host that does not route.
+Scenario bridge_no_forward();
 Scenario bridge_plain();
 /// SYNs to 10000 from listed, excepted (nomatch), single-listed and allowed
 /// sources; DNS to 5353 answered; SSH SYNs and pings to the host; a whole
