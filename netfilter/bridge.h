@@ -38,13 +38,15 @@ class BridgeStations {
   /// address `addr` came in by `port` (kNoIface: captured on the bridge
   /// itself) of `bridge`. The common case, a station seen again on its port
   /// with its address, is one probe.
+  /// `addr` 0: a frame without an IPv4 source (IPv6, ARP probes): the MAC
+  /// alone.
   void learn(uint16_t bridge, uint64_t mac, uint32_t addr, uint16_t port) noexcept {
     if (slots_.empty()) return;
     const uint64_t key = kUsed | uint64_t{bridge} << 48 | mac;
     Slot* s = probe(key);
-    if (s->key == key && s->port == port && s->addr == addr) return;
-    learn_slow(s, key, addr, port);
-    learn_addr(bridge, addr, port);
+    if (s->key == key && s->port == port && (s->addr == addr || addr == 0)) return;
+    learn_slow(s, key, addr != 0 ? addr : s->addr, port);
+    if (addr != 0) learn_addr(bridge, addr, port);
   }
 
   /// The port the MAC was last seen on: kNoIface for a station seen without

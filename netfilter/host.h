@@ -134,9 +134,11 @@
 //    not walked again; physdev-in still matches in INPUT and FORWARD.
 // With bridge-nf-call-iptables=0 bridged frames never reach netfilter (no
 // counters, no conntrack entry) and a hairpin DNAT is routed. Stations are
-// learned as the bridge learns them, from source MACs, and their IPv4
-// addresses from source addresses (the neighbour table a bridged DNAT
-// consults). A unicast destination MAC the bridge has not learned (the
+// learned as the bridge learns them, from the source MAC of every frame
+// (ARP and IPv6 ones too: Pipeline::learn_stations), and their IPv4
+// addresses from IPv4 sources and ARP senders (the neighbour table a bridged
+// DNAT consults). Learning happens as a frame arrives (the kernel learns
+// after PREROUTING, so a frame raw drops teaches it nothing). A unicast destination MAC the bridge has not learned (the
 // kernel floods it to every other port) is taken as addressed to the host,
 // so captures with any host MAC replay as before; a flood to several ports,
 // where the kernel walks FORWARD once per port, broadcast frames bridged

@@ -223,6 +223,23 @@ Pipeline::Pipeline(const Ruleset& ruleset, const HostModel& host, const Pipeline
   br_.l2_port = station_port(bridge, port);
 }
 
+void Pipeline::learn_stations(std::span<const L2Frame> frames) noexcept {
+  if (bridge_of_ptr_ == nullptr) return;
+  for (const L2Frame& f : frames) {
+    const uint16_t bridge = bridge_of_ptr_[f.iface];
+    if (bridge == kNoIface || f.data == nullptr || f.len < 14) continue;
+    const uint64_t src = BridgeStations::mac48(f.data + 6);
+    if ((src & 1U) != 0 || src == 0) continue;
+    // ARP for IPv4 over Ethernet (untagged): the sender's address too.
+    uint32_t addr = 0;
+    if (f.len >= 42 && f.data[12] == 0x08 && f.data[13] == 0x06 && f.data[14] == 0 && f.data[15] == 1 &&
+        f.data[16] == 0x08 && f.data[17] == 0x00 && f.data[18] == 6 && f.data[19] == 4) {
+      addr = uint32_t{f.data[28]} << 24 | uint32_t{f.data[29]} << 16 | uint32_t{f.data[30]} << 8 | f.data[31];
+    }
+    stations_.learn(bridge, src, addr, bridge != f.iface ? f.iface : kNoIface);
+  }
+}
+
 // A station's port as learned (kUnknown: never seen; kNoIface: seen on the
 // bridge itself); when not known, the one port the bridge would flood to
 // if it has only one besides the packet's in port.

@@ -203,6 +203,14 @@ struct PacketIn {
   bool csum_wrong = false;
 };
 
+/// An Ethernet frame the pipeline does not run (ARP, IPv6, ...): what a
+/// bridge learns its sender from.
+struct L2Frame {
+  const uint8_t* data = nullptr;
+  uint32_t len = 0;
+  uint16_t iface = kNoIface;  // the interface it arrived on (a port, or a bridge)
+};
+
 struct PacketOut {
   Fate fate = Fate::DroppedByRule;
   uint16_t out_iface = kNoIface;  // Forwarded, Bridged: the egress interface (a bridge when bridged)
@@ -236,6 +244,12 @@ class Pipeline {
   /// packets[i]. Packets must come in timestamp order. noexcept; allocates
   /// only to append to the trace string when one is set.
   void process(std::span<PacketIn> packets, std::span<PacketOut> results) noexcept;
+
+  /// The bridges learn the senders of frames that are not IPv4 (an ARP
+  /// reply teaches a station's MAC, port and address before its first IP
+  /// packet, as in the kernel). A burst's such frames are learned before
+  /// its IPv4 frames run. noexcept, no allocation.
+  void learn_stations(std::span<const L2Frame> frames) noexcept;
 
   /// Append a kernel-style TRACE line for every rule, return and policy each
   /// packet passes (as if every packet had -j TRACE); nullptr turns it off.

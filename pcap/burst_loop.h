@@ -75,6 +75,10 @@ struct FrameBurst {
   std::array<PacketIn, kFrameBurst> in;
   std::array<PacketOut, kFrameBurst> out;
   std::array<uint32_t, kFrameBurst> slot{};
+  /// Ethernet frames that are not IPv4 (ARP, IPv6): counted invalid, but a
+  /// bridge learns their senders (Pipeline::learn_stations).
+  std::array<L2Frame, kFrameBurst> other{};
+  size_t others = 0;
 };
 
 /// The frames of the burst a source just took, frame by frame (made by
@@ -165,6 +169,8 @@ size_t take_in(Source& source, Sink& sink, Frames frames, size_t n, FrameBurst& 
     l1_bytes += l1_bytes_of(f.wirelen);
     r.parse.add(st);
     if (st != ParseStatus::Ok) {
+      if ((st == ParseStatus::NotIp || st == ParseStatus::Ipv6NotHandled) && f.link == LinkType::Ethernet)
+        b.other[b.others++] = L2Frame{f.data, f.len, f.iface};
       sink.reject(source, i, st);
       continue;
     }
@@ -210,7 +216,9 @@ void run_burst_loop(Source& source, Sink& sink, Pipeline& pipeline, ReplayReport
   FrameBurst b;
   while (source.next_round()) {
     for (size_t n; (n = source.take()) != 0;) {
+      b.others = 0;
       const size_t m = take_in(source, sink, source.frames(), n, b, r);
+      if (b.others != 0) pipeline.learn_stations(std::span(b.other.data(), b.others));
       pipeline.process(std::span(b.in.data(), m), std::span(b.out.data(), m));
       if (sink.wants_frames()) hand_out(source, sink, b, m);
       source.release(n);

@@ -348,6 +348,62 @@ Fed feed(const std::vector<InjectedFrame>& frames, const HostModel& host, uint64
 
 uint64_t fate_count(const PipelineStats& st, Fate f) { return st.by_fate[static_cast<size_t>(f)]; }
 
+// A station learned from an ARP reply (before its first IP packet, as the
+// kernel's bridge learns it): a frame to its MAC is then bridged (TTL kept,
+// out docker0 by its port); to a MAC never seen it is taken as for the host
+// and routed (TTL decremented).
+TEST(PipelineBridges, AnArpReplyTeachesTheBridgeAStation) {
+  const HostModel host = default_docker_host();
+  const Ruleset rules = read_iptables_save("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
+                                           ":OUTPUT ACCEPT [0:0]\n-A FORWARD -m physdev --physdev-out vethc7d24f3\n"
+                                           "COMMIT\n", "t");
+  const uint16_t redis_port = host.iface_id("veth5b0e9a1").value();
+  const uint16_t web_port = host.iface_id("vethc7d24f3").value();
+  const uint16_t docker0 = host.iface_id("docker0").value();
+  const test::Mac redis_mac{0x02, 0x42, 0xac, 0x11, 0x00, 0x02};
+  const test::Mac web_mac{0x02, 0x42, 0xac, 0x11, 0x00, 0x03};
+  // web answers an ARP request: who-has 172.17.0.3, from 02:42:ac:11:00:03.
+  test::Bytes arp;
+  arp.insert(arp.end(), {0, 1, 8, 0, 6, 4, 0, 2});
+  arp.insert(arp.end(), web_mac.begin(), web_mac.end());
+  arp.insert(arp.end(), {172, 17, 0, 3});
+  arp.insert(arp.end(), redis_mac.begin(), redis_mac.end());
+  arp.insert(arp.end(), {172, 17, 0, 2});
+  const test::Bytes arp_frame = test::ethernet({.dst = redis_mac, .src = web_mac, .ethertype = 0x0806}, arp);
+  const auto syn_to = [&](const test::Mac& dst_mac) {
+    return test::ethernet({.dst = dst_mac, .src = redis_mac},
+                          test::ipv4({.src = test::ip4(172, 17, 0, 2), .dst = test::ip4(172, 17, 0, 3), .proto = kProtoTcp,
+                                      .ttl = 64},
+                                     test::tcp({.sport = 40000, .dport = 80, .flags = tcp_flag::kSyn})));
+  };
+  for (const bool learned : {false, true}) {
+    SCOPED_TRACE(learned ? "after the ARP reply" : "never seen");
+    auto pipeline = Pipeline::build(rules, host);
+    if (learned) {
+      const L2Frame f{arp_frame.data(), static_cast<uint32_t>(arp_frame.size()), web_port};
+      pipeline->learn_stations(std::span(&f, 1));
+    }
+    test::Bytes frame = syn_to(web_mac);
+    PacketIn p;
+    ASSERT_EQ(parse_frame(frame.data(), static_cast<uint32_t>(frame.size()), LinkType::Ethernet, redis_port, p.key),
+              ParseStatus::Ok);
+    p.frame = frame.data();
+    p.len = static_cast<uint32_t>(frame.size());
+    p.in_iface = redis_port;
+    p.ts_ns = 1;
+    PacketOut out;
+    pipeline->process(std::span(&p, 1), std::span(&out, 1));
+    EXPECT_EQ(out.fate, Fate::Forwarded);
+    EXPECT_EQ(out.out_iface, docker0);
+    EXPECT_EQ(p.in_iface, docker0);  // the port's packet is the bridge's
+    EXPECT_EQ(p.key.ttl, learned ? 64 : 63);
+    const std::string counters = write_iptables_save(pipeline->counters_ruleset(), WriteOptions{.counters = true});
+    EXPECT_NE(counters.find(learned ? "[1:40] -A FORWARD -m physdev" : "[0:0] -A FORWARD -m physdev"),
+              std::string::npos)
+        << counters;
+  }
+}
+
 TEST(PipelineFragments, EveryFragmentIsInExactlyOneFateBucket) {
   const HostModel host = default_docker_host();
   const Scenario s = docker28_fragments();
