@@ -33,11 +33,8 @@ void BridgeStations::learn_addr(uint16_t bridge, uint32_t addr, uint16_t port) n
 
 uint32_t BridgeStations::find(uint64_t key) const noexcept {
   if (slots_.empty()) return kUnknown;
-  for (size_t i = static_cast<size_t>((key * 0x9e3779b97f4a7c15ULL) >> shift_);; i = (i + 1) & mask_) {
-    const Slot& s = slots_[i];
-    if (s.key == key) return s.port;
-    if (s.key == 0) return kUnknown;
-  }
+  const Slot& s = slots_[slot_of(key)];
+  return s.key == key ? s.port : kUnknown;
 }
 
 }  // namespace nfb

@@ -77,12 +77,14 @@ class BridgeStations {
   static uint64_t ip_key(uint16_t bridge, uint32_t addr) noexcept {
     return kUsed | kIp | uint64_t{bridge} << 48 | addr;
   }
-  // The slot holding `key`, or the empty one where it would go.
-  Slot* probe(uint64_t key) noexcept {
+  // The index of the slot holding `key`, or of the empty one where it would
+  // go (the table is never more than half full). slots_ must not be empty.
+  size_t slot_of(uint64_t key) const noexcept {
     size_t i = static_cast<size_t>((key * 0x9e3779b97f4a7c15ULL) >> shift_);
     while (slots_[i].key != key && slots_[i].key != 0) i = (i + 1) & mask_;
-    return &slots_[i];
+    return i;
   }
+  Slot* probe(uint64_t key) noexcept { return &slots_[slot_of(key)]; }
   void learn_slow(Slot* s, uint64_t key, uint32_t addr, uint16_t port) noexcept;
   void learn_addr(uint16_t bridge, uint32_t addr, uint16_t port) noexcept;
   uint32_t find(uint64_t key) const noexcept;
