@@ -89,7 +89,7 @@ void append_tuple(std::string& out, const Tuple& t) {
       t.proto == kProtoDccp) {
     fmt::format_to(std::back_inserter(out), "sport={} dport={} ", t.sport, t.dport);
   } else if (t.proto == kProtoIcmp) {
-    fmt::format_to(std::back_inserter(out), "type={} code={} id={} ", t.icmp_type, t.icmp_code,
+    fmt::format_to(std::back_inserter(out), "type={} code={} id={} ", t.icmp_type(), t.icmp_code(),
                    t.sport);
   } else if (t.proto == kProtoGre) {
     fmt::format_to(std::back_inserter(out), "srckey={:#x} dstkey={:#x} ", t.sport, t.dport);
@@ -106,12 +106,12 @@ bool Tuple::invert(Tuple& out) const noexcept {
   r.src = dst;
   r.dst = src;
   r.proto = proto;
+  r.zone = zone;
   if (proto == kProtoIcmp) {
-    const int answer = icmp_counterpart(icmp_type);
+    const int answer = icmp_counterpart(icmp_type());
     if (answer < 0) return false;
     r.sport = sport;  // the identifier stays
-    r.icmp_type = static_cast<uint8_t>(answer);
-    r.icmp_code = icmp_code;
+    r.dport = icmp_word(static_cast<uint8_t>(answer), icmp_code());
   } else {
     r.sport = dport;
     r.dport = sport;
@@ -161,6 +161,23 @@ bool ConntrackTable::counts_as_connection(uint32_t handle, uint64_t id, uint64_t
 
 
 
+
+CtProbe ConntrackTable::probe_in_zone(Tuple t, CtZone zone) const noexcept {
+  t.zone = zone.id_for(CtDir::Original);
+  CtProbe p = probe(t);
+  const uint16_t reply_id = zone.id_for(CtDir::Reply);
+  // A hit counts when the direction it found carries the packet's id for
+  // that direction.
+  if (p.hit() && (p.dir() == CtDir::Original || reply_id == t.zone)) return p;
+  if (reply_id != t.zone) {
+    Tuple r = t;
+    r.zone = reply_id;
+    const CtProbe q = probe(r);
+    if (q.hit() && q.dir() == CtDir::Reply) return q;
+  }
+  p.node = kNoEntry;  // none: a new entry starts from p (ORIGINAL's id and hash)
+  return p;
+}
 
 uint32_t ConntrackTable::find_live(const Tuple& t, uint64_t hash) noexcept {
   const uint32_t node = lookup(t, hash);
@@ -440,11 +457,11 @@ bool ConntrackTable::checksum_passes(const PacketKey& key, const uint8_t* frame,
 }
 
 CtResult ConntrackTable::process(const PacketKey& key, const uint8_t* frame, uint32_t len, uint64_t now_ns,
-                                 L4Check check, const CtProbe* probe) noexcept {
+                                 L4Check check, const CtProbe* probe, CtZone zone) noexcept {
   clock_ns_ = std::max(clock_ns_, now_ns);
   if (key.is_later_fragment()) return invalid(CtReason::Fragment);
   switch (key.proto) {
-    case kProtoIcmp: return process_icmp(key, frame, len, check, probe);
+    case kProtoIcmp: return process_icmp(key, frame, len, check, zone.is_default() ? probe : nullptr, zone);
     case kProtoTcp:
       if (!key.has(key_flag::kTcpFlags)) return invalid(CtReason::Truncated, TcpReason::Truncated);
       break;
@@ -463,20 +480,21 @@ CtResult ConntrackTable::process(const PacketKey& key, const uint8_t* frame, uin
     }
     default: break;
   }
-  if (probe != nullptr) return track(key, *probe, frame, len, check);
-  return track(key, this->probe(tuple_of(key, frame)), frame, len, check);
+  if (!zone.is_default()) return track(key, probe_in_zone(tuple_of(key, frame), zone), frame, len, check, zone);
+  if (probe != nullptr) return track(key, *probe, frame, len, check, zone);
+  return track(key, this->probe(tuple_of(key, frame)), frame, len, check, zone);
 }
 
 CtResult ConntrackTable::process_icmp(const PacketKey& key, const uint8_t* frame, uint32_t len,
-                                      L4Check check, const CtProbe* query) noexcept {
+                                      L4Check check, const CtProbe* query, CtZone zone) noexcept {
   if (!key.has(key_flag::kIcmp)) return invalid(CtReason::Truncated);
   // The checksum comes first for ICMP (nf_conntrack_icmpv4_error()).
   if (!checksum_passes(key, frame, len, check)) return invalid(CtReason::BadChecksum);
   if (key.icmp_type > kIcmpLastKnownType) return invalid(CtReason::IcmpUnknownType);
   if (!icmp_is_error(key.icmp_type)) {
     // A query or an answer: tracked like any flow (the checksum is done).
-    if (query != nullptr) return track(key, *query, frame, len, L4Check::Skip);
-    return track(key, probe(tuple_of(key, frame)), frame, len, L4Check::Skip);
+    if (query != nullptr) return track(key, *query, frame, len, L4Check::Skip, zone);
+    return track(key, probe_in_zone(tuple_of(key, frame), zone), frame, len, L4Check::Skip, zone);
   }
 
   // An error: find the flow of the packet it quotes. The quoted packet went
@@ -497,13 +515,18 @@ CtResult ConntrackTable::process_icmp(const PacketKey& key, const uint8_t* frame
     quoted.dport = in.dst_port;
   } else if (in.proto == kProtoIcmp) {
     if ((in.flags & inner_flag::kIcmp) == 0) return invalid(CtReason::IcmpErrorInner);
-    quoted.icmp_type = in.icmp_type;
-    quoted.icmp_code = in.icmp_code;
+    quoted.dport = Tuple::icmp_word(in.icmp_type, in.icmp_code);
     quoted.sport = in.icmp_id;
   }
   Tuple wanted;
   if (!quoted.invert(wanted)) return invalid(CtReason::IcmpErrorInner);
-  const uint32_t node = find_live(wanted, hash_of(wanted));
+  // In the error's own zone (nf_conntrack_inet_error() looks up with it).
+  uint32_t node = probe_in_zone(wanted, zone).node;
+  if (node != kNoEntry && expired(node >> 1)) {
+    ++counters_.expired;  // gone: freed, as find_live() does
+    kill(node >> 1);
+    node = kNoEntry;
+  }
   if (node == kNoEntry) return invalid(CtReason::IcmpErrorNoFlow);
   const uint32_t slot = node >> 1;
   const auto dir = static_cast<CtDir>(node & 1);
@@ -522,7 +545,7 @@ CtResult ConntrackTable::process_icmp(const PacketKey& key, const uint8_t* frame
 }
 
 CtResult ConntrackTable::track(const PacketKey& key, const CtProbe& probe, const uint8_t* frame, uint32_t len,
-                               L4Check check) noexcept {
+                               L4Check check, CtZone zone) noexcept {
   const Tuple& t = probe.tuple;
   TcpSegment seg;
   if (t.proto == kProtoTcp && !read_tcp_segment(frame, len, key, seg))
@@ -543,9 +566,15 @@ CtResult ConntrackTable::track(const PacketKey& key, const CtProbe& probe, const
       dir = static_cast<CtDir>(node & 1);
       ++counters_.found;
     } else {
+      // The new entry's tuples carry the zone's id of their direction (the
+      // probe's tuple may carry REPLY's, when a reopening SYN found its old
+      // entry in that direction).
+      Tuple orig = t;
+      orig.zone = zone.id_for(CtDir::Original);
       Tuple reply;
-      if (!t.invert(reply)) return invalid(CtReason::IcmpCannotOpen);
-      slot = allocate(probe.hash, clock_ns_);
+      if (!orig.invert(reply)) return invalid(CtReason::IcmpCannotOpen);
+      reply.zone = zone.id_for(CtDir::Reply);
+      slot = allocate(orig.zone == t.zone ? probe.hash : hash_of(orig), clock_ns_);
       if (slot == kNoEntry) {
         ++counters_.drop;
         ++counters_.by_reason[static_cast<std::size_t>(CtReason::TableFull)];
@@ -554,7 +583,7 @@ CtResult ConntrackTable::track(const PacketKey& key, const CtProbe& probe, const
         r.reason = CtReason::TableFull;
         return r;
       }
-      entries_[slot].tuple = {t, reply};
+      entries_[slot].tuple = {orig, reply};
       created = true;
     }
     CtEntry& e = entries_[slot];
@@ -695,7 +724,7 @@ CtResult ConntrackTable::track(const PacketKey& key, const CtProbe& probe, const
         break;
       case kProtoIcmp:
         // Only a query opens an entry (an answer finds its query's entry).
-        if (!icmp_opens(e.tuple[0].icmp_type))
+        if (!icmp_opens(e.tuple[0].icmp_type()))
           fail = CtReason::IcmpCannotOpen;
         else
           refresh(slot, config_.icmp_timeout);
@@ -821,11 +850,20 @@ std::string ConntrackTable::format_entry(const CtEntry& e, uint64_t now_ns) cons
   fmt::format_to(std::back_inserter(out), "{:<8} {} {} ", proto_name(proto), proto, left);
   if (proto == kProtoTcp) fmt::format_to(std::back_inserter(out), "{} ", tcp_ct_state_name(e.tcp.state));
   if (proto == kProtoSctp) fmt::format_to(std::back_inserter(out), "{} ", sctp_ct_state_name(e.sctp.state));
+  // A zone is printed once: as zone= when both directions carry its id,
+  // else beside the one tuple that does (ctnetlink's CTA_ZONE and
+  // CTA_TUPLE_ZONE; id 0 is never printed).
+  const uint16_t zo = e.tuple[0].zone;
+  const uint16_t zr = e.tuple[1].zone;
   append_tuple(out, e.tuple[0]);
+  if (zo != 0 && zo != zr) fmt::format_to(std::back_inserter(out), "zone-orig={} ", zo);
   if ((e.status & ct_status::kSeenReply) == 0) out += "[UNREPLIED] ";
   append_tuple(out, e.tuple[1]);
+  if (zr != 0 && zo != zr) fmt::format_to(std::back_inserter(out), "zone-reply={} ", zr);
   if ((e.status & ct_status::kAssured) != 0) out += "[ASSURED] ";
-  fmt::format_to(std::back_inserter(out), "mark={} use=1", e.mark);
+  fmt::format_to(std::back_inserter(out), "mark={} ", e.mark);
+  if (zo != 0 && zo == zr) fmt::format_to(std::back_inserter(out), "zone={} ", zo);
+  out += "use=1";
   return out;
 }
 

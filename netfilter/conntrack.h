@@ -18,6 +18,9 @@
 //                violations, ICMP error about no flow, ICMP that cannot open one
 //   (UNTRACKED is the pipeline's business: raw's CT --notrack skips conntrack.)
 //
+// Zones (raw's CT --zone): a packet in a zone finds and creates entries
+// only within it; each tuple carries its direction's zone id (CtZone).
+//
 // Two phases per packet, as in the kernel: a new entry is created
 // UNCONFIRMED by process() and becomes visible to lookups only when
 // confirm() runs at the end of the packet's path (POSTROUTING or INPUT); if
@@ -104,36 +107,65 @@
 
 namespace nfb {
 
-/// One direction of a flow. Host byte order, no padding (compared and
-/// hashed as 16 bytes).
+/// One direction of a flow, in the kernel's layout. Host byte order, no
+/// padding (compared and hashed as 16 bytes).
 ///   TCP/UDP/UDP-Lite/SCTP: addresses, ports, protocol.
-///   ICMP:    addresses, sport = the query identifier, dport = 0, and the
-///            type and code (an echo request's reply tuple has type echo-reply).
+///   ICMP:    addresses, sport = the query identifier, dport = the type and
+///            code (type << 8 | code; an echo request's reply tuple has type
+///            echo-reply), as the kernel's dst.u.icmp holds them.
 ///   GRE:     addresses and the keys of the kernel's GRE tracker: sport = the
 ///            source key, dport = the destination key (version 1, PPTP: the
 ///            call id; the source key would come from the PPTP helper, which
 ///            is not modelled, so it is 0; version 0: both 0).
 ///   other:   addresses and protocol only (the kernel's generic tracker).
+/// `zone` is the conntrack zone id of this direction (CtZone::id_for; 0 is
+/// the default zone): a packet finds a tuple only within its own zone, as
+/// the kernel compares nf_ct_zone_id() of the direction it found.
 struct Tuple {
   uint32_t src = 0;
   uint32_t dst = 0;
   uint16_t sport = 0;
   uint16_t dport = 0;
+  uint16_t zone = 0;
   uint8_t proto = 0;
-  uint8_t icmp_type = 0;
-  uint8_t icmp_code = 0;
   uint8_t pad = 0;  // always 0
 
-  /// The tuple of the other direction: addresses and ports swapped; ICMP
-  /// keeps the identifier and maps the query type to its answer (echo 8<->0,
-  /// timestamp 13<->14, info 15<->16, address mask 17<->18). False (out
-  /// untouched) for an ICMP type without an answer, which cannot be tracked.
+  /// An ICMP tuple's dport: its type and code.
+  static constexpr uint16_t icmp_word(uint8_t type, uint8_t code) noexcept {
+    return static_cast<uint16_t>(type << 8 | code);
+  }
+  uint8_t icmp_type() const noexcept { return static_cast<uint8_t>(dport >> 8); }
+  uint8_t icmp_code() const noexcept { return static_cast<uint8_t>(dport); }
+
+  /// The tuple of the other direction, in the same zone id: addresses and
+  /// ports swapped; ICMP keeps the identifier and maps the query type to its
+  /// answer (echo 8<->0, timestamp 13<->14, info 15<->16, address mask
+  /// 17<->18). False (out untouched) for an ICMP type without an answer,
+  /// which cannot be tracked.
   bool invert(Tuple& out) const noexcept;
 
   friend constexpr bool operator==(const Tuple&, const Tuple&) noexcept = default;
 };
 static_assert(sizeof(Tuple) == 16);
 static_assert(std::has_unique_object_representations_v<Tuple>);
+
+/// A packet's conntrack zone (nf_conntrack_zone), given by raw's `-j CT
+/// --zone/--zone-orig/--zone-reply` template; packets without one are in
+/// the default zone (id 0, both directions). A zone that names one direction
+/// only gives its id to that direction's tuple and the default id to the
+/// other. Entries are found, created and NAT-ed within zones: two flows with
+/// the same addresses and ports in different zones are two entries.
+struct CtZone {
+  static constexpr uint8_t kOriginal = 1;  // NF_CT_ZONE_DIR_ORIG
+  static constexpr uint8_t kReply = 2;     // NF_CT_ZONE_DIR_REPL
+  static constexpr uint8_t kBoth = kOriginal | kReply;
+  uint16_t id = 0;
+  uint8_t dirs = kBoth;
+
+  /// nf_ct_zone_id(): the id the tuple of direction `d` carries.
+  constexpr uint16_t id_for(CtDir d) const noexcept { return (dirs >> dir_index(d)) & 1U ? id : uint16_t{0}; }
+  constexpr bool is_default() const noexcept { return id == 0; }
+};
 
 /// The ORIGINAL tuple of a parsed packet (ICMP errors included: their own
 /// type/code, id 0). Does not look at the frame.
@@ -147,8 +179,7 @@ inline Tuple tuple_of(const PacketKey& key) noexcept {
     t.sport = key.src_port;
     t.dport = key.dst_port;
   } else if (key.proto == kProtoIcmp && key.has(key_flag::kIcmp)) {
-    t.icmp_type = key.icmp_type;
-    t.icmp_code = key.icmp_code;
+    t.dport = Tuple::icmp_word(key.icmp_type, key.icmp_code);
     t.sport = key.icmp_id;  // 0 unless a query
   }
   return t;
@@ -370,6 +401,12 @@ class ConntrackTable {
   }
   uint32_t prefetch_entries(CtProbe& p) const noexcept;
   void finish(CtProbe& p) const noexcept;
+  /// The lookup of a packet of zone `zone` with tuple `t` (its zone field
+  /// ignored): the node whose direction d has t's addresses and ports and the
+  /// zone id zone.id_for(d), or kNoEntry (nf_conntrack_find_get(): a lookup
+  /// with the ORIGINAL direction's id, then, when the REPLY direction's id
+  /// differs, one with that).
+  CtProbe probe_in_zone(Tuple t, CtZone zone) const noexcept;
   /// The node whose tuple is `t` (hash == hash_of(t)), expired or not, or
   /// kNoEntry. Read-only: expired entries are reported, not freed.
   uint32_t lookup(const Tuple& t, uint64_t hash) const noexcept;
@@ -394,8 +431,12 @@ class ConntrackTable {
   /// when given, is lookup() of tuple_of(key, frame) made since the table last
   /// changed (the caller looked the packet up already); otherwise process()
   /// looks it up.
+  /// `zone`: the packet's zone (raw's CT template). Outside the default
+  /// zone the probe is not used: process() looks the tuple up in the zone
+  /// itself (twice for a one-direction zone, as the kernel does), and a new
+  /// entry's tuples carry the zone's ids.
   CtResult process(const PacketKey& key, const uint8_t* frame, uint32_t len, uint64_t now_ns, L4Check check,
-                   const CtProbe* probe = nullptr) noexcept;
+                   const CtProbe* probe = nullptr, CtZone zone = {}) noexcept;
   /// The same with `verify_checksum`: Verify when true, Skip when false.
   CtResult process(const PacketKey& key, const uint8_t* frame, uint32_t len, uint64_t now_ns,
                    bool verify_checksum) noexcept {
@@ -580,9 +621,9 @@ class ConntrackTable {
 
   CtResult invalid(CtReason why, TcpReason tcp = TcpReason::None) noexcept;
   CtResult process_icmp(const PacketKey& key, const uint8_t* frame, uint32_t len, L4Check check,
-                        const CtProbe* query) noexcept;
+                        const CtProbe* query, CtZone zone) noexcept;
   CtResult track(const PacketKey& key, const CtProbe& probe, const uint8_t* frame, uint32_t len,
-                 L4Check check) noexcept;
+                 L4Check check, CtZone zone) noexcept;
   /// The L4 checksum as `check` says: false when verified and wrong;
   /// counts a TrustedBad packet.
   bool checksum_passes(const PacketKey& key, const uint8_t* frame, uint32_t len, L4Check check) noexcept;
@@ -780,7 +821,7 @@ inline void ConntrackTable::refresh(uint32_t slot, uint32_t timeout_s) noexcept 
     }
     case kProtoIcmp:
       if (!key.has(key_flag::kIcmp) || key.icmp_type > kIcmpLastKnownType || icmp_is_error(key.icmp_type) ||
-          !icmp_opens(e.tuple[0].icmp_type))
+          !icmp_opens(e.tuple[0].icmp_type()))
         return 0;
       timeout = config_.icmp_timeout;
       break;

@@ -111,7 +111,10 @@ class Binder {
     Tuple t = curr;
     if ((r_.flags & rf::kMapIps) != 0) {
       uint32_t& addr = manip_ == NatManip::Src ? t.src : t.dst;
-      addr = nat_select_address(t, r_.min_addr, r_.max_addr, (r_.flags & rf::kPersistent) != 0);
+      // The entry's zone id (one direction's tuple carries it, or both).
+      const CtEntry* e = ct_.entry(entry_);
+      const uint16_t zone_id = e != nullptr ? static_cast<uint16_t>(e->tuple[0].zone | e->tuple[1].zone) : 0;
+      addr = nat_select_address(t, r_.min_addr, r_.max_addr, (r_.flags & rf::kPersistent) != 0, zone_id);
     }
     // 3) The port or id: kept if in range and free, else searched.
     if (!random) {
@@ -419,13 +422,13 @@ uint32_t jhash_words(const uint32_t* k, std::size_t n, uint32_t initval) noexcep
   return c;
 }
 
-uint32_t nat_select_address(const Tuple& t, uint32_t min_addr, uint32_t max_addr,
-                            bool persistent) noexcept {
+uint32_t nat_select_address(const Tuple& t, uint32_t min_addr, uint32_t max_addr, bool persistent,
+                            uint16_t zone_id) noexcept {
   if (min_addr == max_addr) return min_addr;
   // The kernel hashes the whole 16-byte address union: an IPv4 address and
-  // three zero words.
+  // three zero words, keyed by the destination word and the zone id.
   const std::array<uint32_t, 4> words{kernel_word(t.src), 0, 0, 0};
-  const uint32_t j = jhash_words(words.data(), words.size(), persistent ? 0U : kernel_word(t.dst));
+  const uint32_t j = jhash_words(words.data(), words.size(), persistent ? 0U : kernel_word(t.dst) ^ zone_id);
   const uint32_t dist = max_addr - min_addr + 1U;  // modulo 2^32, like the kernel
   return min_addr + static_cast<uint32_t>((static_cast<uint64_t>(j) * dist) >> 32);
 }
@@ -491,13 +494,15 @@ bool NatTable::find_source(const ConntrackTable& ct, uint32_t self, const Tuple&
       const CtEntry& other = *ct.entry(slot);
       const Tuple& o = other.tuple[dir_index(CtDir::Original)];
       Tuple m;
-      if (o.proto == t.proto && o.src == t.src && o.sport == t.sport &&
+      // The same source in the same zone (find_appropriate_src() compares
+      // the ORIGINAL direction's zone id).
+      if (o.proto == t.proto && o.src == t.src && o.sport == t.sport && o.zone == t.zone &&
           other.tuple[dir_index(CtDir::Reply)].invert(m)) {
-        // Its source half, with this connection's destination half.
+        // Its source half, with this connection's destination half (for
+        // ICMP the type and code) and zone id.
         m.dst = t.dst;
         m.dport = t.dport;
-        m.icmp_type = t.icmp_type;
-        m.icmp_code = t.icmp_code;
+        m.zone = t.zone;
         if (src_in_range(m, range)) {
           mapped = m;
           return true;

@@ -64,7 +64,12 @@
 // reverse-clash exception (nf_nat_used_tuple_new: it needs two new entries
 // in flight at once), conntrack helpers (FTP, SIP...), GRE keys, SCTP/DCCP/
 // UDP-Lite ports (conntrack tracks those protocols as generic, so only their
-// addresses are rewritten and their L4 checksum is left alone), zones.
+// addresses are rewritten and their L4 checksum is left alone).
+//
+// Zones (raw's CT --zone): every tuple carries its direction's zone id, so
+// a binding's REPLY tuple is free or taken within its zone, a source
+// mapping is reused only within the ORIGINAL direction's zone, and the
+// address hash is keyed with the zone id, as the kernel does.
 //
 // Fragments: the kernel reassembles before conntrack (nf_defrag_ipv4), NATs
 // the whole datagram and refragments it on output, so every fragment leaves
@@ -415,9 +420,10 @@ NatRewrite nat_rewrite_for(const CtEntry& e, CtDir dir, bool forwarded) noexcept
 /// `t` from [min_addr, max_addr], for either manip (find_best_ips_proto: Bob
 /// Jenkins' lookup3 hashword over the source address as the x86 kernel holds
 /// it in memory, 4 words, initval the destination likewise unless
-/// persistent; then min + hash * (max - min + 1) / 2^32, all modulo 2^32).
-uint32_t nat_select_address(const Tuple& t, uint32_t min_addr, uint32_t max_addr,
-                            bool persistent) noexcept;
+/// persistent, XORed with the connection's zone id; then min + hash *
+/// (max - min + 1) / 2^32, all modulo 2^32).
+uint32_t nat_select_address(const Tuple& t, uint32_t min_addr, uint32_t max_addr, bool persistent,
+                            uint16_t zone_id = 0) noexcept;
 
 /// Bob Jenkins' lookup3 hashword() (the kernel's jhash2) over `n` words.
 uint32_t jhash_words(const uint32_t* k, std::size_t n, uint32_t initval) noexcept;

@@ -38,13 +38,19 @@ Fate fate_of(const WalkResult& r) noexcept {
   return r.by_policy ? Fate::DroppedByPolicy : Fate::DroppedByRule;
 }
 
-// The matches' view of a conntrack tuple uses the kernel's layout: for ICMP
-// the id sits in sport and (type << 8 | code) in dport.
-CtTupleView view_of(const Tuple& t) noexcept {
-  const uint16_t dport =
-      t.proto == kProtoIcmp ? static_cast<uint16_t>((t.icmp_type << 8) | t.icmp_code) : t.dport;
-  return CtTupleView{t.src, t.dst, t.sport, dport, t.proto};
+// The zone raw's CT template gives a packet (nf_ct_zone_tmpl()): `--zone
+// mark` takes the low 16 bits of the packet's mark when conntrack runs;
+// --zone-orig or --zone-reply alone names one direction.
+CtZone zone_of(const CtTarget& t, uint32_t mark) noexcept {
+  CtZone z;
+  z.id = t.zone_from_mark ? static_cast<uint16_t>(mark) : t.zone;
+  z.dirs = t.zone_orig == t.zone_reply ? CtZone::kBoth : t.zone_orig ? CtZone::kOriginal : CtZone::kReply;
+  return z;
 }
+
+// The matches' view of a conntrack tuple: the kernel's layout, as Tuple's
+// (for ICMP the id sits in sport and (type << 8 | code) in dport).
+CtTupleView view_of(const Tuple& t) noexcept { return CtTupleView{t.src, t.dst, t.sport, t.dport, t.proto}; }
 
 }  // namespace
 
@@ -586,7 +592,10 @@ Fate Pipeline::run_one(PacketIn& p, PacketOut& out, const CtProbe* probe) noexce
 
   CtResult ct;
   if (!r.untrack) {
-    ct = ct_.process(key, p.frame, p.len, p.ts_ns, l4_check(p), key.has(key_flag::kInner) ? nullptr : probe);
+    // A zone from raw's CT template: process() looks the packet up in it
+    // (the probe, made before raw, was in the default zone).
+    const CtZone zone = r.ct_template != nullptr ? zone_of(*r.ct_template, r.mark) : CtZone{};
+    ct = ct_.process(key, p.frame, p.len, p.ts_ns, l4_check(p), key.has(key_flag::kInner) ? nullptr : probe, zone);
     if (ct.verdict == CtVerdict::Drop) return Fate::DroppedByConntrack;
   }
   return after_conntrack(p, out, ctx, w, ct, r.untrack);

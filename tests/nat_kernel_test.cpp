@@ -619,7 +619,7 @@ TEST_F(NatKernel, SnatRangeAddresses) {
       ++port;
       const Bytes k = check_forward(m, "br-5c0a8c6e1d2f", udp(dh::kDnsIp, server, port, 53), *outside_);
       ASSERT_FALSE(k.empty());
-      const Tuple t{dh::kDnsIp, server, port, 53, kProtoUdp, 0, 0, 0};
+      const Tuple t{dh::kDnsIp, server, port, 53, 0, kProtoUdp};
       EXPECT_EQ(src_ip(k), nat_select_address(t, kSnatLo, kSnatHi, persistent));
       facts << format_ipv4(server) << " -> " << format_ipv4(src_ip(k)) << "; ";
     }

@@ -289,7 +289,7 @@ TEST(NatDnat, PublishedPortAndItsReply) {
   const CtEntry& e = h.entry(first.entry);
   EXPECT_TRUE(e.has(ct_status::kDstNat | ct_status::kDstNatDone | ct_status::kSrcNatDone));
   EXPECT_FALSE(e.has(ct_status::kSrcNat));
-  EXPECT_EQ(e.tuple[1], (Tuple{kRedis, kClient, 6379, 50000, kProtoTcp, 0, 0, 0}));
+  EXPECT_EQ(e.tuple[1], (Tuple{kRedis, kClient, 6379, 50000, 0, kProtoTcp}));
 
   // Redis answers from 172.17.0.2:6379: the source is restored at POSTROUTING.
   Packet synack(tcp_synack(kRedis, kClient, 6379, 50000, 7000, 1001), kDocker0);
@@ -350,7 +350,7 @@ TEST(NatDnat, AddressRangeHashesTheAddresses) {
     const uint32_t client = ip4(203, 0, 113, static_cast<uint8_t>(10 + i));
     Packet p(udp_packet(client, kHostIp, 40000, 7000), kEth0);
     h.forward(p, kDocker0, &dnat);
-    Tuple cur{client, kHostIp, 40000, 7000, kProtoUdp, 0, 0, 0};
+    Tuple cur{client, kHostIp, 40000, 7000, 0, kProtoUdp};
     EXPECT_EQ(p.key.dst_ip, nat_select_address(cur, kRedis, kWeb, false)) << i;
     EXPECT_TRUE(p.key.dst_ip == kRedis || p.key.dst_ip == kWeb);
   }
@@ -502,7 +502,7 @@ TEST(NatSnat, RangeAddressFromTheHashAndKeptPerSource) {
     const uint32_t dst = ip4(93, 184, 216, static_cast<uint8_t>(i + 1));
     Packet p(udp_packet(kDns, dst, static_cast<uint16_t>(30000 + i), 53), kBridge2);
     h.forward(p, kEth0, nullptr, &snat);
-    const Tuple cur{kDns, dst, static_cast<uint16_t>(30000 + i), 53, kProtoUdp, 0, 0, 0};
+    const Tuple cur{kDns, dst, static_cast<uint16_t>(30000 + i), 53, 0, kProtoUdp};
     EXPECT_EQ(p.key.src_ip, nat_select_address(cur, lo, hi, false)) << i;
     EXPECT_GE(p.key.src_ip, lo);
     EXPECT_LE(p.key.src_ip, hi);
@@ -540,7 +540,7 @@ TEST(NatSnat, AddressSelectionMatchesTheKernel) {
       {ip4(1, 1, 1, 1), true, ip4(198, 51, 100, 12)},
   };
   for (const Case& c : cases) {
-    const Tuple t{kDns, c.dst, 40000, 53, kProtoUdp, 0, 0, 0};
+    const Tuple t{kDns, c.dst, 40000, 53, 0, kProtoUdp};
     EXPECT_EQ(nat_select_address(t, ip4(198, 51, 100, 10), ip4(198, 51, 100, 20), c.persistent),
               c.chosen)
         << format_ipv4(c.dst) << (c.persistent ? " persistent" : "");
@@ -907,7 +907,7 @@ TEST(NatRewrite, OneStepEqualsTheKernelsSteps) {
       o.sport = r16();
       o.dport = r16();
     } else if (o.proto == kProtoIcmp) {
-      o.icmp_type = 8;
+      o.dport = Tuple::icmp_word(8, 0);
       o.sport = r16();
     }
     Tuple r;
