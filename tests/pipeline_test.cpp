@@ -256,7 +256,7 @@ INSTANTIATE_TEST_SUITE_P(Recorded, PipelineScenario,
                                            "ip_header_matches", "mangle_targets", "sctp_probes",
                                            "hashlimit_limits", "connlimit_limits",
                                            "ipset_sets", "bridge_hairpin", "bridge_service", "bridge_no_forward",
-                                           "bridge_plain"),
+                                           "bridge_plain", "ct_zones"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 // ------------------------------------------------------- compiled classifiers
@@ -334,7 +334,8 @@ INSTANTIATE_TEST_SUITE_P(
                                          "fragment_edge_cases", "connmark_marks", "recent_lists",
                                            "ip_header_matches", "mangle_targets", "sctp_probes",
                                            "hashlimit_limits", "connlimit_limits",
-                                           "ipset_sets", "bridge_hairpin", "bridge_service", "bridge_plain"),
+                                           "ipset_sets", "bridge_hairpin", "bridge_service", "bridge_plain",
+                                           "ct_zones"),
                        ::testing::ValuesIn(kScenarioAlgos)),
     [](const ::testing::TestParamInfo<std::tuple<std::string, ChainAlgo>>& p) {
       return std::get<0>(p.param) + "_" + std::string(chain_algo_name(std::get<1>(p.param)));

@@ -232,6 +232,7 @@ class Traffic {
   explicit Traffic(uint32_t seed) : rng_(seed) {}
   Rng& rng() { return rng_; }
   void add(std::string_view ingress, const Bytes& ip_packet) {
+    last_ = ip_packet;
     frames_.push_back(frame_to_host(ingress, ip_packet));
     if (!direct_ || ip_packet.size() < 20) return;
     // On-link: a container sends to a neighbour on its bridge by the
@@ -247,11 +248,14 @@ class Traffic {
   /// station (destination MAC the other container's), as on-link traffic
   /// does; off (the default), every frame is addressed to the host.
   void set_direct(bool on) { direct_ = on; }
+  /// The last IP packet added, sent again, arriving on `ingress`.
+  void repeat_last(std::string_view ingress) { add(ingress, Bytes(last_)); }
   std::vector<InjectedFrame> take() { return std::move(frames_); }
 
  private:
   Rng rng_;
   std::vector<InjectedFrame> frames_;
+  Bytes last_;
   bool direct_ = false;
 };
 
@@ -2179,6 +2183,109 @@ Scenario bridge_plain() {
   return s;
 }
 
+// ------------------------------------------------ conntrack zones
+
+// raw's CT templates put a Docker host's traffic in conntrack zones: what
+// enters from a bridge gets the bridge's zone for its ORIGINAL direction
+// only (--zone-orig, so replies from outside, in the default zone, still
+// find it), published DNS a zone in both directions from the packet's mark,
+// pings to the host zone 6, SSH a REPLY-only zone (the later CT rule never
+// takes effect: the first template stays), and ICMP errors from one far
+// server zone 5. udp 7777 is DNATed to a range of two containers (the
+// address hash is keyed with the zone id) and let through in DOCKER-USER;
+// mangle FORWARD counts where it went.
+constexpr std::string_view kZoneRules =
+    "iptables -t raw -A PREROUTING -i docker0 -j CT --zone-orig 1\n"
+    "iptables -t raw -A PREROUTING -i br-5c0a8c6e1d2f -j CT --zone-orig 2\n"
+    "iptables -t raw -A PREROUTING -i eth0 -p udp --dport 5353 -j MARK --set-mark 0x10003\n"
+    "iptables -t raw -A PREROUTING -i eth0 -p udp --dport 5353 -j CT --zone mark\n"
+    "iptables -t raw -A PREROUTING -i eth0 -p icmp --icmp-type echo-request -j CT --zone 6\n"
+    "iptables -t raw -A PREROUTING -i eth0 -p tcp --dport 22 -j CT --zone-reply 9\n"
+    "iptables -t raw -A PREROUTING -i eth0 -p tcp --dport 22 -j CT --zone 8\n"
+    "iptables -t raw -A PREROUTING -i eth0 -s 192.0.2.53 -p icmp -j CT --zone 5\n"
+    "iptables -t raw -A PREROUTING -i eth0 -s 203.0.113.92/30 -p udp --dport 7777 -j CT --zone 4\n"
+    "iptables -t nat -I PREROUTING 1 -i eth0 -p udp --dport 7777 -j DNAT --to-destination 172.17.0.2-172.17.0.3\n"
+    "iptables -I DOCKER-USER -p udp --dport 7777 -j ACCEPT\n"
+    "iptables -t mangle -A FORWARD -d 172.17.0.2\n"
+    "iptables -t mangle -A FORWARD -d 172.17.0.3\n"
+    "iptables -t mangle -A PREROUTING -m conntrack --ctstate NEW\n"
+    "iptables -t mangle -A PREROUTING -m conntrack --ctstate ESTABLISHED\n"
+    "iptables -t mangle -A PREROUTING -m conntrack --ctstate RELATED\n"
+    "iptables -t mangle -A PREROUTING -m conntrack --ctstate INVALID\n";
+
+std::vector<InjectedFrame> zone_frames() {
+  Traffic t(0x7a6f6e65);
+  Rng& r = t.rng();
+  const uint32_t a = ip4(203, 0, 113, 80);
+  const uint32_t b = ip4(203, 0, 113, 81);
+  // 1. A's connection to published 10000 (default zone; redis's replies
+  //    carry docker0's ORIGINAL-only zone, so they are found by the REPLY
+  //    id). Its first SYN also arrives on docker0: the same tuple in zone 1
+  //    is another connection, which nat does not DNAT (-i docker0).
+  {
+    Tcp conn = published_tcp(t, a, 10000, dh::kDocker0, {dh::kRedisIp, 6379});
+    conn.syn();
+    t.repeat_last(dh::kDocker0);
+    conn.syn_ack();
+    conn.send(Tcp::kClient, kAck);
+    conn.send(Tcp::kClient, kPsh | kAck, kRedisPing);
+    conn.send(Tcp::kServer, kPsh | kAck, kRedisPong);
+    conn.close();
+  }
+  // 2. redis's connection to example.com:80, answered from outside.
+  {
+    Tcp conn = egress_tcp(t, dh::kDocker0, dh::kRedisIp, {kExampleCom, 80});
+    conn.handshake();
+    conn.send(Tcp::kClient, kPsh | kAck, text_bytes("GET / HTTP/1.1\r\n\r\n"));
+    conn.send(Tcp::kServer, kPsh | kAck, text_bytes("HTTP/1.1 204 No Content\r\n\r\n"));
+    conn.close();
+  }
+  // 3. DNS to published 5353 in zone 3 (the mark's low 16 bits): the
+  //    container's answer is in zone 2, where the query is not, so it opens
+  //    a connection of its own; the client's second query finds the first.
+  {
+    const Endpoint cl{b, r.port()};
+    for (int q = 0; q < 2; ++q) {
+      const uint16_t id = r.next16();
+      t.add(dh::kEth0, udp_packet(cl, {kHost, 5353}, dns_query(id, "example.com"), r.next16(), kOutsideTtl));
+      t.add(dh::kBridge2,
+            udp_packet({dh::kDnsIp, 53}, cl, dns_answer(id, "example.com", kExampleCom), r.next16(), kLocalTtl));
+    }
+  }
+  // 4. The DNS container's queries to two outside servers, each answered by
+  //    port unreachable: 8.8.8.8's error is in the default zone (RELATED),
+  //    192.0.2.53's in zone 5, where no connection is (INVALID).
+  for (const uint32_t server : {kPublicDns, kFarDns}) {
+    const Endpoint from{dh::kDnsIp, r.port()};
+    const Bytes query = dns_query(r.next16(), "zone.example");
+    t.add(dh::kBridge2, udp_packet(from, {server, 53}, query, r.next16(), kLocalTtl));
+    const Bytes left = udp_packet({kHost, from.port}, {server, 53}, query, r.next16(), kLocalTtl - 1);
+    t.add(dh::kEth0, icmp_packet(server, kHost, test::icmp_error(3, 3, left), r.next16(), kOutsideTtl));
+  }
+  // 5. Two pings of the host with one id (zone 6), SSH SYNs (a retransmission
+  //    finds its entry: REPLY-only zone, default id in ORIGINAL).
+  for (uint16_t seq = 1; seq <= 2; ++seq)
+    t.add(dh::kEth0, icmp_packet(a, kHost, test::icmp_echo(0x7a6e, seq), r.next16(), kOutsideTtl));
+  const uint16_t ssh_port = r.port();
+  lone_segment(t, dh::kEth0, {b, ssh_port}, {kHost, 22}, kSyn);
+  t.repeat_last(dh::kEth0);
+  // 6. Eight clients of udp 7777, DNATed to one of two containers by the
+  //    address hash, which the zone id (4 for the last four) keys.
+  for (uint8_t i = 0; i < 8; ++i) {
+    const Endpoint cl{ip4(203, 0, 113, static_cast<uint8_t>(88 + i)), r.port()};
+    t.add(dh::kEth0, udp_packet(cl, {kHost, 7777}, text_bytes("zone"), r.next16(), kOutsideTtl));
+  }
+  return t.take();
+}
+
+Scenario ct_zones() {
+  Scenario s{"ct_zones",
+             apply_iptables_commands(std::string(kMangleTable) + bundled_ruleset("docker-28.save"), kZoneRules),
+             zone_frames()};
+  s.conntrack_table = true;
+  return s;
+}
+
 std::vector<Scenario> all_scenarios() {
   std::vector<Scenario> all;
   all.push_back(seed_case_naive());
@@ -2201,6 +2308,7 @@ std::vector<Scenario> all_scenarios() {
   all.push_back(bridge_service());
   all.push_back(bridge_no_forward());
   all.push_back(bridge_plain());
+  all.push_back(ct_zones());
   return all;
 }
 

@@ -173,6 +173,22 @@ Scenario bridge_service();
 /// traffic) does on a host that does not route.
 Scenario bridge_no_forward();
 Scenario bridge_plain();
+/// Conntrack zones from raw's CT templates on docker-28.save (kZoneRules,
+/// zone_frames): each bridge's ingress gets an ORIGINAL-only zone
+/// (--zone-orig 1 and 2), published DNS a both-way zone from the mark
+/// (--zone mark), pings to the host zone 6, SSH a REPLY-only zone, ICMP
+/// errors from 192.0.2.53 zone 5. Traffic: a published connection whose
+/// first SYN also arrives on docker0 (the same tuple in another zone: a
+/// second connection, not DNATed), a container's egress connection, DNS
+/// whose answers fall in another zone than the queries (each answer opens
+/// a connection), port-unreachable errors in the default zone (RELATED) and
+/// in zone 5 (INVALID), two pings, a retransmitted SSH SYN, and udp 7777
+/// from eight clients DNATed to a range of two containers (the address
+/// hash is keyed with the zone: 4 for the last four). mangle
+/// PREROUTING counts the ctstates; the conntrack table shows zone=,
+/// zone-orig= and zone-reply=.
+std::vector<InjectedFrame> zone_frames();
+Scenario ct_zones();
 /// SYNs to 10000 from listed, excepted (nomatch), single-listed and allowed
 /// sources; DNS to 5353 answered; SSH SYNs and pings to the host; a whole
 /// connection from the allowed source.
