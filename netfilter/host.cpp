@@ -616,6 +616,7 @@ HostSpec default_docker_host_spec() {
     ifc.has_mac = true;
     ifc.mac = mac;
     ifc.master = master;
+    ifc.hairpin = false;  // Docker leaves the kernel's default (with its userland proxy)
     spec.interfaces.push_back(std::move(ifc));
   };
   port("veth5b0e9a1", 5, {0x7a, 0x1e, 0x5b, 0x0e, 0x9a, 0x01}, 2);
@@ -846,6 +847,12 @@ void parse_addrs(const Json& doc, const JsonReader& r, HostSpec& spec) {
       const Json* kind = r.member(*v, "info_kind");
       if (const Json* sk = r.member(*v, "info_slave_kind"); sk != nullptr && sk->is_string()) {
         slave_kind = sk->get_ref<const std::string&>();
+        const Json* sdata = r.member(*v, "info_slave_data");
+        if (slave_kind == "bridge" && sdata != nullptr && sdata->is_object()) {
+          if (const Json* h = r.member(*sdata, "hairpin")) {
+            ifc.hairpin = r.boolean(*h, key_path(key_path(lpath, "info_slave_data"), "hairpin"), "true or false");
+          }
+        }
       }
       if (kind != nullptr && kind->is_string()) master_kind_of[ifc.name] = kind->get_ref<const std::string&>();
       if (kind != nullptr && kind->is_string() && kind->get_ref<const std::string&>() == "bridge") {
@@ -856,6 +863,10 @@ void parse_addrs(const Json& doc, const JsonReader& r, HostSpec& spec) {
             ifc.bridge_mcast_snooping =
                 r.unsigned_int(*snoop, key_path(key_path(lpath, "info_data"), "mcast_snooping"), 1,
                                "0 or 1") != 0;
+          }
+          if (const Json* nf = r.member(*data, "nf_call_iptables")) {
+            ifc.bridge_nf_call_iptables =
+                r.unsigned_int(*nf, key_path(key_path(lpath, "info_data"), "nf_call_iptables"), 1, "0 or 1") != 0;
           }
         }
       }

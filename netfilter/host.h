@@ -138,15 +138,22 @@
 // (ARP and IPv6 ones too: Pipeline::learn_stations), and their IPv4
 // addresses from IPv4 sources and ARP senders (the neighbour table a bridged
 // DNAT consults). Learning happens as a frame arrives (the kernel learns
-// after PREROUTING, so a frame raw drops teaches it nothing). A unicast destination MAC the bridge has not learned (the
-// kernel floods it to every other port) is taken as addressed to the host,
-// so captures with any host MAC replay as before; a flood to several ports,
-// where the kernel walks FORWARD once per port, broadcast frames bridged
-// besides delivered, and the drop of a bridged frame whose way out is the
-// port it came in by (a service endpoint reaching itself, without hairpin
-// mode on the port) are not modelled. When a station's port is not known
-// (a capture names the bridge, or the station never sent), a bridge with a
-// single other port floods to it: that is the out port.
+// after PREROUTING, so a frame raw drops teaches it nothing).
+// Hairpin: a bridged DNAT whose new destination is the station behind the
+// port the frame came in by (a service endpoint reaching itself) goes back
+// out that port only when the port has hairpin mode (Interface::hairpin);
+// without it the bridge drops the frame after nat PREROUTING, before
+// FORWARD (fate dropped_by_bridge; the entry is never confirmed). Each
+// bridge's own nf_call_iptables option turns br_netfilter on for it alone.
+// A unicast destination MAC the bridge has not learned (the kernel floods
+// it to every other port) is taken as addressed to the host, so captures
+// with any host MAC replay as before; a flood to several ports, where the
+// kernel walks FORWARD once per port, broadcast frames bridged besides
+// delivered, and station-to-station frames for a station on their own
+// port are not modelled. When a station's port is not known (a capture
+// names the bridge, or the station never sent), a bridge that would flood
+// to a single port (the others but the in port, which counts too when it
+// has hairpin mode) sends it there: that is the out port.
 // Captures: a frame whose capture interface is a port (pcapng interface
 // name) arrives by that port; one captured on the bridge has no known port
 // (physdev-in compares the empty name).
@@ -215,6 +222,13 @@ struct Interface {
   /// received on a port is the bridge's: -i sees the bridge, -m physdev
   /// --physdev-in the port.
   uint16_t master = kNoIface;
+  /// A port's hairpin mode (`ip -d`'s info_slave_data "hairpin"): the bridge
+  /// may send a frame back out the port it came in by. Unknown (no `ip -d`)
+  /// is taken as on, as CNI bridges and Docker without userland-proxy set it.
+  std::optional<bool> hairpin;
+  /// A bridge's own nf_call_iptables option (`ip -d`'s info_data): its
+  /// frames walk iptables even when the sysctl is 0.
+  bool bridge_nf_call_iptables = false;
   std::vector<IfaceAddress> addrs;
   std::vector<uint32_t> mcast_groups;  // groups joined besides 224.0.0.1 (and 224.0.0.106)
   friend bool operator==(const Interface&, const Interface&) = default;

@@ -179,7 +179,14 @@ Pipeline::Pipeline(const Ruleset& ruleset, const HostModel& host, const Pipeline
   if (!bridge_of_.empty()) {
     bridge_of_.resize(size_t{kNoIface} + 1, kNoIface);  // indexed by any id: no bound check per packet
     bridge_of_ptr_ = bridge_of_.data();
-    bridge_nf_ = host_.bridge_nf_call_iptables();
+    bridge_nf_of_.assign(host_.iface_count(), 0);
+    hairpin_.assign(host_.iface_count(), 1);
+    flood_frame_.assign(size_t{65536} + 64, 0);
+    for (uint16_t id = 0; id < host_.iface_count(); ++id) {
+      const Interface& ifc = host_.iface(id);
+      bridge_nf_of_[id] = ifc.bridge && (host_.bridge_nf_call_iptables() || ifc.bridge_nf_call_iptables);
+      hairpin_[id] = ifc.hairpin.value_or(true);
+    }
     stations_ = BridgeStations(kBridgeStations);
     bridge_mac_.assign(host_.iface_count(), ~0ULL);  // never equal to a 48-bit MAC
     for (uint16_t id = 0; id < host_.iface_count(); ++id) {
@@ -201,7 +208,7 @@ Pipeline::Pipeline(const Ruleset& ruleset, const HostModel& host, const Pipeline
 [[gnu::always_inline]] inline void Pipeline::bridge_ingress(PacketIn& p, uint16_t bridge) noexcept {
   if (bridge != p.in_iface) br_.in_port = p.in_iface;
   p.in_iface = bridge;
-  br_.info = bridge_nf_;
+  br_.info = bridge_nf_of_[bridge] != 0;
   const PacketKey& k = p.key;
   const bool eth = p.ethernet && p.frame != nullptr && p.len >= 14;
   constexpr uint64_t kMac48 = (1ULL << 48) - 1;
@@ -252,12 +259,17 @@ void Pipeline::learn_stations(std::span<const L2Frame> frames) noexcept {
 uint16_t Pipeline::station_port(uint16_t bridge, uint32_t learned) const noexcept {
   if (learned < BridgeStations::kUnknown && learned != kNoIface) return static_cast<uint16_t>(learned);
   uint16_t only = kNoIface;
+  return flood_ports(bridge, only) == 1 ? only : kNoIface;
+}
+
+uint32_t Pipeline::flood_ports(uint16_t bridge, uint16_t& only) const noexcept {
+  uint32_t n = 0;
   for (const uint16_t q : host_.ports_of(bridge)) {
-    if (q == br_.in_port) continue;
-    if (only != kNoIface) return kNoIface;
+    if (q == br_.in_port && hairpin_[q] == 0) continue;
     only = q;
+    ++n;
   }
-  return only;
+  return n;
 }
 
 std::unique_ptr<Pipeline> Pipeline::build(const Ruleset& ruleset, const HostModel& host,
@@ -680,7 +692,13 @@ Fate Pipeline::after_conntrack(PacketIn& p, PacketOut& out, MatchContext& ctx, W
       // the bridge_no_forward scenario.)
       if (route.to_forward() && route.out_iface == p.in_iface) {
         bridged = true;
-        out_port = station_port(p.in_iface, stations_.port_of_ip(p.in_iface, key.dst_ip));
+        // The station behind the in port (an endpoint reaching itself): the
+        // bridge sends it back out that port only in hairpin mode
+        // (should_deliver()), else drops it before FORWARD.
+        const uint32_t learned = stations_.port_of_ip(p.in_iface, key.dst_ip);
+        if (br_.in_port != kNoIface && learned == br_.in_port && hairpin_[br_.in_port] == 0)
+          return dropped(Fate::DroppedByBridge);
+        out_port = station_port(p.in_iface, learned);
       }
     } else if (br_.l2) {
       bridged = true;
@@ -713,26 +731,90 @@ Fate Pipeline::after_conntrack(PacketIn& p, PacketOut& out, MatchContext& ctx, W
   if (!route.to_forward()) return dropped(Fate::DroppedByRouting);
   if (!bridged && !forward_ttl(p)) return dropped(Fate::DroppedTtlExceeded);
 
-  ctx.hook = Hook::Forward;
-  ctx.out_iface = route.out_iface;
   out.out_iface = route.out_iface;
-  r = walk(TableId::Mangle, Hook::Forward, ctx, w);
-  if (r.verdict != WalkResult::Accept) return dropped(fate_of(r));
+  if (bridged && out_port == kNoIface) {
+    // The bridge does not know the station's port: it floods the frame.
+    uint16_t only = kNoIface;
+    const uint32_t ports = flood_ports(p.in_iface, only);
+    if (ports == 0) return dropped(Fate::DroppedByBridge);
+    if (ports > 1) {
+      const Fate f = flood(p, ctx, w, ct, p.in_iface);
+      if (f != Fate::Forwarded) return dropped(f);
+      if (!ct_.confirm(ct, p.ts_ns)) return Fate::DroppedByConntrack;
+      return Fate::Forwarded;
+    }
+    ctx.out_port = only;
+  }
+  const Fate f = forward_hooks(p, ctx, w, ct, route.out_iface, route.next_hop);
+  if (f != Fate::Forwarded) return dropped(f);
+  record_fast_path(ct, w, Fate::Forwarded, p.in_iface, route.out_iface, bridged);  // before confirm(), which lets go of the entry
+  if (!ct_.confirm(ct, p.ts_ns)) return Fate::DroppedByConntrack;
+  return Fate::Forwarded;
+}
+
+Fate Pipeline::forward_hooks(PacketIn& p, MatchContext& ctx, Walked& w, const CtResult& ct, uint16_t out_iface,
+                             uint32_t next_hop) noexcept {
+  const uint16_t in_iface = p.in_iface;
+  ctx.hook = Hook::Forward;
+  ctx.in_iface = in_iface;
+  ctx.out_iface = out_iface;
+  WalkResult r = walk(TableId::Mangle, Hook::Forward, ctx, w);
+  if (r.verdict != WalkResult::Accept) return fate_of(r);
   r = walk(TableId::Filter, Hook::Forward, ctx, w);
-  if (r.verdict != WalkResult::Accept) return dropped(fate_of(r));
+  if (r.verdict != WalkResult::Accept) return fate_of(r);
 
   // POSTROUTING has no input interface in the kernel's hook state.
   ctx.hook = Hook::Postrouting;
   ctx.in_iface = kNoIface;
   r = walk(TableId::Mangle, Hook::Postrouting, ctx, w);
-  if (r.verdict != WalkResult::Accept) return dropped(fate_of(r));
-  if (!nat_at_hook(NatManip::Src,
-                   NatContext{Hook::Postrouting, p.in_iface, route.out_iface, route.next_hop, &host_, &nat_}, p, ctx,
-                   w, ct, nat_fate)) {
-    return dropped(nat_fate);
+  if (r.verdict != WalkResult::Accept) return fate_of(r);
+  Fate nat_fate = Fate::DroppedByNat;
+  if (!nat_at_hook(NatManip::Src, NatContext{Hook::Postrouting, in_iface, out_iface, next_hop, &host_, &nat_}, p,
+                   ctx, w, ct, nat_fate)) {
+    return nat_fate;
   }
-  record_fast_path(ct, w, Fate::Forwarded, p.in_iface, route.out_iface, bridged);  // before confirm(), which lets go of the entry
-  if (!ct_.confirm(ct, p.ts_ns)) return Fate::DroppedByConntrack;
+  return Fate::Forwarded;
+}
+
+// br_flood(): a copy per port, newest port first (the kernel's port list
+// adds at its head; ids follow creation here), each from the packet as
+// routing left it; conntrack's entry is confirmed once, if any copy gets
+// out. The frame goes on as the last copy that got out. Never recorded for
+// the fast path (its counters are several walks).
+Fate Pipeline::flood(PacketIn& p, MatchContext& ctx, Walked& w, CtResult& ct, uint16_t bridge) noexcept {
+  const PacketKey key = p.key;
+  const MatchContext start = ctx;
+  const uint32_t len = p.frame != nullptr && p.len <= flood_frame_.size() ? p.len : 0;
+  if (len != 0) std::memcpy(flood_frame_.data(), p.frame, len);
+  const auto restore = [&] {
+    p.key = key;
+    if (len != 0) std::memcpy(p.frame, flood_frame_.data(), len);
+    ctx = start;
+  };
+  Fate fate = Fate::DroppedByBridge;
+  bool out = false;
+  bool last_out = false;
+  bool first = true;
+  const std::span<const uint16_t> ports = host_.ports_of(bridge);
+  for (auto it = ports.rbegin(); it != ports.rend(); ++it) {
+    const uint16_t q = *it;
+    if (q == br_.in_port && hairpin_[q] == 0) continue;
+    if (!first) restore();
+    first = false;
+    ctx.out_port = q;
+    const Fate f = forward_hooks(p, ctx, w, ct, bridge, p.key.dst_ip);
+    last_out = f == Fate::Forwarded;
+    out = out || last_out;
+    if (!last_out) fate = f;
+  }
+  w.overflow = true;
+  if (!out) return fate;
+  if (!last_out) {
+    // The copy that went on: the packet as routing left it, with the
+    // connection's source binding (bound by an earlier copy).
+    restore();
+    if (const CtEntry* e = ct_.entry(ct.entry)) nat_apply(*e, ct.dir, NatManip::Src, p.key, p.frame, p.len);
+  }
   return Fate::Forwarded;
 }
 

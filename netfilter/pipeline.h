@@ -134,6 +134,7 @@ namespace nfb {
   X(DroppedByMatch, "dropped_by_match", "a match dropped it (hotdrop: e.g. tcp on fragment 1)") \
   X(DroppedByConntrack, "dropped_by_conntrack", "conntrack: table full, or a clash at confirm") \
   X(DroppedByRouting, "dropped_by_routing", "martian, no route, unreachable, or not joined")  \
+  X(DroppedByBridge, "dropped_by_bridge", "a bridged DNAT back out its in port, which has no hairpin mode") \
   X(DroppedTtlExceeded, "dropped_ttl_exceeded", "forwarding a packet whose TTL is 1 or 0")      \
   X(DroppedByNat, "dropped_by_nat", "NAT found no free tuple")                                \
   X(DroppedFragment, "dropped_fragment",                                                       \
@@ -315,6 +316,10 @@ class Pipeline {
   };
   void bridge_ingress(PacketIn& p, uint16_t bridge) noexcept;
   uint16_t station_port(uint16_t bridge, uint32_t learned) const noexcept;
+  /// The ports a bridge floods a frame to (br_flood()'s should_deliver():
+  /// every port but the in port, which counts in hairpin mode): how many,
+  /// and the one when there is exactly one.
+  uint32_t flood_ports(uint16_t bridge, uint16_t& only) const noexcept;
   uint32_t vary_of(uint32_t walk_vary) const noexcept;
   static constexpr size_t kBridgeStations = 32768;  // MACs and addresses the bridges can learn
   /// The counters of a recorded path (read when it is counted).
@@ -332,6 +337,15 @@ class Pipeline {
   Fate after_conntrack(PacketIn& p, PacketOut& out, MatchContext& ctx, Walked& w, CtResult& ct,
                        bool untracked) noexcept;
   void move_fates(Fate from, Fate to, uint64_t n) noexcept;
+  /// FORWARD and POSTROUTING (mangle, filter; mangle, nat) for a packet
+  /// routed or bridged out `out_iface`: Forwarded, or the fate of the drop
+  /// (nothing confirmed or discarded here).
+  Fate forward_hooks(PacketIn& p, MatchContext& ctx, Walked& w, const CtResult& ct, uint16_t out_iface,
+                     uint32_t next_hop) noexcept;
+  /// A bridged frame whose station is unknown, flooded to several ports:
+  /// forward_hooks() once per port, each copy from the packet as it came
+  /// out of routing (see netfilter/host.h "Bridges").
+  Fate flood(PacketIn& p, MatchContext& ctx, Walked& w, CtResult& ct, uint16_t bridge) noexcept;
   // nat at one hook (the kernel's nf_nat_inet_fn): a connection's first
   // packet walks the nat chain and binds `manip` (a null binding when no
   // rule did); then every packet of the connection gets the binding's
@@ -386,7 +400,9 @@ class Pipeline {
   // bridge. The stations the bridges learned; this packet's facts.
   std::vector<uint16_t> bridge_of_;     // sized for every id (kNoIface included) once a bridge exists
   const uint16_t* bridge_of_ptr_ = nullptr;  // bridge_of_.data(), or null: no bridge
-  bool bridge_nf_ = false;              // host_.bridge_nf_call_iptables()
+  std::vector<uint8_t> bridge_nf_of_;   // [bridge id]: its frames walk iptables (the sysctl or its own option)
+  std::vector<uint8_t> hairpin_;        // [port id]: hairpin mode (unknown counts as on)
+  std::vector<uint8_t> flood_frame_;    // flood(): the frame as routing left it (64 KiB, once a bridge exists)
   std::vector<uint64_t> bridge_mac_;  // [id]: the interface's MAC (BridgeStations::mac48), ~0 when none
   BridgeStations stations_;
   BridgeFacts br_;

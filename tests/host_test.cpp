@@ -849,6 +849,38 @@ TEST(HostLoadTest, MastersMakeBridgePortsUnlessIpDetailSaysAnotherKind) {
   }
 }
 
+TEST(HostLoadTest, IpDetailGivesHairpinModeAndTheBridgesOwnNfCallIptables) {
+  const std::string addrs = R"([
+    {"ifindex": 1, "ifname": "cni0", "flags": ["UP"], "link_type": "ether", "address": "02:00:00:00:00:10",
+     "linkinfo": {"info_kind": "bridge", "info_data": {"mcast_snooping": 0, "nf_call_iptables": 1}},
+     "addr_info": []},
+    {"ifindex": 2, "ifname": "veth1", "flags": ["UP"], "master": "cni0", "link_type": "ether",
+     "address": "02:00:00:00:00:11", "linkinfo": {"info_kind": "veth", "info_slave_kind": "bridge",
+     "info_slave_data": {"state": "forwarding", "hairpin": true}}, "addr_info": []},
+    {"ifindex": 3, "ifname": "veth2", "flags": ["UP"], "master": "cni0", "link_type": "ether",
+     "address": "02:00:00:00:00:12", "linkinfo": {"info_kind": "veth", "info_slave_kind": "bridge",
+     "info_slave_data": {"hairpin": false}}, "addr_info": []},
+    {"ifindex": 4, "ifname": "veth3", "flags": ["UP"], "master": "cni0", "link_type": "ether",
+     "address": "02:00:00:00:00:13", "addr_info": []}
+  ])";
+  const HostModel h = parse_host(addrs, "[]", "a.json", "r.json");
+  EXPECT_TRUE(h.iface(0).bridge_nf_call_iptables);
+  EXPECT_FALSE(h.iface(0).bridge_mcast_snooping);
+  EXPECT_EQ(h.iface(1).hairpin, std::optional<bool>(true));
+  EXPECT_EQ(h.iface(2).hairpin, std::optional<bool>(false));
+  EXPECT_EQ(h.iface(3).hairpin, std::nullopt);  // plain `ip -j`: not said
+  try {
+    (void)parse_host(R"([{"ifname": "br0", "linkinfo": {"info_kind": "bridge"}},
+      {"ifname": "v", "master": "br0", "linkinfo": {"info_slave_kind": "bridge",
+       "info_slave_data": {"hairpin": "on"}}}])",
+                     "[]", "a.json", "r.json");
+    ADD_FAILURE() << "no error";
+  } catch (const LoadError& e) {
+    EXPECT_NE(std::string(e.what()).find("a.json: [1].linkinfo.info_slave_data.hairpin"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(HostFolderTest, BridgeNetfilterIsOffWhenTheSysctlsHaveNoBridgeSettings) {
   const std::string dir = ::testing::TempDir() + "/host-folder-test";
   std::filesystem::create_directories(dir);

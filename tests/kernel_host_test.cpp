@@ -362,7 +362,7 @@ TEST(Scenarios, SizesAreAsDocumented) {
   EXPECT_EQ(hashlimit_traffic_frames().size(), 83U);
   EXPECT_EQ(connlimit_traffic_frames().size(), 19U);
   EXPECT_EQ(ipset_traffic_frames().size(), 22U);
-  EXPECT_EQ(bridge_frames().size(), 15U);
+  EXPECT_EQ(bridge_frames().size(), 17U);
   EXPECT_EQ(zone_frames().size(), 39U);
   EXPECT_EQ(all_scenarios().size(), 21U);
   EXPECT_EQ(sctp_traffic_frames().size(), 58U);
@@ -513,6 +513,7 @@ KernelRun run_in_kernel(const Scenario& s) {
   host.load_rules(s.ruleset, s.ipsets);
   host.set_bridge_netfilter(s.br_netfilter);
   host.set_ip_forward(s.ip_forward);
+  host.set_hairpin(s.hairpin);
   host.inject(s.frames);
   KernelRun r;
   r.save = host.save_counters();
@@ -699,6 +700,7 @@ TEST_F(KernelHostTest, ScenariosMatchTheRecordedKernel) {
     traced.load_rules(s.ruleset, s.ipsets);
     traced.set_bridge_netfilter(s.br_netfilter);
     traced.set_ip_forward(s.ip_forward);
+    traced.set_hairpin(s.hairpin);
     const std::string states = states_text(s, traced.trace_states(s.frames));
     const CounterTable traced_counters = parse_rule_counters(traced.save_counters());
     if (record) {

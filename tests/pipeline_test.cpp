@@ -47,9 +47,10 @@ struct ModelRun {
 // host (its folder), one frame per millisecond of capture time, in bursts of `burst`
 // frames (the burst stages look every packet up before the first one runs),
 // with L4 checksums verified or trusted (--rx-csum; a frame the test knows
-// to be wrong is marked, as the replay marks it).
+// to be wrong is marked, as the replay marks it). `per_bridge`: br_netfilter
+// from each bridge's own nf_call_iptables option instead of the sysctl.
 ModelRun run_model(const Scenario& s, bool fast_path, ChainAlgo algo = ChainAlgo::kLinear, size_t burst = 1,
-                   bool trust = false) {
+                   bool trust = false, bool per_bridge = false) {
   // The kernel tests' host, from its folder (interfaces, routes, sysctls),
   // read once.
   struct FolderHost {
@@ -67,6 +68,11 @@ ModelRun run_model(const Scenario& s, bool fast_path, ChainAlgo algo = ChainAlgo
   HostSpec spec = folder.spec;
   spec.bridge_nf_call_iptables = s.br_netfilter;
   spec.ip_forward = s.ip_forward;
+  for (Interface& ifc : spec.interfaces) {
+    if (ifc.master != kNoIface) ifc.hairpin = s.hairpin;
+    if (per_bridge && ifc.bridge) ifc.bridge_nf_call_iptables = s.br_netfilter;
+  }
+  if (per_bridge) spec.bridge_nf_call_iptables = false;
   const HostModel host = HostModel::build(spec, kernel_tests_host_dir());
   const Ruleset rules = read_iptables_save(s.ruleset, s.name);
   config.fast_path = fast_path;
@@ -374,6 +380,20 @@ uint64_t fate_count(const PipelineStats& st, Fate f) { return st.by_fate[static_
 // kernel's bridge learns it): a frame to its MAC is then bridged (TTL kept,
 // out docker0 by its port); to a MAC never seen it is taken as for the host
 // and routed (TTL decremented).
+// A bridge's own nf_call_iptables option does what the sysctl does, for
+// that bridge (br_netfilter tests either).
+TEST(PipelineBridges, ABridgesOwnNfCallIptablesActsAsTheSysctl) {
+  for (const char* name : {"bridge_hairpin", "bridge_service"}) {
+    SCOPED_TRACE(name);
+    const Scenario s = scenario_named(name);
+    const ModelRun model = run_model(s, true, ChainAlgo::kLinear, 1, false, /*per_bridge=*/true);
+    const std::string kernel_text = read_file(recorded_scenarios_dir() + "/" + s.name + ".kernel");
+    const auto diff = diff_counters(parse_rule_counters(kernel_text, s.name + ".kernel"),
+                                    parse_rule_counters(model.counters, "model"));
+    EXPECT_TRUE(diff.empty()) << diff.size() << " differences:\n" << join(diff);
+  }
+}
+
 TEST(PipelineBridges, AnArpReplyTeachesTheBridgeAStation) {
   const HostModel host = default_docker_host();
   const Ruleset rules = read_iptables_save("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"

@@ -493,6 +493,14 @@ void KernelDockerHost::set_ip_forward(bool on) {
   });
 }
 
+void KernelDockerHost::set_hairpin(bool on) {
+  for (const docker_host::Peer& p : docker_host::kPeers) {
+    if (p.host_port.empty()) continue;
+    run_checked(*host_, {"ip", "link", "set", "dev", std::string(p.host_port), "type", "bridge_slave", "hairpin",
+                         on ? "on" : "off"});
+  }
+}
+
 void KernelDockerHost::load_rules(std::string_view iptables_save_text, std::string_view ipsets) {
   if (!ipsets.empty()) run_checked(*host_, {"ipset", "restore"}, ipsets);
   run_checked(*host_, {"iptables-legacy-restore", "--wait=30"}, iptables_save_text);

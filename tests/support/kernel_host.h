@@ -200,6 +200,8 @@ class KernelDockerHost {
   void set_bridge_netfilter(bool on);
   /// net.ipv4.ip_forward in the host namespace (on after construction).
   void set_ip_forward(bool on);
+  /// Hairpin mode on the containers' bridge ports (off after construction).
+  void set_hairpin(bool on);
 
   /// `iptables-legacy-save -c` of the host namespace, comments included.
   std::string save_counters() const;

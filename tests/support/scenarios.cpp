@@ -2072,13 +2072,16 @@ Scenario ipset_sets() {
 // filter count by -m physdev in every hook, and by -i/-o and TTL in FORWARD.
 constexpr std::string_view kBridgeRules =
     "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
-    ":KUBE-SVC - [0:0]\n:KUBE-POSTROUTING - [0:0]\n"
+    ":KUBE-SVC - [0:0]\n:KUBE-SVC2 - [0:0]\n:KUBE-POSTROUTING - [0:0]\n"
     "-A PREROUTING -d 10.96.0.10/32 -j KUBE-SVC\n"
+    "-A PREROUTING -d 10.96.0.11/32 -j KUBE-SVC2\n"
     "-A POSTROUTING -j KUBE-POSTROUTING\n"
     "-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE\n"
     "-A KUBE-SVC -s 172.17.0.3/32 -j MARK --set-xmark 0x4000/0x4000\n"
     "-A KUBE-SVC -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.17.0.3:8080\n"
     "-A KUBE-SVC -p udp -m udp --dport 53 -j DNAT --to-destination 172.17.0.3:5353\n"
+    "-A KUBE-SVC2 -s 172.17.0.2/32 -j MARK --set-xmark 0x4000/0x4000\n"
+    "-A KUBE-SVC2 -p tcp -m tcp --dport 6379 -j DNAT --to-destination 172.17.0.2:6379\n"
     "-A KUBE-POSTROUTING -m mark --mark 0x4000/0x4000 -j MASQUERADE\n"
     "COMMIT\n"
     "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
@@ -2145,6 +2148,11 @@ std::vector<InjectedFrame> bridge_frames() {
   // 5. redis pings the host's docker0 address; web reaches the outside.
   t.add(dh::kDocker0, icmp_packet(dh::kRedisIp, dh::kDocker0Ip, test::icmp_echo(0x6273, 1), r.next16(), kLocalTtl));
   lone_segment(t, dh::kDocker0, {dh::kWebIp, r.port()}, {ip4(203, 0, 113, 9), 443}, kSyn, kLocalTtl);
+  // 6. redis reaches itself through the service 10.96.0.11 (kube-proxy's
+  //    hairpin: marked for MASQUERADE), its SYN sent twice: the bridged DNAT
+  //    goes back out redis's own port, which needs hairpin mode.
+  lone_segment(t, dh::kDocker0, {dh::kRedisIp, 42424}, {ip4(10, 96, 0, 11), 6379}, kSyn, kLocalTtl);
+  t.repeat_last(dh::kDocker0);
   return t.take();
 }
 
@@ -2166,6 +2174,7 @@ Scenario bridge_service() {
   Scenario s{"bridge_service", rules, bridge_frames()};
   s.conntrack_table = true;
   s.br_netfilter = true;
+  s.hairpin = true;
   return s;
 }
 

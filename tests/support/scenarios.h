@@ -52,6 +52,11 @@ struct Scenario {
   bool br_netfilter = false;
   /// net.ipv4.ip_forward (both sides); on for every scenario but one.
   bool ip_forward = true;
+  /// Hairpin mode on the containers' bridge ports (kernel: `ip link set
+  /// dev PORT type bridge_slave hairpin on`; model: Interface::hairpin). Off
+  /// (the kernel's default, and the kernel tests' host folder) but in
+  /// bridge_service and bridge_no_forward.
+  bool hairpin = false;
 };
 
 /// The text of data/rulesets/<file_name>. Throws std::runtime_error when it
@@ -156,7 +161,9 @@ Scenario ipset_sets();
 /// endpoint (web) shares docker0 with its client (redis), so its DNAT sends
 /// the packet back out docker0 (the hairpin); station-to-station TCP between
 /// them; TTL-1 probes to the service, to web and to the outside; an outside
-/// ping of redis; redis pinging the host; web reaching the outside. mangle
+/// ping of redis; redis pinging the host; web reaching the outside; redis
+/// reaching itself through a second service 10.96.0.11 (SYN sent twice),
+/// which needs hairpin mode on its port. mangle
 /// and filter count by -m physdev at every hook and by -i/-o and TTL in
 /// FORWARD (policy DROP). bridge_hairpin with bridge-nf-call-iptables=1
 /// (br_netfilter: the hairpin and station traffic are bridged through
@@ -167,7 +174,8 @@ std::vector<InjectedFrame> bridge_frames();
 Scenario bridge_hairpin();
 /// bridge_hairpin's rules without the -m physdev and -m ttl ones (a
 /// kube-proxy node's shape: nothing there looks at ports or TTLs), so
-/// established bridged flows take the fast path.
+/// established bridged flows take the fast path; hairpin mode on the ports
+/// (as the CNI bridge plugin sets it), so redis reaches itself.
 Scenario bridge_service();
 /// bridge_service with ip_forward=0: what a bridged DNAT (and station
 /// traffic) does on a host that does not route.
