@@ -145,15 +145,16 @@
 // without it the bridge drops the frame after nat PREROUTING, before
 // FORWARD (fate dropped_by_bridge; the entry is never confirmed). Each
 // bridge's own nf_call_iptables option turns br_netfilter on for it alone.
-// A unicast destination MAC the bridge has not learned (the kernel floods
-// it to every other port) is taken as addressed to the host, so captures
-// with any host MAC replay as before; a flood to several ports, where the
-// kernel walks FORWARD once per port, broadcast frames bridged besides
-// delivered, and station-to-station frames for a station on their own
-// port are not modelled. When a station's port is not known (a capture
-// names the bridge, or the station never sent), a bridge that would flood
-// to a single port (the others but the in port, which counts too when it
-// has hairpin mode) sends it there: that is the out port.
+// A bridged DNAT to a station the bridge never saw is flooded: FORWARD and
+// POSTROUTING once per port (the in port too in hairpin mode), each copy
+// from the packet as routing left it, the entry confirmed once. A unicast
+// destination MAC the bridge has not learned (the kernel floods it to every
+// other port) is taken as addressed to the host, so captures with any host
+// MAC replay as before; broadcast frames bridged besides delivered, and
+// station-to-station frames for a station on their own port are not
+// modelled. A station seen only on the bridge itself (a capture named the
+// bridge, so its port is not known) gets one walk: the out port is the
+// bridge's single flood port when there is one, else unknown.
 // Captures: a frame whose capture interface is a port (pcapng interface
 // name) arrives by that port; one captured on the bridge has no known port
 // (physdev-in compares the empty name).

@@ -485,6 +485,8 @@ void NatTable::link_source(uint32_t entry, const CtEntry& e) noexcept {
 
 bool NatTable::find_source(const ConntrackTable& ct, uint32_t self, const Tuple& t,
                            const NatRangeSpec& range, Tuple& mapped) noexcept {
+  const CtEntry* self_entry = ct.entry(self);
+  const uint16_t self_zone = self_entry != nullptr ? self_entry->tuple[dir_index(CtDir::Original)].zone : t.zone;
   uint32_t slot = buckets_[bucket_of(t.src, t.sport, t.proto)];
   while (slot != kNone) {
     const uint32_t next = nodes_[slot].next;
@@ -495,8 +497,9 @@ bool NatTable::find_source(const ConntrackTable& ct, uint32_t self, const Tuple&
       const Tuple& o = other.tuple[dir_index(CtDir::Original)];
       Tuple m;
       // The same source in the same zone (find_appropriate_src() compares
-      // the ORIGINAL direction's zone id).
-      if (o.proto == t.proto && o.src == t.src && o.sport == t.sport && o.zone == t.zone &&
+      // the ORIGINAL direction's zone id; t, an inverted REPLY tuple,
+      // carries REPLY's).
+      if (o.proto == t.proto && o.src == t.src && o.sport == t.sport && o.zone == self_zone &&
           other.tuple[dir_index(CtDir::Reply)].invert(m)) {
         // Its source half, with this connection's destination half (for
         // ICMP the type and code) and zone id.

@@ -684,6 +684,7 @@ Fate Pipeline::after_conntrack(PacketIn& p, PacketOut& out, MatchContext& ctx, W
   // (netfilter/host.h "Bridges").
   RouteDecision route = host_.route_input(key.dst_ip, key.src_ip, p.in_iface);
   bool bridged = false;
+  bool flooded = false;  // bridged to a station the bridge never saw, from a known port
   uint16_t out_port = kNoIface;
   if (br_.info) {
     if (key.dst_ip != dst_before_nat) {
@@ -699,6 +700,10 @@ Fate Pipeline::after_conntrack(PacketIn& p, PacketOut& out, MatchContext& ctx, W
         if (br_.in_port != kNoIface && learned == br_.in_port && hairpin_[br_.in_port] == 0)
           return dropped(Fate::DroppedByBridge);
         out_port = station_port(p.in_iface, learned);
+        // A station never seen is flooded (one seen only on the bridge
+        // itself, as a capture on the bridge shows it, has a port the
+        // kernel knows and the model does not: one walk, port unknown).
+        flooded = learned == BridgeStations::kUnknown && br_.in_port != kNoIface;
       }
     } else if (br_.l2) {
       bridged = true;
@@ -732,7 +737,7 @@ Fate Pipeline::after_conntrack(PacketIn& p, PacketOut& out, MatchContext& ctx, W
   if (!bridged && !forward_ttl(p)) return dropped(Fate::DroppedTtlExceeded);
 
   out.out_iface = route.out_iface;
-  if (bridged && out_port == kNoIface) {
+  if (flooded) {
     // The bridge does not know the station's port: it floods the frame.
     uint16_t only = kNoIface;
     const uint32_t ports = flood_ports(p.in_iface, only);
@@ -790,6 +795,9 @@ Fate Pipeline::flood(PacketIn& p, MatchContext& ctx, Walked& w, CtResult& ct, ui
     p.key = key;
     if (len != 0) std::memcpy(p.frame, flood_frame_.data(), len);
     ctx = start;
+    // The copies share the connection: each sees it as the copies before
+    // it left it (a source binding, a connmark).
+    if (ct.has_entry()) fill_ct_view(ctx, ct);
   };
   Fate fate = Fate::DroppedByBridge;
   bool out = false;
@@ -813,7 +821,7 @@ Fate Pipeline::flood(PacketIn& p, MatchContext& ctx, Walked& w, CtResult& ct, ui
     // The copy that went on: the packet as routing left it, with the
     // connection's source binding (bound by an earlier copy).
     restore();
-    if (const CtEntry* e = ct_.entry(ct.entry)) nat_apply(*e, ct.dir, NatManip::Src, p.key, p.frame, p.len);
+    if (const CtEntry* e = ct_.entry(ct.entry)) (void)nat_apply(*e, ct.dir, NatManip::Src, p.key, p.frame, p.len);
   }
   return Fate::Forwarded;
 }

@@ -134,7 +134,7 @@ namespace nfb {
   X(DroppedByMatch, "dropped_by_match", "a match dropped it (hotdrop: e.g. tcp on fragment 1)") \
   X(DroppedByConntrack, "dropped_by_conntrack", "conntrack: table full, or a clash at confirm") \
   X(DroppedByRouting, "dropped_by_routing", "martian, no route, unreachable, or not joined")  \
-  X(DroppedByBridge, "dropped_by_bridge", "a bridged DNAT back out its in port, which has no hairpin mode") \
+  X(DroppedByBridge, "dropped_by_bridge", "bridged back out its in port without hairpin mode, or no port to flood to") \
   X(DroppedTtlExceeded, "dropped_ttl_exceeded", "forwarding a packet whose TTL is 1 or 0")      \
   X(DroppedByNat, "dropped_by_nat", "NAT found no free tuple")                                \
   X(DroppedFragment, "dropped_fragment",                                                       \

@@ -446,6 +446,61 @@ TEST(PipelineBridges, AnArpReplyTeachesTheBridgeAStation) {
   }
 }
 
+// A bridged DNAT to a station the bridge never saw: from a known port it is
+// flooded (FORWARD once per other port; the in port too in hairpin mode);
+// captured on the bridge itself (port unknown) it is walked once.
+TEST(PipelineBridges, UnknownStationsAreFloodedFromAKnownPortOnly) {
+  const Ruleset rules = read_iptables_save(
+      "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+      "-A PREROUTING -d 10.96.0.10/32 -p tcp -j DNAT --to-destination 172.17.0.3:8080\nCOMMIT\n"
+      "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+      "-A FORWARD -m physdev --physdev-out veth5b0e9a1\n-A FORWARD -m physdev --physdev-out vethc7d24f3\n"
+      "COMMIT\n",
+      "t");
+  const test::Mac redis_mac{0x02, 0x42, 0xac, 0x11, 0x00, 0x02};
+  const test::Mac docker0_mac{0x02, 0x42, 0x9a, 0x1c, 0x00, 0x01};
+  struct Case {
+    const char* ingress;
+    bool hairpin;
+    const char* to_redis;  // the FORWARD counters
+    const char* to_web;
+  };
+  for (const Case c : {Case{"veth5b0e9a1", false, "[0:0]", "[1:40]"}, Case{"veth5b0e9a1", true, "[1:40]", "[1:40]"},
+                       Case{"docker0", true, "[0:0]", "[0:0]"}}) {
+    SCOPED_TRACE(std::string(c.ingress) + (c.hairpin ? " hairpin" : ""));
+    HostSpec spec = default_docker_host_spec();
+    for (Interface& ifc : spec.interfaces) {
+      if (ifc.master != kNoIface) ifc.hairpin = c.hairpin;
+    }
+    const HostModel host = HostModel::build(spec, "t");
+    auto pipeline = Pipeline::build(rules, host);
+    test::Bytes frame = test::ethernet(
+        {.dst = docker0_mac, .src = redis_mac},
+        test::ipv4({.src = test::ip4(172, 17, 0, 2), .dst = test::ip4(10, 96, 0, 10), .proto = kProtoTcp, .ttl = 64},
+                   test::tcp({.sport = 40000, .dport = 80, .flags = tcp_flag::kSyn})));
+    const uint16_t in = host.iface_id(c.ingress).value();
+    PacketIn p;
+    ASSERT_EQ(parse_frame(frame.data(), static_cast<uint32_t>(frame.size()), LinkType::Ethernet, in, p.key),
+              ParseStatus::Ok);
+    p.frame = frame.data();
+    p.len = static_cast<uint32_t>(frame.size());
+    p.in_iface = in;
+    p.ts_ns = 1;
+    PacketOut out;
+    pipeline->process(std::span(&p, 1), std::span(&out, 1));
+    EXPECT_EQ(out.fate, Fate::Forwarded);
+    EXPECT_EQ(p.key.dst_ip, test::ip4(172, 17, 0, 3));
+    EXPECT_EQ(p.key.ttl, 64);  // bridged
+    const std::string counters = write_iptables_save(pipeline->counters_ruleset(), WriteOptions{.counters = true});
+    EXPECT_NE(counters.find(std::string(c.to_redis) + " -A FORWARD -m physdev --physdev-out veth5b0e9a1"),
+              std::string::npos)
+        << counters;
+    EXPECT_NE(counters.find(std::string(c.to_web) + " -A FORWARD -m physdev --physdev-out vethc7d24f3"),
+              std::string::npos)
+        << counters;
+  }
+}
+
 TEST(PipelineFragments, EveryFragmentIsInExactlyOneFateBucket) {
   const HostModel host = default_docker_host();
   const Scenario s = docker28_fragments();
