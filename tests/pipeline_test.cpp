@@ -380,6 +380,20 @@ uint64_t fate_count(const PipelineStats& st, Fate f) { return st.by_fate[static_
 // kernel's bridge learns it): a frame to its MAC is then bridged (TTL kept,
 // out docker0 by its port); to a MAC never seen it is taken as for the host
 // and routed (TTL decremented).
+// One Ethernet frame (it must parse) arriving on `in` at time 1, through
+// `pipeline`; `p` is left as the pipeline left the packet.
+PacketOut process_frame(Pipeline& pipeline, test::Bytes& frame, uint16_t in, PacketIn& p) {
+  EXPECT_EQ(parse_frame(frame.data(), static_cast<uint32_t>(frame.size()), LinkType::Ethernet, in, p.key),
+            ParseStatus::Ok);
+  p.frame = frame.data();
+  p.len = static_cast<uint32_t>(frame.size());
+  p.in_iface = in;
+  p.ts_ns = 1;
+  PacketOut out;
+  pipeline.process(std::span(&p, 1), std::span(&out, 1));
+  return out;
+}
+
 // A bridge's own nf_call_iptables option does what the sysctl does, for
 // that bridge (br_netfilter tests either).
 TEST(PipelineBridges, ABridgesOwnNfCallIptablesActsAsTheSysctl) {
@@ -427,14 +441,7 @@ TEST(PipelineBridges, AnArpReplyTeachesTheBridgeAStation) {
     }
     test::Bytes frame = syn_to(web_mac);
     PacketIn p;
-    ASSERT_EQ(parse_frame(frame.data(), static_cast<uint32_t>(frame.size()), LinkType::Ethernet, redis_port, p.key),
-              ParseStatus::Ok);
-    p.frame = frame.data();
-    p.len = static_cast<uint32_t>(frame.size());
-    p.in_iface = redis_port;
-    p.ts_ns = 1;
-    PacketOut out;
-    pipeline->process(std::span(&p, 1), std::span(&out, 1));
+    const PacketOut out = process_frame(*pipeline, frame, redis_port, p);
     EXPECT_EQ(out.fate, Fate::Forwarded);
     EXPECT_EQ(out.out_iface, docker0);
     EXPECT_EQ(p.in_iface, docker0);  // the port's packet is the bridge's
@@ -478,16 +485,8 @@ TEST(PipelineBridges, UnknownStationsAreFloodedFromAKnownPortOnly) {
         {.dst = docker0_mac, .src = redis_mac},
         test::ipv4({.src = test::ip4(172, 17, 0, 2), .dst = test::ip4(10, 96, 0, 10), .proto = kProtoTcp, .ttl = 64},
                    test::tcp({.sport = 40000, .dport = 80, .flags = tcp_flag::kSyn})));
-    const uint16_t in = host.iface_id(c.ingress).value();
     PacketIn p;
-    ASSERT_EQ(parse_frame(frame.data(), static_cast<uint32_t>(frame.size()), LinkType::Ethernet, in, p.key),
-              ParseStatus::Ok);
-    p.frame = frame.data();
-    p.len = static_cast<uint32_t>(frame.size());
-    p.in_iface = in;
-    p.ts_ns = 1;
-    PacketOut out;
-    pipeline->process(std::span(&p, 1), std::span(&out, 1));
+    const PacketOut out = process_frame(*pipeline, frame, host.iface_id(c.ingress).value(), p);
     EXPECT_EQ(out.fate, Fate::Forwarded);
     EXPECT_EQ(p.key.dst_ip, test::ip4(172, 17, 0, 3));
     EXPECT_EQ(p.key.ttl, 64);  // bridged
