@@ -749,18 +749,23 @@ std::vector<std::vector<uint32_t>> address_partition(const RuleBoxes& rules, con
 }
 
 /// Keys the way ClassBench traces are made: a random box, a random point in
-/// it (fixed seed, so the build is deterministic).
-std::vector<ClassifierKey> sample_keys(const RuleBoxes& rules, const std::vector<uint32_t>& live) {
+/// it (fixed seed, so the build is deterministic), in the used dimensions
+/// only (the cost model reads no others). 16 keys a box up to 4096: a
+/// host's thousands of small chains (a kube-proxy node has three per
+/// service) must not each pay for a big sample.
+std::vector<ClassifierKey> sample_keys(const RuleBoxes& rules, const std::vector<uint32_t>& live,
+                                       const uint32_t* dims, unsigned num_dims) {
   constexpr size_t kSample = 4096;
   std::vector<ClassifierKey> keys;
   if (live.empty()) return keys;
   uint64_t state = 0x5eed;
-  keys.resize(kSample);
+  keys.resize(std::min(kSample, 16 * live.size()));
   for (ClassifierKey& k : keys) {
     const Box& b = rules.boxes[live[splitmix64(state) % live.size()]];
-    for (unsigned d = 0; d < kDims; ++d) {
-      const uint64_t width = uint64_t{b.r[d].hi} - b.r[d].lo + 1;
-      k.v[d] = b.r[d].lo + static_cast<uint32_t>(splitmix64(state) % width);
+    for (unsigned s = 0; s < num_dims; ++s) {
+      const Range& r = b.r[dims[s]];
+      const uint64_t width = uint64_t{r.hi} - r.lo + 1;
+      k.v[dims[s]] = r.lo + static_cast<uint32_t>(splitmix64(state) % width);
     }
   }
   return keys;
@@ -859,9 +864,14 @@ DtreeClassifier::DtreeClassifier(const RuleBoxes& rules, const DtreeOptions& opt
 
   Forest one = build_forest(rules, {live}, options, dims_, num_dims_);
   Forest chosen;
-  const std::vector<ClassifierKey> sample = sample_keys(rules, live);
+  // A chain of at most one leaf's boxes is one leaf: the partition could
+  // only add trees, so the model need not run (unless it is forced).
+  const bool compare = options.partition == DtreePartition::kAddress ||
+                       (options.partition == DtreePartition::kAuto && live.size() > options.leaf_size);
+  const std::vector<ClassifierKey> sample =
+      compare ? sample_keys(rules, live, dims_, num_dims_) : std::vector<ClassifierKey>{};
   one.stats.estimated_cost = estimate_cost(one, sample, num_dims_, dims_);
-  if (options.partition != DtreePartition::kNone) {
+  if (compare) {
     Forest parts = build_forest(rules, address_partition(rules, live), options, dims_, num_dims_);
     parts.stats.estimated_cost = estimate_cost(parts, sample, num_dims_, dims_);
     if (options.partition == DtreePartition::kAddress || parts.stats.estimated_cost < one.stats.estimated_cost) {
