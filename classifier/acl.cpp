@@ -406,7 +406,9 @@ AclClassifier::AclClassifier(const RuleBoxes& rules, const AclOptions& options)
   for (const Box& b : boxes_) {
     if (!box_empty(b)) live.push_back(&b);
   }
-  if (live.empty()) return;
+  // Few boxes: no context; lookups scan them (see AclOptions::min_boxes).
+  if (live.size() < options.min_boxes) scanned_ = !live.empty();
+  if (live.empty() || scanned_) return;
   const std::vector<FieldSpec> fields = field_layout(live);
   record_bytes_ = 4 + 4U * fields.back().input;
   if (record_bytes_ > kMaxRecordBytes) throw std::logic_error("acl: the key record outgrew its bound");
@@ -569,8 +571,11 @@ uint32_t AclClassifier::scan(const ClassifierKey& key, uint32_t from, uint32_t e
 
 void AclClassifier::lookup(std::span<const ClassifierKey> keys, std::span<const uint32_t> start,
                            std::span<uint32_t> result) const noexcept {
-  if (contexts_.empty()) {
-    std::fill_n(result.begin(), keys.size(), kNoMatch);
+  if (contexts_.empty()) {  // no box matches anything, or a few are scanned
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const uint32_t from = start.empty() ? 0U : start[i];
+      result[i] = scanned_ && from < rules_ ? scan(keys[i], from, rules_) : kNoMatch;
+    }
     return;
   }
   alignas(64) uint8_t records[kBurst * kMaxRecordBytes];

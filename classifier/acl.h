@@ -142,7 +142,20 @@ struct AclOptions {
   /// At most about this many boxes per rte_acl context (0 = all in one). A
   /// context always holds all boxes of a position, so one may exceed it.
   uint32_t max_boxes_per_context = 0;
+  /// Fewer boxes than this (that can match anything) get no rte_acl
+  /// context: lookups scan them in position order, as LinearClassifier
+  /// does (0 = always a context). Every context costs its create and build
+  /// (about 0.5 ms of this machine's time, most of it zeroing build memory)
+  /// and rte_acl_create() and rte_acl_free() search a process-wide list of
+  /// context names, so a host of many small chains (a kube-proxy node has
+  /// three per service: 30K contexts took 46 s at 10K services) pays
+  /// quadratically for contexts whose walk is no faster than a scan of a
+  /// few boxes. The pipeline's chains use kAclChainMinBoxes.
+  uint32_t min_boxes = 0;
 };
+
+/// AclOptions::min_boxes for a pipeline's chains (chain_boxes.h).
+inline constexpr uint32_t kAclChainMinBoxes = 8;
 
 class AclClassifier final : public Classifier {
  public:
@@ -170,8 +183,11 @@ class AclClassifier final : public Classifier {
   /// while lookups run). Throws std::invalid_argument if it is not available.
   void set_algorithm(AclAlgorithm a);
 
-  /// Number of rte_acl contexts (0 when no box can match anything).
+  /// Number of rte_acl contexts (0 when no box can match anything, or when
+  /// there are fewer than AclOptions::min_boxes).
   size_t contexts() const noexcept { return contexts_.size(); }
+  /// True when the boxes were too few for a context and are scanned.
+  bool scanned() const noexcept { return scanned_; }
   /// How many times a group of boxes was halved because rte_acl_build()
   /// gave up on it (see "Contexts").
   uint32_t context_splits() const noexcept { return splits_; }
@@ -211,6 +227,7 @@ class AclClassifier final : public Classifier {
   std::vector<uint32_t> first_box_;  // per position: first box of position >= it
   uint32_t rules_ = 0;
   uint32_t splits_ = 0;
+  bool scanned_ = false;  // fewer live boxes than min_boxes: no context, lookups scan boxes_
   std::vector<RecordField> record_fields_;  // in record order, pads included
   bool five_tuple_ = false;  // the record is ClassBench's: packed straight-line
   size_t record_bytes_ = 0;

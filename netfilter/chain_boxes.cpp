@@ -331,7 +331,11 @@ std::unique_ptr<Classifier> make_chain_classifier(ChainAlgo algo, const RuleBoxe
     case ChainAlgo::kLinear: return std::make_unique<LinearClassifier>(boxes);
     case ChainAlgo::kDtree: return std::make_unique<DtreeClassifier>(boxes);
     case ChainAlgo::kTuple: return std::make_unique<TupleSpaceClassifier>(boxes);
-    case ChainAlgo::kAcl: return std::make_unique<AclClassifier>(boxes);
+    case ChainAlgo::kAcl: {
+      AclOptions o;
+      o.min_boxes = kAclChainMinBoxes;
+      return std::make_unique<AclClassifier>(boxes, o);
+    }
   }
   throw std::invalid_argument("unknown classifier algorithm");
 }

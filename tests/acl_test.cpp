@@ -609,5 +609,39 @@ TEST_F(AclTest, EqualsLinearOnRandomRuleSets) {
   EXPECT_EQ(kinds, (std::array<size_t, 4>{12, 12, 12, 12}));
 }
 
+// A rule set with fewer live boxes than min_boxes gets no context; its
+// scan answers what the linear walk does, from every start.
+TEST_F(AclTest, FewBoxesAreScannedWithoutAContext) {
+  std::mt19937_64 rng(31337);
+  unsigned scanned = 0;
+  unsigned built = 0;
+  for (unsigned round = 0; round < 40; ++round) {
+    RandomRules gen(9100 + round);
+    const uint32_t rules = 1 + gen.below(12);
+    RuleBoxes boxes = gen.make(rules, round % 2 == 0 ? kChainDims : kFiveTuple);
+    size_t live = 0;
+    for (const Box& b : boxes.boxes) {
+      bool empty = false;
+      for (const Range& r : b.r) empty |= r.lo > r.hi;
+      live += empty ? 0 : 1;
+    }
+    const LinearClassifier linear(boxes);
+    const std::vector<ClassifierKey> keys = gen.keys(boxes, 2000);
+    const std::vector<uint32_t> starts = starts_for(linear, keys, rules, rng);
+    AclOptions opt;
+    opt.min_boxes = 8;
+    AclClassifier acl(boxes, opt);
+    const std::string what = fmt::format("round {} ({} rules, {} live boxes)", round, rules, live);
+    EXPECT_EQ(acl.scanned(), live > 0 && live < 8) << what;
+    EXPECT_EQ(acl.contexts(), live >= 8 ? 1U : 0U) << what;
+    scanned += acl.scanned() ? 1U : 0U;
+    built += acl.contexts() > 0 ? 1U : 0U;
+    expect_same(acl, keys, {}, linear_answers(linear, keys, {}), what);
+    expect_same(acl, keys, starts, linear_answers(linear, keys, starts), what + " with starts");
+  }
+  EXPECT_GT(scanned, 5U);
+  EXPECT_GT(built, 5U);
+}
+
 }  // namespace
 }  // namespace nfb
