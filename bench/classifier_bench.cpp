@@ -1,5 +1,5 @@
 // Classifier lookup: packets per second and TSC cycles per packet of every
-// algorithm (linear, dtree, tuple, rte_acl) on the ClassBench acl1, fw1 and
+// registered algorithm (classifier/algorithms.def) on the ClassBench acl1, fw1 and
 // ipc1 rule sets at 1K, 10K and 100K rules, in bursts of 1, 32 and 256 keys.
 //
 //   Lookup/<set>/<rules>/<algo>/burst:<n>
@@ -34,8 +34,7 @@
 #include "base/dpdk_eal.h"
 #include "classifier/acl.h"
 #include "classifier/classifier.h"
-#include "classifier/dtree.h"
-#include "classifier/tuple_space.h"
+#include "classifier/registry.h"
 #include "rules/classbench.h"
 
 namespace nfb {
@@ -96,10 +95,7 @@ class Cache {
     const Loaded& l = set(s);
     Built b;
     const auto t0 = std::chrono::steady_clock::now();
-    if (algo == "linear") b.classifier = std::make_unique<LinearClassifier>(l.boxes);
-    if (algo == "dtree") b.classifier = std::make_unique<DtreeClassifier>(l.boxes);
-    if (algo == "tuple") b.classifier = std::make_unique<TupleSpaceClassifier>(l.boxes);
-    if (algo == "acl") b.classifier = std::make_unique<AclClassifier>(l.boxes);
+    b.classifier = make_classifier(algo, l.boxes);
     b.build_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     b.rules = l.boxes.rules;
     return built_.emplace(key, std::move(b)).first->second;
@@ -152,12 +148,12 @@ int main(int argc, char** argv) {
   start_dpdk_eal(eal);
   for (const char* family : {"acl1", "fw1", "ipc1"}) {
     for (uint32_t size : {1000U, 10000U, 100000U}) {
-      for (const char* algo : {"linear", "dtree", "tuple", "acl"}) {
+      for (const ClassifierAlgorithm& algo : classifier_algorithms()) {
         for (size_t burst : {size_t{1}, size_t{32}, size_t{256}}) {
           const SetSpec spec{family, size};
           const std::string name =
-              "Lookup/" + spec.name() + "/" + algo + "/burst:" + std::to_string(burst);
-          benchmark::RegisterBenchmark(name.c_str(), BM_Lookup, spec, std::string(algo), burst);
+              "Lookup/" + spec.name() + "/" + std::string(algo.name) + "/burst:" + std::to_string(burst);
+          benchmark::RegisterBenchmark(name.c_str(), BM_Lookup, spec, std::string(algo.name), burst);
         }
       }
     }

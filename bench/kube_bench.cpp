@@ -172,7 +172,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   for (uint32_t services : {1000U, 10000U}) {
-    for (ChainAlgo algo : {ChainAlgo::kLinear, ChainAlgo::kDtree, ChainAlgo::kTuple, ChainAlgo::kAcl}) {
+    for (ChainAlgo algo : all_chain_algos()) {
       const std::string name =
           "Kube/services:" + std::to_string(services) + "/" + std::string(chain_algo_name(algo));
       benchmark::RegisterBenchmark(name.c_str(), BM_Kube, services, algo)

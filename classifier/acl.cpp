@@ -1,4 +1,5 @@
 #include "classifier/acl.h"
+#include "classifier/registry.h"
 
 #include <fmt/format.h>
 #include <rte_acl.h>
@@ -637,6 +638,12 @@ void AclClassifier::lookup(std::span<const ClassifierKey> keys, std::span<const 
       npending = kept;
     }
   }
+}
+
+std::unique_ptr<Classifier> make_acl_classifier(const RuleBoxes& rules, ClassifierUse use) {
+  AclOptions o;
+  if (use == ClassifierUse::kChain) o.min_boxes = kAclChainMinBoxes;
+  return std::make_unique<AclClassifier>(rules, o);
 }
 
 }  // namespace nfb

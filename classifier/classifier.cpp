@@ -1,5 +1,7 @@
 #include "classifier/classifier.h"
 
+#include "classifier/registry.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -99,5 +101,9 @@ size_t LinearClassifier::memory_bytes() const noexcept {
   return boxes_.capacity() * sizeof(Box) + first_box_.capacity() * sizeof(uint32_t);
 }
 
+
+std::unique_ptr<Classifier> make_linear_classifier(const RuleBoxes& rules, ClassifierUse) {
+  return std::make_unique<LinearClassifier>(rules);
+}
 
 }  // namespace nfb

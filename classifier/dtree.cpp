@@ -1,4 +1,5 @@
 #include "classifier/dtree.h"
+#include "classifier/registry.h"
 
 #include <fmt/format.h>
 
@@ -916,6 +917,10 @@ void DtreeClassifier::lookup(std::span<const ClassifierKey> keys, std::span<cons
 
 size_t DtreeClassifier::memory_bytes() const noexcept {
   return sizeof(*this) + nodes_.capacity() * sizeof(Node) + blocks_.capacity() * sizeof(Lane8);
+}
+
+std::unique_ptr<Classifier> make_dtree_classifier(const RuleBoxes& rules, ClassifierUse) {
+  return std::make_unique<DtreeClassifier>(rules);
 }
 
 }  // namespace nfb

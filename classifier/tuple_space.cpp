@@ -1,4 +1,5 @@
 #include "classifier/tuple_space.h"
+#include "classifier/registry.h"
 
 #include <fmt/format.h>
 
@@ -853,6 +854,21 @@ void TupleSpaceClassifier::lookup_chunk(const ClassifierKey* keys, const uint32_
     }
   }
   for (unsigned i = 0; i < n; ++i) result[i] = best[i];
+}
+
+std::unique_ptr<Classifier> make_tuple_space_classifier(const RuleBoxes& rules, ClassifierUse) {
+  // The class refuses empty boxes; they match nothing, so the registry's
+  // contract (classifier.h: any boxes) is kept by leaving them out.
+  const auto empty = [](const Box& b) {
+    return std::any_of(b.r.begin(), b.r.end(), [](const Range& r) { return r.lo > r.hi; });
+  };
+  if (std::none_of(rules.boxes.begin(), rules.boxes.end(), empty)) return std::make_unique<TupleSpaceClassifier>(rules);
+  RuleBoxes kept;
+  kept.rules = rules.rules;
+  for (const Box& b : rules.boxes) {
+    if (!empty(b)) kept.boxes.push_back(b);
+  }
+  return std::make_unique<TupleSpaceClassifier>(kept);
 }
 
 }  // namespace nfb

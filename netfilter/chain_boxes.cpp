@@ -1,31 +1,34 @@
 #include "netfilter/chain_boxes.h"
 
 #include <algorithm>
+#include <ostream>
 #include <bit>
 #include <stdexcept>
 #include <variant>
 
-#include "classifier/acl.h"
-#include "classifier/dtree.h"
-#include "classifier/tuple_space.h"
+#include "classifier/registry.h"
 
 namespace nfb {
 
 std::string_view chain_algo_name(ChainAlgo a) noexcept {
-  switch (a) {
-    case ChainAlgo::kLinear: return "linear";
-    case ChainAlgo::kDtree: return "dtree";
-    case ChainAlgo::kTuple: return "tuple";
-    case ChainAlgo::kAcl: return "acl";
-  }
-  return "?";
+  const auto algos = classifier_algorithms();
+  return a.id < algos.size() ? algos[a.id].name : std::string_view("?");
 }
 
 std::optional<ChainAlgo> parse_chain_algo(std::string_view name) noexcept {
-  for (ChainAlgo a : {ChainAlgo::kLinear, ChainAlgo::kDtree, ChainAlgo::kTuple, ChainAlgo::kAcl}) {
-    if (chain_algo_name(a) == name) return a;
+  const auto algos = classifier_algorithms();
+  for (size_t i = 0; i < algos.size(); ++i) {
+    if (algos[i].name == name) return ChainAlgo{static_cast<uint8_t>(i)};
   }
   return std::nullopt;
+}
+
+void PrintTo(ChainAlgo a, std::ostream* os) { *os << chain_algo_name(a); }
+
+std::vector<ChainAlgo> all_chain_algos() {
+  std::vector<ChainAlgo> out;
+  for (size_t i = 0; i < classifier_algorithms().size(); ++i) out.push_back(ChainAlgo{static_cast<uint8_t>(i)});
+  return out;
 }
 
 uint32_t ct_state_value(const CtView& ct) noexcept {
@@ -327,17 +330,9 @@ const ClassifierKey* WalkKey::get(const MatchContext& ctx, const KeySpec& spec) 
 }
 
 std::unique_ptr<Classifier> make_chain_classifier(ChainAlgo algo, const RuleBoxes& boxes) {
-  switch (algo) {
-    case ChainAlgo::kLinear: return std::make_unique<LinearClassifier>(boxes);
-    case ChainAlgo::kDtree: return std::make_unique<DtreeClassifier>(boxes);
-    case ChainAlgo::kTuple: return std::make_unique<TupleSpaceClassifier>(boxes);
-    case ChainAlgo::kAcl: {
-      AclOptions o;
-      o.min_boxes = kAclChainMinBoxes;
-      return std::make_unique<AclClassifier>(boxes, o);
-    }
-  }
-  throw std::invalid_argument("unknown classifier algorithm");
+  const auto algos = classifier_algorithms();
+  if (algo.id >= algos.size()) throw std::invalid_argument("unknown classifier algorithm");
+  return algos[algo.id].make(boxes, ClassifierUse::kChain);
 }
 
 ChainClassifiers::ChainClassifiers(const ChainWalker& walker, const HostModel& host, ChainAlgo algo)

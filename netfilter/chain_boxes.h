@@ -101,6 +101,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -114,12 +115,28 @@
 
 namespace nfb {
 
-/// The classifier algorithms the pipeline can run its chains on.
-enum class ChainAlgo : uint8_t { kLinear, kDtree, kTuple, kAcl };
-/// "linear", "dtree", "tuple", "acl".
+/// The classifier algorithm the pipeline runs its chains on: an index into
+/// the registry (classifier/registry.h, algorithms.def). The first four
+/// have names here; any other is found by name (parse_chain_algo) or taken
+/// from all_chain_algos().
+struct ChainAlgo {
+  uint8_t id = 0;
+  static const ChainAlgo kLinear, kDtree, kTuple, kAcl;
+  friend constexpr bool operator==(ChainAlgo, ChainAlgo) noexcept = default;
+  friend constexpr auto operator<=>(ChainAlgo, ChainAlgo) noexcept = default;
+};
+inline constexpr ChainAlgo ChainAlgo::kLinear{0};
+inline constexpr ChainAlgo ChainAlgo::kDtree{1};
+inline constexpr ChainAlgo ChainAlgo::kTuple{2};
+inline constexpr ChainAlgo ChainAlgo::kAcl{3};
+/// The registered name ("linear", "dtree", ...).
 std::string_view chain_algo_name(ChainAlgo a) noexcept;
 /// The inverse of chain_algo_name(); nullopt for anything else.
 std::optional<ChainAlgo> parse_chain_algo(std::string_view name) noexcept;
+/// Every registered algorithm, in registry order.
+std::vector<ChainAlgo> all_chain_algos();
+/// For gtest: prints the name.
+void PrintTo(ChainAlgo a, std::ostream* os);
 
 /// ct_state_value() numbers are rules/module.h's kCtValue*: the two without
 /// an entry first, so "has an entry" is one range.
@@ -198,8 +215,8 @@ class WalkKey {
   bool keyable_ = false;
 };
 
-/// A Classifier of `algo` over `boxes` (kLinear: LinearClassifier). Throws
-/// what the classifier's constructor throws.
+/// A Classifier of `algo` over `boxes`, built for a chain
+/// (ClassifierUse::kChain). Throws what the classifier's constructor throws.
 std::unique_ptr<Classifier> make_chain_classifier(ChainAlgo algo, const RuleBoxes& boxes);
 
 class ChainClassifiers {

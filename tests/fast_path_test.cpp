@@ -206,7 +206,7 @@ TEST_P(FastPath, LazyCountersEqualPerPacketCountersWithInterleavedReads) {
 
 INSTANTIATE_TEST_SUITE_P(
     EveryAlgo, FastPath,
-    ::testing::Combine(::testing::Values(NFB_TEST_ALGOS),
+    ::testing::Combine(NFB_TEST_ALGOS,
                        ::testing::Bool()),
     [](const auto& p) {
       return std::string(chain_algo_name(std::get<0>(p.param))) + (std::get<1>(p.param) ? "_trust" : "_verify");

@@ -223,7 +223,7 @@ TEST(NfbenchReplay, EveryAlgorithmCountsLikeTheLinearWalk) {
   };
   const auto linear = run("linear");
   EXPECT_NE(linear.first.find("-A DOCKER"), std::string::npos) << linear.first;
-  for (const char* algo : {"dtree", "tuple", "acl"}) {
+  for (const std::string algo : {"dtree", "tuple", "acl", "pipapo"}) {
     SCOPED_TRACE(algo);
     const auto other = run(algo);
     EXPECT_EQ(other.first, linear.first);

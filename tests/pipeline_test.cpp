@@ -275,9 +275,9 @@ INSTANTIATE_TEST_SUITE_P(Recorded, PipelineScenario,
 // against the kernel in PipelineScenario; a release build of the unit tests
 // (meson setup -Dtests=true) runs all four.
 #if NFB_TEST_UNDER_ASAN
-constexpr ChainAlgo kScenarioAlgos[] = {ChainAlgo::kDtree};
+#define NFB_SCENARIO_ALGOS ::testing::Values(ChainAlgo::kDtree)
 #else
-constexpr ChainAlgo kScenarioAlgos[] = {NFB_TEST_ALGOS};
+#define NFB_SCENARIO_ALGOS NFB_TEST_ALGOS
 #endif
 
 class PipelineAlgo : public ::testing::TestWithParam<std::tuple<std::string, ChainAlgo>> {};
@@ -342,7 +342,7 @@ INSTANTIATE_TEST_SUITE_P(
                                            "hashlimit_limits", "connlimit_limits",
                                            "ipset_sets", "bridge_hairpin", "bridge_service", "bridge_plain",
                                            "ct_zones"),
-                       ::testing::ValuesIn(kScenarioAlgos)),
+                       NFB_SCENARIO_ALGOS),
     [](const ::testing::TestParamInfo<std::tuple<std::string, ChainAlgo>>& p) {
       return std::get<0>(p.param) + "_" + std::string(chain_algo_name(std::get<1>(p.param)));
     });

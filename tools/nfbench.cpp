@@ -29,8 +29,7 @@
 #include "base/load_error.h"
 #include "classifier/acl.h"
 #include "classifier/classifier.h"
-#include "classifier/dtree.h"
-#include "classifier/tuple_space.h"
+#include "classifier/registry.h"
 #include "netfilter/sysctl.h"
 #include "netfilter/host.h"
 #include "netfilter/pipeline.h"
@@ -193,7 +192,9 @@ PipelineConfig replay_pipeline_config(ReplayCommand& o) {
   PipelineConfig config;
   config.fast_path = !o.no_fast_path && !o.trace;
   const std::optional<ChainAlgo> algo = parse_chain_algo(o.algo);
-  if (!algo) throw std::invalid_argument("--algo: unknown algorithm '" + o.algo + "' (linear, dtree, tuple, acl)");
+  if (!algo) {
+    throw std::invalid_argument("--algo: unknown algorithm '" + o.algo + "' (" + classifier_algorithm_names() + ")");
+  }
   config.algo = *algo;
   if (o.rx_csum != "verify" && o.rx_csum != "trust")
     throw std::invalid_argument("--rx-csum: '" + o.rx_csum + "' is not verify or trust");
@@ -423,21 +424,13 @@ int cmd_replay(ReplayCommand& o) {
 struct ClassifyOptions {
   std::string rules;
   std::string trace;
-  std::string algo_list = "linear,dtree,tuple,acl";  // --algo, split into algos before the run
-  std::vector<std::string> algos{"linear", "dtree", "tuple", "acl"};
+  std::string algo_list = classifier_algorithm_names(",");  // --algo, split into algos before the run
+  std::vector<std::string> algos;
   size_t verify = 200000;  // keys the linear reference checks
   unsigned repeat = 3;     // timed passes over the trace; the median is reported
   size_t burst = 256;
   bool json = false;
 };
-
-std::unique_ptr<Classifier> build_algo(const std::string& algo, const RuleBoxes& boxes) {
-  if (algo == "linear") return std::make_unique<LinearClassifier>(boxes);
-  if (algo == "dtree") return std::make_unique<DtreeClassifier>(boxes);
-  if (algo == "tuple") return std::make_unique<TupleSpaceClassifier>(boxes);
-  if (algo == "acl") return std::make_unique<AclClassifier>(boxes);
-  throw std::invalid_argument("unknown algorithm \"" + algo + "\" (expected linear, dtree, tuple or acl)");
-}
 
 // Every algorithm on the same rules and the same preloaded trace, one after
 // the other on this core: build time, memory, lookup rate (median of the
@@ -519,7 +512,7 @@ int cmd_classify(const ClassifyOptions& o) {
 
   for (const std::string& algo : o.algos) {
     const auto t0 = std::chrono::steady_clock::now();
-    const std::unique_ptr<Classifier> c = build_algo(algo, boxes);
+    const std::unique_ptr<Classifier> c = make_classifier(algo, boxes);
     const double build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     auto* acl = dynamic_cast<AclClassifier*>(c.get());
     if (acl == nullptr) {
@@ -736,7 +729,8 @@ CLI::App* add_replay_command(CLI::App& app, ReplayCommand& o) {
                      "listing every such rule) or never-match (load them as rules that never match; the report "
                      "says the counters are approximate)");
   replay->add_option("--algo", o.algo,
-                     "classifier every chain runs on: linear (default), dtree, tuple, acl; counters are identical");
+                     "classifier every chain runs on: " + classifier_algorithm_names() +
+                         " (default linear); counters are identical");
   replay->add_flag("--json", o.json, "print one JSON object");
   replay->add_option("--dpdk", o.dpdk,
                      "receive from DPDK ports started with these EAL arguments instead of a capture, e.g. "
@@ -763,7 +757,7 @@ CLI::App* add_classify_command(CLI::App& app, ClassifyOptions& o) {
       "classify", "Compare classifier algorithms on a ClassBench rule set and trace, side by side on one core");
   classify->add_option("--rules", o.rules, "ClassBench rule file (optionally .xz)")->required();
   classify->add_option("--trace", o.trace, "ClassBench trace file (optionally .xz)")->required();
-  classify->add_option("--algo", o.algo_list, "comma-separated: linear, dtree, tuple, acl");
+  classify->add_option("--algo", o.algo_list, "comma-separated: " + classifier_algorithm_names() + " (default all)");
   classify->add_option("--verify", o.verify, "headers checked against the linear walk (default 200000)");
   classify->add_option("--repeat", o.repeat, "timed passes over the trace; the median is reported");
   classify->add_flag("--json", o.json, "one JSON object per algorithm");

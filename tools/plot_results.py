@@ -30,7 +30,22 @@ matplotlib.use("agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "results")
-ALGOS = [("linear", "linear walk"), ("dtree", "dtree"), ("tuple", "tuple space"), ("acl", "DPDK rte_acl")]
+LABELS = {"linear": "linear walk", "tuple": "tuple space", "acl": "DPDK rte_acl"}
+
+
+def registered_algos():
+    """(name, label) of every classifier in classifier/algorithms.def, in order."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "classifier", "algorithms.def")
+    out = []
+    with open(path) as f:
+        for line in f:
+            if line.startswith("NFB_CLASSIFIER("):
+                name = line[len("NFB_CLASSIFIER("):].split(",")[0].strip()
+                out.append((name, LABELS.get(name, name)))
+    return out
+
+
+ALGOS = registered_algos()
 HISTORY = [
     "Lookup/acl1/10000/dtree/burst:32",
     "Lookup/acl1/10000/tuple/burst:32",

@@ -16,9 +16,10 @@
 #define NFB_TEST_UNDER_ASAN 0
 #endif
 
-// The classifiers a whole-pipeline comparison runs on.
+// The classifiers a whole-pipeline comparison runs on: every registered one
+// (classifier/algorithms.def), or linear and dtree under the sanitizer.
 #if NFB_TEST_UNDER_ASAN
-#define NFB_TEST_ALGOS ::nfb::ChainAlgo::kLinear, ::nfb::ChainAlgo::kDtree
+#define NFB_TEST_ALGOS ::testing::Values(::nfb::ChainAlgo::kLinear, ::nfb::ChainAlgo::kDtree)
 #else
-#define NFB_TEST_ALGOS ::nfb::ChainAlgo::kLinear, ::nfb::ChainAlgo::kDtree, ::nfb::ChainAlgo::kTuple, ::nfb::ChainAlgo::kAcl
+#define NFB_TEST_ALGOS ::testing::ValuesIn(::nfb::all_chain_algos())
 #endif
