@@ -27,9 +27,16 @@
 // the first set bit, scanning words from low to high, is the row of lowest
 // position that contains the key: the scan stops there.
 //
-// Fields are ordered most specific first (the longest average prefix over
-// its width): the first field is the only one ANDed over all its words, so
-// it should leave few rows for the rest.
+// Priority order (ours; a set needs none): since every field's entries are
+// in row order, the rows are taken in blocks of kBlockRows, each through
+// all fields, and the first block with a match ends the lookup. Without
+// blocks a key that many rows hold in every field (fw1's wildcards) mapped
+// thousands of rows from field to field: 64K cycles a key on fw1 10K.
+//
+// Fields are ordered most selective first (the fewest rows holding the
+// values of keys sampled from the rows themselves): the first field is the
+// only one ANDed over all its words, so it should leave few rows for the
+// rest.
 //
 // Start positions: rows below the first row of position >= start are masked
 // out of the first field, so they never reach the others.
@@ -62,6 +69,15 @@ constexpr unsigned kBuckets = 1U << kGroupBits;
 // A field's entries fit in this many 64-bit words (2^20 entries): the
 // bitmaps of mapped words are two stack arrays of this size.
 constexpr size_t kMaxWords = size_t{1} << 14;
+// Rows a lookup takes at a time through every field (see one()).
+constexpr uint32_t kBlockRows = 256;
+
+uint64_t splitmix(uint64_t& s) noexcept {
+  uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
 
 struct Prefix {
   uint32_t value;  // the prefix's bits, the rest 0
@@ -108,7 +124,7 @@ class PipapoClassifier final : public Classifier {
     struct Built {
       Field f;
       std::vector<Prefix> entries;
-      double specificity = 0;
+      uint64_t matches = 0;  // rows holding the sampled keys' values (fewer: more selective)
     };
     std::vector<Built> built;
     std::vector<Prefix> scratch;
@@ -119,12 +135,10 @@ class PipapoClassifier final : public Classifier {
       const unsigned width = field_bits(static_cast<Dim>(d));
       b.f.groups = static_cast<uint8_t>(width / kGroupBits);
       b.f.begin = begin_.size();
-      double len_sum = 0;
       for (const Box* row : rows) {
         begin_.push_back(static_cast<uint32_t>(b.entries.size()));
         scratch.clear();
         tile(row->r[d].lo, std::min(row->r[d].hi, field_max(static_cast<Dim>(d))), width, scratch);
-        for (const Prefix& p : scratch) len_sum += p.len;
         b.entries.insert(b.entries.end(), scratch.begin(), scratch.end());
       }
       begin_.push_back(static_cast<uint32_t>(b.entries.size()));
@@ -132,11 +146,23 @@ class PipapoClassifier final : public Classifier {
         throw std::invalid_argument(fmt::format("pipapo: {} needs {} entries, more than the {} a field may have",
                                                 dim_name(static_cast<Dim>(d)), b.entries.size(), kMaxWords * 64));
       }
-      b.specificity = len_sum / static_cast<double>(b.entries.size()) / width;
       built.push_back(std::move(b));
     }
-    std::stable_sort(built.begin(), built.end(),
-                     [](const Built& a, const Built& b) { return a.specificity > b.specificity; });
+    // Selectivity: keys drawn the way ClassBench traces are (a random row,
+    // a random point in it; fixed seed), and per field how many rows hold
+    // each key's value. A field every row fixes to one of few values (the
+    // protocol) is specific but not selective: this puts it last.
+    const size_t samples = std::clamp<size_t>((size_t{1} << 24) / rows.size(), 16, 256);
+    uint64_t state = 0x9199a90;
+    for (size_t k = 0; k < samples; ++k) {
+      const Box& from = *rows[splitmix(state) % rows.size()];
+      for (Built& b : built) {
+        const Range& r = from.r[b.f.dim];
+        const uint32_t v = r.lo + static_cast<uint32_t>(splitmix(state) % (uint64_t{r.hi} - r.lo + 1));
+        for (const Box* row : rows) b.matches += row->r[b.f.dim].contains(v) ? 1U : 0U;
+      }
+    }
+    std::stable_sort(built.begin(), built.end(), [](const Built& a, const Built& b) { return a.matches < b.matches; });
 
     for (Built& b : built) {
       Field& f = b.f;
@@ -242,55 +268,64 @@ class PipapoClassifier final : public Classifier {
     }
   }
 
+  // The lowest position of a row >= first_row that holds the key. Rows are
+  // taken kBlockRows at a time, all fields per block, so a key that matches
+  // early stops early.
   uint32_t one(const ClassifierKey& key, uint32_t first_row, uint64_t* cur, uint64_t* next) const noexcept {
     const size_t nf = fields_.size();
+    const auto rows = static_cast<uint32_t>(pos_.size());
+    Probe probes[kDims];
+    for (size_t fi = 0; fi < nf; ++fi) probes[fi] = probe(fields_[fi], key.v[fields_[fi].dim]);
     const Field& f0 = fields_[0];
-    const Probe p0 = probe(f0, key.v[f0.dim]);
-    const uint32_t first_entry = begin_[f0.begin + first_row];
     const uint32_t* rows0 = row_of_.data() + f0.row_of;
-    size_t nlo = kMaxWords;
-    size_t nhi = 0;
     const Field* f1 = nf > 1 ? &fields_[1] : nullptr;
-    for (size_t w = first_entry / 64; w < f0.words; ++w) {
-      uint64_t v = w == first_entry / 64 ? ~uint64_t{0} << (first_entry % 64) : ~uint64_t{0};
-      v = and_groups(p0, w, v);
-      if (v == 0) continue;
-      if (f1 == nullptr) return pos_[rows0[w * 64 + static_cast<unsigned>(std::countr_zero(v))]];
-      uint32_t last_row = 0xffffffffU;
-      for (; v != 0; v &= v - 1) {
-        const uint32_t r = rows0[w * 64 + static_cast<unsigned>(std::countr_zero(v))];
-        if (r == last_row) continue;
-        last_row = r;
-        set_run(next, begin_[f1->begin + r], begin_[f1->begin + r + 1], nlo, nhi);
-      }
-    }
-    for (size_t fi = 1; fi < nf; ++fi) {
-      if (nlo > nhi) return kNoMatch;
-      std::swap(cur, next);
-      const size_t lo = nlo;
-      const size_t hi = nhi;
-      nlo = kMaxWords;
-      nhi = 0;
-      const Field& f = fields_[fi];
-      const Probe p = probe(f, key.v[f.dim]);
-      const uint32_t* rows = row_of_.data() + f.row_of;
-      const Field* fn = fi + 1 < nf ? &fields_[fi + 1] : nullptr;
-      for (size_t w = lo; w <= hi; ++w) {
-        uint64_t v = cur[w];
+    for (uint32_t r0 = first_row; r0 < rows; r0 += kBlockRows) {
+      const uint32_t r1 = std::min(rows, r0 + kBlockRows);
+      const uint32_t e0 = begin_[f0.begin + r0];
+      const uint32_t e1 = begin_[f0.begin + r1];
+      size_t nlo = kMaxWords;
+      size_t nhi = 0;
+      for (size_t w = e0 / 64; w * 64 < e1; ++w) {
+        uint64_t v = ~uint64_t{0};
+        if (w == e0 / 64) v &= ~uint64_t{0} << (e0 % 64);
+        if (w == (e1 - 1) / 64 && e1 % 64 != 0) v &= ~uint64_t{0} >> (64 - e1 % 64);
+        v = and_groups(probes[0], w, v);
         if (v == 0) continue;
-        cur[w] = 0;
-        v = and_groups(p, w, v);
-        if (v == 0) continue;
-        if (fn == nullptr) {
-          std::fill(cur + w + 1, cur + hi + 1, 0);  // the words not read yet
-          return pos_[rows[w * 64 + static_cast<unsigned>(std::countr_zero(v))]];
-        }
+        if (f1 == nullptr) return pos_[rows0[w * 64 + static_cast<unsigned>(std::countr_zero(v))]];
         uint32_t last_row = 0xffffffffU;
         for (; v != 0; v &= v - 1) {
-          const uint32_t r = rows[w * 64 + static_cast<unsigned>(std::countr_zero(v))];
+          const uint32_t r = rows0[w * 64 + static_cast<unsigned>(std::countr_zero(v))];
           if (r == last_row) continue;
           last_row = r;
-          set_run(next, begin_[fn->begin + r], begin_[fn->begin + r + 1], nlo, nhi);
+          set_run(next, begin_[f1->begin + r], begin_[f1->begin + r + 1], nlo, nhi);
+        }
+      }
+      for (size_t fi = 1; fi < nf && nlo <= nhi; ++fi) {
+        std::swap(cur, next);
+        const size_t lo = nlo;
+        const size_t hi = nhi;
+        nlo = kMaxWords;
+        nhi = 0;
+        const Field& f = fields_[fi];
+        const uint32_t* frows = row_of_.data() + f.row_of;
+        const Field* fn = fi + 1 < nf ? &fields_[fi + 1] : nullptr;
+        for (size_t w = lo; w <= hi; ++w) {
+          uint64_t v = cur[w];
+          if (v == 0) continue;
+          cur[w] = 0;
+          v = and_groups(probes[fi], w, v);
+          if (v == 0) continue;
+          if (fn == nullptr) {
+            std::fill(cur + w + 1, cur + hi + 1, 0);  // the words not read yet
+            return pos_[frows[w * 64 + static_cast<unsigned>(std::countr_zero(v))]];
+          }
+          uint32_t last_row = 0xffffffffU;
+          for (; v != 0; v &= v - 1) {
+            const uint32_t r = frows[w * 64 + static_cast<unsigned>(std::countr_zero(v))];
+            if (r == last_row) continue;
+            last_row = r;
+            set_run(next, begin_[fn->begin + r], begin_[fn->begin + r + 1], nlo, nhi);
+          }
         }
       }
     }
