@@ -905,4 +905,10 @@ void Pipeline::process(std::span<PacketIn> packets, std::span<PacketOut> results
   }
 }
 
+
+size_t Pipeline::classifier_bytes() const noexcept {
+  size_t total = 0;
+  for (const auto& c : compiled_) total += c ? c->memory_bytes() : 0;
+  return total;
+}
 }  // namespace nfb

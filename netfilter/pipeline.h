@@ -269,6 +269,8 @@ class Pipeline {
   /// The reassembly table (its stats: datagrams, drops by reason, held now).
   const DefragTable& defrag() const noexcept { return defrag_; }
   const PipelineStats& stats() const noexcept { return stats_; }
+  /// Bytes the compiled chains' classifiers hold (0 on the linear walk).
+  size_t classifier_bytes() const noexcept;
   /// The Hyperscan scanner of the ruleset's string patterns (its scans()
   /// count the packet-and-hook scans); null when there is none.
   const StringScanner* string_scanner() const noexcept { return strings_.get(); }

@@ -83,6 +83,27 @@ TEST(NfbenchRules, ClassBenchErrorNamesLineAndColumn) {
   EXPECT_EQ(r.err, "nfbench: " + path + ":1:39: expected a protocol mask of 0x00 (any) or 0xFF (exact)\n");
 }
 
+// classify --build-only: one JSON object per registered algorithm, with
+// its build time and memory; without --build-only a trace is required.
+TEST(NfbenchClassify, BuildOnlyReportsEveryRegisteredAlgorithm) {
+  const std::string rules = source_root() + "/data/classbench/neurocuts_fw1_1k.rules";
+  const CommandResult r = nfbench({"classify", "--rules", rules, "--build-only", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> algos;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    algos.push_back(j.at("algo").get<std::string>());
+    EXPECT_GT(j.at("memory_bytes").get<double>(), 0) << line;
+    EXPECT_GE(j.at("build_seconds").get<double>(), 0) << line;
+    EXPECT_EQ(j.at("rules").get<int>(), 857) << line;
+  }
+  EXPECT_EQ(algos, (std::vector<std::string>{"linear", "dtree", "tuple", "acl", "pipapo"}));
+  const CommandResult no_trace = nfbench({"classify", "--rules", rules});
+  EXPECT_EQ(no_trace.exit_code, 1);
+  EXPECT_NE(no_trace.err.find("--trace is required (or --build-only)"), std::string::npos) << no_trace.err;
+}
+
 TEST(NfbenchParse, CountsEveryFrameOfTheBundledCapture) {
   const CommandResult r = nfbench({"parse", "--json", source_root() + "/data/captures/docker-host-eth0.pcap"});
   ASSERT_TRUE(r.ok()) << r.describe();
@@ -213,6 +234,10 @@ TEST(NfbenchReplay, EveryAlgorithmCountsLikeTheLinearWalk) {
       }
     }
     EXPECT_NE(json.find("\"algo\":\"" + algo + "\""), std::string::npos) << json;
+    // The control plane's figures (outside the compared slice: they vary).
+    for (const char* key : {"\"pipeline_build_seconds\":", "\"ruleset_load_seconds\":", "\"classifier_bytes\":"}) {
+      EXPECT_NE(json.find(key), std::string::npos) << key << " in " << json;
+    }
     // Keys come sorted: fates and invalid counts, then the timing (mpps, seconds).
     const size_t from = json.find("\"fates\"");
     const size_t to = json.find("\"mpps\"");
@@ -295,7 +320,7 @@ size_t json_at(const std::string& out) {
 std::string json_without_timing(const std::string& out) {
   std::string json = out.substr(json_at(out));
   json = std::regex_replace(json, std::regex("\"lcores\":\\[[^\\]]*\\],?"), "");
-  for (const char* key : {"seconds", "mpps", "gbps_l1", "gbps_l2"}) {
+  for (const char* key : {"seconds", "mpps", "gbps_l1", "gbps_l2", "pipeline_build_seconds", "ruleset_load_seconds"}) {
     json = std::regex_replace(json, std::regex(std::string("\"") + key + "\":[-+.e0-9]+,?"), "");
   }
   return json;

@@ -367,13 +367,16 @@ int cmd_replay(ReplayCommand& o) {
   if (o.unsupported != "error" && o.unsupported != "never-match")
     throw std::invalid_argument("--unsupported: '" + o.unsupported + "' is not error or never-match");
   apply_host_folder(o);
+  const auto t0 = std::chrono::steady_clock::now();
   const Ruleset rules =
       load_iptables_save_file(o.rules, ReadOptions{.unsupported_never_match = o.unsupported == "never-match"});
   const std::vector<std::string> approximate = unsupported_rules(rules);
   PipelineConfig config = replay_pipeline_config(o);
   const HostModel host = o.host.load(&config.conntrack);
+  const auto t1 = std::chrono::steady_clock::now();
   std::vector<std::unique_ptr<Pipeline>> shards;
   shards.push_back(Pipeline::build(rules, host, config));
+  const auto t2 = std::chrono::steady_clock::now();
   std::string trace;
   set_replay_output(o, *shards[0], trace);
   if (o.lcores == 0) throw std::invalid_argument("--lcores must be at least 1");
@@ -400,6 +403,11 @@ int cmd_replay(ReplayCommand& o) {
   }
   if (o.json) {
     nlohmann::json j = replay_json(o, r, dpdk_report, conntrack_entries);
+    // The control plane: reading the ruleset and host, building one pipeline
+    // (its chains' classifiers: what --algo changes).
+    j["ruleset_load_seconds"] = std::chrono::duration<double>(t1 - t0).count();
+    j["pipeline_build_seconds"] = std::chrono::duration<double>(t2 - t1).count();
+    j["classifier_bytes"] = shards[0]->classifier_bytes();
     if (!approximate.empty()) j["approximate"] = {{"reason", "rules that use match modules or targets the model lacks "
                                                              "never match"},
                                                   {"rules", approximate}};
@@ -430,6 +438,7 @@ struct ClassifyOptions {
   unsigned repeat = 3;     // timed passes over the trace; the median is reported
   size_t burst = 256;
   bool json = false;
+  bool build_only = false;  // --build-only: build time and memory, no lookups
 };
 
 // Every algorithm on the same rules and the same preloaded trace, one after
@@ -440,16 +449,38 @@ int cmd_classify(const ClassifyOptions& o) {
   const Ruleset rs = load_classbench_rules(o.rules);
   const Chain& chain = classbench_chain(rs);
   const RuleBoxes boxes = classbench_boxes(chain);
-  const ClassBenchTrace trace = load_classbench_trace(o.trace);
-  std::vector<ClassifierKey> keys(trace.keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) keys[i] = classbench_key(trace.keys[i]);
-  if (keys.empty()) throw LoadError(SourceLocation{o.trace}, "expected at least one header");
   if (std::find(o.algos.begin(), o.algos.end(), "acl") != o.algos.end()) {
     // rte_acl's widest kernels need the EAL told so; 100K-rule contexts
     // need more than the default heap.
     const std::vector<std::string> eal{"--force-max-simd-bitwidth=512", "-m", "4096"};
     start_dpdk_eal(eal);
   }
+  if (o.build_only) {
+    for (const std::string& algo : o.algos) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const std::unique_ptr<Classifier> c = make_classifier(algo, boxes);
+      const double build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (o.json) {
+        nlohmann::json j;
+        j["algo"] = algo;
+        j["rules"] = chain.rules.size();
+        j["rule_file"] = o.rules;
+        j["build_seconds"] = build_s;
+        j["memory_bytes"] = c->memory_bytes();
+        fmt::print("{}\n", j.dump());
+      } else {
+        fmt::print("{:<16} rules {:>7}  build {:>8.3f} s  memory {:>12} B\n", algo, chain.rules.size(), build_s,
+                   c->memory_bytes());
+      }
+      std::fflush(stdout);
+    }
+    return 0;
+  }
+  if (o.trace.empty()) throw std::invalid_argument("classify: --trace is required (or --build-only)");
+  const ClassBenchTrace trace = load_classbench_trace(o.trace);
+  std::vector<ClassifierKey> keys(trace.keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) keys[i] = classbench_key(trace.keys[i]);
+  if (keys.empty()) throw LoadError(SourceLocation{o.trace}, "expected at least one header");
 
   // The reference answers for the first `verify` keys.
   const size_t verified = std::min(o.verify, keys.size());
@@ -766,11 +797,13 @@ CLI::App* add_classify_command(CLI::App& app, ClassifyOptions& o) {
   CLI::App* classify = app.add_subcommand(
       "classify", "Compare classifier algorithms on a ClassBench rule set and trace, side by side on one core");
   classify->add_option("--rules", o.rules, "ClassBench rule file (optionally .xz)")->required();
-  classify->add_option("--trace", o.trace, "ClassBench trace file (optionally .xz)")->required();
+  classify->add_option("--trace", o.trace, "ClassBench trace file (optionally .xz); required unless --build-only");
   classify->add_option("--algo", o.algo_list, "comma-separated: " + classifier_algorithm_names() + " (default all)");
   classify->add_option("--verify", o.verify, "headers checked against the linear walk (default 200000)");
   classify->add_option("--repeat", o.repeat, "timed passes over the trace; the median is reported");
   classify->add_flag("--json", o.json, "one JSON object per algorithm");
+  classify->add_flag("--build-only", o.build_only,
+                     "build each algorithm and report its build time and memory; no trace, no lookups");
   return classify;
 }
 
