@@ -478,44 +478,68 @@ int cmd_classify(const ClassifyOptions& o) {
   }
   if (o.trace.empty()) throw std::invalid_argument("classify: --trace is required (or --build-only)");
   const ClassBenchTrace trace = load_classbench_trace(o.trace);
-  std::vector<ClassifierKey> keys(trace.keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) keys[i] = classbench_key(trace.keys[i]);
-  if (keys.empty()) throw LoadError(SourceLocation{o.trace}, "expected at least one header");
+  // The trace as 16-byte five-tuple records, the way dpdk-test-acl holds
+  // it; each burst becomes ClassifierKeys in one reused buffer (five stores
+  // a key, the other dimensions stay 0), as a packet path builds a burst's
+  // keys from its packets. Streaming preloaded 112-byte ClassifierKeys
+  // instead made a pass over a 1M-header trace read 109 MB against
+  // dpdk-test-acl's 16 MB (results/acl-wrapper-20261208.md).
+  struct Record {
+    uint32_t src, dst;
+    uint16_t sport, dport;
+    uint8_t proto;
+  };
+  static_assert(sizeof(Record) == 16);
+  std::vector<Record> records(trace.keys.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    const ClassifierKey k = classbench_key(trace.keys[i]);
+    records[i] = Record{k.v[kDimSrcIp], k.v[kDimDstIp], static_cast<uint16_t>(k.v[kDimSrcPort]),
+                        static_cast<uint16_t>(k.v[kDimDstPort]), static_cast<uint8_t>(k.v[kDimProto])};
+  }
+  if (records.empty()) throw LoadError(SourceLocation{o.trace}, "expected at least one header");
+  std::vector<ClassifierKey> burst_keys(o.burst);
+  // c's answers for records [from, from + count) into out, burst by burst.
+  const auto classify_range = [&](const Classifier& c, size_t from, size_t count, uint32_t* out) {
+    for (size_t i = 0; i < count; i += o.burst) {
+      const size_t n = std::min(o.burst, count - i);
+      for (size_t k = 0; k < n; ++k) {
+        const Record& r = records[from + i + k];
+        ClassifierKey& key = burst_keys[k];
+        key.v[kDimSrcIp] = r.src;
+        key.v[kDimDstIp] = r.dst;
+        key.v[kDimSrcPort] = r.sport;
+        key.v[kDimDstPort] = r.dport;
+        key.v[kDimProto] = r.proto;
+      }
+      c.lookup(std::span(burst_keys.data(), n), {}, std::span(out + i, n));
+    }
+  };
 
   // The reference answers for the first `verify` keys.
-  const size_t verified = std::min(o.verify, keys.size());
+  const size_t verified = std::min(o.verify, records.size());
   std::vector<uint32_t> truth(verified);
   {
     const LinearClassifier linear(boxes);
-    for (size_t i = 0; i < verified; i += o.burst) {
-      const size_t n = std::min(o.burst, verified - i);
-      linear.lookup(std::span(keys.data() + i, n), {}, std::span(truth.data() + i, n));
-    }
+    classify_range(linear, 0, verified, truth.data());
   }
 
-  std::vector<uint32_t> result(keys.size());
+  std::vector<uint32_t> result(records.size());
   // Times `repeat` passes of c over the keys and prints the median pass. A
   // slow algorithm (a first pass over up to 20,000 keys projects to more
   // than 10 s for the whole trace: the linear walk, pipapo on large sets)
   // is timed over the verified keys only; "keys" says how many were timed.
   const auto measure = [&](const std::string& algo, const Classifier& c, double build_s, const char* acl_method) {
-    const size_t probe = std::min<size_t>(keys.size(), 20000);
+    const size_t probe = std::min<size_t>(records.size(), 20000);
     const auto p0 = std::chrono::steady_clock::now();
-    for (size_t i = 0; i < probe; i += o.burst) {
-      const size_t n = std::min(o.burst, probe - i);
-      c.lookup(std::span(keys.data() + i, n), {}, std::span(result.data() + i, n));
-    }
+    classify_range(c, 0, probe, result.data());
     const double probe_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - p0).count();
-    const bool slow = probe_s * static_cast<double>(keys.size()) / static_cast<double>(probe) > 10.0;
-    const size_t n_keys = slow ? verified : keys.size();
+    const bool slow = probe_s * static_cast<double>(records.size()) / static_cast<double>(probe) > 10.0;
+    const size_t n_keys = slow ? verified : records.size();
     std::vector<double> seconds, cycles;
     for (unsigned rep = 0; rep < std::max(1U, o.repeat); ++rep) {
       const auto w0 = std::chrono::steady_clock::now();
       const uint64_t c0 = __rdtsc();
-      for (size_t i = 0; i < n_keys; i += o.burst) {
-        const size_t n = std::min(o.burst, n_keys - i);
-        c.lookup(std::span(keys.data() + i, n), {}, std::span(result.data() + i, n));
-      }
+      classify_range(c, 0, n_keys, result.data());
       cycles.push_back(static_cast<double>(__rdtsc() - c0));
       seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count());
     }
