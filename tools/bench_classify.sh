@@ -4,15 +4,18 @@
 # 1M-header traces), for each set
 #   - `dpdk-test-acl` (package dpdk-dev) with every rte_acl method the CPU
 #     runs (scalar, sse, avx2, avx512x16, avx512x32), and
-#   - `nfbench classify` (linear reference, dtree, tuple, and the acl
-#     wrapper with every method),
+#   - `nfbench classify` (every algorithm in classifier/algorithms.def: the
+#     linear reference, dtree, tuple, pipapo, ..., and the acl wrapper with
+#     every method),
 # on the same decompressed rule and trace files, on the same core (EAL
 # lcore 0 for both), one after the other. Writes one JSON object per run to
 # OUT (default results/classify-DATE.jsonl: nfbench's objects as
 # `classify --json` prints them, dpdk-test-acl's with "tool":
 # "dpdk-test-acl") and a summary table to OUT with .md for .jsonl: per set
-# dpdk-test-acl's best method, the acl wrapper's best, the best compiled
-# classifier and their ratios to dpdk-test-acl.
+# dpdk-test-acl's best method, the acl wrapper's best, each compiled
+# algorithm's Mpps, the best one's ratio to dpdk-test-acl, and its memory and
+# build time over the acl wrapper's (the same rte_acl build; dpdk-test-acl
+# prints neither). Both tools stream the trace as 16-byte records.
 #
 #   tools/bench_classify.sh [--sizes "10k 100k"] [--sets "acl1 fw1 ipc1"] [--reps N]
 #                           [OUT] [extra nfbench classify options]
