@@ -479,13 +479,47 @@ TEST(CompareRuns, TooFewSamplesWarnAndJudgeByTheThreshold) {
   EXPECT_FALSE(within.regressed());
   EXPECT_EQ(within.warnings.size(), 1U);
 
-  // With alpha 0.2, 3 vs 3 can be significant: no warning.
+  // With alpha 0.25, 3 vs 3 can be significant (p 0.1, after Holm's
+  // correction for the two benchmarks 0.2): no warning.
   Thresholds loose;
-  loose.alpha = 0.2;
+  loose.alpha = 0.25;
   const Comparison tested = compare_runs(parse(old_run), parse(scaled(old_run, 1.3)), loose);
   EXPECT_TRUE(tested.warnings.empty());
   EXPECT_TRUE(tested.benchmarks[0].testable);
   EXPECT_EQ(tested.benchmarks[0].verdict, Verdict::kRegressed);
+}
+
+// Holm's correction: m benchmarks all 30% slower, 9 vs 9 fully separated
+// samples, so each raw p is 2 / C(18, 9) = 4.1e-5. Adjusted, the smallest
+// is m times that: 1000 benchmarks give 0.041 (< 0.05: regressed), 2000
+// give 0.082 (not significant: chance alone would give several of 2000
+// such p values under alpha).
+TEST(CompareRuns, HolmCorrectsForTheNumberOfBenchmarks) {
+  const double p = 2.0 / 48620;
+  for (const size_t m : {size_t{1000}, size_t{2000}}) {
+    std::vector<Bench> benches;
+    for (size_t i = 0; i < m; ++i) benches.push_back({"BM_" + std::to_string(i), "ns", 100.0 + static_cast<double>(i)});
+    const json old_run = make_run(benches, 9);
+    const Comparison c = compare_runs(parse(old_run), parse(scaled(old_run, 1.3)), Thresholds{});
+    ASSERT_EQ(c.benchmarks.size(), m);
+    for (const BenchmarkComparison& b : c.benchmarks) {
+      EXPECT_DOUBLE_EQ(b.test.p, p);
+      EXPECT_DOUBLE_EQ(b.p_holm, static_cast<double>(m) * p);  // equal p values: all adjust to the largest
+    }
+    EXPECT_EQ(c.regressed(), m == 1000) << m;
+  }
+  // Unequal p values: the k-th smallest times (m - k), made monotone.
+  json mixed = make_run({{"BM_A", "ns", 100}, {"BM_B", "ns", 200}, {"BM_C", "ns", 300}}, 9);
+  json slower = scaled(mixed, 1.3);
+  for (json& e : slower["benchmarks"]) {  // BM_C: only 3% slower, overlapping samples
+    if (e["run_name"] == "BM_C") e["real_time"] = e["real_time"].get<double>() / 1.3 * 1.03;
+  }
+  const Comparison c = compare_runs(parse(mixed), parse(slower), Thresholds{});
+  ASSERT_EQ(c.benchmarks.size(), 3U);
+  EXPECT_DOUBLE_EQ(c.benchmarks[0].p_holm, 3 * p);
+  EXPECT_DOUBLE_EQ(c.benchmarks[1].p_holm, 3 * p);  // max(3p, 2p)
+  EXPECT_GT(c.benchmarks[2].test.p, p);
+  EXPECT_DOUBLE_EQ(c.benchmarks[2].p_holm, std::min(1.0, std::max(3 * p, c.benchmarks[2].test.p)));
 }
 
 TEST(CompareRuns, AddedAndRemovedAreNeverRegressions) {
@@ -600,6 +634,66 @@ TEST(NfbenchCompare, ExitCodes) {
 
 // The committed baseline run (results/index.json names it): compared with
 // itself no regression, against a copy with every time 30% slower exit 1.
+// Runs that say they were made on different CPUs, with different CPU
+// counts or from different inputs cannot be judged: exit 2 saying why,
+// unless --force (then the reasons are warnings).
+TEST(CompareRuns, MachineMismatchesAreFound) {
+  json a = make_run(kBenches, 5);
+  a["context"] = {{"cpu_model", "AMD EPYC 9R14"}, {"num_cpus", 2}, {"git_dirty", false},
+                  {"inputs_sha256", {{"data/a.rules", "11"}, {"data/b.rules", "22"}}}};
+  const BenchmarkRun old_run = parse_benchmark_run(a.dump(), "old.json");
+  EXPECT_EQ(old_run.machine.cpu_model, "AMD EPYC 9R14");
+  EXPECT_EQ(old_run.machine.num_cpus, 2U);
+  EXPECT_TRUE(old_run.machine.inputs_recorded);
+  EXPECT_TRUE(machine_mismatches(old_run, old_run).empty());
+
+  json b = a;
+  b["context"]["cpu_model"] = "Intel(R) Xeon(R) Platinum 8488C";
+  b["context"]["num_cpus"] = 4;
+  b["context"]["inputs_sha256"] = {{"data/a.rules", "11"}, {"data/b.rules", "23"}, {"data/c.rules", "33"}};
+  b["context"]["git_dirty"] = true;
+  const BenchmarkRun new_run = parse_benchmark_run(b.dump(), "new.json");
+  const std::vector<std::string> m = machine_mismatches(old_run, new_run);
+  ASSERT_EQ(m.size(), 3U);
+  EXPECT_EQ(m[0], "old.json ran on \"AMD EPYC 9R14\" and new.json on \"Intel(R) Xeon(R) Platinum 8488C\": times "
+                  "from different CPUs are not comparable");
+  EXPECT_EQ(m[1], "old.json ran with 2 CPUs and new.json with 4");
+  EXPECT_EQ(m[2], "the runs read different inputs: data/b.rules (different SHA-256), data/c.rules (only in new.json)");
+
+  // In compare_runs they are warnings, with the dirty tree.
+  const Comparison c = compare_runs(old_run, new_run, Thresholds{});
+  EXPECT_EQ(c.warnings.size(), 4U);
+  EXPECT_EQ(c.warnings.back(), "new.json was made from a tree with uncommitted changes (git_dirty)");
+
+  // A run without a context cannot be checked: no mismatch, one warning.
+  const BenchmarkRun plain = parse_benchmark_run(make_run(kBenches, 5).dump(), "plain.json");
+  EXPECT_TRUE(machine_mismatches(old_run, plain).empty());
+  const Comparison half = compare_runs(plain, old_run, Thresholds{});
+  ASSERT_EQ(half.warnings.size(), 1U);
+  EXPECT_EQ(half.warnings[0], "plain.json records no CPU model (context.cpu_model): whether both runs come from "
+                              "one kind of machine cannot be checked");
+}
+
+TEST(NfbenchCompare, RunsFromDifferentCpusExitTwoUnlessForced) {
+  json a = make_run(kBenches, 5);
+  a["context"] = {{"cpu_model", "AMD EPYC 9R14"}};
+  json b = a;
+  b["context"]["cpu_model"] = "Intel(R) Xeon(R) Platinum 8488C";
+  const std::string old_file = write_temp("cmp-amd.json", a.dump());
+  const std::string new_file = write_temp("cmp-intel.json", scaled(b, 2.41).dump());
+  const CommandResult refused = nfbench_compare({old_file, new_file});
+  EXPECT_EQ(refused.exit_code, 2) << refused.describe();
+  EXPECT_TRUE(refused.out.empty()) << refused.out;
+  EXPECT_NE(refused.err.find("cannot judge these runs against each other:\n  " + old_file +
+                             " ran on \"AMD EPYC 9R14\" and " + new_file + " on \"Intel(R) Xeon(R) Platinum 8488C\""),
+            std::string::npos)
+      << refused.err;
+  EXPECT_NE(refused.err.find("or --force to compare anyway"), std::string::npos) << refused.err;
+  const CommandResult forced = nfbench_compare({old_file, new_file, "--force"});
+  EXPECT_EQ(forced.exit_code, 1) << forced.describe();
+  EXPECT_NE(forced.out.find("times from different CPUs are not comparable"), std::string::npos) << forced.out;
+}
+
 TEST(NfbenchCompare, TheCommittedBaseline) {
   const char* root = std::getenv("NFB_SOURCE_ROOT");
   const std::string results = std::string(root != nullptr ? root : ".") + "/results/";

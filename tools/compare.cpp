@@ -159,6 +159,22 @@ BenchmarkRun parse_benchmark_run(std::string_view json_text, const std::string& 
   }
   BenchmarkRun run;
   run.file = file;
+  if (const auto ctx = doc.find("context"); ctx != doc.end() && ctx->is_object()) {
+    RunMachine& m = run.machine;
+    m.cpu_model = string_or(*ctx, "cpu_model", "");
+    m.git_commit = string_or(*ctx, "git_commit", "");
+    m.git_dirty = flag_set(*ctx, "git_dirty");
+    if (const auto n = ctx->find("num_cpus"); n != ctx->end() && n->is_number_unsigned()) {
+      m.num_cpus = n->get<unsigned>();
+    }
+    if (const auto in = ctx->find("inputs_sha256"); in != ctx->end() && in->is_object()) {
+      m.inputs_recorded = true;
+      for (const auto& [name, digest] : in->items()) {
+        m.inputs.emplace_back(name, digest.is_string() ? digest.get<std::string>() : digest.dump());
+      }
+      std::sort(m.inputs.begin(), m.inputs.end());
+    }
+  }
   std::unordered_map<std::string, size_t> index;  // run_name -> run.benchmarks
   std::unordered_map<std::string, std::string> program_of;  // run_name -> the first program it came from
   std::unordered_set<std::string> pooled_names;             // run_names already said to be in two programs
@@ -230,6 +246,37 @@ BenchmarkRun parse_benchmark_run(std::string_view json_text, const std::string& 
                                     "one sample of {}", file, join(aggregates_only)));
   }
   return run;
+}
+
+std::vector<std::string> machine_mismatches(const BenchmarkRun& old_run, const BenchmarkRun& new_run) {
+  const RunMachine& a = old_run.machine;
+  const RunMachine& b = new_run.machine;
+  std::vector<std::string> out;
+  if (!a.cpu_model.empty() && !b.cpu_model.empty() && a.cpu_model != b.cpu_model) {
+    out.push_back(fmt::format("{} ran on \"{}\" and {} on \"{}\": times from different CPUs are not comparable",
+                              old_run.file, a.cpu_model, new_run.file, b.cpu_model));
+  }
+  if (a.num_cpus != 0 && b.num_cpus != 0 && a.num_cpus != b.num_cpus) {
+    out.push_back(fmt::format("{} ran with {} CPUs and {} with {}", old_run.file, a.num_cpus, new_run.file, b.num_cpus));
+  }
+  if (a.inputs_recorded && b.inputs_recorded && a.inputs != b.inputs) {
+    std::vector<std::string> differ;
+    size_t i = 0;
+    size_t j = 0;
+    while (i < a.inputs.size() || j < b.inputs.size()) {
+      if (j == b.inputs.size() || (i < a.inputs.size() && a.inputs[i].first < b.inputs[j].first)) {
+        differ.push_back(a.inputs[i++].first + " (only in " + old_run.file + ")");
+      } else if (i == a.inputs.size() || b.inputs[j].first < a.inputs[i].first) {
+        differ.push_back(b.inputs[j++].first + " (only in " + new_run.file + ")");
+      } else {
+        if (a.inputs[i].second != b.inputs[j].second) differ.push_back(a.inputs[i].first + " (different SHA-256)");
+        ++i;
+        ++j;
+      }
+    }
+    out.push_back(fmt::format("the runs read different inputs: {}", join(differ)));
+  }
+  return out;
 }
 
 BenchmarkRun load_benchmark_run(const std::string& path) {
@@ -398,6 +445,17 @@ Comparison compare_runs(const BenchmarkRun& old_run, const BenchmarkRun& new_run
   c.alpha = thresholds.alpha;
   c.warnings = old_run.notes;
   c.warnings.insert(c.warnings.end(), new_run.notes.begin(), new_run.notes.end());
+  for (std::string& m : machine_mismatches(old_run, new_run)) c.warnings.push_back(std::move(m));
+  // One run says its CPU and the other does not (plain Google Benchmark
+  // output): the machines cannot be checked.
+  if (old_run.machine.cpu_model.empty() != new_run.machine.cpu_model.empty()) {
+    const BenchmarkRun& r = old_run.machine.cpu_model.empty() ? old_run : new_run;
+    c.warnings.push_back(r.file + " records no CPU model (context.cpu_model): whether both runs come from one "
+                                  "kind of machine cannot be checked");
+  }
+  if (new_run.machine.git_dirty) {
+    c.warnings.push_back(new_run.file + " was made from a tree with uncommitted changes (git_dirty)");
+  }
 
   std::unordered_map<std::string, const BenchmarkSamples*> in_old, in_new;
   for (const BenchmarkSamples& b : old_run.benchmarks) in_old.emplace(b.run_name, &b);
@@ -439,14 +497,33 @@ Comparison compare_runs(const BenchmarkRun& old_run, const BenchmarkRun& new_run
     } else if (r.old_median_ns > 0) {
       c.warnings.push_back(fmt::format("{}: the new median is 0: left out of the geometric mean", o.run_name));
     }
-    const bool significant = !r.testable || r.test.p < c.alpha;
+    if (!r.testable) untestable[{a.size(), b.size()}].push_back(o.run_name);
+    c.benchmarks.push_back(std::move(r));
+  }
+  // Holm's step-down correction over the testable benchmarks: with m tests
+  // at alpha each, about alpha x m false alarms would come from chance
+  // alone (8 of a 165-benchmark suite); Holm keeps the chance of any at
+  // alpha. The k-th smallest p (from 0) is multiplied by m - k, capped at
+  // 1, and made monotone.
+  std::vector<BenchmarkComparison*> tested;
+  for (BenchmarkComparison& r : c.benchmarks) {
+    r.p_holm = r.test.p;
+    if (r.testable) tested.push_back(&r);
+  }
+  std::stable_sort(tested.begin(), tested.end(),
+                   [](const BenchmarkComparison* x, const BenchmarkComparison* y) { return x->test.p < y->test.p; });
+  double running = 0;
+  for (size_t k = 0; k < tested.size(); ++k) {
+    running = std::max(running, std::min(1.0, static_cast<double>(tested.size() - k) * tested[k]->test.p));
+    tested[k]->p_holm = running;
+  }
+  for (BenchmarkComparison& r : c.benchmarks) {
+    const bool significant = !r.testable || r.p_holm < c.alpha;
     if (significant && r.change > r.threshold) {
       r.verdict = Verdict::kRegressed;
     } else if (significant && r.change < -r.threshold) {
       r.verdict = Verdict::kImproved;
     }
-    if (!r.testable) untestable[{a.size(), b.size()}].push_back(o.run_name);
-    c.benchmarks.push_back(std::move(r));
   }
   for (const BenchmarkSamples& n : new_run.benchmarks) {
     if (!in_old.contains(n.run_name)) c.added.push_back(n.run_name);
@@ -470,13 +547,13 @@ std::string format_comparison(const Comparison& c) {
     size_t width = std::string_view("benchmark").size();
     for (const BenchmarkComparison& b : c.benchmarks) width = std::max(width, b.run_name.size());
     out += fmt::format("{:<{}}  {:>12}  {:>12}  {:>9}  {:>9}  {:>7}  {}\n", "benchmark", width, "old", "new", "change",
-                       "p", "n", "verdict");
+                       "p Holm", "n", "verdict");
     bool starred = false;
     for (const BenchmarkComparison& b : c.benchmarks) {
       const std::string change = std::isfinite(b.change) ? fmt::format("{:+.1f}%", b.change * 100) : "-";
       const std::string n = fmt::format("{}/{}", b.old_samples, b.new_samples);
       out += fmt::format("{:<{}}  {:>12}  {:>12}  {:>9}  {:>9.3g}  {:>7}  {}{}\n", b.run_name, width,
-                         format_time(b.old_median_ns), format_time(b.new_median_ns), change, b.test.p, n,
+                         format_time(b.old_median_ns), format_time(b.new_median_ns), change, b.p_holm, n,
                          verdict_name(b.verdict), b.testable ? "" : " *");
       starred = starred || !b.testable;
     }
@@ -522,6 +599,7 @@ std::string comparison_json(const Comparison& c) {
         {"new_median_ns", b.new_median_ns},
         {"change", b.change},  // NaN is written as null
         {"p", b.test.p},
+        {"p_holm", b.p_holm},
         {"test", b.test.method == UTestMethod::kExact ? "exact" : "normal"},
         {"testable", b.testable},
         {"old_samples", b.old_samples},

@@ -6,8 +6,11 @@
 // --benchmark_report_aggregates_only, so every repetition is an entry of the
 // `benchmarks` array with "run_type": "iteration" and the benchmark's
 // `run_name`. The array may hold the benchmarks of several programs
-// (tools/bench_run.sh merges them and adds "program"); the `context` object
-// is not read. Aggregate entries (mean, median, stddev, cv, BigO, RMS) are
+// (tools/bench_run.sh merges them and adds "program"). From the `context`
+// object the machine and the inputs are read (RunMachine): runs made on
+// different CPUs or from different inputs cannot be compared, and
+// machine_mismatches() says why (`nfbench compare` exits 2 then, unless
+// --force). Aggregate entries (mean, median, stddev, cv, BigO, RMS) are
 // ignored, except that a benchmark with no iteration entry at all (a file
 // written with aggregates only) takes its "median" aggregate as its one
 // sample, with a note. Entries with "error_occurred" (or "skipped") true are
@@ -25,8 +28,12 @@
 //            kExactMaxSamples samples and no value is tied; else the normal
 //            approximation with tie correction and continuity correction
 //            (what scipy.stats.mannwhitneyu does with method="asymptotic")
-//   verdict  regressed  change >  threshold and p < alpha
-//            improved   change < -threshold and p < alpha
+//   p_holm   p after Holm's step-down correction over every testable
+//            benchmark of the comparison (m tests: the k-th smallest p,
+//            from 0, times m - k, capped at 1, made monotone), so that the
+//            chance of any false alarm stays alpha, not about alpha x m
+//   verdict  regressed  change >  threshold and p_holm < alpha
+//            improved   change < -threshold and p_holm < alpha
 //            same       otherwise
 // With n1 and n2 samples the smallest two-sided p the test can give is
 // 2 / C(n1 + n2, n1) (every OLD sample below every NEW one). When that is not
@@ -67,9 +74,22 @@ struct BenchmarkSamples {
   bool from_median_aggregate = false;  // no iteration entries: the median aggregate is the one sample
 };
 
+/// Where a run was made, from its `context` (tools/bench_run.sh records
+/// all of these; Google Benchmark itself only num_cpus). Empty or 0: not
+/// recorded.
+struct RunMachine {
+  std::string cpu_model;  // context.cpu_model (/proc/cpuinfo's model name)
+  unsigned num_cpus = 0;  // context.num_cpus
+  std::vector<std::pair<std::string, std::string>> inputs;  // context.inputs_sha256: file -> digest, sorted
+  bool inputs_recorded = false;
+  bool git_dirty = false;  // context.git_dirty: the tree had uncommitted changes
+  std::string git_commit;  // context.git_commit
+};
+
 /// A run file, read.
 struct BenchmarkRun {
   std::string file;
+  RunMachine machine;
   std::vector<BenchmarkSamples> benchmarks;  // in order of first appearance
   std::vector<std::string> notes;            // entries left out and why, aggregates used
 };
@@ -141,6 +161,7 @@ struct BenchmarkComparison {
   double new_median_ns = 0;
   double change = 0;      // new / old - 1; NaN when the old median is 0
   UTestResult test;
+  double p_holm = 1;      // test.p after Holm's correction over the testable benchmarks (the verdict's p)
   bool testable = true;   // the U test can reach p < alpha with these sample counts
   double threshold = 0.05;
   Verdict verdict = Verdict::kSame;
@@ -160,7 +181,16 @@ struct Comparison {
   bool regressed() const noexcept;  // some benchmark's verdict is kRegressed
 };
 
+/// Why OLD and NEW cannot be judged against each other, one sentence each:
+/// different CPU models or CPU counts (when both runs record them), inputs
+/// (rule sets, traces) with different digests or in one run only (when both
+/// record inputs). Empty when they can. A run that records no CPU model
+/// cannot be checked: that is a warning of compare_runs(), not a mismatch.
+std::vector<std::string> machine_mismatches(const BenchmarkRun& old_run, const BenchmarkRun& new_run);
+
 /// Compares NEW against OLD on `metric` with `thresholds` (its alpha too).
+/// Machine mismatches, a CPU model recorded by one run only, and a NEW run
+/// from a dirty tree are added to the warnings.
 Comparison compare_runs(const BenchmarkRun& old_run, const BenchmarkRun& new_run, const Thresholds& thresholds,
                         TimeMetric metric = TimeMetric::kRealTime);
 
@@ -171,7 +201,7 @@ std::string format_comparison(const Comparison& c);
 
 /// The comparison as one JSON object on one line (no newline): old, new,
 /// metric, alpha, benchmarks [{name, old_median_ns, new_median_ns, change, p,
-/// test ("exact", "normal"), testable, old_samples, new_samples, threshold,
+/// p_holm, test ("exact", "normal"), testable, old_samples, new_samples, threshold,
 /// verdict}], added, removed, warnings, geomean_ratio, regression.
 std::string comparison_json(const Comparison& c);
 

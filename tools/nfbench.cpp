@@ -606,6 +606,7 @@ struct CompareCommand {
   double alpha = std::nan("");  // NaN = the thresholds file's
   TimeMetric metric = TimeMetric::kRealTime;
   bool json = false;
+  bool force = false;  // --force: judge runs from different machines or inputs anyway
 };
 
 // Rules that cannot do what they say (analysis/lint.h). Exit 1 when
@@ -673,7 +674,16 @@ int cmd_compare(const CompareCommand& o) {
       if (!(o.alpha > 0 && o.alpha < 1)) throw std::invalid_argument(fmt::format("--alpha {} is not in (0, 1)", o.alpha));
       t.alpha = o.alpha;
     }
-    c = compare_runs(load_benchmark_run(o.old_file), load_benchmark_run(o.new_file), t, o.metric);
+    const BenchmarkRun old_run = load_benchmark_run(o.old_file);
+    const BenchmarkRun new_run = load_benchmark_run(o.new_file);
+    const std::vector<std::string> mismatches = machine_mismatches(old_run, new_run);
+    if (!mismatches.empty() && !o.force) {
+      std::string why;
+      for (const std::string& m : mismatches) why += "\n  " + m;
+      throw std::invalid_argument("cannot judge these runs against each other:" + why +
+                                  "\n(make both on one machine from the same inputs, or --force to compare anyway)");
+    }
+    c = compare_runs(old_run, new_run, t, o.metric);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "nfbench: %s\n", e.what());
     return 2;
@@ -834,7 +844,7 @@ CLI::App* add_classify_command(CLI::App& app, ClassifyOptions& o) {
 CLI::App* add_compare_command(CLI::App& app, CompareCommand& o) {
   CLI::App* compare = app.add_subcommand(
       "compare", "Compare two Google Benchmark JSON runs (every repetition kept): medians, Mann-Whitney U, verdicts; "
-                 "exit 1 if a benchmark regressed, 2 on bad input");
+                 "exit 1 if a benchmark regressed, 2 on bad input or runs from different machines or inputs");
   compare->add_option("OLD", o.old_file, "the baseline run")->required();
   compare->add_option("NEW", o.new_file, "the run to judge")->required();
   compare->add_option("--thresholds", o.thresholds,
@@ -844,6 +854,8 @@ CLI::App* add_compare_command(CLI::App& app, CompareCommand& o) {
       ->transform(CLI::CheckedTransformer(
           std::map<std::string, TimeMetric>{{"real_time", TimeMetric::kRealTime}, {"cpu_time", TimeMetric::kCpuTime}}));
   compare->add_flag("--json", o.json, "print one JSON object");
+  compare->add_flag("--force", o.force,
+                    "judge runs made on different CPUs or from different inputs (refused by default: exit 2)");
   return compare;
 }
 
