@@ -268,6 +268,20 @@ class PipapoClassifier final : public Classifier {
     }
   }
 
+  // The set bits v of word w of a field (whose entries belong to `rows`) as
+  // their rows' entry runs in the next field `to`, set in `next`. A row's
+  // entries are adjacent, so a repeated row is skipped.
+  void map_rows(uint64_t v, size_t w, const uint32_t* rows, const Field& to, uint64_t* next, size_t& nlo,
+                size_t& nhi) const noexcept {
+    uint32_t last_row = 0xffffffffU;
+    for (; v != 0; v &= v - 1) {
+      const uint32_t r = rows[w * 64 + static_cast<unsigned>(std::countr_zero(v))];
+      if (r == last_row) continue;
+      last_row = r;
+      set_run(next, begin_[to.begin + r], begin_[to.begin + r + 1], nlo, nhi);
+    }
+  }
+
   // The lowest position of a row >= first_row that holds the key. Rows are
   // taken kBlockRows at a time, all fields per block, so a key that matches
   // early stops early.
@@ -292,13 +306,7 @@ class PipapoClassifier final : public Classifier {
         v = and_groups(probes[0], w, v);
         if (v == 0) continue;
         if (f1 == nullptr) return pos_[rows0[w * 64 + static_cast<unsigned>(std::countr_zero(v))]];
-        uint32_t last_row = 0xffffffffU;
-        for (; v != 0; v &= v - 1) {
-          const uint32_t r = rows0[w * 64 + static_cast<unsigned>(std::countr_zero(v))];
-          if (r == last_row) continue;
-          last_row = r;
-          set_run(next, begin_[f1->begin + r], begin_[f1->begin + r + 1], nlo, nhi);
-        }
+        map_rows(v, w, rows0, *f1, next, nlo, nhi);
       }
       for (size_t fi = 1; fi < nf && nlo <= nhi; ++fi) {
         std::swap(cur, next);
@@ -319,13 +327,7 @@ class PipapoClassifier final : public Classifier {
             std::fill(cur + w + 1, cur + hi + 1, 0);  // the words not read yet
             return pos_[frows[w * 64 + static_cast<unsigned>(std::countr_zero(v))]];
           }
-          uint32_t last_row = 0xffffffffU;
-          for (; v != 0; v &= v - 1) {
-            const uint32_t r = frows[w * 64 + static_cast<unsigned>(std::countr_zero(v))];
-            if (r == last_row) continue;
-            last_row = r;
-            set_run(next, begin_[fn->begin + r], begin_[fn->begin + r + 1], nlo, nhi);
-          }
+          map_rows(v, w, frows, *fn, next, nlo, nhi);
         }
       }
     }

@@ -103,22 +103,22 @@ for algo in $algos; do
 done
 
 # kube-proxy nodes and Docker hosts: whole pipelines.
-cap=data/captures/seed-case.pcapng
-for services in 1000 5000 10000 20000 50000; do
-  f=$tmp/kube_$services.save
-  "$nfb" gen kube --services "$services" --endpoints 2 -o "$f"
+# pipelines KIND SET GEN-ARGS...: `nfbench gen GEN-ARGS` then a replay per algorithm.
+pipelines() {
+  local kind=$1 set=$2; shift 2
+  local f=$tmp/${kind}_$set.save
+  "$nfb" gen "$@" -o "$f"
+  local n
   n=$(grep -c '^-A' "$f")
   for algo in $algos; do
-    run kube "services_$services" "$n" "$algo" "$nfb" replay --rules "$f" --algo "$algo" --json "$cap"
+    run "$kind" "$set" "$n" "$algo" "$nfb" replay --rules "$f" --algo "$algo" --json data/captures/seed-case.pcapng
   done
+}
+for services in 1000 5000 10000 20000 50000; do
+  pipelines kube "services_$services" kube --services "$services" --endpoints 2
 done
 for containers in 100 1000 10000; do
-  f=$tmp/docker_$containers.save
-  "$nfb" gen docker --containers "$containers" --ports 1 -o "$f"
-  n=$(grep -c '^-A' "$f")
-  for algo in $algos; do
-    run docker "containers_$containers" "$n" "$algo" "$nfb" replay --rules "$f" --algo "$algo" --json "$cap"
-  done
+  pipelines docker "containers_$containers" docker --containers "$containers" --ports 1
 done
 
 md=${out%.jsonl}.md
